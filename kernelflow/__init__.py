@@ -1,0 +1,67 @@
+"""kernelflow: Jupyter-native workflow orchestration with Prefect's vocabulary.
+
+>>> from kernelflow import flow, task
+>>> @task
+... def double(x): return 2 * x
+>>> @flow
+... def pipeline(): return double(21)
+>>> pipeline()
+42
+
+Every run is recorded in a DuckDB store (``~/.kernelflow``, or
+``KERNELFLOW_HOME``); query it with :func:`sql`. Names load on first use, so
+``import kernelflow`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from kernelflow._version import __version__
+
+if TYPE_CHECKING:
+    from kernelflow.engine import allow_failure, unmapped
+    from kernelflow.flows import Flow, flow
+    from kernelflow.logs import get_run_logger
+    from kernelflow.states import State
+    from kernelflow.store.queries import sql
+    from kernelflow.tasks import Task, task
+
+__all__ = [
+    "Flow",
+    "State",
+    "Task",
+    "__version__",
+    "allow_failure",
+    "flow",
+    "get_run_logger",
+    "sql",
+    "task",
+    "unmapped",
+]
+
+_LAZY = {
+    "Flow": "kernelflow.flows",
+    "flow": "kernelflow.flows",
+    "Task": "kernelflow.tasks",
+    "task": "kernelflow.tasks",
+    "State": "kernelflow.states",
+    "allow_failure": "kernelflow.engine",
+    "unmapped": "kernelflow.engine",
+    "get_run_logger": "kernelflow.logs",
+    "sql": "kernelflow.store.queries",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kernelflow' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,803 @@
+"""The engine: the one place that moves flow and task runs through their states.
+
+Every transition goes through :func:`set_state`, which
+
+1. updates the in-memory run (``run.state``),
+2. appends one event to the process's journal (the store folds it into
+   DuckDB later; see :mod:`kernelflow.store.journal`),
+3. tells listeners (live widgets) registered with :func:`subscribe`.
+
+A task run goes Pending → Running → Completed | Cached | Failed | TimedOut,
+with AwaitingRetry → Retrying between tries; a flow run the same, plus
+Crashed when the process is interrupted. The terminal state is always written,
+in ``finally`` if need be. Sync and async runs share every decision
+(:class:`TaskAttempt`, :func:`exception_to_state`, :func:`return_value_to_state`);
+the drivers only differ in how they call, wait and sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from kernelflow import context
+from kernelflow.errors import (
+    FlowRunTimeout,
+    HashingError,
+    KernelflowError,
+    ResultSerializationError,
+    TaskRunTimeout,
+    UpstreamTaskError,
+)
+from kernelflow.futures import TaskRunFuture, resolve_futures_to_states
+from kernelflow.logs import configure as configure_logging
+from kernelflow.logs import enable_print_capture, run_logger
+from kernelflow.runs import FlowRun, TaskRun
+from kernelflow.states import (
+    AwaitingRetry,
+    Cached,
+    Cancelled,
+    Completed,
+    Crashed,
+    Failed,
+    Pending,
+    Retrying,
+    Running,
+    State,
+    StateType,
+    TimedOut,
+)
+from kernelflow.store.journal import current_journal
+from kernelflow.timeouts import DeadlineExceeded, call_with_timeout
+
+if TYPE_CHECKING:
+    from kernelflow.flows import Flow
+    from kernelflow.runners import TaskRunner
+    from kernelflow.tasks import Task
+
+__all__ = [
+    "allow_failure",
+    "run_flow",
+    "run_task",
+    "set_state",
+    "subscribe",
+    "unmapped",
+    "unsubscribe",
+]
+
+_MESSAGE_LIMIT = 4000
+_listeners: list[Callable[[str, Any, State], None]] = []
+_engine_log = logging.getLogger("kernelflow.engine")
+
+
+# --- transitions --------------------------------------------------------------
+def subscribe(listener: Callable[[str, Any, State], None]) -> None:
+    """Call ``listener(kind, run, state)`` on every transition in this process."""
+    _listeners.append(listener)
+
+
+def unsubscribe(listener: Callable[[str, Any, State], None]) -> None:
+    """Stop calling ``listener``."""
+    if listener in _listeners:
+        _listeners.remove(listener)
+
+
+def _state_event(kind: str, run: FlowRun | TaskRun, state: State, result: str | None) -> dict:
+    message = state.message
+    if message is not None and len(message) > _MESSAGE_LIMIT:
+        message = message[:_MESSAGE_LIMIT] + "…"
+    return {
+        "ev": "state",
+        "run_id": run.id,
+        "kind": kind,
+        "type": state.type.value,
+        "name": state.name,
+        "message": message,
+        "t": state.timestamp,
+        "run_count": run.run_count,
+        "start_time": run.start_time,
+        "end_time": run.end_time,
+        "result": result,
+    }
+
+
+def set_state(kind: str, run: FlowRun | TaskRun, state: State, *, result: str | None = None,
+              before: list[dict] | None = None) -> State:
+    """Move ``run`` to ``state``: the only function that changes a run's state.
+
+    ``before`` are events (e.g. the run's creation) written in the same
+    journal append, ahead of the state event.
+    """
+    if state.is_final() and run.end_time is None:
+        run.end_time = state.timestamp
+    run.state = state
+    state.run_id = run.id
+    event = _state_event(kind, run, state, result)
+    journal = current_journal()
+    if before:
+        journal.write_many([*before, event])
+    else:
+        journal.write(event)
+    for listener in _listeners:
+        try:
+            listener(kind, run, state)
+        except Exception:  # a broken listener must never break a run
+            _engine_log.exception("A state listener failed; the run goes on")
+    return state
+
+
+def _finished_log(kind: str, run: FlowRun | TaskRun, state: State) -> None:
+    logger = run_logger(kind, run)
+    level = logging.INFO if state.is_completed() else logging.ERROR
+    if logger.isEnabledFor(level):
+        logger.log(level, "Finished in state %r", state, extra={"journal": False})
+
+
+def _call_hooks(hooks: list[Callable], owner: Any, run: Any, state: State, kind: str) -> None:
+    for hook in hooks:
+        try:
+            hook(owner, run, state)
+        except Exception:
+            run_logger(kind, run).exception(
+                "State hook %s failed; the run's state is unchanged",
+                getattr(hook, "__name__", hook),
+            )
+
+
+# --- inputs -----------------------------------------------------------------
+class allow_failure:  # noqa: N801 - Prefect's name
+    """Wrap an upstream future so a downstream task runs even if it failed.
+
+    The failed upstream arrives as ``None`` (Prefect passes the exception
+    object, which is truthy; kernelflow passes ``None`` so ``x if x else y``
+    falls back as users expect).
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class unmapped:  # noqa: N801 - Prefect's name
+    """Wrap an argument of ``.map()`` so it is passed whole to every call."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _needs_resolving(value: Any) -> bool:
+    if isinstance(value, (TaskRunFuture, State, allow_failure)):
+        return True
+    if isinstance(value, (list, tuple, set)):
+        return any(_needs_resolving(v) for v in value)
+    if isinstance(value, dict):
+        return any(_needs_resolving(v) for v in value.values())
+    return False
+
+
+def _resolve(value: Any, upstream: list[str], allowed: bool = False) -> Any:
+    if isinstance(value, allow_failure):
+        return _resolve(value.value, upstream, True)
+    if isinstance(value, TaskRunFuture):
+        upstream.append(value.task_run_id)
+        state = value.final_state()
+        if state.is_completed():
+            return state.data
+        if allowed:
+            return None
+        raise UpstreamTaskError(
+            f"Upstream task run '{value.task_run.name}' did not reach a 'COMPLETED' state."
+        )
+    if isinstance(value, State):
+        if value.is_completed():
+            return value.data
+        if allowed:
+            return None
+        raise UpstreamTaskError(f"An upstream state is {value.name}, not Completed.")
+    if isinstance(value, (list, tuple, set)):
+        return type(value)(_resolve(v, upstream, allowed) for v in value)
+    if isinstance(value, dict):
+        return {k: _resolve(v, upstream, allowed) for k, v in value.items()}
+    return value
+
+
+def resolve_inputs(parameters: dict[str, Any], wait_for: Any) -> tuple[dict[str, Any], list[str]]:
+    """Wait for upstream futures and replace them by their values.
+
+    Raises
+    ------
+    UpstreamTaskError
+        When an upstream did not complete and is not wrapped in ``allow_failure``.
+    """
+    upstream: list[str] = []
+    if wait_for:
+        for item in wait_for if isinstance(wait_for, (list, tuple, set)) else [wait_for]:
+            _resolve(item, upstream)
+    if not any(_needs_resolving(v) for v in parameters.values()):
+        return parameters, upstream
+    return {k: _resolve(v, upstream) for k, v in parameters.items()}, upstream
+
+
+def upstream_ids(parameters: dict[str, Any]) -> dict[str, dict]:
+    """Input records for lineage: which task run (if any) each argument came from."""
+    inputs = {}
+    for name, value in parameters.items():
+        if isinstance(value, allow_failure):
+            value = value.value
+        inputs[name] = {
+            "hash": None,
+            "upstream": value.task_run_id if isinstance(value, TaskRunFuture) else None,
+        }
+    return inputs
+
+
+# --- task runs ----------------------------------------------------------------
+_detached_counts: dict[str, int] = {}
+_detached_lock = threading.Lock()
+
+
+def create_task_run(task: Task, parameters: dict[str, Any],
+                    flow_ctx: context.FlowRunContext | None) -> TaskRun:
+    """Create a task run in state Pending and record it."""
+    configure_logging()
+    if flow_ctx is not None:
+        index = flow_ctx.flow_run.next_task_index(task.name)
+    else:
+        with _detached_lock:
+            index = _detached_counts.get(task.name, 0)
+            _detached_counts[task.name] = index + 1
+    name = task.render_run_name(parameters, index)
+    run = TaskRun(task.name, name, flow_ctx.flow_run.id if flow_ctx else None, list(task.tags))
+    created = {
+        "ev": "task_run",
+        "id": run.id,
+        "flow_run_id": run.flow_run_id,
+        "task_name": task.name,
+        "name": name,
+        "tags": run.tags,
+        "cache_key": None,
+        "inputs": upstream_ids(parameters),
+        "t": time.time(),
+    }
+    set_state("task", run, Pending(), before=[created])
+    return run
+
+
+class TaskAttempt:
+    """The decisions of one task run, shared by the sync and async drivers."""
+
+    __slots__ = ("ctx", "flow_ctx", "key", "task", "task_run", "token")
+
+    def __init__(self, task: Task, task_run: TaskRun, parameters: dict[str, Any],
+                 flow_ctx: context.FlowRunContext | None) -> None:
+        log_prints = task.log_prints
+        if log_prints is None:
+            log_prints = flow_ctx.log_prints if flow_ctx is not None else False
+        if log_prints:
+            enable_print_capture()
+        self.task = task
+        self.task_run = task_run
+        self.flow_ctx = flow_ctx
+        self.ctx = context.TaskRunContext(task, task_run, parameters, log_prints)
+        self.key: str | None = None
+        self.token: contextvars.Token | None = None
+
+    def enter(self) -> None:
+        """Make this task run the current one for code it calls."""
+        self.token = context.task_context.set(self.ctx)
+
+    def exit(self) -> None:
+        """Restore the previous task context."""
+        if self.token is not None:
+            context.task_context.reset(self.token)
+            self.token = None
+
+    def cached_state(self) -> State | None:
+        """Compute the cache key; on a hit, the Cached state to finish with."""
+        task = self.task
+        if task.cache_policy is None:
+            return None
+        from kernelflow.cache import compute_cache_key
+
+        hashes: dict[str, str] = {}
+        try:
+            self.key = compute_cache_key(task.cache_policy, self.ctx, hashes)
+        except (HashingError, KernelflowError) as exc:
+            return Failed(message=str(exc), data=exc)
+        self.task_run.cache_key = self.key
+        if hashes:
+            current_journal().write({"ev": "inputs", "run_id": self.task_run.id, "inputs": hashes})
+        if self.key is None or task.refresh_cache:
+            return None
+        from kernelflow import cache_index
+
+        hit = cache_index.lookup(self.key, task_run_id=self.task_run.id)
+        if hit is None:
+            return None
+        entry = hit.entry
+        return Cached(data=hit.value, message=f"Cached result from {_ago(entry.created)}")
+
+    def start_try(self) -> None:
+        """Enter Running (first try) or Retrying (later tries)."""
+        run = self.task_run
+        run.run_count += 1
+        if run.start_time is None:
+            run.start_time = time.time()
+        set_state("task", run, Running() if run.run_count == 1 else Retrying())
+        if self.task.on_running:
+            _call_hooks(self.task.on_running, self.task, run, run.state, "task")
+
+    def outcome(self, value: Any = None, error: BaseException | None = None,
+                timed_out: bool = False) -> State:
+        """The state a try ended in."""
+        if timed_out:
+            seconds = self.task.timeout_seconds
+            exc = TaskRunTimeout(f"Task run exceeded timeout of {seconds} second(s)")
+            return TimedOut(message=str(exc), data=exc)
+        if error is not None:
+            return exception_to_state(error, "Task run encountered an exception")
+        if isinstance(value, State):
+            return value
+        return Completed(data=value)
+
+    def retry_delay(self, state: State) -> float | None:
+        """Seconds to wait before the next try, or None when no try is left."""
+        task, run = self.task, self.task_run
+        if not state.is_failed() or not isinstance(state.data, BaseException):
+            return None
+        if run.run_count > task.retries:
+            return None
+        if task.retry_condition_fn is not None:
+            try:
+                if not task.retry_condition_fn(task, run, state):
+                    return None
+            except Exception:
+                run_logger("task", run).exception("retry_condition_fn failed; not retrying")
+                return None
+        delay = task.delay_for_retry(run.run_count)
+        if task.retry_jitter_factor:
+            delay = max(0.0, delay * (1 + random.uniform(-1, 1) * task.retry_jitter_factor))
+        set_state("task", run, AwaitingRetry(message=state.message, data=state.data))
+        run_logger("task", run).info("Retrying in %s seconds...", float(round(delay, 3)))
+        return delay
+
+    def finish(self, state: State) -> State:
+        """Persist the result if asked, enter the final state, call hooks."""
+        task, run = self.task, self.task_run
+        result_path = None
+        if state.is_completed() and state.name != "Cached":
+            try:
+                result_path = self._persist(state)
+            except ResultSerializationError as exc:
+                state = Failed(message=str(exc), data=exc)
+        set_state("task", run, state, result=result_path)
+        _finished_log("task", run, state)
+        if state.is_completed() and task.on_completion:
+            _call_hooks(task.on_completion, task, run, state, "task")
+        elif state.is_failed() and task.on_failure:
+            _call_hooks(task.on_failure, task, run, state, "task")
+        return state
+
+    def _persist(self, state: State) -> str | None:
+        task = self.task
+        if task.persist_result is False:
+            return None
+        if self.key is not None:
+            from kernelflow import cache_index
+
+            expires = None
+            if task.cache_expiration is not None:
+                expires = time.time() + task.cache_expiration
+            run = self.task_run
+            entry = cache_index.store(
+                self.key, state.data, task_name=task.name, expires=expires,
+                task_run_id=run.id, duration=time.time() - (run.start_time or time.time()),
+            )
+            return entry.result
+        if task.persist_result:
+            from kernelflow.results import write_result
+
+            return write_result(state.data, task_name=task.name).path
+        return None
+
+
+def _ago(timestamp: float) -> str:
+    seconds = max(0.0, time.time() - timestamp)
+    if seconds < 90:
+        return f"{seconds:.0f} s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 129600:
+        return f"{seconds / 3600:.1f} h ago"
+    return f"{seconds / 86400:.1f} days ago"
+
+
+def exception_to_state(exc: BaseException, prefix: str) -> State:
+    """The Failed state for an exception raised by user code."""
+    return Failed(message=f"{prefix} {type(exc).__name__}: {exc}", data=exc)
+
+
+def call_task_fn(task: Task, parameters: dict[str, Any]) -> Any:
+    """One try of a sync task in this process, with its timeout if it has one."""
+    args, kwargs = task.to_call_args(parameters)
+    if task.timeout_seconds is None:
+        return task.fn(*args, **kwargs)
+    return call_with_timeout(task.fn, args, kwargs, task.timeout_seconds, TaskRunTimeout)
+
+
+def run_task(task: Task, task_run: TaskRun, parameters: dict[str, Any], wait_for: Any,
+             flow_ctx: context.FlowRunContext | None, runner: TaskRunner | None = None) -> State:
+    """Run a sync task to its final state (all tries) in the calling thread.
+
+    Each try's function call goes to ``runner.call`` when the run was submitted
+    (a process or Dask runner executes it elsewhere), else runs here. The
+    state machine itself always runs in this process, so workers never need
+    the store.
+    """
+    call = runner.call if runner is not None else call_task_fn
+    try:
+        resolved, _ = resolve_inputs(parameters, wait_for)
+    except UpstreamTaskError as exc:
+        state = set_state("task", task_run, Pending(name="NotReady", message=str(exc), data=exc))
+        _finished_log("task", task_run, state)
+        return state
+    attempt = TaskAttempt(task, task_run, resolved, flow_ctx)
+    attempt.enter()
+    state: State | None = None
+    try:
+        state = attempt.cached_state()
+        if state is not None:
+            return attempt.finish(state)
+        while True:
+            attempt.start_try()
+            try:
+                state = attempt.outcome(call(task, resolved))
+            except DeadlineExceeded:
+                state = attempt.outcome(timed_out=True)
+            except Exception as exc:
+                state = attempt.outcome(error=exc)
+            delay = attempt.retry_delay(state)
+            if delay is None:
+                break
+            time.sleep(delay)
+        return attempt.finish(state)
+    except BaseException as exc:
+        # KeyboardInterrupt, SystemExit: record what happened, then let it go on.
+        if task_run.state is None or not task_run.state.is_final():
+            set_state("task", task_run, Crashed(message=f"Interrupted by {type(exc).__name__}"))
+        raise
+    finally:
+        attempt.exit()
+
+
+async def run_task_async(task: Task, task_run: TaskRun, parameters: dict[str, Any],
+                         wait_for: Any, flow_ctx: context.FlowRunContext | None) -> State:
+    """Run an async task to its final state (all tries)."""
+    try:
+        resolved, _ = resolve_inputs(parameters, wait_for)
+    except UpstreamTaskError as exc:
+        return set_state("task", task_run, Pending(name="NotReady", message=str(exc), data=exc))
+    attempt = TaskAttempt(task, task_run, resolved, flow_ctx)
+    attempt.enter()
+    try:
+        state = attempt.cached_state()
+        if state is not None:
+            return attempt.finish(state)
+        while True:
+            attempt.start_try()
+            args, kwargs = task.to_call_args(resolved)
+            try:
+                coro = task.fn(*args, **kwargs)
+                if task.timeout_seconds is None:
+                    value = await coro
+                else:
+                    value = await asyncio.wait_for(coro, task.timeout_seconds)
+                state = attempt.outcome(value)
+            except asyncio.TimeoutError:
+                state = attempt.outcome(timed_out=True)
+            except Exception as exc:
+                state = attempt.outcome(error=exc)
+            delay = attempt.retry_delay(state)
+            if delay is None:
+                break
+            await asyncio.sleep(delay)
+        return attempt.finish(state)
+    except BaseException as exc:
+        if task_run.state is None or not task_run.state.is_final():
+            set_state("task", task_run, Crashed(message=f"Interrupted by {type(exc).__name__}"))
+        raise
+    finally:
+        attempt.exit()
+
+
+def run_coro_sync(coro: Coroutine) -> Any:
+    """Run a coroutine to completion from sync code, even under a running loop.
+
+    In a notebook the main thread already runs an event loop, so the coroutine
+    gets its own loop in a helper thread instead of touching the kernel's.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    outcome: dict[str, Any] = {}
+    ctx = contextvars.copy_context()
+
+    def target() -> None:
+        try:
+            outcome["value"] = ctx.run(asyncio.run, coro)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="kernelflow-async", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def run_task_any(task: Task, task_run: TaskRun, parameters: dict[str, Any], wait_for: Any,
+                 flow_ctx: context.FlowRunContext | None, runner: TaskRunner | None = None
+                 ) -> State:
+    """Run a sync or async task to its final state from sync code."""
+    if task.is_async:
+        return run_coro_sync(run_task_async(task, task_run, parameters, wait_for, flow_ctx))
+    return run_task(task, task_run, parameters, wait_for, flow_ctx, runner)
+
+
+# --- flow runs ----------------------------------------------------------------
+def return_value_to_state(value: Any) -> State:
+    """A flow's final state from what its function returned, as Prefect defines it."""
+    if isinstance(value, State) and value.run_id is None:
+        return value  # a state the user built: taken as it is
+    if isinstance(value, TaskRunFuture):
+        value = value.final_state()
+    if isinstance(value, State):
+        # A run's state counts as a group of one, as in Prefect ("1/1 states failed.").
+        group = return_value_to_state([value])
+        return group.copy(data=value)
+    resolved = resolve_futures_to_states(value)
+    if (
+        isinstance(resolved, (list, tuple, set))
+        and resolved
+        and all(isinstance(s, State) for s in resolved)
+    ):
+        states = list(resolved)
+        total = len(states)
+        failed = [s for s in states if s.is_failed() or s.is_crashed()]
+        if failed:
+            return Failed(message=f"{len(failed)}/{total} states failed.", data=resolved)
+        cancelled = [s for s in states if s.is_cancelled()]
+        if cancelled:
+            return Cancelled(message=f"{len(cancelled)}/{total} states cancelled.", data=resolved)
+        not_final = [s for s in states if not s.is_final()]
+        if not_final:
+            return Pending(message=f"{len(not_final)}/{total} states are not final.", data=resolved)
+        return Completed(message="All states completed.", data=resolved)
+    return Completed(data=value)
+
+
+class FlowAttempt:
+    """The decisions of one flow run, shared by the sync and async drivers."""
+
+    def __init__(self, flow: Flow, parameters: dict[str, Any]) -> None:
+        configure_logging()
+        self.flow = flow
+        self.parameters = parameters
+        parent = context.current_flow_context()
+        parent_task = context.task_context.get()
+        run = FlowRun(
+            flow.name,
+            flow.render_run_name(parameters),
+            parameters,
+            list(flow.tags),
+            parent_flow_run_id=parent.flow_run.id if parent else None,
+            parent_task_run_id=parent_task.task_run.id if parent_task else None,
+        )
+        self.flow_run = run
+        log_prints = flow.log_prints
+        if log_prints is None:
+            log_prints = parent.log_prints if parent else False
+        if log_prints:
+            enable_print_capture()
+        self.ctx = context.FlowRunContext(flow, run, flow.task_runner.duplicate, log_prints)
+        self.token: contextvars.Token | None = None
+        created = {
+            "ev": "flow_run",
+            "id": run.id,
+            "flow_name": flow.name,
+            "name": run.name,
+            "version": flow.version,
+            "parent_flow_run_id": run.parent_flow_run_id,
+            "parent_task_run_id": run.parent_task_run_id,
+            "deployment_id": None,
+            "parameters": {k: _short_repr(v) for k, v in parameters.items()},
+            "tags": run.tags,
+            "t": time.time(),
+        }
+        set_state("flow", run, Pending(), before=[created])
+        what = "subflow run" if parent else "flow run"
+        run_logger("flow", run, "kernelflow.engine").info(
+            "Created %s '%s' for flow '%s'", what, run.name, flow.name, extra={"journal": False}
+        )
+
+    def enter(self) -> None:
+        """Make this flow run the current one."""
+        self.token = context.flow_context.set(self.ctx)
+
+    def exit(self) -> None:
+        """Restore the previous flow context and stop the task runner."""
+        if self.token is not None:
+            context.flow_context.reset(self.token)
+            self.token = None
+
+    def start_try(self) -> None:
+        """Enter Running (or Retrying)."""
+        run = self.flow_run
+        run.run_count += 1
+        if run.start_time is None:
+            run.start_time = time.time()
+        set_state("flow", run, Running() if run.run_count == 1 else Retrying())
+        if self.flow.on_running:
+            _call_hooks(self.flow.on_running, self.flow, run, run.state, "flow")
+
+    def settle(self, value: Any) -> State:
+        """Wait for the run's leftover futures, then derive the final state."""
+        self.wait_for_futures()
+        return return_value_to_state(value)
+
+    def wait_for_futures(self) -> None:
+        """A flow ends only once every task it submitted has ended, as in Prefect."""
+        for future in list(self.ctx.futures):
+            future.wait()
+        self.ctx.futures.clear()
+
+    def abandon_futures(self) -> None:
+        """After a timeout: cancel tasks that have not started yet."""
+        runner = self.ctx.task_runner
+        for future in self.ctx.futures:
+            if future._future.cancel():
+                set_state("task", future.task_run,
+                          Cancelled(message="The flow run ended before this task started"))
+        self.ctx.futures.clear()
+        if runner is not None:
+            runner.shutdown(wait=False)
+            self.ctx.task_runner = None
+
+    def outcome(self, value: Any = None, error: BaseException | None = None,
+                timed_out: bool = False) -> State:
+        """The state a try ended in."""
+        if timed_out:
+            self.abandon_futures()
+            seconds = self.flow.timeout_seconds
+            exc = FlowRunTimeout(f"Flow run exceeded timeout of {seconds} second(s)")
+            return TimedOut(message=str(exc), data=exc)
+        if error is not None:
+            self.wait_for_futures()
+            return exception_to_state(error, "Flow run encountered an exception.")
+        return self.settle(value)
+
+    def retry_delay(self, state: State) -> float | None:
+        """Seconds before the flow's next try, or None."""
+        if state.type is not StateType.FAILED or self.flow_run.run_count > self.flow.retries:
+            return None
+        delay = self.flow.delay_for_retry(self.flow_run.run_count)
+        set_state("flow", self.flow_run, AwaitingRetry(message=state.message, data=state.data))
+        run_logger("flow", self.flow_run).info("Retrying in %s seconds...", float(round(delay, 3)))
+        return delay
+
+    def finish(self, state: State) -> State:
+        """Enter the final state and call hooks."""
+        flow, run = self.flow, self.flow_run
+        runner = self.ctx.task_runner
+        if runner is not None:
+            runner.shutdown(wait=True)
+            self.ctx.task_runner = None
+        set_state("flow", run, state)
+        _finished_log("flow", run, state)
+        hooks = None
+        if state.is_completed():
+            hooks = flow.on_completion
+        elif state.is_failed():
+            hooks = flow.on_failure
+        elif state.is_crashed():
+            hooks = flow.on_crashed
+        elif state.is_cancelled():
+            hooks = flow.on_cancellation
+        if hooks:
+            _call_hooks(hooks, flow, run, state, "flow")
+        return state
+
+    def crash(self, exc: BaseException) -> None:
+        """Record an interrupted flow run as Crashed."""
+        run = self.flow_run
+        if run.state is None or not run.state.is_final():
+            self.finish(Crashed(message=f"Interrupted by {type(exc).__name__}"))
+
+
+def _short_repr(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def run_flow(flow: Flow, parameters: dict[str, Any]) -> State:
+    """Run a sync flow to its final state in the calling thread."""
+    attempt = FlowAttempt(flow, parameters)
+    attempt.enter()
+    try:
+        while True:
+            attempt.start_try()
+            args, kwargs = flow.to_call_args(parameters)
+            try:
+                if flow.timeout_seconds is None:
+                    value = flow.fn(*args, **kwargs)
+                else:
+                    value = call_with_timeout(flow.fn, args, kwargs, flow.timeout_seconds,
+                                              FlowRunTimeout)
+                state = attempt.outcome(value)
+            except DeadlineExceeded:
+                state = attempt.outcome(timed_out=True)
+            except Exception as exc:
+                state = attempt.outcome(error=exc)
+            delay = attempt.retry_delay(state)
+            if delay is None:
+                break
+            time.sleep(delay)
+        return attempt.finish(state)
+    except BaseException as exc:
+        attempt.crash(exc)
+        raise
+    finally:
+        attempt.exit()
+
+
+async def run_flow_async(flow: Flow, parameters: dict[str, Any]) -> State:
+    """Run an async flow to its final state."""
+    attempt = FlowAttempt(flow, parameters)
+    attempt.enter()
+    try:
+        while True:
+            attempt.start_try()
+            args, kwargs = flow.to_call_args(parameters)
+            try:
+                coro = flow.fn(*args, **kwargs)
+                if flow.timeout_seconds is None:
+                    value = await coro
+                else:
+                    value = await asyncio.wait_for(coro, flow.timeout_seconds)
+                state = attempt.outcome(value)
+            except asyncio.TimeoutError:
+                state = attempt.outcome(timed_out=True)
+            except Exception as exc:
+                state = attempt.outcome(error=exc)
+            delay = attempt.retry_delay(state)
+            if delay is None:
+                break
+            await asyncio.sleep(delay)
+        return attempt.finish(state)
+    except BaseException as exc:
+        attempt.crash(exc)
+        raise
+    finally:
+        attempt.exit()
+
+
+def is_async_callable(fn: Callable) -> bool:
+    """True for ``async def`` functions (and objects with an async ``__call__``)."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004
+    )

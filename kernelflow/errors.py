@@ -1,0 +1,122 @@
+"""Every error kernelflow raises on purpose.
+
+Each message says what happened and what to do next, in one line. Errors
+subclass the builtin a user would already catch, so ``except ValueError``
+keeps working around our configuration errors.
+
+The tree::
+
+    KernelflowError
+    ├── ConfigurationError (ValueError)        a bad option on @task / @flow / the CLI
+    │   └── CachePolicyError                   a cache policy that cannot be built
+    ├── HashingError (TypeError)               a cache input that cannot be hashed
+    ├── ResultSerializationError (TypeError)   a return value that cannot be persisted
+    ├── ResultMissingError (LookupError)       a persisted result that is gone or corrupt
+    ├── StoreError (OSError)                   the DuckDB store cannot be used
+    │   ├── StoreLockedError                   another program holds the database
+    │   ├── StoreCorruptError                  the file is not a readable database
+    │   ├── StoreNotWritableError              the store directory cannot be written
+    │   └── SchemaTooNewError                  written by a newer kernelflow
+    ├── RunNotFoundError (LookupError)         no run with that id
+    ├── TaskRunTimeout (TimeoutError)          raised inside a task that ran too long
+    ├── FlowRunTimeout (TimeoutError)          raised inside a flow that ran too long
+    ├── UpstreamTaskError                      an input's task did not complete
+    ├── MissingContextError (RuntimeError)     called where no run is active
+    └── FailedRun                              a failed state with no exception to re-raise
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CachePolicyError",
+    "ConfigurationError",
+    "FailedRun",
+    "FlowRunTimeout",
+    "HashingError",
+    "KernelflowError",
+    "MissingContextError",
+    "ResultMissingError",
+    "ResultSerializationError",
+    "RunNotFoundError",
+    "SchemaTooNewError",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreLockedError",
+    "StoreNotWritableError",
+    "TaskRunTimeout",
+    "FlowRunTimeout",
+    "UpstreamTaskError",
+]
+
+
+class KernelflowError(Exception):
+    """Base class of every error kernelflow raises on purpose."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython calls this instead of printing a 40-line traceback: our
+        # messages are written to be read alone.
+        return [f"{type(self).__name__}: {self}"]
+
+
+class ConfigurationError(KernelflowError, ValueError):
+    """An option has a value kernelflow cannot use, e.g. ``@task(retries=-1)``."""
+
+
+class CachePolicyError(ConfigurationError):
+    """A cache policy or cache option is malformed."""
+
+
+class HashingError(KernelflowError, TypeError):
+    """A cache input cannot be hashed; the message names the argument."""
+
+
+class ResultSerializationError(KernelflowError, TypeError):
+    """A task's return value cannot be written to the result store."""
+
+
+class ResultMissingError(KernelflowError, LookupError):
+    """A persisted result file is missing or fails its checksum."""
+
+
+class StoreError(KernelflowError, OSError):
+    """The DuckDB store cannot be opened or written."""
+
+
+class StoreLockedError(StoreError):
+    """Another program keeps the database file open for longer than we wait."""
+
+
+class StoreCorruptError(StoreError):
+    """The database file exists but is not a readable DuckDB database."""
+
+
+class StoreNotWritableError(StoreError):
+    """The store directory (``KERNELFLOW_HOME``) cannot be created or written."""
+
+
+class SchemaTooNewError(StoreError):
+    """The database was written by a newer kernelflow with an unknown schema."""
+
+
+class RunNotFoundError(KernelflowError, LookupError):
+    """No flow or task run has the given id."""
+
+
+class TaskRunTimeout(KernelflowError, TimeoutError):
+    """Raised inside a task's thread when it runs past ``timeout_seconds``."""
+
+
+class FlowRunTimeout(KernelflowError, TimeoutError):
+    """Raised inside a flow's thread when it runs past ``timeout_seconds``."""
+
+
+class UpstreamTaskError(KernelflowError):
+    """A task could not start because a task it depends on did not complete."""
+
+
+class MissingContextError(KernelflowError, RuntimeError):
+    """A function that needs an active flow or task run was called outside one."""
+
+
+class FailedRun(KernelflowError):
+    """Raised by ``State.result()`` for a failed state that carries no exception."""

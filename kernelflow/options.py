@@ -1,0 +1,159 @@
+"""Checking and normalising the options shared by ``@task`` and ``@flow``.
+
+Prefect accepts ``retries=-2`` silently; kernelflow refuses bad options when
+the decorator runs, with a message naming the option and what it accepts.
+"""
+
+from __future__ import annotations
+
+import datetime
+import inspect
+import numbers
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kernelflow.errors import ConfigurationError
+
+__all__ = [
+    "CallShape",
+    "check_delays",
+    "check_hooks",
+    "check_retries",
+    "check_seconds",
+    "exponential_backoff",
+    "render_run_name",
+]
+
+
+def _where(owner: str) -> str:
+    return f" on {owner}" if owner else ""
+
+
+def check_retries(value: Any, owner: str) -> int:
+    """``retries`` as a whole number >= 0."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ConfigurationError(
+            f"retries{_where(owner)} must be a whole number >= 0, got {value!r}."
+        )
+    return int(value)
+
+
+def check_seconds(value: Any, option: str, owner: str, *, allow_zero: bool = False) -> float | None:
+    """A positive number of seconds (``timedelta`` accepted), or None."""
+    if value is None:
+        return None
+    if isinstance(value, datetime.timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigurationError(f"{option}{_where(owner)} must be a number of seconds, got {value!r}.")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigurationError(f"{option}{_where(owner)} must be {bound} seconds, got {value!r}.")
+    return float(value)
+
+
+def check_delays(value: Any, retries: int, owner: str) -> Callable[[int], float]:
+    """``retry_delay_seconds`` as a function: try number (1-based) -> seconds."""
+    if value is None:
+        return lambda _n: 0.0
+    if callable(value):
+        delays = value(retries)
+        return check_delays(list(delays), retries, owner)
+    if isinstance(value, Iterable) and not isinstance(value, (str, bytes)):
+        items = [check_seconds(v, "retry_delay_seconds", owner, allow_zero=True) for v in value]
+        if not items:
+            return lambda _n: 0.0
+        return lambda n: items[min(n, len(items)) - 1]
+    seconds = check_seconds(value, "retry_delay_seconds", owner, allow_zero=True)
+    return lambda _n: seconds
+
+
+def exponential_backoff(backoff_factor: float) -> Callable[[int], list[float]]:
+    """Retry delays that double each time: ``backoff_factor * 2**n``.
+
+    Example
+    -------
+    >>> @task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=10))
+    ... def flaky(): ...
+    """
+    check_seconds(backoff_factor, "backoff_factor", "exponential_backoff", allow_zero=True)
+
+    def delays(retries: int) -> list[float]:
+        return [backoff_factor * 2**n for n in range(retries)]
+
+    return delays
+
+
+def check_hooks(value: Any, option: str, owner: str) -> list[Callable]:
+    """A hook or list of hooks as a list of callables."""
+    if value is None:
+        return []
+    hooks = list(value) if isinstance(value, (list, tuple)) else [value]
+    for hook in hooks:
+        if not callable(hook):
+            raise ConfigurationError(f"{option}{_where(owner)} must be callables, got {hook!r}.")
+    return hooks
+
+
+def render_run_name(template: Any, parameters: dict[str, Any], default: str) -> str:
+    """A run name from ``task_run_name`` / ``flow_run_name`` (a format string or callable)."""
+    if template is None:
+        return default
+    if callable(template):
+        return str(template())
+    try:
+        return str(template).format(**parameters)
+    except (KeyError, IndexError) as exc:
+        raise ConfigurationError(
+            f"Run name {template!r} names {exc} which is not a parameter; use one of "
+            f"{sorted(parameters)}."
+        ) from None
+
+
+class CallShape:
+    """A function's signature, cached: binds calls to a parameter dict and back."""
+
+    __slots__ = ("names", "signature", "simple")
+
+    def __init__(self, fn: Callable) -> None:
+        self.signature = inspect.signature(fn)
+        params = self.signature.parameters.values()
+        self.names = [p.name for p in params]
+        # Plain positional-or-keyword parameters let us skip inspect on the hot path.
+        self.simple = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
+
+    def bind(self, args: tuple, kwargs: dict[str, Any], owner: str) -> dict[str, Any]:
+        """The call's arguments by parameter name, defaults applied."""
+        if self.simple and len(args) <= len(self.names):
+            bound = dict(zip(self.names, args))
+            if kwargs:
+                for key in kwargs:
+                    if key in bound or key not in self.signature.parameters:
+                        return self._bind_slow(args, kwargs, owner)
+                bound.update(kwargs)
+            if len(bound) < len(self.names):
+                for name in self.names:
+                    if name not in bound:
+                        default = self.signature.parameters[name].default
+                        if default is inspect.Parameter.empty:
+                            return self._bind_slow(args, kwargs, owner)
+                        bound[name] = default
+            return bound
+        return self._bind_slow(args, kwargs, owner)
+
+    def _bind_slow(self, args: tuple, kwargs: dict[str, Any], owner: str) -> dict[str, Any]:
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{owner}: {exc}") from None
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def to_call(self, parameters: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
+        """``(args, kwargs)`` to call the function with a bound parameter dict."""
+        if self.simple:
+            return (), parameters
+        bound = inspect.BoundArguments(self.signature, parameters)  # type: ignore[arg-type]
+        return bound.args, bound.kwargs

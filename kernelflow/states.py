@@ -1,0 +1,211 @@
+"""Run states, named and typed as Prefect names them.
+
+A :class:`State` has a ``type`` (a :class:`StateType`) and a ``name``: several
+names share a type, as in Prefect (``Cached`` is a ``COMPLETED`` state,
+``TimedOut`` a ``FAILED`` one, ``Retrying`` a ``RUNNING`` one). Only the
+engine moves a run from state to state; users build states only to return
+them from a task (``return Failed(message="negative")``).
+
+Example
+-------
+>>> s = Completed(data=3, message="ok")
+>>> s.is_completed(), s.result(), s.name
+(True, 3, 'Completed')
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from typing import Any, Generic, TypeVar
+
+from kernelflow.errors import FailedRun
+
+__all__ = [
+    "AwaitingRetry",
+    "Cancelled",
+    "Cancelling",
+    "Cached",
+    "Completed",
+    "Crashed",
+    "Failed",
+    "Late",
+    "Paused",
+    "Pending",
+    "Retrying",
+    "Running",
+    "Scheduled",
+    "State",
+    "StateType",
+    "TimedOut",
+]
+
+R = TypeVar("R")
+
+
+class StateType(str, enum.Enum):
+    """The kind of a state; several state names share one type."""
+
+    SCHEDULED = "SCHEDULED"
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    CRASHED = "CRASHED"
+    PAUSED = "PAUSED"
+    CANCELLING = "CANCELLING"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+TERMINAL_TYPES = frozenset(
+    {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
+)
+
+_NOT_SET = object()
+
+
+class State(Generic[R]):
+    """The state of a flow or task run, optionally carrying its result.
+
+    Parameters
+    ----------
+    type:
+        The state's :class:`StateType`.
+    name:
+        Its name; defaults to the type's title (``Completed``).
+    message:
+        A human-readable explanation, e.g. the exception of a failed run.
+    data:
+        The run's return value (completed) or exception (failed).
+    """
+
+    __slots__ = ("data", "message", "name", "run_id", "timestamp", "type")
+
+    def __init__(
+        self,
+        type: StateType,
+        name: str | None = None,
+        message: str | None = None,
+        data: Any = None,
+        timestamp: float | None = None,
+    ) -> None:
+        self.type = type
+        self.name = name or type.value.title()
+        self.message = message
+        self.data = data
+        self.timestamp = time.time() if timestamp is None else timestamp
+        #: The run that entered this state (set by the engine), or None.
+        self.run_id: str | None = None
+
+    def __repr__(self) -> str:
+        inner = f"message={self.message!r}, type={self.type.value}" if self.message else ""
+        return f"{self.name}({inner})"
+
+    def __str__(self) -> str:
+        return self.__repr__()
+
+    # Predicates, as in Prefect.
+    def is_scheduled(self) -> bool:
+        """True for Scheduled and Late."""
+        return self.type is StateType.SCHEDULED
+
+    def is_pending(self) -> bool:
+        """True for Pending (and NotReady)."""
+        return self.type is StateType.PENDING
+
+    def is_running(self) -> bool:
+        """True for Running and Retrying."""
+        return self.type is StateType.RUNNING
+
+    def is_completed(self) -> bool:
+        """True for Completed and Cached."""
+        return self.type is StateType.COMPLETED
+
+    def is_failed(self) -> bool:
+        """True for Failed and TimedOut."""
+        return self.type is StateType.FAILED
+
+    def is_crashed(self) -> bool:
+        """True for Crashed."""
+        return self.type is StateType.CRASHED
+
+    def is_cancelled(self) -> bool:
+        """True for Cancelled."""
+        return self.type is StateType.CANCELLED
+
+    def is_cancelling(self) -> bool:
+        """True for Cancelling."""
+        return self.type is StateType.CANCELLING
+
+    def is_paused(self) -> bool:
+        """True for Paused."""
+        return self.type is StateType.PAUSED
+
+    def is_final(self) -> bool:
+        """True once the run can no longer change (completed, failed, crashed, cancelled)."""
+        return self.type in TERMINAL_TYPES
+
+    def result(self, raise_on_failure: bool = True) -> R:
+        """The run's return value; for a failed state, raise its exception.
+
+        Parameters
+        ----------
+        raise_on_failure:
+            When False, a failed state returns its exception instead of raising it.
+        """
+        if self.type is StateType.COMPLETED:
+            if isinstance(self.data, State):
+                return self.data.result(raise_on_failure)
+            return self.data
+        exc = self._exception()
+        if raise_on_failure:
+            raise exc
+        return exc  # type: ignore[return-value]
+
+    def _exception(self) -> BaseException:
+        data = self.data
+        if isinstance(data, BaseException):
+            return data
+        if isinstance(data, State):
+            return data._exception()
+        if isinstance(data, (list, tuple)):
+            # A flow whose return value was a collection of states: re-raise the
+            # first failure's own exception, as the user would expect.
+            for item in data:
+                if isinstance(item, State) and not item.is_completed():
+                    return item._exception()
+        return FailedRun(self.message or f"Run ended in state {self.name}")
+
+    def copy(self, **changes: Any) -> State[R]:
+        """A copy with some fields changed."""
+        fields = {k: getattr(self, k) for k in ("type", "name", "message", "data")}
+        fields.update(changes)
+        return State(**fields)
+
+
+def _constructor(type_: StateType, name: str) -> Any:
+    def make(message: str | None = None, data: Any = None, **kwargs: Any) -> State:
+        return State(type_, kwargs.pop("name", name), message, data, **kwargs)
+
+    make.__name__ = make.__qualname__ = name
+    make.__doc__ = f"A ``{type_.value}`` state named ``{name}``."
+    return make
+
+
+Scheduled = _constructor(StateType.SCHEDULED, "Scheduled")
+Late = _constructor(StateType.SCHEDULED, "Late")
+Pending = _constructor(StateType.PENDING, "Pending")
+Running = _constructor(StateType.RUNNING, "Running")
+Retrying = _constructor(StateType.RUNNING, "Retrying")
+AwaitingRetry = _constructor(StateType.SCHEDULED, "AwaitingRetry")
+Paused = _constructor(StateType.PAUSED, "Paused")
+Cancelling = _constructor(StateType.CANCELLING, "Cancelling")
+Cancelled = _constructor(StateType.CANCELLED, "Cancelled")
+Completed = _constructor(StateType.COMPLETED, "Completed")
+Cached = _constructor(StateType.COMPLETED, "Cached")
+Failed = _constructor(StateType.FAILED, "Failed")
+TimedOut = _constructor(StateType.FAILED, "TimedOut")
+Crashed = _constructor(StateType.CRASHED, "Crashed")

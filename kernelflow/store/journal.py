@@ -1,0 +1,207 @@
+"""The per-process event journal: the write side of the store.
+
+Why a journal: a DuckDB file can be open read-write by one process at a time,
+and opening it costs tens of milliseconds. Many processes record runs at once
+(kernels, scripts, the scheduler), so none may hold the database while user
+code runs. Each process instead appends its events to its own file under
+``<home>/journal/``; :mod:`kernelflow.store.compact` later folds them into
+DuckDB. An ``os.write`` lands in the OS page cache, so an event survives a
+``kill -9`` of the process that wrote it.
+
+File name: ``<host>--<pid>--<start_ticks>.jsonl`` (``start_ticks`` is the
+process start time from ``/proc/<pid>/stat``, so a reused pid is told apart).
+
+Format: one JSON object per line. Times are Unix epoch seconds (float). The
+first line of a file describes the process; every other line has an ``ev``
+field naming its kind:
+
+``process``
+    ``host``, ``pid``, ``start_ticks``, ``boot_id``, ``argv``, ``t``.
+``flow_run``
+    a flow run was created: ``id``, ``flow_name``, ``name``, ``version``,
+    ``parent_flow_run_id``, ``parent_task_run_id``, ``deployment_id``,
+    ``parameters`` (name -> short repr), ``tags`` (list), ``t``.
+``task_run``
+    a task run was created: ``id``, ``flow_run_id`` (may be null), ``task_name``,
+    ``name``, ``tags``, ``cache_key`` (may be null), ``inputs`` (name ->
+    ``{"hash": str|null, "upstream": task_run_id|null}``), ``t``.
+``state``
+    a run entered a state: ``run_id``, ``kind`` (``"flow"`` or ``"task"``),
+    ``type`` (``StateType`` value, e.g. ``"COMPLETED"``), ``name`` (e.g.
+    ``"Cached"``), ``message``, ``t``, ``run_count`` (tries so far),
+    ``start_time`` (first Running, or null), ``end_time`` (set on terminal
+    states), ``result`` (a result file path relative to home, or null).
+    The last ``state`` line of a run is its current state.
+``log``
+    ``run_id`` (may be null), ``kind``, ``level`` (int), ``logger``, ``message``, ``t``.
+``outputs``
+    a ``%%task`` cell's outputs: ``run_id``, ``outputs`` (name -> value hash).
+``cache_write`` / ``cache_hit`` / ``cache_delete``
+    ``key``; for writes also ``task_name``, ``result``, ``checksum``, ``size``,
+    ``created``, ``expires`` (or null), ``task_run_id``, ``duration``;
+    for hits ``task_run_id`` and ``t``; for deletes ``t``.
+
+A line is complete once it ends with ``\\n``; a reader must ignore a final
+partial line (the writer may have been killed mid-write).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+from kernelflow.settings import paths
+
+__all__ = ["Journal", "ProcessIdentity", "current_journal", "process_identity", "record"]
+
+
+class ProcessIdentity:
+    """Who wrote a journal: enough to tell later whether that process is alive."""
+
+    __slots__ = ("host", "pid", "start_ticks", "boot_id")
+
+    def __init__(self, host: str, pid: int, start_ticks: int, boot_id: str) -> None:
+        self.host = host
+        self.pid = pid
+        self.start_ticks = start_ticks
+        self.boot_id = boot_id
+
+    @property
+    def file_name(self) -> str:
+        """The journal file name of this process."""
+        safe_host = re.sub(r"[^A-Za-z0-9_.-]", "_", self.host)
+        return f"{safe_host}--{self.pid}--{self.start_ticks}.jsonl"
+
+
+def read_start_ticks(pid: int) -> int | None:
+    """Start time of a process in clock ticks since boot, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses; fields
+    # after the last ')' are plain numbers. starttime is field 22.
+    rest = stat[stat.rindex(b")") + 2 :].split()
+    return int(rest[19])
+
+
+def read_boot_id() -> str:
+    """This boot's id, so a journal from before a reboot is known to be dead."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def process_identity() -> ProcessIdentity:
+    """The identity of the calling process."""
+    pid = os.getpid()
+    return ProcessIdentity(socket.gethostname(), pid, read_start_ticks(pid) or 0, read_boot_id())
+
+
+def process_is_alive(host: str, pid: int, start_ticks: int, boot_id: str) -> bool | None:
+    """True/False for a process on this host; None when it runs elsewhere (unknowable here)."""
+    if host != socket.gethostname():
+        return None
+    if boot_id and boot_id != read_boot_id():
+        return False
+    ticks = read_start_ticks(pid)
+    return ticks is not None and (not start_ticks or ticks == start_ticks)
+
+
+class Journal:
+    """An append-only event file owned by one process."""
+
+    def __init__(self, directory: Path) -> None:
+        self.identity = process_identity()
+        self.path = directory / self.identity.file_name
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._directory = directory
+        self.events_written = 0
+
+    def _open(self) -> int:
+        paths().ensure(self._directory)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        ident = self.identity
+        header = {
+            "ev": "process",
+            "host": ident.host,
+            "pid": ident.pid,
+            "start_ticks": ident.start_ticks,
+            "boot_id": ident.boot_id,
+            "argv": sys.argv[:8],
+            "t": time.time(),
+        }
+        if os.fstat(fd).st_size == 0:
+            os.write(fd, _encode(header))
+        self._fd = fd
+        return fd
+
+    def write(self, event: dict) -> None:
+        """Append one event; it is in the OS page cache when this returns."""
+        data = _encode(event)
+        with self._lock:
+            fd = self._fd if self._fd is not None else self._open()
+            os.write(fd, data)
+            self.events_written += 1
+
+    def write_many(self, events: list[dict]) -> None:
+        """Append several events with one system call."""
+        if not events:
+            return
+        data = b"".join(_encode(e) for e in events)
+        with self._lock:
+            fd = self._fd if self._fd is not None else self._open()
+            os.write(fd, data)
+            self.events_written += len(events)
+
+    def close(self) -> None:
+        """Close the file; a later write reopens it."""
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+_encoder = json.JSONEncoder(separators=(",", ":"), default=repr, ensure_ascii=False)
+
+
+def _encode(event: dict) -> bytes:
+    return (_encoder.encode(event) + "\n").encode("utf-8", "surrogatepass")
+
+
+_journals: dict[Path, Journal] = {}
+_journals_lock = threading.Lock()
+
+
+def current_journal() -> Journal:
+    """The journal of this process for the active store home."""
+    directory = paths().journal
+    journal = _journals.get(directory)
+    if journal is None or journal.identity.pid != os.getpid():
+        with _journals_lock:
+            journal = _journals.get(directory)
+            if journal is None or journal.identity.pid != os.getpid():
+                journal = _journals[directory] = Journal(directory)
+    return journal
+
+
+def record(event: dict) -> None:
+    """Append ``event`` to this process's journal for the active store."""
+    current_journal().write(event)
+
+
+def forget(directory: Path) -> None:
+    """Close and drop this process's journal for ``directory`` (its store is going away)."""
+    with _journals_lock:
+        journal = _journals.pop(directory, None)
+    if journal is not None:
+        journal.close()

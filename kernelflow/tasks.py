@@ -1,0 +1,313 @@
+"""``@task``: a function whose calls are tracked, retried, timed out and cached.
+
+Example
+-------
+>>> from kernelflow import flow, task
+>>> @task(retries=2, retry_delay_seconds=1)
+... def double(x: int) -> int:
+...     return 2 * x
+>>> @flow
+... def pipeline() -> int:
+...     return double(21)
+>>> pipeline()
+42
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar, overload
+
+from typing_extensions import ParamSpec
+
+from kernelflow import context, engine
+from kernelflow.cache import CacheKeyFnPolicy, CachePolicy
+from kernelflow.errors import CachePolicyError, ConfigurationError
+from kernelflow.futures import PrefectFutureList, TaskRunFuture
+from kernelflow.options import (
+    CallShape,
+    check_delays,
+    check_hooks,
+    check_retries,
+    check_seconds,
+    exponential_backoff,
+    render_run_name,
+)
+
+__all__ = ["Task", "exponential_backoff", "task", "task_input_hash"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_NOT_SET: Any = object()
+
+
+class Task(Generic[P, R]):
+    """A function whose calls are task runs. Made by :func:`task`; see it for the options.
+
+    Call it to run it (inside a flow or not), ``.submit()`` to run it on the
+    flow's task runner and get a future, ``.map()`` to submit one run per
+    item, ``.fn`` to call the plain function.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        name: str | None = None,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+        version: str | None = None,
+        cache_policy: CachePolicy | None = _NOT_SET,
+        cache_key_fn: Callable[..., str | None] | None = None,
+        cache_expiration: datetime.timedelta | float | None = None,
+        task_run_name: str | Callable[[], str] | None = None,
+        retries: int | None = None,
+        retry_delay_seconds: Any = None,
+        retry_jitter_factor: float | None = None,
+        persist_result: bool | None = None,
+        timeout_seconds: float | None = None,
+        log_prints: bool | None = None,
+        refresh_cache: bool | None = None,
+        on_completion: list[Callable] | None = None,
+        on_failure: list[Callable] | None = None,
+        on_running: list[Callable] | None = None,
+        retry_condition_fn: Callable[..., bool] | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise ConfigurationError(f"@task needs a function, got {fn!r}.")
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", type(fn).__name__)
+        owner = f"task '{self.name}'"
+        self.description = description or fn.__doc__
+        self.tags = frozenset(tags or ())
+        self.version = version
+        self.task_key = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', self.name)}"
+        self.retries = check_retries(retries, owner)
+        self.retry_delay_seconds = retry_delay_seconds
+        self.delay_for_retry = check_delays(retry_delay_seconds, self.retries, owner)
+        if retry_jitter_factor is not None:
+            check_seconds(retry_jitter_factor, "retry_jitter_factor", owner, allow_zero=True)
+        self.retry_jitter_factor = retry_jitter_factor
+        self.retry_condition_fn = retry_condition_fn
+        self.timeout_seconds = check_seconds(timeout_seconds, "timeout_seconds", owner)
+        self.cache_expiration = check_seconds(cache_expiration, "cache_expiration", owner)
+        self.persist_result = persist_result
+        self.refresh_cache = bool(refresh_cache)
+        self.log_prints = log_prints
+        self.task_run_name = task_run_name
+        self.on_completion = check_hooks(on_completion, "on_completion", owner)
+        self.on_failure = check_hooks(on_failure, "on_failure", owner)
+        self.on_running = check_hooks(on_running, "on_running", owner)
+        self._options = dict(
+            name=name, description=description, tags=tags, version=version,
+            cache_policy=cache_policy, cache_key_fn=cache_key_fn,
+            cache_expiration=cache_expiration, task_run_name=task_run_name, retries=retries,
+            retry_delay_seconds=retry_delay_seconds, retry_jitter_factor=retry_jitter_factor,
+            persist_result=persist_result, timeout_seconds=timeout_seconds,
+            log_prints=log_prints, refresh_cache=refresh_cache, on_completion=on_completion,
+            on_failure=on_failure, on_running=on_running, retry_condition_fn=retry_condition_fn,
+        )
+        self.cache_policy = self._resolve_cache_policy(cache_policy, cache_key_fn, owner)
+        self.is_async = engine.is_async_callable(fn)
+        self._shape = CallShape(fn)
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    def _resolve_cache_policy(self, policy: Any, key_fn: Any, owner: str) -> CachePolicy | None:
+        if key_fn is not None:
+            if not callable(key_fn):
+                raise CachePolicyError(f"cache_key_fn on {owner} must be callable, got {key_fn!r}.")
+            policy = CacheKeyFnPolicy(key_fn) if policy is _NOT_SET or policy is None else (
+                policy + CacheKeyFnPolicy(key_fn))
+        if policy is _NOT_SET or policy is None:
+            return None  # caching is off unless asked for
+        if not isinstance(policy, CachePolicy):
+            raise CachePolicyError(
+                f"cache_policy on {owner} must be a cache policy such as INPUTS or "
+                f"INPUTS + TASK_SOURCE, got {policy!r}."
+            )
+        if self.persist_result is False:
+            raise CachePolicyError(
+                f"{owner} asks for caching with persist_result=False; caching needs the result "
+                "stored, so drop one of the two."
+            )
+        return policy
+
+    # --- calling ---------------------------------------------------------
+    def render_run_name(self, parameters: dict[str, Any], index: int) -> str:
+        """The task run's name: ``task_run_name`` formatted, or ``<name>-<n>``."""
+        return render_run_name(self.task_run_name, parameters, f"{self.name}-{index}")
+
+    def to_call_args(self, parameters: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
+        """``(args, kwargs)`` for the wrapped function."""
+        return self._shape.to_call(parameters)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the task now and return its value (``return_state=True``: its State).
+
+        Inside an async flow, calling an async task returns an awaitable.
+        """
+        return_state = kwargs.pop("return_state", False)
+        wait_for = kwargs.pop("wait_for", None)
+        parameters = self._shape.bind(args, kwargs, f"task '{self.name}'")
+        flow_ctx = context.current_flow_context()
+        if self.is_async and _in_running_loop():
+            return self._call_async(parameters, wait_for, flow_ctx, return_state)  # type: ignore[return-value]
+        task_run = engine.create_task_run(self, parameters, flow_ctx)
+        state = engine.run_task_any(self, task_run, parameters, wait_for, flow_ctx)
+        return state if return_state else state.result()  # type: ignore[return-value]
+
+    async def _call_async(self, parameters, wait_for, flow_ctx, return_state):
+        task_run = engine.create_task_run(self, parameters, flow_ctx)
+        state = await engine.run_task_async(self, task_run, parameters, wait_for, flow_ctx)
+        return state if return_state else state.result()
+
+    def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskRunFuture[R]:
+        """Run the task on the flow's task runner; return a future at once."""
+        wait_for = kwargs.pop("wait_for", None)
+        kwargs.pop("return_state", None)
+        parameters = self._shape.bind(args, kwargs, f"task '{self.name}'")
+        return self._submit(parameters, wait_for, _require_flow(self.name, "submit"))
+
+    def _submit(self, parameters: dict[str, Any], wait_for: Any,
+                flow_ctx: context.FlowRunContext) -> TaskRunFuture[R]:
+        task_run = engine.create_task_run(self, parameters, flow_ctx)
+        runner = flow_ctx.get_task_runner()
+        inner = runner.submit(
+            engine.run_task_any, self, task_run, parameters, wait_for, flow_ctx, runner
+        )
+        future: TaskRunFuture[R] = TaskRunFuture(task_run, inner)
+        flow_ctx.futures.append(future)
+        return future
+
+    def map(self, *args: Any, wait_for: Any = None, **kwargs: Any) -> PrefectFutureList:
+        """Submit one run per item of the iterable arguments (``unmapped(x)`` stays whole)."""
+        flow_ctx = _require_flow(self.name, "map")
+        parameters = self._shape.bind(args, kwargs, f"task '{self.name}'")
+        mapped: dict[str, list] = {}
+        static: dict[str, Any] = {}
+        for name, value in parameters.items():
+            if isinstance(value, engine.unmapped):
+                static[name] = value.value
+            elif isinstance(value, Iterable) and not isinstance(value, (str, bytes, dict)):
+                mapped[name] = list(value)
+            else:
+                static[name] = value
+        if not mapped:
+            raise ConfigurationError(
+                f"{self.name}.map() needs at least one iterable argument; wrap whole values in "
+                "unmapped(...)."
+            )
+        lengths = {name: len(items) for name, items in mapped.items()}
+        if len(set(lengths.values())) > 1:
+            raise ConfigurationError(
+                f"{self.name}.map() got iterables of different lengths {lengths}; make them equal "
+                "or wrap the whole ones in unmapped(...)."
+            )
+        count = next(iter(lengths.values()))
+        futures = PrefectFutureList()
+        for i in range(count):
+            call = dict(static)
+            for name, items in mapped.items():
+                call[name] = items[i]
+            futures.append(self._submit(call, wait_for, flow_ctx))
+        return futures
+
+    def with_options(self, **changes: Any) -> Task[P, R]:
+        """A copy of this task with some options changed."""
+        unknown = set(changes) - set(self._options)
+        if unknown:
+            raise ConfigurationError(f"with_options got unknown options {sorted(unknown)}.")
+        return Task(self.fn, **{**self._options, **changes})
+
+    def __repr__(self) -> str:
+        return f"Task(name={self.name!r})"
+
+
+def _in_running_loop() -> bool:
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _require_flow(name: str, method: str) -> context.FlowRunContext:
+    flow_ctx = context.current_flow_context()
+    if flow_ctx is None:
+        raise context.MissingContextError(
+            f"{name}.{method}() needs a flow run: call it inside a @flow (or in a notebook "
+            "with %load_ext kernelflow, where the session is a flow run)."
+        )
+    return flow_ctx
+
+
+@overload
+def task(__fn: Callable[P, R]) -> Task[P, R]: ...
+
+
+@overload
+def task(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    tags: Iterable[str] | None = None,
+    version: str | None = None,
+    cache_policy: CachePolicy | None = ...,
+    cache_key_fn: Callable[..., str | None] | None = None,
+    cache_expiration: datetime.timedelta | float | None = None,
+    task_run_name: str | Callable[[], str] | None = None,
+    retries: int | None = None,
+    retry_delay_seconds: Any = None,
+    retry_jitter_factor: float | None = None,
+    persist_result: bool | None = None,
+    timeout_seconds: float | None = None,
+    log_prints: bool | None = None,
+    refresh_cache: bool | None = None,
+    on_completion: list[Callable] | None = None,
+    on_failure: list[Callable] | None = None,
+    on_running: list[Callable] | None = None,
+    retry_condition_fn: Callable[..., bool] | None = None,
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+def task(__fn: Any = None, **options: Any) -> Any:
+    """Make a function a task, bare (``@task``) or with options (``@task(retries=3)``).
+
+    Parameters
+    ----------
+    name, description, tags, version:
+        How the task is shown and found; ``tags`` also select concurrency limits.
+    retries, retry_delay_seconds, retry_jitter_factor, retry_condition_fn:
+        Retry a failed try up to ``retries`` times, waiting a number of
+        seconds, a list (one per retry) or :func:`exponential_backoff`;
+        ``retry_condition_fn(task, task_run, state)`` can veto a retry.
+    timeout_seconds:
+        A try longer than this ends TimedOut (see :mod:`kernelflow.timeouts`).
+    cache_policy, cache_key_fn, cache_expiration, refresh_cache:
+        Reuse a stored result of an equivalent earlier call (off by default).
+    persist_result:
+        Keep the result in the result store even without caching.
+    log_prints:
+        Send ``print`` output to the run's logger and the store.
+    task_run_name:
+        A format string over the parameters, or a callable.
+    on_completion, on_failure, on_running:
+        Hooks called as ``hook(task, task_run, state)``.
+    """
+    if __fn is not None:
+        return Task(__fn, **options)
+    return lambda fn: Task(fn, **options)
+
+
+def task_input_hash(context: Any, arguments: dict[str, Any]) -> str | None:
+    """Prefect's cache key function: the task's source plus all its arguments."""
+    from kernelflow.hashing import hash_bytes, hash_value, source_hash
+
+    parts = [source_hash(context.task.fn)]
+    for name in sorted(arguments):
+        parts.append(f"{name}={hash_value(arguments[name], name=name)}")
+    return hash_bytes(*parts)
+
