@@ -36,9 +36,11 @@ __all__ = [
     "allow_failure",
     "flow",
     "get_run_logger",
+    "load_ipython_extension",
     "sql",
     "task",
     "unmapped",
+    "unload_ipython_extension",
 ]
 
 _LAZY = {
@@ -61,6 +63,20 @@ def __getattr__(name: str) -> Any:
     value = getattr(import_module(module), name)
     globals()[name] = value
     return value
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext kernelflow``: register the ``%%task`` and ``%kf`` magics."""
+    from kernelflow.kernel import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext kernelflow``: remove what :func:`load_ipython_extension` added."""
+    from kernelflow.kernel import unload
+
+    unload(ipython)
 
 
 def __dir__() -> list[str]:

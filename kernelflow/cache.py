@@ -95,6 +95,8 @@ class Inputs(CachePolicy):
 
 
 class _TaskSource(CachePolicy):
+    """Keys on the source code of the task's function (``TASK_SOURCE``)."""
+
     def key_part(self, ctx, inputs, hashes):
         from kernelflow.hashing import source_hash
 
@@ -105,6 +107,8 @@ class _TaskSource(CachePolicy):
 
 
 class _FlowParameters(CachePolicy):
+    """Keys on the parameters of the enclosing flow run (``FLOW_PARAMETERS``)."""
+
     def key_part(self, ctx, inputs, hashes):
         from kernelflow.context import current_flow_context
         from kernelflow.hashing import hash_value
@@ -117,6 +121,8 @@ class _FlowParameters(CachePolicy):
 
 
 class _RunId(CachePolicy):
+    """Keys on the flow run id, so results are reused only within one run (``RUN_ID``)."""
+
     def key_part(self, ctx, inputs, hashes):
         return ctx.task_run.flow_run_id or ctx.task_run.id
 
@@ -125,6 +131,8 @@ class _RunId(CachePolicy):
 
 
 class _NoCache(CachePolicy):
+    """Never caches (``NO_CACHE``)."""
+
     def key_part(self, ctx, inputs, hashes):
         return None
 

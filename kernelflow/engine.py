@@ -17,7 +17,6 @@ the drivers only differ in how they call, wait and sleep.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import inspect
 import logging
@@ -247,8 +246,13 @@ _detached_lock = threading.Lock()
 
 
 def create_task_run(task: Task, parameters: dict[str, Any],
-                    flow_ctx: context.FlowRunContext | None) -> TaskRun:
-    """Create a task run in state Pending and record it."""
+                    flow_ctx: context.FlowRunContext | None,
+                    inputs: dict[str, dict] | None = None) -> TaskRun:
+    """Create a task run in state Pending and record it.
+
+    ``inputs`` overrides the recorded lineage of the run's inputs (name ->
+    ``{"hash", "upstream"}``); a ``%%task`` cell passes the notebook names it reads.
+    """
     configure_logging()
     if flow_ctx is not None:
         index = flow_ctx.flow_run.next_task_index(task.name)
@@ -266,7 +270,7 @@ def create_task_run(task: Task, parameters: dict[str, Any],
         "name": name,
         "tags": run.tags,
         "cache_key": None,
-        "inputs": upstream_ids(parameters),
+        "inputs": upstream_ids(parameters) if inputs is None else inputs,
         "t": time.time(),
     }
     set_state("task", run, Pending(), before=[created])
@@ -315,8 +319,11 @@ class TaskAttempt:
         except (HashingError, KernelflowError) as exc:
             return Failed(message=str(exc), data=exc)
         self.task_run.cache_key = self.key
-        if hashes:
-            current_journal().write({"ev": "inputs", "run_id": self.task_run.id, "inputs": hashes})
+        if hashes or self.key is not None:
+            # The key is known only now (inputs resolved), after the task_run
+            # event: this event carries it to task_runs.cache_key.
+            current_journal().write({"ev": "inputs", "run_id": self.task_run.id,
+                                     "cache_key": self.key, "inputs": hashes})
         if self.key is None or task.refresh_cache:
             return None
         from kernelflow import cache_index
@@ -427,6 +434,19 @@ def exception_to_state(exc: BaseException, prefix: str) -> State:
     return Failed(message=f"{prefix} {type(exc).__name__}: {exc}", data=exc)
 
 
+def _tag_slots(tags: frozenset[str]) -> Any:
+    """One slot of each concurrency limit named by a tag (see kernelflow.concurrency._tags)."""
+    from kernelflow.concurrency._tags import acquire_tag_slots
+
+    return acquire_tag_slots(tags)
+
+
+async def _tag_slots_async(tags: frozenset[str]) -> Any:
+    from kernelflow.concurrency._tags import acquire_tag_slots_async
+
+    return await acquire_tag_slots_async(tags)
+
+
 def call_task_fn(task: Task, parameters: dict[str, Any]) -> Any:
     """One try of a sync task in this process, with its timeout if it has one."""
     args, kwargs = task.to_call_args(parameters)
@@ -459,6 +479,8 @@ def run_task(task: Task, task_run: TaskRun, parameters: dict[str, Any], wait_for
         if state is not None:
             return attempt.finish(state)
         while True:
+            # Concurrency limits named by the task's tags: a slot each, per try.
+            slots = _tag_slots(task.tags) if task.tags else None
             attempt.start_try()
             try:
                 state = attempt.outcome(call(task, resolved))
@@ -466,6 +488,9 @@ def run_task(task: Task, task_run: TaskRun, parameters: dict[str, Any], wait_for
                 state = attempt.outcome(timed_out=True)
             except Exception as exc:
                 state = attempt.outcome(error=exc)
+            finally:
+                if slots is not None:
+                    slots.release()
             delay = attempt.retry_delay(state)
             if delay is None:
                 break
@@ -483,6 +508,8 @@ def run_task(task: Task, task_run: TaskRun, parameters: dict[str, Any], wait_for
 async def run_task_async(task: Task, task_run: TaskRun, parameters: dict[str, Any],
                          wait_for: Any, flow_ctx: context.FlowRunContext | None) -> State:
     """Run an async task to its final state (all tries)."""
+    import asyncio
+
     try:
         resolved, _ = resolve_inputs(parameters, wait_for)
     except UpstreamTaskError as exc:
@@ -494,6 +521,7 @@ async def run_task_async(task: Task, task_run: TaskRun, parameters: dict[str, An
         if state is not None:
             return attempt.finish(state)
         while True:
+            slots = await _tag_slots_async(task.tags) if task.tags else None
             attempt.start_try()
             args, kwargs = task.to_call_args(resolved)
             try:
@@ -507,6 +535,9 @@ async def run_task_async(task: Task, task_run: TaskRun, parameters: dict[str, An
                 state = attempt.outcome(timed_out=True)
             except Exception as exc:
                 state = attempt.outcome(error=exc)
+            finally:
+                if slots is not None:
+                    slots.release()
             delay = attempt.retry_delay(state)
             if delay is None:
                 break
@@ -526,6 +557,8 @@ def run_coro_sync(coro: Coroutine) -> Any:
     In a notebook the main thread already runs an event loop, so the coroutine
     gets its own loop in a helper thread instead of touching the kernel's.
     """
+    import asyncio
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -573,19 +606,23 @@ def return_value_to_state(value: Any) -> State:
         and resolved
         and all(isinstance(s, State) for s in resolved)
     ):
+        # Prefect's aggregate rule: all completed -> Completed; any cancelled ->
+        # Cancelled; otherwise Failed, also when some state never became final
+        # (e.g. NotReady): a flow run must end in a final state.
         states = list(resolved)
         total = len(states)
-        failed = [s for s in states if s.is_failed() or s.is_crashed()]
-        if failed:
-            return Failed(message=f"{len(failed)}/{total} states failed.", data=resolved)
+        if all(s.is_completed() for s in states):
+            return Completed(message="All states completed.", data=resolved)
         cancelled = [s for s in states if s.is_cancelled()]
         if cancelled:
             return Cancelled(message=f"{len(cancelled)}/{total} states cancelled.", data=resolved)
+        failed = [s for s in states if s.is_failed() or s.is_crashed()]
+        if failed:
+            return Failed(message=f"{len(failed)}/{total} states failed.", data=resolved)
         not_final = [s for s in states if not s.is_final()]
-        if not_final:
-            return Pending(message=f"{len(not_final)}/{total} states are not final.", data=resolved)
-        return Completed(message="All states completed.", data=resolved)
-    return Completed(data=value)
+        return Failed(message=f"{len(not_final)}/{total} states are not final.", data=resolved)
+    # Futures inside other values (a dict of futures) come back as their states, as in Prefect.
+    return Completed(data=resolved)
 
 
 class FlowAttempt:
@@ -628,17 +665,24 @@ class FlowAttempt:
         }
         set_state("flow", run, Pending(), before=[created])
         what = "subflow run" if parent else "flow run"
+        # Labelled by the engine, not the run, as Prefect prints it:
+        # "prefect.engine - Created flow run 'nimble-falcon' for flow 'My Pipeline'".
         run_logger("flow", run, "kernelflow.engine").info(
-            "Created %s '%s' for flow '%s'", what, run.name, flow.name, extra={"journal": False}
+            "Created %s '%s' for flow '%s'", what, run.name, flow.name,
+            extra={"journal": False, "run_label": "kernelflow.engine"},
         )
 
     def enter(self) -> None:
         """Make this flow run the current one."""
         self.token = context.flow_context.set(self.ctx)
+        # A flow called from inside a task is the innermost run now: its
+        # prints, loggers and get_run_context() must not see the task.
+        self.task_token = context.task_context.set(None)
 
     def exit(self) -> None:
         """Restore the previous flow context and stop the task runner."""
         if self.token is not None:
+            context.task_context.reset(self.task_token)
             context.flow_context.reset(self.token)
             self.token = None
 
@@ -767,6 +811,8 @@ def run_flow(flow: Flow, parameters: dict[str, Any]) -> State:
 
 async def run_flow_async(flow: Flow, parameters: dict[str, Any]) -> State:
     """Run an async flow to its final state."""
+    import asyncio
+
     attempt = FlowAttempt(flow, parameters)
     attempt.enter()
     try:

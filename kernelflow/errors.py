@@ -18,22 +18,32 @@ The tree::
     │   ├── StoreNotWritableError              the store directory cannot be written
     │   └── SchemaTooNewError                  written by a newer kernelflow
     ├── RunNotFoundError (LookupError)         no run with that id
+    ├── LimitNotFoundError (LookupError)       no concurrency limit has that name
+    ├── AcquireConcurrencySlotTimeoutError (TimeoutError)  no slot within timeout_seconds
+    ├── TaskSerializationError (TypeError)     a task or argument cannot go to a worker
+    ├── TaskRunnerError (RuntimeError)         a task runner cannot run work (e.g. no cluster)
+    │   └── WorkerLostError                    the worker process running a try died
     ├── TaskRunTimeout (TimeoutError)          raised inside a task that ran too long
     ├── FlowRunTimeout (TimeoutError)          raised inside a flow that ran too long
     ├── UpstreamTaskError                      an input's task did not complete
     ├── MissingContextError (RuntimeError)     called where no run is active
     └── FailedRun                              a failed state with no exception to re-raise
+
+And one warning: ``CacheWarning`` (UserWarning), a result that ran but could not be cached.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AcquireConcurrencySlotTimeoutError",
     "CachePolicyError",
+    "CacheWarning",
     "ConfigurationError",
     "FailedRun",
     "FlowRunTimeout",
     "HashingError",
     "KernelflowError",
+    "LimitNotFoundError",
     "MissingContextError",
     "ResultMissingError",
     "ResultSerializationError",
@@ -44,8 +54,10 @@ __all__ = [
     "StoreLockedError",
     "StoreNotWritableError",
     "TaskRunTimeout",
-    "FlowRunTimeout",
+    "TaskRunnerError",
+    "TaskSerializationError",
     "UpstreamTaskError",
+    "WorkerLostError",
 ]
 
 
@@ -102,6 +114,26 @@ class RunNotFoundError(KernelflowError, LookupError):
     """No flow or task run has the given id."""
 
 
+class LimitNotFoundError(KernelflowError, LookupError):
+    """No concurrency limit has the given name; the message names the command that creates it."""
+
+
+class AcquireConcurrencySlotTimeoutError(KernelflowError, TimeoutError):
+    """No slot of a concurrency or rate limit became free within ``timeout_seconds``."""
+
+
+class TaskSerializationError(KernelflowError, TypeError):
+    """A task's function or an argument cannot be pickled to run in another process."""
+
+
+class TaskRunnerError(KernelflowError, RuntimeError):
+    """A task runner cannot run work, e.g. its Dask scheduler does not answer."""
+
+
+class WorkerLostError(TaskRunnerError):
+    """The worker (process or Dask worker) running one try of a task died mid-try."""
+
+
 class TaskRunTimeout(KernelflowError, TimeoutError):
     """Raised inside a task's thread when it runs past ``timeout_seconds``."""
 
@@ -120,3 +152,8 @@ class MissingContextError(KernelflowError, RuntimeError):
 
 class FailedRun(KernelflowError):
     """Raised by ``State.result()`` for a failed state that carries no exception."""
+
+
+class CacheWarning(UserWarning):
+    """A result was computed but could not be cached (e.g. a ``%%task`` output that
+    cannot be pickled); the message names it and says what to do."""

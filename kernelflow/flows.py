@@ -18,9 +18,7 @@ from __future__ import annotations
 import datetime
 import functools
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, TypeVar, overload
-
-from typing_extensions import ParamSpec
+from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from kernelflow import engine
 from kernelflow.errors import ConfigurationError

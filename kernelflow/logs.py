@@ -41,6 +41,26 @@ class ConsoleFormatter(logging.Formatter):
         return text
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is when each record is emitted.
+
+    Bound once, a plain ``StreamHandler(sys.stderr)`` would keep writing to
+    whatever stream was current at configuration (an old pytest capture, a
+    finished ``redirect_stderr``) and lose every later line.
+    """
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> Any:  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # always the current sys.stderr
+
+
 class JournalHandler(logging.Handler):
     """Appends run log records to the store's journal."""
 
@@ -76,7 +96,7 @@ def configure() -> logging.Logger:
         if not _configured:
             level = env("LOGGING_LEVEL", "INFO").upper()
             logger.setLevel(level)
-            console = logging.StreamHandler(sys.stderr)
+            console = _StderrHandler()
             console.setFormatter(ConsoleFormatter())
             logger.addHandler(console)
             logger.addHandler(JournalHandler())

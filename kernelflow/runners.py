@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextvars
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from kernelflow.errors import ConfigurationError
 if TYPE_CHECKING:
     from kernelflow.tasks import Task
 
-__all__ = ["TaskRunner", "ThreadPoolTaskRunner"]
+__all__ = ["ProcessPoolTaskRunner", "TaskRunner", "ThreadPoolTaskRunner"]
 
 
 class TaskRunner:
@@ -85,3 +86,76 @@ class ThreadPoolTaskRunner(TaskRunner):
 
     def __repr__(self) -> str:
         return f"ThreadPoolTaskRunner(max_workers={self.max_workers})"
+
+
+class ProcessPoolTaskRunner(ThreadPoolTaskRunner):
+    """Runs each try of a submitted task in a pool of worker processes.
+
+    For CPU-bound pure-Python tasks, which threads cannot run in parallel.
+    The engine still drives every task run from a thread of the flow's
+    process (states, retries, caching and the store stay there); only the
+    task's function runs in a worker. Functions and arguments travel with
+    cloudpickle, so tasks defined in a script's ``__main__`` or a notebook
+    work. Inside the worker, ``print`` (with ``log_prints``) and
+    ``get_run_logger()`` end up as the run's log lines in the flow's process,
+    and plain ``print`` output is shown there. A try over the task's
+    ``timeout_seconds`` is stopped for real: its worker is killed (and
+    replaced). Async tasks run in the flow's process.
+
+    Parameters
+    ----------
+    max_workers:
+        Worker processes; defaults to the number of CPUs.
+
+    Example
+    -------
+    >>> @flow(task_runner=ProcessPoolTaskRunner(max_workers=2))  # doctest: +SKIP
+    ... def crunch(items):
+    ...     return heavy.map(items).result()
+    """
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        super().__init__(max_workers)
+        self._processes = None
+
+    @property
+    def _process_count(self) -> int:
+        return self.max_workers or os.cpu_count() or 1
+
+    def duplicate(self) -> ProcessPoolTaskRunner:
+        return ProcessPoolTaskRunner(self.max_workers)
+
+    def start(self) -> None:
+        from kernelflow._process_pool import ProcessPool
+
+        if self._pool is None:
+            # More engine threads than processes: a thread waiting for an
+            # upstream future or a retry delay must not leave a process idle.
+            self._pool = cf.ThreadPoolExecutor(
+                self._process_count + 4, thread_name_prefix="kernelflow-task"
+            )
+        if self._processes is None:
+            self._processes = ProcessPool(self._process_count)
+            self._processes.prestart()
+
+    def call(self, task: Task, parameters: dict[str, Any]) -> Any:
+        from kernelflow._remote import decode_reply, encode_call, raise_or_return, replay_event
+        from kernelflow.timeouts import DeadlineExceeded
+
+        if self._processes is None:
+            self.start()
+        request = encode_call(task, parameters, "a worker process")
+        reply = self._processes.run(request, task.timeout_seconds, replay_event)
+        if reply is None:
+            raise DeadlineExceeded(task.timeout_seconds)
+        kind, payload, _events = decode_reply(reply)
+        return raise_or_return(kind, payload, task.name)
+
+    def shutdown(self, wait: bool = True) -> None:
+        super().shutdown(wait)
+        if self._processes is not None:
+            self._processes.shutdown(wait)
+            self._processes = None
+
+    def __repr__(self) -> str:
+        return f"ProcessPoolTaskRunner(max_workers={self.max_workers})"

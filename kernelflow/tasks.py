@@ -18,9 +18,7 @@ from __future__ import annotations
 import datetime
 import functools
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, TypeVar, overload
-
-from typing_extensions import ParamSpec
+from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from kernelflow import context, engine
 from kernelflow.cache import CacheKeyFnPolicy, CachePolicy
@@ -151,7 +149,7 @@ class Task(Generic[P, R]):
         wait_for = kwargs.pop("wait_for", None)
         parameters = self._shape.bind(args, kwargs, f"task '{self.name}'")
         flow_ctx = context.current_flow_context()
-        if self.is_async and _in_running_loop():
+        if self.is_async and _caller_awaits(flow_ctx):
             return self._call_async(parameters, wait_for, flow_ctx, return_state)  # type: ignore[return-value]
         task_run = engine.create_task_run(self, parameters, flow_ctx)
         state = engine.run_task_any(self, task_run, parameters, wait_for, flow_ctx)
@@ -224,7 +222,19 @@ class Task(Generic[P, R]):
         return f"Task(name={self.name!r})"
 
 
-def _in_running_loop() -> bool:
+def _caller_awaits(flow_ctx: context.FlowRunContext | None) -> bool:
+    """Whether calling an async task here should return an awaitable.
+
+    Only async code can await: an async task or async flow around the call.
+    A sync task or flow gets the value, even when an event loop is running
+    in the thread (a notebook cell); outside any run, a running loop means
+    the caller is async (``await my_task()`` at a notebook's top level).
+    """
+    task_ctx = context.task_context.get()
+    if task_ctx is not None:
+        return task_ctx.task.is_async
+    if flow_ctx is not None and flow_ctx.flow is not None:
+        return flow_ctx.flow.is_async
     import asyncio
 
     try:

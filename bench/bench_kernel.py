@@ -1,0 +1,236 @@
+"""Benchmarks of the notebook integration (issue 4), each a ratio measured in the same run.
+
+1. ``%load_ext kernelflow`` in a fresh interpreter (target: <= 100 ms).
+2. ``%%task`` overhead on a trivial cell, over the same cell without the magic, in an
+   IPython shell: cache off, and cache on with a miss every run (target: <= 2 ms).
+3. An 80 MB DataFrame cell: a cache hit in a fresh kernel vs ``joblib.Memory`` loading
+   the same frame in a fresh kernel, both timed inside the kernel from ``pre_run_cell``
+   to ``post_run_cell`` (target: ratio <= 1.0).
+4. Hashing that frame as a cell input vs xxhash over its raw column buffers
+   (target: ratio <= 2.0).
+
+Every figure is the median of ``--repeat`` runs. Usage::
+
+    python bench/bench_kernel.py [--repeat 5] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+KERNEL = "kernelflow-bench"
+ROWS, COLS = 1_000_000, 10
+
+
+def _env(home: Path, jupyter: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    env["KERNELFLOW_HOME"] = str(home)
+    env["JUPYTER_PATH"] = str(jupyter)
+    return env
+
+
+def load_ext_ms(env: dict[str, str]) -> float:
+    """Milliseconds of ``%load_ext kernelflow`` in a fresh interpreter with IPython loaded."""
+    code = textwrap.dedent("""
+        import time
+        from IPython.core.interactiveshell import InteractiveShell
+        ip = InteractiveShell.instance()
+        start = time.perf_counter()
+        ip.run_line_magic("load_ext", "kernelflow")
+        print((time.perf_counter() - start) * 1000)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    return float(out.stdout.strip())
+
+
+def task_overhead_ms(env: dict[str, str], runs: int) -> dict[str, float]:
+    """Per-cell milliseconds: plain cell, %%task --no-cache, %%task missing the cache."""
+    code = textwrap.dedent(f"""
+        import json, time
+        from IPython.core.interactiveshell import InteractiveShell
+        ip = InteractiveShell.instance()
+        ip.run_line_magic("load_ext", "kernelflow")
+        RUNS = {runs}
+
+        def per_cell(source, vary):
+            for i in range(20):  # warm up: imports, caches, the session run
+                ip.user_ns["i"] = -1 - i
+                ip.run_cell(source, store_history=False)
+            total = 0.0
+            for i in range(RUNS):
+                ip.user_ns["i"] = i if vary else 0
+                start = time.perf_counter()
+                ip.run_cell(source, store_history=False)
+                total += time.perf_counter() - start
+            return total / RUNS * 1000
+
+        plain = per_cell("x = i + 1", False)
+        no_cache = per_cell("%%task --no-cache\\nx = i + 1", False)
+        miss = per_cell("%%task\\nx = i + 1", True)
+        plain_again = per_cell("x = i + 1", False)
+        print(json.dumps({{"plain": min(plain, plain_again), "no_cache": no_cache,
+                          "miss": miss}}))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _timed_cell_in_fresh_kernel(setup: str, timed: str) -> float:
+    """Seconds the ``timed`` cell took inside a new kernel, after ``setup``."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    hooks = (
+        "import time as _t\n_kf_times = []\n"
+        "get_ipython().events.register('pre_run_cell', "
+        "lambda info: _kf_times.append(_t.perf_counter()))\n"
+        "get_ipython().events.register('post_run_cell', "
+        "lambda result: _kf_times.append(_t.perf_counter()))\n"
+    )
+    cells = [hooks + setup, timed, "print(_kf_times[-2] - _kf_times[-3])"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(nb, kernel_name=KERNEL, timeout=600).execute()
+    for cell in nb.cells[:2]:
+        errors = [o for o in cell.outputs if o["output_type"] == "error"]
+        if errors:
+            raise RuntimeError(f"bench cell failed: {errors[0]['ename']}: {errors[0]['evalue']}")
+    return float(nb.cells[2].outputs[0]["text"])
+
+
+KF_SETUP = "%load_ext kernelflow\nimport numpy as np\nimport pandas as pd\nseed = 0"
+KF_CELL = textwrap.dedent(f"""\
+    %%task big_frame
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.random(({ROWS}, {COLS})), columns=[f"c{{i}}" for i in range({COLS})])
+""")
+JOBLIB_SETUP = textwrap.dedent(f"""\
+    import joblib
+    import numpy as np
+    import pandas as pd
+    memory = joblib.Memory({{where!r}}, verbose=0)
+
+    @memory.cache
+    def make_frame(seed):
+        rng = np.random.default_rng(seed)
+        columns = [f"c{{i}}" for i in range({COLS})]
+        return pd.DataFrame(rng.random(({ROWS}, {COLS})), columns=columns)
+""")
+
+
+def frame_hit_s(home: Path, repeat: int) -> dict[str, float]:
+    """Median in-kernel seconds of the 80 MB cell: kernelflow hit, joblib hit."""
+    joblib_setup = JOBLIB_SETUP.replace("{where!r}", repr(str(home / "joblib")))
+    _timed_cell_in_fresh_kernel(KF_SETUP, KF_CELL)  # fill the caches
+    _timed_cell_in_fresh_kernel(joblib_setup, "frame = make_frame(0)")
+    kf, jl = [], []
+    for _ in range(repeat):
+        kf.append(_timed_cell_in_fresh_kernel(KF_SETUP, KF_CELL))
+        jl.append(_timed_cell_in_fresh_kernel(joblib_setup, "frame = make_frame(0)"))
+    return {"kernelflow": statistics.median(kf), "joblib": statistics.median(jl)}
+
+
+def frame_hash_ms(repeat: int) -> dict[str, float]:
+    """Milliseconds to hash the 80 MB frame as a cell input vs xxhash over its buffers."""
+    import numpy as np
+    import pandas as pd
+    import xxhash
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from kernelflow.kernel import runner_of
+    from kernelflow.kernel.options import CellOptions
+    from kernelflow.kernel.prepare import prepare
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.random((ROWS, COLS)), columns=[f"c{i}" for i in range(COLS)])
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "kernelflow")
+    ip.user_ns["frame"] = frame
+    runner = runner_of(ip)
+    prepared = prepare(ip, "", "total = frame['c0'].sum()\n")
+    options = CellOptions()
+
+    def as_input() -> None:
+        runner.hash_inputs(prepared, options, "total", strict=True)
+
+    def raw() -> None:
+        for name in frame.columns:
+            xxhash.xxh3_128(frame[name].to_numpy()).digest()
+
+    def best(fn) -> float:
+        fn()
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times) * 1000
+
+    return {"input": best(as_input), "xxhash": best(raw)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="fewer runs, for a smoke test")
+    opts = parser.parse_args()
+    repeat = 2 if opts.quick else opts.repeat
+    work = Path(tempfile.mkdtemp(prefix="kernelflow-bench-kernel-"))
+    try:
+        home, jupyter = work / "home", work / "jupyter"
+        spec = jupyter / "kernels" / KERNEL
+        spec.mkdir(parents=True)
+        spec.joinpath("kernel.json").write_text(json.dumps({
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "kernelflow bench", "language": "python",
+        }))
+        env = _env(home, jupyter)
+        os.environ.update({k: env[k] for k in ("PYTHONPATH", "KERNELFLOW_HOME", "JUPYTER_PATH")})
+        sys.path.insert(0, str(ROOT))
+
+        load = statistics.median(load_ext_ms(env) for _ in range(repeat))
+        overhead = [task_overhead_ms(env, 50 if opts.quick else 300) for _ in range(repeat)]
+        plain = statistics.median(o["plain"] for o in overhead)
+        no_cache = statistics.median(o["no_cache"] for o in overhead)
+        miss = statistics.median(o["miss"] for o in overhead)
+        hit = frame_hit_s(home, repeat)
+        hashing = frame_hash_ms(max(repeat, 5))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    rows = [
+        ("%load_ext kernelflow", f"{load:.1f} ms", "<= 100 ms", load <= 100),
+        ("%%task overhead, cache off", f"+{no_cache - plain:.2f} ms "
+         f"({no_cache:.2f} vs {plain:.2f} ms)", "<= 2 ms", no_cache - plain <= 2),
+        ("%%task overhead, cache miss", f"+{miss - plain:.2f} ms "
+         f"({miss:.2f} vs {plain:.2f} ms)", "<= 2 ms", miss - plain <= 2),
+        ("80 MB frame cell, hit in a fresh kernel",
+         f"{hit['kernelflow'] * 1000:.1f} ms vs joblib {hit['joblib'] * 1000:.1f} ms "
+         f"= {hit['kernelflow'] / hit['joblib']:.2f}x", "<= 1.0x",
+         hit["kernelflow"] <= hit["joblib"]),
+        ("80 MB frame hashed as a cell input",
+         f"{hashing['input']:.1f} ms vs xxhash {hashing['xxhash']:.1f} ms "
+         f"= {hashing['input'] / hashing['xxhash']:.2f}x", "<= 2.0x",
+         hashing["input"] <= 2 * hashing["xxhash"]),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print("kernelflow notebook benchmarks (median of", repeat, "runs)")
+    for label, figure, target, met in rows:
+        print(f"  {label:<{width}}  {figure:<48} target {target:<10} {'met' if met else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,263 @@
+"""The cache index: cache key -> persisted result, found without the database.
+
+A lookup happens before every cached task run, often in a process that must not
+open the DuckDB file (see :mod:`kernelflow.store.journal`). So the index is one
+small JSON file per key, ``<home>/cache/<k[:2]>/<key>.json``, naming the result
+file written by :mod:`kernelflow.results`. A hit costs one read of the index
+file and one of the (checksum-verified) result file.
+
+The files are the truth for lookups. Every write, hit and delete is also
+appended to the journal (``cache_write`` / ``cache_hit`` / ``cache_delete``),
+so the database can show the cache and its use.
+
+Index files are replaced atomically (temporary file + ``os.replace``): a reader
+sees the old entry or the new one, never half of one. An index or result file
+that turns out to be corrupt is reported in one log line, deleted, and the
+lookup counts as a miss, so the task simply runs again.
+
+A key that is not a plain file name (cache_key_fn may return any string) is
+stored under the hash of the key instead; the entry keeps the key itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from kernelflow.errors import ResultMissingError
+from kernelflow.hashing import hash_bytes
+from kernelflow.results import read_result, write_result
+from kernelflow.settings import paths
+from kernelflow.store.journal import record
+
+__all__ = ["CacheEntry", "CacheHit", "clear", "delete", "entries", "lookup", "store"]
+
+logger = logging.getLogger("kernelflow.cache")
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One cache key and the result it points to (the content of an index file).
+
+    Attributes
+    ----------
+    key
+        The cache key.
+    task_name
+        The task whose run stored the result.
+    result
+        The result file, relative to the store home.
+    checksum, size, format
+        As in :class:`kernelflow.results.ResultRecord`.
+    created
+        When the entry was written (Unix epoch seconds).
+    expires
+        When the entry stops matching (epoch seconds), or None for never.
+    task_run_id
+        The run that computed the result.
+    duration
+        Seconds that run took, i.e. what a hit saves.
+    """
+
+    key: str
+    task_name: str
+    result: str
+    checksum: str
+    size: int
+    format: str
+    created: float
+    expires: float | None
+    task_run_id: str | None
+    duration: float
+
+    def is_expired(self, now: float | None = None) -> bool:
+        """Whether the entry has expired at ``now`` (default: the current time)."""
+        return self.expires is not None and self.expires <= (time.time() if now is None else now)
+
+
+@dataclass(frozen=True)
+class CacheHit:
+    """A found cache entry and its loaded value."""
+
+    value: Any
+    entry: CacheEntry
+
+
+def lookup(key: str, *, task_run_id: str | None = None) -> CacheHit | None:
+    """Find the cached result of ``key``.
+
+    Parameters
+    ----------
+    key
+        The cache key.
+    task_run_id
+        The run asking; recorded in the ``cache_hit`` event.
+
+    Returns
+    -------
+    CacheHit or None
+        None when there is no entry, it has expired, or its files are corrupt
+        (then one warning is logged to ``kernelflow.cache`` and the entry removed).
+
+    Examples
+    --------
+    >>> _ = store("k1", 42, task_name="answer", expires=None, task_run_id=None, duration=1.5)
+    >>> lookup("k1").value
+    42
+    """
+    file = _index_file(key)
+    try:
+        with open(file, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        return None
+    try:
+        entry = CacheEntry(**json.loads(raw))
+        if entry.key != key or not isinstance(entry.result, str):
+            raise ValueError(key)
+        expired = entry.is_expired()
+    except (ValueError, TypeError):  # bad JSON, fields missing, unknown or mistyped
+        where = os.path.relpath(file, paths().home)
+        _discard(key, f"Cache entry for key {key!r} is corrupt (file {where})")
+        return None
+    if expired:
+        return None
+    try:
+        value = read_result(entry.result, entry.checksum)
+    except ResultMissingError:
+        state = "corrupt" if (paths().home / entry.result).exists() else "missing"
+        task = entry.task_name
+        _discard(key, f"Cached result for task {task!r} is {state} (file {entry.result})")
+        return None
+    record({"ev": "cache_hit", "key": key, "task_run_id": task_run_id, "t": time.time()})
+    return CacheHit(value, entry)
+
+
+def store(
+    key: str,
+    value: Any,
+    *,
+    task_name: str,
+    expires: float | None,
+    task_run_id: str | None,
+    duration: float,
+) -> CacheEntry:
+    """Persist ``value`` and point ``key`` at it, replacing any previous entry.
+
+    Parameters
+    ----------
+    key
+        The cache key.
+    value
+        The task's return value (see :func:`kernelflow.results.write_result`).
+    task_name
+        The task that computed it.
+    expires
+        Epoch seconds after which the entry no longer matches, or None.
+    task_run_id
+        The run that computed it.
+    duration
+        Seconds that run took.
+
+    Returns
+    -------
+    CacheEntry
+
+    Raises
+    ------
+    ResultSerializationError
+        If ``value`` cannot be persisted.
+    """
+    result = write_result(value, task_name=task_name)
+    entry = CacheEntry(
+        key=key,
+        task_name=task_name,
+        result=result.path,
+        checksum=result.checksum,
+        size=result.size,
+        format=result.format,
+        created=time.time(),
+        expires=expires,
+        task_run_id=task_run_id,
+        duration=duration,
+    )
+    file = Path(_index_file(key))
+    paths().ensure(file.parent)
+    temporary = file.with_name(f".tmp-{os.getpid()}-{os.urandom(6).hex()}")
+    try:
+        temporary.write_bytes(json.dumps(asdict(entry)).encode())
+        os.replace(temporary, file)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    event = {"ev": "cache_write", **asdict(entry)}
+    del event["format"]  # not part of the journal's cache_write format
+    record(event)
+    return entry
+
+
+def delete(key: str) -> bool:
+    """Remove the entry of ``key``; True if there was one.
+
+    The result file stays: other keys or run states may point at the same content.
+    """
+    try:
+        os.unlink(_index_file(key))
+    except FileNotFoundError:
+        return False
+    record({"ev": "cache_delete", "key": key, "t": time.time()})
+    return True
+
+
+def clear(task_name: str | None = None, older_than: float | None = None) -> int:
+    """Remove cache entries; return how many were removed.
+
+    Parameters
+    ----------
+    task_name
+        Only entries stored by this task (default: every task).
+    older_than
+        Only entries created more than this many seconds ago (default: any age).
+    """
+    cutoff = None if older_than is None else time.time() - older_than
+    removed = 0
+    for entry in entries():
+        if task_name is not None and entry.task_name != task_name:
+            continue
+        if cutoff is not None and entry.created > cutoff:
+            continue
+        removed += delete(entry.key)
+    return removed
+
+
+def entries() -> list[CacheEntry]:
+    """Every readable cache entry, oldest first (expired ones included)."""
+    found = []
+    for file in paths().cache.glob("*/*.json"):
+        try:
+            found.append(CacheEntry(**json.loads(file.read_bytes())))
+        except (OSError, ValueError, TypeError):
+            continue  # deleted meanwhile, or corrupt: lookup reports and removes those
+    return sorted(found, key=lambda entry: entry.created)
+
+
+def _index_file(key: str) -> str:
+    # A string path: pathlib would cost more than the rest of a small hit.
+    name = key if _PLAIN_KEY.fullmatch(key) else hash_bytes("cache key", key)
+    return os.path.join(paths().home, "cache", name[:2], f"{name}.json")
+
+
+def _discard(key: str, problem: str) -> None:
+    logger.warning("%s; recomputing.", problem)
+    try:
+        delete(key)
+    except OSError as exc:  # e.g. a read-only store: the miss stands, the file stays
+        logger.debug("Could not delete the cache entry %r: %s", key, exc)

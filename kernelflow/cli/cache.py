@@ -1,0 +1,157 @@
+"""``kernelflow cache``: list and clear cached task results.
+
+``cache ls`` shows the live entries (newest first) from the store's
+``cache_entries`` table. ``cache clear`` deletes entries through
+:func:`kernelflow.cache_index.clear`, optionally only one task's
+(``--task``) or only those created more than a duration ago (``--older-than
+7d``); a cleared entry is a cache miss next time, so the task simply runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import click
+
+from kernelflow.cli.render import console, format_timestamp, frame_table, is_missing
+
+__all__ = ["DURATION", "Duration", "command", "parse_duration"]
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>[smhdw])", re.IGNORECASE)
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """Parse ``30s``, ``15m``, ``2h``, ``7d``, ``1w`` (or a sum such as ``1h30m``).
+
+    Parameters
+    ----------
+    text
+        Amounts with a unit each: s(econds), m(inutes), h(ours), d(ays), w(eeks).
+
+    Returns
+    -------
+    datetime.timedelta
+        The duration.
+
+    Raises
+    ------
+    ValueError
+        The text is not such a duration.
+
+    Examples
+    --------
+    >>> parse_duration("1h30m")
+    datetime.timedelta(seconds=5400)
+    """
+    compact = "".join(text.split())
+    parts = list(_DURATION.finditer(compact))
+    if not parts or "".join(p.group(0) for p in parts) != compact:
+        raise ValueError(f"{text!r} is not a duration; use e.g. 30s, 15m, 2h or 7d")
+    seconds = sum(float(p["amount"]) * _UNITS[p["unit"].lower()] for p in parts)
+    return dt.timedelta(seconds=seconds)
+
+
+class Duration(click.ParamType):
+    """A click option type for :func:`parse_duration`; a bad value is a usage error."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> dt.timedelta:
+        """Turn the option's text into a ``timedelta`` or fail with a one-line message."""
+        if isinstance(value, dt.timedelta):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+#: The shared instance, for options: ``click.option("--older-than", type=DURATION)``.
+DURATION = Duration()
+
+
+@click.group("cache")
+def command() -> None:
+    """List and clear cached task results."""
+
+
+@command.command("ls")
+@click.option("--task", "task_name", metavar="NAME", help="Only this task's entries.")
+def list_entries(task_name: str | None) -> None:
+    """List cache entries: task, key, size, when created and last used, expiry, hits."""
+    from kernelflow.store.queries import cache_entries
+
+    frame = cache_entries()
+    if task_name is not None:
+        frame = frame[frame["task_name"] == task_name]
+    out = console()
+    if frame.empty:
+        which = f" for task {task_name!r}" if task_name else ""
+        out.print(f"No cache entries{which}.")
+        return
+    now = dt.datetime.now(dt.timezone.utc)
+    frame = frame.assign(
+        key=frame["key"].str.slice(0, 16),
+        size=frame["size"].map(_format_bytes),
+        # An expired entry stays listed until cleared, but no task will use it again.
+        expires=[_expiry(value, now) for value in frame["expires"]],
+    )
+    table = frame_table(
+        frame,
+        ["task_name", "key", "size", "created", "last_hit", "expires", "hits"],
+        headers={"task_name": "task", "last_hit": "last hit"},
+        title=f"{len(frame)} cache entr{'y' if len(frame) == 1 else 'ies'}",
+        no_wrap=["key"],
+    )
+    out.print(table)
+
+
+@command.command("clear")
+@click.option("--task", "task_name", metavar="NAME", help="Only this task's entries.")
+@click.option(
+    "--older-than",
+    type=DURATION,
+    metavar="DURATION",
+    help="Only entries created longer ago than this: 30s, 15m, 2h, 7d, 1w.",
+)
+def clear(task_name: str | None, older_than: dt.timedelta | None) -> None:
+    """Delete cache entries (all, or those matching --task / --older-than)."""
+    from kernelflow import cache_index
+
+    removed = cache_index.clear(
+        task_name=task_name,
+        older_than=None if older_than is None else older_than.total_seconds(),
+    )
+    criteria = []
+    if task_name is not None:
+        criteria.append(f"of task {task_name!r}")
+    if older_than is not None:
+        cutoff = dt.datetime.now() - older_than
+        criteria.append(f"created before {format_timestamp(cutoff)}")
+    suffix = (" " + " ".join(criteria)) if criteria else ""
+    noun = "entry" if removed == 1 else "entries"
+    console().print(f"Cleared {removed} cache {noun}{suffix}.", highlight=False)
+
+
+def _expiry(expires: Any, now: dt.datetime) -> str:
+    if is_missing(expires):
+        return "never"
+    shown = format_timestamp(expires)
+    return f"{shown} (expired)" if expires <= now else shown
+
+
+def _format_bytes(size: Any) -> str:
+    try:
+        value = float(size)
+    except (TypeError, ValueError):
+        return ""
+    if value != value:  # NaN: size not recorded
+        return ""
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"

@@ -1,0 +1,270 @@
+"""Rendering store query results as rich tables, and the small formatters they share.
+
+Every command prints through :func:`console`, so the width rule lives in one
+place: in a terminal, tables fit the window (cells wrap); when the output is
+piped or captured, tables keep their natural width, so ``kernelflow runs ls |
+grep Failed`` sees whole lines instead of wrapped fragments.
+
+Cells are formatted by column name (see :func:`format_cell`): ``duration_s``
+as ``1.25s``, timestamps in local time to the second, states coloured by type.
+The frames come from :mod:`kernelflow.store.queries` as pandas DataFrames;
+pandas is only touched through the DataFrame's own methods, so importing this
+module stays cheap.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+__all__ = [
+    "STATE_STYLES",
+    "console",
+    "error_console",
+    "format_cell",
+    "format_duration",
+    "format_timestamp",
+    "frame_table",
+    "is_missing",
+    "state_text",
+]
+
+#: Colour of each state name; names not listed fall back to their type's colour.
+STATE_STYLES: dict[str, str] = {
+    "Completed": "green",
+    "Cached": "cyan",
+    "Failed": "red",
+    "TimedOut": "red",
+    "Crashed": "bold magenta",
+    "Cancelled": "dim",
+    "Cancelling": "dim",
+    "Running": "yellow",
+    "Retrying": "yellow",
+    "AwaitingRetry": "yellow",
+    "Pending": "blue",
+    "Scheduled": "blue",
+    "Late": "bold yellow",
+    "Paused": "dim",
+}
+
+#: Width used when stdout is not a terminal: wide enough that no table wraps.
+_UNBOUNDED_WIDTH = 10_000
+
+
+def console(stderr: bool = False) -> Console:
+    """The console commands print to: terminal width in a terminal, natural width otherwise.
+
+    Parameters
+    ----------
+    stderr
+        Print to standard error instead of standard output.
+
+    Returns
+    -------
+    rich.console.Console
+        A console bound to the *current* ``sys.stdout``/``sys.stderr`` (click's
+        test runner swaps them per invocation, so consoles are not cached).
+    """
+    stream = sys.stderr if stderr else sys.stdout
+    probe = Console(file=stream)
+    if probe.is_terminal:
+        return probe
+    return Console(file=stream, width=_UNBOUNDED_WIDTH, soft_wrap=True)
+
+
+def error_console() -> Console:
+    """A console on standard error (see :func:`console`)."""
+    return console(stderr=True)
+
+
+def format_duration(seconds: Any) -> str:
+    """A short duration: ``0.004`` -> ``4ms``, ``12.5`` -> ``12.50s``, ``95`` -> ``1m35s``.
+
+    Under a millisecond is ``<1ms``; a missing value (None, NaN) is ``""``.
+
+    Parameters
+    ----------
+    seconds
+        A number of seconds, or None/NaN for a run that has not finished.
+
+    Returns
+    -------
+    str
+        A short human-readable duration.
+    """
+    if is_missing(seconds):
+        return ""
+    seconds = float(seconds)
+    if seconds < 0.001:
+        return "<1ms"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def format_timestamp(value: Any) -> str:
+    """A timestamp in local time, to the second (``2025-06-01 14:03:07``); missing -> ``""``.
+
+    Parameters
+    ----------
+    value
+        A ``datetime`` (pandas ``Timestamp`` included), epoch seconds, or None/NaT.
+
+    Returns
+    -------
+    str
+        The formatted local time.
+    """
+    if is_missing(value):
+        return ""
+    if isinstance(value, int | float):
+        value = dt.datetime.fromtimestamp(value, tz=dt.timezone.utc)
+    if isinstance(value, dt.datetime):
+        if hasattr(value, "to_pydatetime"):  # pandas.Timestamp
+            value = value.to_pydatetime()
+        if value.tzinfo is not None:
+            value = value.astimezone()
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def state_text(name: Any, state_type: Any = None) -> Text:
+    """A state name coloured by :data:`STATE_STYLES` (or by its type when the name is unknown)."""
+    if is_missing(name):
+        return Text("")
+    style = STATE_STYLES.get(str(name))
+    if style is None and not is_missing(state_type):
+        style = STATE_STYLES.get(str(state_type).capitalize(), "")
+    return Text(str(name), style=style or "")
+
+
+def format_cell(column: str, value: Any) -> str | Text:
+    """Format one cell for display, choosing the format from the column name.
+
+    Parameters
+    ----------
+    column
+        The column name: ``duration_s`` / ``*_duration`` are durations,
+        ``state`` / ``state_name`` are states, datetimes are local times.
+    value
+        The cell value.
+
+    Returns
+    -------
+    str or rich.text.Text
+        What the table shows; ``Text`` keeps markup-like strings (``[1, 2]``)
+        from being read as rich markup.
+    """
+    if column in ("state", "state_name"):
+        return state_text(value)
+    if column == "duration_s" or column.endswith("duration"):
+        return format_duration(value)
+    if is_missing(value):
+        return ""
+    if isinstance(value, dt.datetime):
+        return format_timestamp(value)
+    if _is_bool(value):
+        return "yes" if value else ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list | tuple):
+        return Text(", ".join(str(v) for v in value))
+    return Text(str(value))
+
+
+def frame_table(
+    frame: Any,
+    columns: Sequence[str] | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    title: str | None = None,
+    formatted: bool = True,
+    no_wrap: Iterable[str] = (),
+) -> Table:
+    """A rich table of a DataFrame's rows.
+
+    Parameters
+    ----------
+    frame
+        A pandas DataFrame.
+    columns
+        The columns to show, in order (default: all). Missing columns are skipped.
+    headers
+        Display names for columns (default: the column name).
+    title
+        Shown above the table.
+    formatted
+        Format cells by column name (:func:`format_cell`); ``False`` shows raw
+        values, as ``kernelflow sql`` does for columns it does not know.
+    no_wrap
+        Columns that must never wrap (ids, which users copy).
+
+    Returns
+    -------
+    rich.table.Table
+        Ready for ``console().print(...)``.
+    """
+    headers = headers or {}
+    keep = [c for c in (columns or list(frame.columns)) if c in frame.columns]
+    no_wrap = set(no_wrap)
+    table = Table(title=title, title_justify="left", header_style="bold", show_lines=False)
+    for name in keep:
+        numeric = str(frame[name].dtype).startswith(("int", "uint", "float", "Int", "Float"))
+        table.add_column(
+            headers.get(name, name),
+            justify="right" if numeric or name == "duration_s" else "left",
+            no_wrap=name in no_wrap,
+            overflow="fold",
+        )
+    for row in frame[keep].itertuples(index=False, name=None):
+        if formatted:
+            cells = (format_cell(name, value) for name, value in zip(keep, row, strict=True))
+            table.add_row(*cells)
+        else:
+            table.add_row(*(_raw(value) for value in row))
+    return table
+
+
+def _raw(value: Any) -> Text:
+    return Text("NULL", style="dim") if is_missing(value) else Text(str(value))
+
+
+def _is_bool(value: Any) -> bool:
+    # numpy.bool (numpy.bool_ before numpy 2), which pandas hands out, is not a bool subclass.
+    return isinstance(value, bool) or type(value).__name__ in ("bool", "bool_")
+
+
+def is_missing(value: Any) -> bool:
+    """Whether a cell value is missing: None, NaN, ``pandas.NA`` or ``NaT``.
+
+    Parameters
+    ----------
+    value
+        Any cell value; lists and arrays count as present.
+
+    Returns
+    -------
+    bool
+        True when a table should show the cell as empty.
+    """
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    try:
+        return bool(value != value)  # NaN-like values (numpy floats) differ from themselves
+    except (TypeError, ValueError):
+        return False  # arrays and other values without a truth value: present

@@ -1,0 +1,159 @@
+"""When a deployment fires: cron (croniter) and interval schedules in a time zone (zoneinfo).
+
+Cron expressions have 5 fields (minute hour day-of-month month day-of-week),
+or 6 with seconds first (second minute hour ...), as Quartz and Spring write them.
+
+Daylight saving time, one rule: a cron schedule fires at *wall-clock* times
+in its time zone.
+
+* A wall-clock time that does not exist (the spring gap, e.g. 02:30 on the
+  last Sunday of March in Europe/Berlin) fires at the same offset after the
+  gap: 02:30 becomes 03:30 local. Two times that land on the same instant
+  fire once.
+* A wall-clock time that happens twice (the autumn repeat, 02:30 on the
+  last Sunday of October) fires once, at its first occurrence.
+
+Interval schedules are in absolute time: every N seconds from their anchor,
+whatever the clocks do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from kernelflow.errors import ConfigurationError
+
+__all__ = ["CronSchedule", "IntervalSchedule", "Schedule", "parse_timezone"]
+
+UTC = dt.timezone.utc
+_FIELDS_5 = ("minute", "hour", "day of month", "month", "day of week")
+_FIELDS_6 = ("second", *_FIELDS_5)
+_WILDCARDS_5 = ["*"] * 5
+
+
+def parse_timezone(name: str | None) -> ZoneInfo:
+    """A ``ZoneInfo`` for ``name`` (default UTC), with a clear error for unknown names."""
+    name = name or "UTC"
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"Unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin' or 'UTC'."
+        ) from None
+
+
+class Schedule:
+    """Base class: yields fire times (aware, UTC) after a given instant."""
+
+    def fire_times(self, after: dt.datetime) -> Iterator[dt.datetime]:
+        """Fire times strictly after ``after`` (an aware datetime), in order."""
+        raise NotImplementedError
+
+    def next_after(self, after: dt.datetime) -> dt.datetime:
+        """The first fire time strictly after ``after``."""
+        return next(self.fire_times(after))
+
+    def between(self, start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
+        """Fire times in ``(start, end]``."""
+        found = []
+        for when in self.fire_times(start):
+            if when > end:
+                break
+            found.append(when)
+        return found
+
+    def describe(self) -> str:
+        """A one-line description for listings."""
+        raise NotImplementedError
+
+
+class CronSchedule(Schedule):
+    """Fires on a cron expression's wall-clock times in ``timezone``.
+
+    Raises
+    ------
+    ConfigurationError
+        For an invalid expression (naming the bad field) or an unknown time zone.
+    """
+
+    def __init__(self, cron: str, timezone: str | None = None) -> None:
+        from croniter import croniter
+
+        self.cron = " ".join(str(cron).split())
+        self.timezone = timezone or "UTC"
+        self.zone = parse_timezone(self.timezone)
+        fields = self.cron.split(" ")
+        if len(fields) not in (5, 6):
+            raise ConfigurationError(
+                f"Cron expression {cron!r} has {len(fields)} fields; use 5 (minute hour day month "
+                "weekday) or 6 with seconds first."
+            )
+        self.with_seconds = len(fields) == 6
+        if not croniter.is_valid(self.cron, second_at_beginning=self.with_seconds):
+            raise ConfigurationError(_explain_bad_cron(self.cron, fields))
+
+    def fire_times(self, after: dt.datetime) -> Iterator[dt.datetime]:
+        from croniter import croniter
+
+        local_after = after.astimezone(self.zone).replace(tzinfo=None)
+        # Iterate wall-clock (naive) times, then place each in the zone; see
+        # the module docstring for how gaps and repeats resolve.
+        it = croniter(self.cron, local_after, second_at_beginning=self.with_seconds)
+        last: dt.datetime | None = None
+        while True:
+            naive = it.get_next(dt.datetime)
+            when = naive.replace(tzinfo=self.zone, fold=0).astimezone(UTC)
+            if when <= after or (last is not None and when <= last):
+                continue
+            last = when
+            yield when
+
+    def describe(self) -> str:
+        return f"cron '{self.cron}' ({self.timezone})"
+
+
+class IntervalSchedule(Schedule):
+    """Fires every ``interval`` seconds from ``anchor`` (absolute time)."""
+
+    def __init__(self, interval: float | dt.timedelta, anchor: dt.datetime | None = None,
+                 timezone: str | None = None) -> None:
+        seconds = interval.total_seconds() if isinstance(interval, dt.timedelta) else interval
+        try:
+            seconds = float(seconds)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"Interval must be a number of seconds, got {interval!r}.") from None
+        if seconds <= 0:
+            raise ConfigurationError(f"Interval must be > 0 seconds, got {interval!r}.")
+        self.interval = seconds
+        self.timezone = timezone or "UTC"
+        parse_timezone(self.timezone)
+        self.anchor = (anchor or dt.datetime(2000, 1, 1, tzinfo=UTC)).astimezone(UTC)
+
+    def fire_times(self, after: dt.datetime) -> Iterator[dt.datetime]:
+        elapsed = (after - self.anchor).total_seconds()
+        k = max(0, int(elapsed // self.interval) + 1)
+        while True:
+            when = self.anchor + dt.timedelta(seconds=k * self.interval)
+            if when > after:
+                yield when
+            k += 1
+
+    def describe(self) -> str:
+        return f"every {self.interval:g} s"
+
+
+def _explain_bad_cron(cron: str, fields: list[str]) -> str:
+    from croniter import croniter
+
+    names = _FIELDS_6 if len(fields) == 6 else _FIELDS_5
+    for i, (name, value) in enumerate(zip(names, fields)):
+        probe = ["*"] * len(fields)
+        probe[i] = value
+        if not croniter.is_valid(" ".join(probe), second_at_beginning=len(fields) == 6):
+            return (
+                f"Invalid cron expression {cron!r}: the {name} field {value!r} is not valid; "
+                "see `man 5 crontab` for the syntax."
+            )
+    return f"Invalid cron expression {cron!r}; see `man 5 crontab` for the syntax."

@@ -1,0 +1,58 @@
+"""IPython integration: ``%load_ext kernelflow`` registers ``%%task`` and ``%kf``.
+
+Loading is cheap and silent: it registers the magics, a ``pre_run_cell`` hook
+(to learn each cell's id) and the notebook session (see
+:mod:`kernelflow.kernel.session`), whose flow run is only created when
+something is first recorded under it. Nothing here imports duckdb, pandas,
+pyarrow or ipywidgets.
+
+Modules: :mod:`.cells` (what a cell reads and writes), :mod:`.dependencies`
+(helpers and libraries it uses), :mod:`.prepare` (compiling and running the
+body), :mod:`.execute` (the cell as a task run), :mod:`.outputs` (saving and
+restoring outputs), :mod:`.replay` (recorded output), :mod:`.why`,
+:mod:`.lineage`, :mod:`.stale`, :mod:`.commands` and :mod:`.views` (``%kf``),
+:mod:`.magics`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["load", "runner_of", "unload"]
+
+_ATTRIBUTE = "_kernelflow_runner"
+
+
+def load(ipython: Any) -> None:
+    """Register kernelflow's magics and session in ``ipython`` (idempotent)."""
+    if getattr(ipython, _ATTRIBUTE, None) is not None:
+        return
+    from kernelflow.kernel.magics import KernelflowMagics
+    from kernelflow.kernel.session import NotebookSession
+
+    session = NotebookSession()
+    magics = KernelflowMagics(ipython, session)
+    ipython.register_magics(magics)
+    ipython.events.register("pre_run_cell", magics.pre_run_cell)
+    session.install()
+    setattr(ipython, _ATTRIBUTE, magics)
+
+
+def unload(ipython: Any) -> None:
+    """Remove what :func:`load` added; the session's run (if any) ends now."""
+    magics = getattr(ipython, _ATTRIBUTE, None)
+    if magics is None:
+        return
+    ipython.events.unregister("pre_run_cell", magics.pre_run_cell)
+    magics.close()
+    magics.session.uninstall()
+    registered = ipython.magics_manager.magics
+    registered["cell"].pop("task", None)
+    registered["line"].pop("kf", None)
+    setattr(ipython, _ATTRIBUTE, None)
+
+
+def runner_of(ipython: Any) -> Any:
+    """The :class:`~kernelflow.kernel.execute.CellRunner` of a shell (None if not loaded)."""
+    magics = getattr(ipython, _ATTRIBUTE, None)
+    return magics.runner if magics is not None else None

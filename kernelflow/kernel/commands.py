@@ -1,0 +1,167 @@
+"""What each ``%kf`` subcommand does; :mod:`kernelflow.kernel.views` shows the results.
+
+Each function takes the shell's :class:`~kernelflow.kernel.execute.CellRunner`
+and the rest of the ``%kf`` line. Bad input raises ``UsageError`` with one line
+that says what to write instead.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from kernelflow.kernel import views
+from kernelflow.kernel.execute import CellRunner
+from kernelflow.kernel.options import CellOptions
+from kernelflow.kernel.stale import stale_cells
+from kernelflow.kernel.why import describe_changes, history_latest
+
+__all__ = ["cache", "info", "rerun", "runs", "sql", "stale", "why"]
+
+
+def runs(runner: CellRunner, rest: str) -> Any:
+    """``%kf runs [N]``: this notebook's latest task runs (all its sessions)."""
+    limit = 20
+    if rest:
+        try:
+            limit = int(rest)
+        except ValueError:
+            raise UsageError(f"%kf runs takes a number of runs, e.g. %kf runs 50; got {rest!r}"
+                             ) from None
+    from kernelflow.store.queries import sql as query
+
+    frame = query(
+        """
+        SELECT t.name, t.state_name AS state, round(t.duration_s, 3) AS duration_s,
+               t.cached, t.run_count AS tries, t.created, t.state_message AS message, t.id
+        FROM task_runs t JOIN flow_runs f ON t.flow_run_id = f.id
+        WHERE f.flow_name = ?
+        ORDER BY t.created DESC NULLS LAST, t.id DESC
+        LIMIT ?
+        """,
+        [runner.session.name, limit],
+    )
+    return views.render_runs(frame, runner.session.name)
+
+
+def cache(runner: CellRunner, rest: str) -> Any:
+    """``%kf cache`` lists the cache; ``%kf cache clear [NAME]`` empties it (or NAME's part)."""
+    from kernelflow import cache_index
+
+    words = rest.split()
+    if not words:
+        from kernelflow.store.queries import cache_entries
+
+        return views.render_cache(cache_entries())
+    if words[0] != "clear" or len(words) > 2:
+        raise UsageError(f"usage: %kf cache | %kf cache clear [NAME]; got {rest!r}")
+    name = words[1] if len(words) == 2 else None
+    removed = cache_index.clear(task_name=name)
+    whose = f" of {name!r}" if name else ""
+    print(f"Removed {removed} cache {'entry' if removed == 1 else 'entries'}{whose}.")
+    return None
+
+
+def sql(runner: CellRunner, rest: str) -> Any:
+    """``%kf sql SELECT ...``: a read-only query on the store, as a DataFrame."""
+    if not rest:
+        raise UsageError("usage: %kf sql SELECT ... (e.g. %kf sql SELECT * FROM task_runs)")
+    from kernelflow.store.queries import sql as query
+
+    try:
+        return query(rest)
+    except Exception as exc:
+        if any(c.__module__.lstrip("_").startswith("duckdb") for c in type(exc).__mro__):
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UsageError(f"%kf sql: {first}") from None
+        raise
+
+
+def why(runner: CellRunner, rest: str) -> None:
+    """``%kf why NAME``: what changed since the last cached run of a cell."""
+    if not rest:
+        raise UsageError("usage: %kf why NAME (a %%task cell's name, or a variable it makes)")
+    record = runner.lineage.find(rest)
+    if record is None:
+        previous = history_latest(runner.session.name, rest)
+        if previous is not None:
+            ago = _ago(previous.get("t"))
+            text = (f"Cell {rest!r} has not run in this kernel yet; its last cached run was "
+                    f"{ago}. Run it, then ask again.")
+        else:
+            known = ", ".join(sorted(runner.lineage.cells)) or "none yet"
+            raise UsageError(f"No %%task cell named {rest!r} ran in this session "
+                             f"(cells: {known}).")
+        return views.render_text(text)
+    name = record.name
+    if record.key is None:
+        return views.render_text(f"Cell {name!r} ran with --no-cache: it never uses the cache.")
+    now = _parts_now(runner, record)
+    if now is not None and now.key_part() != record.parts.key_part():
+        lines = describe_changes(record.parts, now)
+        head = f"Cell {name!r} would run again: since its last run ({_ago(record.ran_at)}),"
+        return views.render_text(head + "\n" + "\n".join(f"  - {line}" for line in lines))
+    if record.cached:
+        return views.render_text(
+            f"Cell {name!r} used its cache (cached run from {_ago(record.ran_at)}); nothing "
+            "it depends on changed since."
+        )
+    reasons = record.miss_reasons or ["unknown"]
+    return views.render_text(
+        f"Cell {name!r} did not use the cache on its last run, because:\n"
+        + "\n".join(f"  - {line}" for line in reasons)
+    )
+
+
+def _parts_now(runner: CellRunner, record: Any) -> Any:
+    from kernelflow.kernel.prepare import prepare
+
+    options = record.options or CellOptions()
+    prepared = prepare(runner.shell, record.line, record.body)
+    return runner.hash_inputs(prepared, options, record.name, strict=False).parts
+
+
+def stale(runner: CellRunner, rest: str) -> None:
+    """``%kf stale``: cells whose inputs were re-made differently, in dependency order."""
+    return views.render_stale(stale_cells(runner.lineage))
+
+
+def rerun(runner: CellRunner, rest: str) -> None:
+    """``%kf rerun``: run the stale cells again, in dependency order, showing each output."""
+    from IPython.display import display
+
+    done: set[str] = set()
+    while True:
+        pending = [s for s in stale_cells(runner.lineage) if s.record.name not in done]
+        if not pending:
+            break
+        record = pending[0].record
+        done.add(record.name)
+        views.render_rerun_header(record.name, pending[0].reasons)
+        value = runner.run(record.line, record.body, record.options or CellOptions(),
+                           cell_id=record.cell_id)
+        if value is not None:
+            display(value)
+    if not done:
+        print("No stale cells.")
+
+
+def info(runner: CellRunner, rest: str) -> None:
+    """``%kf info NAME``: a cell's inputs, outputs, state and cache key."""
+    if not rest:
+        raise UsageError("usage: %kf info NAME")
+    record = runner.lineage.find(rest)
+    if record is None:
+        known = ", ".join(sorted(runner.lineage.cells)) or "none yet"
+        raise UsageError(f"No %%task cell named {rest!r} ran in this session (cells: {known}).")
+    return views.render_info(record)
+
+
+def _ago(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "at an unknown time"
+    from kernelflow.kernel.outputs import ago_text
+
+    return ago_text(timestamp) if timestamp <= time.time() + 1 else "just now"

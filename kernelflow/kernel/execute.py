@@ -1,0 +1,366 @@
+"""Running one ``%%task`` cell as a kernelflow task run.
+
+The cell body becomes the function of a private :class:`~kernelflow.tasks.Task`
+and runs through the engine like any task, so states, retries, timeouts, the
+journal, hooks and listeners (widgets) behave as everywhere else. The body runs
+in the notebook's namespace, as a normal cell would: the same names are defined
+afterwards, and the value of a final expression is the cell's ``Out``.
+
+Caching. The task's cache policy keys on the cell's :class:`~kernelflow.kernel.why.KeyParts`
+(normalised code, input value hashes by name, helper and library hashes). On a
+miss, each output is written to the result store on its own (a DataFrame as
+Arrow, anything else pickled; see :mod:`kernelflow.results`) and the cached
+value is a small manifest: where each output lives, its value hash, and the
+cell's recorded outputs (text, HTML, images). On a hit the engine finds the
+manifest, the outputs are loaded back into the namespace, the recorded output
+is replayed, and one line says so. An output that cannot be saved leaves the
+cell uncached, with one :class:`~kernelflow.errors.CacheWarning` naming it.
+
+Why a manifest rather than one pickle of all outputs: an 80 MB DataFrame loads
+from Arrow in about a quarter of the time its pickle takes (measured in
+``docs/decisions/0003-task-cell-outputs.md``), a value that cannot be saved is
+known by name, and equal outputs of different cells are stored once.
+
+Lineage. The task run records its inputs (name, value hash, and the task run
+of the cell that produced that value) and its outputs (name, value hash), in
+the journal's ``task_run`` and ``outputs`` events.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from kernelflow.cache import CachePolicy
+from kernelflow.kernel.cells import CellAnalysis, default_name
+from kernelflow.kernel.lineage import CellRecord, Lineage
+from kernelflow.kernel.options import CellOptions
+from kernelflow.kernel.outputs import (
+    HIDDEN_NAMES,
+    ReplayedResult,
+    load_outputs,
+    make_manifest,
+    render_cached_line,
+    save_outputs,
+    type_name,
+)
+from kernelflow.kernel.prepare import PreparedCell, execute, prepare
+from kernelflow.kernel.replay import OutputRecorder, replay
+from kernelflow.kernel.session import NotebookSession
+from kernelflow.kernel.why import KeyParts, describe_changes, history_append, history_latest
+
+__all__ = ["CellRunner"]
+
+_FINISHED_LOG = "Finished in state %r"
+
+
+@dataclass
+class _Inputs:
+    """The values a cell reads, hashed: what its key and lineage are made of."""
+
+    parts: KeyParts
+    hashes: dict[str, str | None] = field(default_factory=dict)
+    via: dict[str, str] = field(default_factory=dict)
+
+
+class _CellPolicy(CachePolicy):
+    """A cache policy whose key part was computed before the run (by :class:`CellRunner`)."""
+
+    uses_inputs = True
+
+    def __init__(self, part: str) -> None:
+        self.part = part
+
+    def key_part(self, ctx: Any, inputs: dict[str, Any], hashes: dict[str, str]) -> str:
+        return self.part
+
+    def __repr__(self) -> str:
+        return "CELL"
+
+
+class _QuietCellLogs(logging.Filter):
+    """Drops the engine's "Finished in state ..." line for cell runs (the cell shows it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.quiet_runs: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.msg == _FINISHED_LOG
+                    and getattr(record, "run_id", None) in self.quiet_runs)
+
+
+class CellRunner:
+    """Runs ``%%task`` cells of one shell; holds the session run and the lineage.
+
+    Parameters
+    ----------
+    shell
+        The IPython shell.
+    session
+        The notebook session (its flow run is the parent of every cell run).
+    """
+
+    def __init__(self, shell: Any, session: NotebookSession) -> None:
+        self.shell = shell
+        self.session = session
+        self.lineage = Lineage()
+        self._log_filter = _QuietCellLogs()
+        logging.getLogger("kernelflow.runs.task").addFilter(self._log_filter)
+
+    def close(self) -> None:
+        """Stop quieting the engine's log lines (``%unload_ext``)."""
+        logging.getLogger("kernelflow.runs.task").removeFilter(self._log_filter)
+
+    # --- inputs ----------------------------------------------------------------------
+    def namespace_inputs(self, analysis: CellAnalysis) -> list[str]:
+        """The names the cell reads that exist in the namespace now (IPython's own left out)."""
+        ns = self.shell.user_ns
+        hidden = self.shell.user_ns_hidden
+        found = []
+        for name in analysis.reads:
+            if name not in ns or HIDDEN_NAMES.match(name):
+                continue
+            if name in hidden and hidden[name] is ns[name]:
+                continue
+            found.append(name)
+        return found
+
+    def hash_inputs(self, prepared: PreparedCell, options: CellOptions, cell: str,
+                    strict: bool) -> _Inputs:
+        """Hash what the cell reads; ``strict`` raises on a value that cannot be hashed."""
+        from kernelflow.errors import HashingError
+        from kernelflow.hashing import hash_value
+        from kernelflow.kernel.dependencies import find_dependencies
+
+        ns = self.shell.user_ns
+        deps = find_dependencies(self.namespace_inputs(prepared.analysis), ns)
+        excluded = set(options.exclude)
+        parts = KeyParts(code=prepared.analysis.code_hash, source=prepared.body)
+        hashes: dict[str, str | None] = {}
+        for name in deps.data:
+            if name in excluded:
+                hashes[name] = None
+                continue
+            try:
+                digest = hash_value(ns[name], name=name)
+            except Exception as exc:  # HashingError, or a value whose pickling raises
+                if not strict:
+                    hashes[name] = None
+                    continue
+                what = type_name(ns.get(name))
+                via = f" (read by `{deps.via[name]}`)" if name in deps.via else ""
+                raise HashingError(
+                    f"Cannot hash input {name!r}{via} of %%task cell {cell!r} ({what}) for "
+                    f"its cache key: add --exclude {name} to the %%task line, or use --no-cache."
+                ) from exc
+            parts.inputs[name] = digest
+            hashes[name] = digest
+        for name, digest in deps.helpers.items():
+            if name not in excluded:
+                parts.helpers[name] = digest
+            hashes[name] = digest
+        for name, digest in deps.libraries.items():
+            if name not in excluded:
+                parts.libraries[name] = digest
+            hashes[name] = digest
+        return _Inputs(parts=parts, hashes=hashes, via=deps.via)
+
+    # --- running ---------------------------------------------------------------------
+    def run(self, line: str, body: str, options: CellOptions, *,
+            cell_id: str | None = None) -> Any:
+        """Run a ``%%task`` cell; return the value of its final expression (its ``Out``).
+
+        Raises
+        ------
+        BaseException
+            Whatever the cell raised (with the user's own traceback), or a
+            kernelflow error for bad input.
+        """
+        prepared = prepare(self.shell, line, body)
+        name = self.lineage.name_for(options.name, default_name(prepared.analysis), cell_id)
+        inputs = self.hash_inputs(prepared, options, name, strict=options.cache)
+        parts = inputs.parts
+        key_part = parts.key_part() if options.cache else None
+        previous = history_latest(self.session.name, name) if options.cache else None
+        state, task_run, run_info = self._run_task(prepared, options, name, inputs, key_part)
+        return self._finish(prepared, options, name, cell_id, inputs, state, task_run,
+                            run_info, previous)
+
+    def _run_task(self, prepared: PreparedCell, options: CellOptions, name: str,
+                  inputs: _Inputs, key_part: str | None) -> tuple[Any, Any, dict]:
+        from kernelflow import context, engine
+        from kernelflow.tasks import Task
+
+        run_info: dict[str, Any] = {}
+        recorder = OutputRecorder(self.shell)
+        slot = _concurrency_slot(options.concurrency)
+        shell = self.shell
+        saving = options.cache
+
+        def run_cell() -> dict[str, Any]:
+            recorder.reset()
+            started = time.time()
+            run_info["started"] = started
+            with recorder:
+                if slot is None:
+                    value = execute(prepared, shell)
+                else:
+                    with slot():
+                        value = execute(prepared, shell)
+                recorder.flush_figures()
+            duration = time.time() - started
+            run_info["value"] = value
+            run_info["duration"] = duration
+            manifest = make_manifest(prepared, shell, recorder.outputs, value, started, duration)
+            run_info["manifest"] = manifest
+            run_info["saved"] = saving and save_outputs(manifest, prepared, shell, name)
+            if saving and not run_info["saved"]:
+                # This run's result is not cached; its own private Task says so.
+                cell_task.persist_result = False
+            return manifest
+
+        run_cell.__qualname__ = "kernelflow_cell"
+        cell_task = Task(
+            run_cell,
+            name=name,
+            tags=options.tags,
+            retries=options.retries,
+            retry_delay_seconds=options.retry_delay,
+            timeout_seconds=options.timeout,
+            cache_policy=_CellPolicy(key_part) if key_part is not None else None,
+            cache_expiration=options.expire,
+            refresh_cache=options.refresh,
+        )
+        flow_ctx = context.current_flow_context()
+        lineage_inputs = {}
+        upstream: dict[str, str] = {}
+        for variable, value_hash in inputs.hashes.items():
+            producer = self.lineage.upstream_of(variable, value_hash)
+            lineage_inputs[variable] = {
+                "hash": value_hash,
+                "upstream": producer.task_run_id if producer else None,
+            }
+            if producer is not None:
+                upstream[variable] = producer.cell
+        run_info["upstream"] = upstream
+        task_run = engine.create_task_run(cell_task, {}, flow_ctx, inputs=lineage_inputs)
+        if not options.verbose:
+            self._log_filter.quiet_runs.add(task_run.id)
+        try:
+            state = engine.run_task(cell_task, task_run, {}, None, flow_ctx)
+        finally:
+            self._log_filter.quiet_runs.discard(task_run.id)
+        return state, task_run, run_info
+
+    def _finish(self, prepared: PreparedCell, options: CellOptions, name: str,
+                cell_id: str | None, inputs: _Inputs, state: Any, task_run: Any,
+                run_info: dict, previous: dict | None) -> Any:
+        from kernelflow.errors import ResultMissingError
+        from kernelflow.store.journal import record as journal_record
+
+        cached = state.name == "Cached"
+        record = CellRecord(
+            name=name, line=prepared.line, body=prepared.body, cell_id=cell_id,
+            inputs=dict(inputs.hashes), helpers=dict(inputs.parts.helpers),
+            task_run_id=task_run.id, state=state.name, cached=cached,
+            parts=inputs.parts, key=task_run.cache_key, upstream=run_info.get("upstream", {}),
+            options=options,
+        )
+        if not state.is_completed():
+            record.duration = run_info.get("duration")
+            record.ran_at = run_info.get("started")
+            self.lineage.record(record)
+            raise _user_error(state, prepared, self.shell, name, options)
+        manifest = state.data
+        if cached:
+            try:
+                restored = load_outputs(manifest, self.shell)
+            except ResultMissingError:
+                # An output file vanished since: compute the cell again, afresh.
+                retry = dataclasses.replace(options, refresh=True)
+                return self.run(prepared.line, prepared.body, retry, cell_id=cell_id)
+            self.shell.user_ns.update(restored)
+            render_cached_line(manifest)
+            replay(manifest.get("displays", []), self.shell)
+            value = ReplayedResult(manifest["result"]) if manifest.get("result") else None
+        else:
+            value = None if prepared.quiet else run_info.get("value")
+        outputs = manifest.get("hashes", {})
+        journal_record({"ev": "outputs", "run_id": task_run.id, "outputs": outputs})
+        record.outputs = dict(outputs)
+        record.duration = manifest.get("duration")
+        record.ran_at = manifest.get("started")
+        if options.cache and task_run.cache_key is not None:
+            record.miss_reasons = None if cached else _miss_reasons(previous, record, options)
+            if cached or run_info.get("saved"):
+                history_append(self.session.name, name, task_run.cache_key, inputs.parts,
+                               duration=record.duration or 0.0, task_run_id=task_run.id)
+        self.lineage.record(record)
+        if options.verbose:
+            _print_verbose(record)
+        return value
+
+
+def _miss_reasons(previous: dict | None, record: CellRecord, options: CellOptions) -> list[str]:
+    if options.refresh:
+        return ["--refresh asked to run it again"]
+    if previous is None:
+        return ["no cached run of this cell was recorded before"]
+    if previous.get("key") == record.key:
+        return ["its cached result had expired or was cleared (same code and inputs)"]
+    return describe_changes(previous["parts"], record.parts) or [
+        "the cache key changed (kernelflow or Python was upgraded)"
+    ]
+
+
+def _concurrency_slot(key: str | None) -> Any:
+    if key is None:
+        return None
+    from IPython.core.error import UsageError
+
+    try:
+        from kernelflow.concurrency.sync import concurrency
+    except ImportError:
+        raise UsageError(
+            "--concurrency needs kernelflow.concurrency, which this installation lacks."
+        ) from None
+    return lambda: concurrency(key, occupy=1)
+
+
+def _user_error(state: Any, prepared: PreparedCell, shell: Any, name: str,
+                options: CellOptions) -> BaseException:
+    """The exception to raise for a failed cell, showing only the user's frames."""
+    from kernelflow.errors import FailedRun, KernelflowError, TaskRunTimeout
+
+    error = state.data
+    if state.name == "TimedOut":
+        return TaskRunTimeout(
+            f"%%task cell {name!r} exceeded its timeout of {options.timeout:g} second(s); "
+            "raise --timeout, or make the cell faster."
+        )
+    if not isinstance(error, BaseException):
+        return FailedRun(state.message or f"%%task cell {name!r} ended {state.name}.")
+    if isinstance(error, KernelflowError) and error.__traceback__ is None:
+        return error
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != prepared.filename:
+        tb = tb.tb_next
+    if tb is not None:
+        error = error.with_traceback(tb)
+        try:
+            stb = shell.InteractiveTB.structured_traceback(type(error), error, tb)
+            error._render_traceback_ = lambda: stb  # IPython shows only the user's frames
+        except Exception:  # an exception type that refuses attributes: shown in full
+            pass
+    return error
+
+
+def _print_verbose(record: CellRecord) -> None:
+    inputs = ", ".join(record.inputs) or "none"
+    outputs = ", ".join(record.outputs) or "none"
+    print(f"inputs: {inputs} · outputs: {outputs}", file=sys.stderr)

@@ -1,0 +1,248 @@
+"""The ``%%task`` cell magic and the ``%kf`` line magic.
+
+Flags are parsed with IPython's :mod:`~IPython.core.magic_arguments`, so
+``%%task?`` shows the help, and an unknown flag or a bad value is a
+``UsageError`` that ends with the usage line. Everything else lives in the
+modules these magics call; each ``%kf`` listing is rendered by one function of
+:mod:`kernelflow.kernel.views`, so the widgets can replace it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from kernelflow.kernel.options import CellOptions
+
+if TYPE_CHECKING:
+    from kernelflow.kernel.execute import CellRunner
+    from kernelflow.kernel.session import NotebookSession
+
+__all__ = ["KernelflowMagics", "parse_duration"]
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|m|min|h|d|w)?", re.IGNORECASE)
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400,
+                 "w": 604800, None: 1}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90``, ``30s``, ``5m``, ``2h``, ``1d``, ``1h30m`` or ``1.5h``.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        For anything else, with an example of what is accepted.
+
+    Examples
+    --------
+    >>> parse_duration("1h30m")
+    5400.0
+    """
+    cleaned = text.strip().replace(" ", "")
+    total = 0.0
+    position = 0
+    for match in _DURATION.finditer(cleaned):
+        if match.start() != position:
+            break
+        unit = match.group(2).lower() if match.group(2) else None
+        total += float(match.group(1)) * _UNIT_SECONDS[unit]
+        position = match.end()
+    if not cleaned or position != len(cleaned) or total <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration; write e.g. 90, 30s, 5m, 2h, 1d or 1h30m"
+        )
+    return total
+
+
+def _whole_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds > 0 (e.g. 10, 2.5, 30s, 5m)"
+        ) from None
+
+
+def _delay(text: str) -> float:
+    if text.strip() in ("0", "0.0"):
+        return 0.0
+    return _seconds(text)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} lists no names; write e.g. a,b")
+    return names
+
+
+_KF_USAGE = (
+    "%kf runs [N] | cache | cache clear [NAME] | sql SELECT ... | why NAME | stale | rerun"
+    " | info NAME"
+)
+
+
+@magics_class
+class KernelflowMagics(Magics):
+    """kernelflow's magics for one shell.
+
+    The machinery behind them (:class:`~kernelflow.kernel.execute.CellRunner`)
+    is imported on the first ``%%task`` or ``%kf``, which keeps
+    ``%load_ext kernelflow`` fast.
+
+    Attributes
+    ----------
+    session
+        The notebook session.
+    cell_id
+        The id of the cell now running, when the front end sends one.
+    """
+
+    def __init__(self, shell: Any, session: NotebookSession) -> None:
+        super().__init__(shell)
+        self.session = session
+        self.cell_id: str | None = None
+        self._runner: CellRunner | None = None
+
+    @property
+    def runner(self) -> CellRunner:
+        """The shell's cell runner (made on first use)."""
+        if self._runner is None:
+            from kernelflow.kernel.execute import CellRunner
+
+            self._runner = CellRunner(self.shell, self.session)
+        return self._runner
+
+    def pre_run_cell(self, info: Any) -> None:
+        """IPython event: remember the id of the cell about to run."""
+        self.cell_id = getattr(info, "cell_id", None)
+
+    def close(self) -> None:
+        """Undo what the runner set up (``%unload_ext``)."""
+        if self._runner is not None:
+            self._runner.close()
+
+    @magic_arguments()
+    @argument("name", nargs="?", default=None,
+              help="The task name (default: the cell's first output, e.g. df).")
+    @argument("--retries", type=_whole_number, default=0, metavar="N",
+              help="Run the cell again up to N times when it fails.")
+    @argument("--retry-delay", type=_delay, default=0.0, metavar="S",
+              help="Seconds to wait before each retry.")
+    @argument("--timeout", type=_seconds, default=None, metavar="S",
+              help="Fail the cell (TimedOut) when a try runs longer than S seconds.")
+    @argument("--no-cache", action="store_true",
+              help="Always run; neither look up nor store a cached result.")
+    @argument("--expire", type=parse_duration, default=None, metavar="DURATION",
+              help="Stop using the cached result after DURATION (e.g. 30m, 2h, 1d).")
+    @argument("--refresh", action="store_true",
+              help="Run now even if cached, and replace the cached result.")
+    @argument("--tags", type=_names, default=(), metavar="a,b",
+              help="Tags of the task run (also select task concurrency limits).")
+    @argument("--exclude", type=_names, default=(), metavar="x,y",
+              help="Inputs left out of the cache key (e.g. a connection).")
+    @argument("--concurrency", default=None, metavar="KEY",
+              help="Hold a slot of the global concurrency limit KEY while running.")
+    @argument("--verbose", "-v", action="store_true",
+              help="Print the cell's inputs and outputs, and the engine's log lines.")
+    @cell_magic
+    def task(self, line: str, cell: str) -> Any:
+        """Run the cell as a kernelflow task: recorded, retried, timed out, cached.
+
+        The cell runs in the notebook's namespace as a normal cell would. Its
+        inputs (names it reads that exist before it runs) and outputs (names it
+        assigns) are found from its code. Unless --no-cache, a cell whose code,
+        input values and notebook helper functions are unchanged restores its
+        outputs and replays its printed and displayed output instead of
+        running; `%kf why NAME` says why it did not.
+        """
+        args = _parse(self.task, line)
+        options = CellOptions(
+            name=args.name,
+            retries=args.retries,
+            retry_delay=args.retry_delay,
+            timeout=args.timeout,
+            cache=not args.no_cache,
+            expire=args.expire,
+            refresh=args.refresh,
+            tags=tuple(args.tags),
+            exclude=tuple(args.exclude),
+            concurrency=args.concurrency,
+            verbose=args.verbose,
+        )
+        return self.runner.run(line, cell, options, cell_id=self.cell_id)
+
+    @line_magic
+    def kf(self, line: str) -> Any:
+        """Inspect kernelflow from the notebook.
+
+        Usage: %kf runs [N] | cache | cache clear [NAME] | sql SELECT ... |
+        why NAME | stale | rerun | info NAME
+
+        runs          this notebook's recent task runs (newest first)
+        cache         cache entries: task, key, size, created, hits, expires
+        cache clear   remove cache entries (all, or those of task NAME)
+        sql           run a read-only SQL query on the store; returns a DataFrame
+        why NAME      what changed since the last cached run of cell NAME
+        stale         %%task cells whose inputs were re-made differently, in order
+        rerun         run the stale cells again, in dependency order
+        info NAME     a cell's inputs, outputs, state and cache key
+        """
+        from kernelflow.kernel import commands
+
+        command, _, rest = line.strip().partition(" ")
+        rest = rest.strip()
+        handlers = {
+            "runs": commands.runs,
+            "cache": commands.cache,
+            "sql": commands.sql,
+            "why": commands.why,
+            "stale": commands.stale,
+            "rerun": commands.rerun,
+            "info": commands.info,
+        }
+        handler = handlers.get(command)
+        if handler is None:
+            what = f"unknown command {command!r}" if command else "a command is needed"
+            raise UsageError(f"%kf: {what}.\nusage: {_KF_USAGE}")
+        return handler(self.runner, rest)
+
+
+_parsed: dict[str, argparse.Namespace] = {}
+
+
+def _parse(magic: Any, line: str) -> argparse.Namespace:
+    """Parse a ``%%task`` line (memoized: a cell is usually re-run with the same line)."""
+    found = _parsed.get(line)
+    if found is not None:
+        return argparse.Namespace(**vars(found))
+    try:
+        parsed = parse_argstring(magic, line)
+    except (UsageError, ValueError) as exc:  # ValueError: unbalanced quotes
+        raise UsageError(f"%%task: {exc}\n{task_usage(magic)}") from None
+    if len(_parsed) > 256:
+        _parsed.clear()
+    _parsed[line] = parsed
+    return argparse.Namespace(**vars(parsed))
+
+
+def task_usage(magic: Any) -> str:
+    """The one-line usage of ``%%task`` (IPython formats it as reST for the help)."""
+    text = magic.parser.format_usage().replace("::", "").strip()
+    text = " ".join(text.split())
+    return "usage: %" + text if text.startswith("%") else "usage: " + text

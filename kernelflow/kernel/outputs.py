@@ -1,0 +1,209 @@
+"""A ``%%task`` cell's outputs: saved one by one, restored into the namespace.
+
+The cached value of a cell run is a small *manifest*: the output names, each
+output's value hash (for lineage) and result file, the recorded printed and
+displayed output, the final expression's formatted display, and when the run
+started and how long it took. Each output is its own result file (a DataFrame
+as Arrow, anything else pickled; see :mod:`kernelflow.results`), so loading an
+80 MB frame on a hit is as fast as ``joblib`` and an output that cannot be
+saved is known by name (see ``docs/decisions/0003-task-cell-outputs.md``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import types
+import warnings
+from typing import Any
+
+from kernelflow.kernel.prepare import PreparedCell
+
+__all__ = [
+    "HIDDEN_NAMES",
+    "ReplayedResult",
+    "ago_text",
+    "identity_hash",
+    "load_outputs",
+    "make_manifest",
+    "output_names",
+    "render_cached_line",
+    "save_outputs",
+    "seconds_text",
+    "type_name",
+]
+
+#: IPython's own names in the user namespace, never inputs or outputs of a cell.
+HIDDEN_NAMES = re.compile(r"^(_+|_i+|_i?\d+|_ih|_oh|_dh|In|Out|get_ipython|exit|quit)$")
+
+
+def output_names(prepared: PreparedCell, shell: Any) -> list[str]:
+    """The cell's outputs that exist after its run (conditional bindings may not)."""
+    ns = shell.user_ns
+    hidden = shell.user_ns_hidden
+    return [
+        name for name in prepared.analysis.outputs
+        if name in ns and not HIDDEN_NAMES.match(name)
+        and not (name in hidden and hidden[name] is ns[name])
+    ]
+
+
+def identity_hash(value: Any, name: str) -> str | None:
+    """The hash a value is known by in lineage: by code for helpers, by value for data."""
+    from kernelflow.kernel.dependencies import find_dependencies
+
+    deps = find_dependencies([name], {name: value})
+    if name in deps.helpers:
+        return deps.helpers[name]
+    if name in deps.libraries:
+        return deps.libraries[name]
+    from kernelflow.hashing import hash_value
+
+    try:
+        return hash_value(value, name=name)
+    except Exception:  # an open file, a generator: lineage records it without a hash
+        return None
+
+
+def make_manifest(prepared: PreparedCell, shell: Any, displays: list, value: Any, started: float,
+              duration: float) -> dict[str, Any]:
+    ns = shell.user_ns
+    names = output_names(prepared, shell)
+    result = None
+    if value is not None and not prepared.quiet:
+        try:
+            data, metadata = shell.display_formatter.format(value)
+            result = (data, metadata)
+        except Exception:  # a broken _repr_html_ shows as IPython shows it, uncached
+            result = None
+    return {
+        "version": 1,
+        "names": names,
+        "hashes": {name: identity_hash(ns[name], name) for name in names},
+        "outputs": {},
+        "displays": list(displays),
+        "result": result,
+        "started": started,
+        "duration": duration,
+    }
+
+
+def save_outputs(manifest: dict[str, Any], prepared: PreparedCell, shell: Any, cell: str
+                  ) -> bool:
+    """Write each output to the result store; False (and one warning) if one cannot be."""
+    from kernelflow.errors import CacheWarning, ResultSerializationError
+    from kernelflow.results import write_result
+
+    ns = shell.user_ns
+    failed: list[str] = []
+    for name in manifest["names"]:
+        try:
+            record = write_result(ns[name], task_name=cell)
+        except (ResultSerializationError, OSError, RecursionError):
+            failed.append(name)
+            continue
+        manifest["outputs"][name] = {
+            "path": record.path, "checksum": record.checksum, "size": record.size,
+        }
+    if not failed:
+        return True
+    listed = ", ".join(f"{name!r} ({type_name(ns[name])})" for name in failed)
+    noun = "output" if len(failed) == 1 else "outputs"
+    first = failed[0]
+    warnings.warn_explicit(
+        f"%%task cell {cell!r} ran but is not cached: its {noun} {listed} cannot be saved. "
+        f"Delete {'it' if len(failed) == 1 else 'them'} at the end of the cell "
+        f"(del {', '.join(failed)}), or use --no-cache.",
+        CacheWarning,
+        prepared.filename,
+        prepared.analysis.binding_lines.get(first, 0) + 1,
+    )
+    return False
+
+
+def load_outputs(manifest: dict[str, Any], shell: Any) -> dict[str, Any]:
+    from kernelflow.results import read_result
+
+    values = {}
+    for name, where in manifest["outputs"].items():
+        values[name] = _rebind(read_result(where["path"], where["checksum"]), shell.user_ns)
+    return values
+
+
+def _rebind(value: Any, namespace: dict[str, Any]) -> Any:
+    """Point a restored notebook function (or class's methods) at the live namespace.
+
+    cloudpickle gives a function from ``__main__`` a snapshot of the globals it
+    used; the notebook expects it to see the namespace as it is now.
+    """
+    if isinstance(value, types.FunctionType) and value.__module__ == "__main__":
+        fresh = types.FunctionType(value.__code__, namespace, value.__name__,
+                                   value.__defaults__, value.__closure__)
+        fresh.__kwdefaults__ = value.__kwdefaults__
+        fresh.__dict__.update(value.__dict__)
+        fresh.__qualname__ = value.__qualname__
+        fresh.__doc__ = value.__doc__
+        fresh.__annotations__ = value.__annotations__
+        return fresh
+    if isinstance(value, type) and value.__module__ == "__main__":
+        for attr, member in list(vars(value).items()):
+            if isinstance(member, types.FunctionType):
+                setattr(value, attr, _rebind(member, namespace))
+        return value
+    inner = getattr(value, "fn", None)
+    if isinstance(inner, types.FunctionType) and inner.__module__ == "__main__":
+        try:
+            value.fn = _rebind(inner, namespace)
+            value.__wrapped__ = value.fn
+        except AttributeError:
+            pass  # a read-only wrapper: it keeps its snapshot
+    return value
+
+
+class ReplayedResult:
+    """Stands in for a cached cell's final expression: displays as it did."""
+
+    def __init__(self, bundle: tuple[dict, dict]) -> None:
+        self._data, self._metadata = bundle
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict, dict]:
+        return self._data, self._metadata
+
+    def __repr__(self) -> str:
+        return str(self._data.get("text/plain", "<cached result>"))
+
+
+def render_cached_line(manifest: dict[str, Any]) -> None:
+    """Print the one line a cache hit shows (widgets may replace this function)."""
+    took = seconds_text(manifest.get("duration") or 0.0)
+    ago = ago_text(manifest.get("started") or time.time())
+    print(f"cached · took {took} · ran {ago}")
+
+
+def seconds_text(seconds: float) -> str:
+    """``41 ms``, ``41.2 s``, ``3.5 min``."""
+    if seconds < 0.1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min"
+
+
+def ago_text(timestamp: float) -> str:
+    """``12 s ago``, ``3 min ago``, ``2.5 h ago``, ``4.0 days ago``."""
+    seconds = max(0.0, time.time() - timestamp)
+    if seconds < 60:
+        return f"{seconds:.0f} s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 129600:
+        return f"{seconds / 3600:.1f} h ago"
+    return f"{seconds / 86400:.1f} days ago"
+
+
+def type_name(value: Any) -> str:
+    """``module.Class`` of a value, for messages (just ``Class`` for builtins)."""
+    cls = type(value)
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"

@@ -1,0 +1,67 @@
+"""The store: journals, the DuckDB file, compaction and queries.
+
+This is the only package that imports duckdb. Importing it stays cheap: the
+journal writer and :func:`compact` import nothing heavy, and the query
+helpers (which need duckdb and pandas) load on first use through the module
+``__getattr__``.
+
+Note that ``kernelflow.store.compact`` is the function; the module of the
+same name is ``sys.modules["kernelflow.store.compact"]`` (import from it with
+``from kernelflow.store.compact import ...``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Bound eagerly so that the name means the function whatever is imported
+# first: importing a submodule binds it on its package once, at first load.
+from kernelflow.store.compact import CompactReport, compact, start_background_compaction
+
+if TYPE_CHECKING:
+    from kernelflow.store.db import connect
+    from kernelflow.store.queries import (
+        cache_entries,
+        get_flow_run,
+        list_flow_runs,
+        logs_of,
+        sql,
+        task_runs_of,
+    )
+
+__all__ = [
+    "CompactReport",
+    "cache_entries",
+    "compact",
+    "connect",
+    "get_flow_run",
+    "list_flow_runs",
+    "logs_of",
+    "sql",
+    "start_background_compaction",
+    "task_runs_of",
+]
+
+_LAZY = {
+    "connect": "kernelflow.store.db",
+    "cache_entries": "kernelflow.store.queries",
+    "get_flow_run": "kernelflow.store.queries",
+    "list_flow_runs": "kernelflow.store.queries",
+    "logs_of": "kernelflow.store.queries",
+    "sql": "kernelflow.store.queries",
+    "task_runs_of": "kernelflow.store.queries",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,249 @@
+"""Opening the DuckDB file: one writer at a time, bounded waits, one-line errors.
+
+A DuckDB file can be open read-write by one process at a time; a second
+opener gets DuckDB's lock error at once. Our own processes therefore first
+take an ``fcntl.flock`` on ``paths.lock`` (exclusive to write, shared to read),
+so they queue behind each other instead of failing. A foreign program (the
+``duckdb`` CLI, a user's own connection) does not know our lock, so DuckDB's
+own lock error is retried too. Both waits share one deadline:
+``KERNELFLOW_LOCK_TIMEOUT`` seconds (default 10).
+
+The connection is only ever held for the few milliseconds of a compaction or
+a query, never while user code runs, and is closed in ``finally``.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import duckdb
+
+from kernelflow.errors import (
+    ConfigurationError,
+    SchemaTooNewError,
+    StoreCorruptError,
+    StoreError,
+    StoreLockedError,
+    StoreNotWritableError,
+)
+from kernelflow.settings import StorePaths, env
+from kernelflow.store.schema import SCHEMA_VERSION, check_not_too_new, migrate, schema_version
+
+__all__ = ["connect", "lock_timeout", "translate_error"]
+
+_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+
+
+def lock_timeout() -> float:
+    """Seconds to wait for the database (``KERNELFLOW_LOCK_TIMEOUT``, default 10)."""
+    raw = env("LOCK_TIMEOUT", "10")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also rejects NaN
+        raise ConfigurationError(
+            f"KERNELFLOW_LOCK_TIMEOUT={raw!r} is not a number of seconds; set it to e.g. 10."
+        )
+    return value
+
+
+@contextmanager
+def connect(
+    paths: StorePaths, *, read_only: bool = False, timeout: float | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the store's database, migrated to the current schema, for one short job.
+
+    Parameters
+    ----------
+    paths
+        The store to open.
+    read_only
+        Open for reading: several readers may share the file. A missing or
+        outdated database is first created or migrated with a short write open.
+    timeout
+        Seconds to wait for other processes; default :func:`lock_timeout`.
+
+    Yields
+    ------
+    duckdb.DuckDBPyConnection
+        Closed, and the lock released, when the block exits.
+
+    Raises
+    ------
+    StoreLockedError
+        Another program kept the database for longer than ``timeout``.
+    StoreCorruptError
+        The file is not a readable DuckDB database.
+    StoreNotWritableError
+        The store directory or file cannot be written.
+    SchemaTooNewError
+        The database was written by a newer kernelflow.
+
+    Examples
+    --------
+    >>> with connect(StorePaths(tmp)) as con:  # doctest: +SKIP
+    ...     con.execute("SELECT count(*) FROM flow_runs").fetchone()
+    """
+    deadline = time.monotonic() + (lock_timeout() if timeout is None else timeout)
+    if not read_only:
+        paths.ensure()
+    elif not paths.database.exists():
+        # Nothing to read yet: create an empty, migrated database first.
+        with connect(paths, timeout=max(0.0, deadline - time.monotonic())):
+            pass
+    migrated = False
+    while True:
+        lock_fd, con = _open(paths, read_only, deadline)
+        try:
+            if read_only:
+                version = _call(paths, schema_version, con)
+                check_not_too_new(version, paths.database)
+                if version < SCHEMA_VERSION and not migrated:
+                    # Migrating needs a write open; drop ours first (the lock is not reentrant).
+                    con.close()
+                    _release(lock_fd, read_only)
+                    lock_fd = con = None
+                    with connect(paths, timeout=max(0.0, deadline - time.monotonic())):
+                        pass
+                    migrated = True
+                    continue
+            else:
+                _call(paths, migrate, con, paths.database)
+            yield con
+            return
+        finally:
+            try:
+                if con is not None:
+                    # Closing checkpoints the file, which can fail (disk full).
+                    _call(paths, con.close)
+            finally:
+                _release(lock_fd, read_only)
+
+
+def _call(paths: StorePaths, fn, *args):
+    """Run ``fn(*args)``, turning DuckDB's errors into our one-line store errors."""
+    try:
+        return fn(*args)
+    except duckdb.Error as exc:
+        raise translate_error(exc, paths) from None
+
+
+def _open(
+    paths: StorePaths, read_only: bool, deadline: float
+) -> tuple[int | None, duckdb.DuckDBPyConnection]:
+    """Take our lock, then DuckDB's; retry both with backoff until ``deadline``."""
+    delay = 0.002
+    while True:
+        lock_fd = _lock(paths, read_only)
+        if lock_fd != _BUSY:
+            try:
+                return lock_fd, duckdb.connect(str(paths.database), read_only=read_only)
+            except duckdb.Error as exc:
+                _release(lock_fd, read_only)
+                error = translate_error(exc, paths)
+                if not isinstance(error, StoreLockedError):
+                    raise error from None
+        else:
+            error = _busy_error(paths)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise error from None
+        # Backoff: short waits first (a compaction takes tens of ms), capped so
+        # a waiter notices a released lock quickly.
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 2, 0.1)
+
+
+_BUSY = -1  # sentinel for "our lock is held by another process"
+
+
+def _lock(paths: StorePaths, read_only: bool) -> int | None:
+    """Try our flock once: the locked fd, ``_BUSY``, or None when reading an unwritable store."""
+    try:
+        fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if read_only and exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+            # A read-only store (e.g. a shared, read-only mount): DuckDB's own
+            # shared lock is all the protection a reader needs.
+            return None
+        raise StoreNotWritableError(
+            f"Cannot open the lock file {paths.lock} ({exc.strerror}); fix the permissions "
+            "of that directory or set KERNELFLOW_HOME to a directory you can write."
+        ) from None
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if read_only else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return _BUSY
+    if not read_only:
+        # Leave our pid in the file so a waiter's error can name the holder.
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+def _release(fd: int | None, read_only: bool) -> None:
+    if fd is None or fd == _BUSY:
+        return
+    if not read_only:
+        os.ftruncate(fd, 0)  # no stale pid for the next waiter's message
+    os.close(fd)  # closing the descriptor releases the flock
+
+
+def _busy_error(paths: StorePaths) -> StoreLockedError:
+    try:
+        holder = paths.lock.read_text().strip()
+    except OSError:
+        holder = ""
+    who = f"kernelflow process PID {holder}" if holder.isdigit() else "another kernelflow process"
+    return StoreLockedError(
+        f"{who} keeps the lock {paths.lock} busy; if that process hangs, end it, then try "
+        f"again (events wait in {paths.journal}, nothing is lost)."
+    )
+
+
+def translate_error(exc: duckdb.Error, paths: StorePaths) -> StoreError:
+    """The one-line kernelflow error for a DuckDB error on the store's file."""
+    text = str(exc)
+    first = text.splitlines()[0] if text else type(exc).__name__
+    db = paths.database
+    holder = _HOLDER.search(text)
+    if "Could not set lock" in text or holder:
+        who = f"{holder['program']} (PID {holder['pid']})" if holder else "another program"
+        return StoreLockedError(
+            f"{who} holds the store database {db} open; close that connection (e.g. quit "
+            f"the duckdb CLI) and try again (events wait in {paths.journal}, nothing is lost)."
+        )
+    if any(s in text for s in ("Permission denied", "Read-only file system", "No space left")):
+        return StoreNotWritableError(
+            f"Cannot write the store database {db} ({_reason(first)}); free space or fix "
+            "permissions, or set KERNELFLOW_HOME to a directory you can write."
+        )
+    if "version number" in text or "newer version" in text:
+        return SchemaTooNewError(
+            f"The store database {db} was written by a newer DuckDB ({_reason(first)}); "
+            "upgrade duckdb and kernelflow (pip install -U duckdb kernelflow)."
+        )
+    if isinstance(exc, duckdb.IOException | duckdb.SerializationException) or (
+        "not a valid DuckDB database" in text
+    ):
+        return StoreCorruptError(
+            f"The store database {db} is not readable ({_reason(first)}); move it aside "
+            f"(mv {db} {db}.bad) and kernelflow starts a new one; the journals in "
+            f"{paths.journal} are kept, so events not yet imported are not lost."
+        )
+    return StoreError(f"The store database {db} failed: {_reason(first)}")
+
+
+def _reason(first_line: str) -> str:
+    # "IO Error: The file ... exists, but ..." -> keep DuckDB's sentence, drop
+    # its category prefix and any trailing documentation link.
+    reason = first_line.split(": ", 1)[-1]
+    return reason.split(" See also ", 1)[0].rstrip(". ")

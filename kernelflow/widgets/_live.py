@@ -1,0 +1,338 @@
+"""The notebook hook: a live view appears when a flow starts in a cell.
+
+:class:`Tracker` is an engine listener (``engine.subscribe``) installed in an
+IPython shell by :func:`kernelflow.widgets.install`. On each transition it
+either updates the model of the view that shows the run, or, for a run no
+view shows yet, decides whether one should:
+
+- a flow run that starts on the main thread while a cell runs, and whose
+  parent (if any) no view shows, gets its own view in that cell's output;
+- a subflow, or a task run of a shown flow run, joins its parent's view;
+- a task run created at the top level of a cell (recorded under the
+  notebook's session run, or under no flow run) joins the view of that cell's
+  top-level task runs, made on the first one; a task run created inside a
+  shown task run joins that task run's view;
+- a ``%%task`` cell's own task run gets a one-line status instead
+  (:mod:`kernelflow.widgets._status`).
+
+Each view is driven by a :class:`LiveRun`, which the ticker thread updates a
+few times a second and which, when nothing shown can change any more, pushes
+the final state once more and replaces the cell output's saved MIME bundle,
+so a notebook executed headless keeps the final table as static HTML.
+
+In a terminal IPython (no kernel, no widgets) the final table is printed as
+text instead.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from kernelflow import context, engine
+from kernelflow.runs import FlowRun, TaskRun
+from kernelflow.states import State
+from kernelflow.widgets._faults import logger, report
+from kernelflow.widgets._model import RunModel
+from kernelflow.widgets._status import StatusModel, created_for_cell, in_cell_task_scope
+from kernelflow.widgets._ticker import ticker
+
+__all__ = ["LiveRun", "StaticRunView", "Tracker"]
+
+#: In "html" mode (no widget library) the saved output is replaced at most this often.
+HTML_REFRESH_SECONDS = 1.0
+
+
+class StaticRunView:
+    """A view without widgets: HTML and text, refreshed by replacing the output."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
+        return {"text/html": self.model.html(live=False), "text/plain": self.model.text()}
+
+
+class LiveRun:
+    """Drives one view: pushes model changes, then the final state, once.
+
+    Parameters
+    ----------
+    model:
+        What the view shows: a :class:`RunModel`, or a :class:`StatusModel`.
+    mode:
+        ``"widget"`` (a :class:`~kernelflow.widgets._view.RunView`), ``"html"``
+        (a :class:`StaticRunView` whose output is replaced) or ``"text"``
+        (printed when final).
+    """
+
+    def __init__(self, model: Any, mode: str) -> None:
+        self.model = model
+        self.mode = mode
+        self.view: Any = None
+        self.handle: Any = None
+        self.finished = False
+        self._lock = threading.Lock()
+        self._last_html = 0.0
+        self._html_version = -1
+        self.on_finish: list = []
+        #: The run whose final state, reached on the main thread, ends the view at once.
+        self.final_run_id: str | None = None
+
+    def show(self) -> None:
+        """Display the view in the current cell's output (call on the main thread)."""
+        if self.mode == "text":
+            return
+        from IPython.display import display
+
+        if self.mode == "widget":
+            from kernelflow.widgets._view import RunView, TaskStatus
+
+            widget = TaskStatus if isinstance(self.model, StatusModel) else RunView
+            self.view = widget(self.model)
+        else:
+            self.view = StaticRunView(self.model)
+        self.handle = display(self.view, display_id=True)
+
+    def tick(self) -> bool:
+        """Push pending changes (the ticker calls this); True once final."""
+        if self.finished:
+            return True
+        if self.model.is_final():
+            self.finish()
+            return True
+        if self.mode == "widget":
+            self.view.refresh()
+        elif self.mode == "html" and self.handle is not None:
+            now = time.monotonic()
+            if (self.model.version != self._html_version
+                    and now - self._last_html >= HTML_REFRESH_SECONDS):
+                self._html_version = self.model.version
+                self._last_html = now
+                self.handle.update(self.view)
+        return False
+
+    def finish(self) -> None:
+        """Push the final state and save it as the output's static HTML, once."""
+        with self._lock:
+            if self.finished:
+                return
+            self.finished = True
+        try:
+            if self.mode == "widget":
+                self.view.refresh(force=True)
+            if self.handle is not None:
+                # Replaces the saved bundle (widget view + final HTML + text) in place.
+                self.handle.update(self.view)
+            elif self.mode == "text":
+                print(self.model.text(), flush=True)
+        finally:
+            for callback in self.on_finish:
+                callback(self)
+
+    def republish(self) -> None:
+        """Send the final bundle again (from a later cell, so headless runs record it)."""
+        if self.handle is not None:
+            self.handle.update(self.view)
+
+
+class Tracker:
+    """The engine listener that shows live views in one IPython shell.
+
+    Parameters
+    ----------
+    shell:
+        The IPython shell; a kernel's shows widgets, a terminal's prints text.
+    mode:
+        Override the display mode (``"widget"``, ``"html"`` or ``"text"``).
+    """
+
+    def __init__(self, shell: Any, mode: str | None = None) -> None:
+        self.shell = shell
+        self._mode = mode
+        #: Which live view shows each run (flow runs, task runs, subflows).
+        self.owner: dict[str, LiveRun] = {}
+        #: The execution count of the cell running now, or None between cells.
+        self.cell: int | None = None
+        self.cell_view: LiveRun | None = None
+        #: Views that finished since the last cell started (their final bundle is re-sent).
+        self._finished_since_cell: list[LiveRun] = []
+
+    @property
+    def mode(self) -> str:
+        """How views are shown; decided on first use (it may import the widget libraries)."""
+        if self._mode is None:
+            self._mode = _mode_for(self.shell)
+        return self._mode
+
+    # --- IPython events ----------------------------------------------------------------
+    def pre_run_cell(self, info: Any = None) -> None:
+        """A cell starts: remember it, and re-send final bundles of views done meanwhile."""
+        try:
+            self.cell = getattr(self.shell, "execution_count", None)
+            self.cell_view = None
+            finished, self._finished_since_cell = self._finished_since_cell, []
+            for live in finished:
+                live.republish()
+        except Exception as exc:
+            report("preparing live views for a cell", exc)
+
+    def post_run_cell(self, result: Any = None) -> None:
+        """A cell returned: its top-level task runs can only finish from now on."""
+        try:
+            view, self.cell_view, self.cell = self.cell_view, None, None
+            if view is not None:
+                view.model.mark_cell_done()
+                if view.model.is_final():
+                    view.finish()
+        except Exception as exc:
+            report("closing the live view of a cell", exc)
+
+    # --- the engine listener -------------------------------------------------------------
+    def __call__(self, kind: str, run: Any, state: State) -> None:
+        try:
+            # Task runs of a shown flow are found by their flow run; others by their own id.
+            live = self.owner.get(run.flow_run_id) if kind == "task" else None
+            if live is None:
+                live = self.owner.get(run.id)
+            if live is not None:
+                live.model.push(run, state)
+                if (run.id == live.final_run_id and state.type._value_ in _FINAL
+                        and threading.get_ident() == _MAIN):
+                    # Now rather than on the ticker's next round, so the final table is
+                    # recorded in the output of the cell that ran it (headless runs).
+                    live.finish()
+                return
+            if state.name != "Pending":
+                return
+            if kind == "flow":
+                self._new_flow_run(run, state)
+            else:
+                self._new_task_run(run, state)
+        except Exception as exc:  # the engine would log it on every transition
+            report("updating a live view", exc)
+
+    def model_of(self, run_id: str) -> Any:
+        """The model of the view showing ``run_id`` (for the log handler), or None.
+
+        Task runs of a shown flow are not registered one by one: a record logged
+        in such a run's own context is found through its flow run.
+        """
+        live = self.owner.get(run_id)
+        if live is None:
+            ctx = context.task_context.get()
+            if ctx is None or ctx.task_run.id != run_id:
+                return None
+            live = self.owner.get(ctx.task_run.flow_run_id)
+            if live is None:
+                return None
+        return live.model
+
+    def _new_flow_run(self, run: FlowRun, state: State) -> None:
+        parent = self.owner.get(run.parent_task_run_id) or self.owner.get(run.parent_flow_run_id)
+        if parent is not None:
+            self._join(parent, run, state)
+            return
+        if not self._in_cell():
+            return
+        model = RunModel("flow", run.flow_name, run.name, flow_run=run)
+        self._start(model, run.id).final_run_id = run.id
+
+    def _new_task_run(self, run: TaskRun, state: State) -> None:
+        if run.flow_run_id is not None and run.flow_run_id != _session_run_id():
+            return  # a flow run no view shows (e.g. started from another thread)
+        creator = context.task_context.get()
+        if creator is not None:
+            parent = self.owner.get(creator.task_run.id)
+            if parent is None:
+                return
+            if not isinstance(parent.model, StatusModel):
+                self._join(parent, run, state)
+                return
+            # Created by a %%task cell's body: shown like the cell's top-level task runs.
+        if not self._in_cell():
+            return
+        if creator is None and (in_cell_task_scope() or created_for_cell()):
+            status = StatusModel(run)
+            self._start(status, run.id).final_run_id = run.id
+            status.push(run, state)
+            return
+        live = self.cell_view
+        if live is None:
+            session = context.session_flow_context()
+            subtitle = f"session {session.flow_run.name}" if session is not None else ""
+            model = RunModel("cell", f"Task runs of cell [{self.cell}]", subtitle)
+            live = self.cell_view = self._start(model, None)
+        self._join(live, run, state)
+
+    def _join(self, live: LiveRun, run: Any, state: State) -> None:
+        self.owner[run.id] = live
+        live.model.push(run, state)
+
+    def _start(self, model: Any, run_id: str | None) -> LiveRun:
+        live = LiveRun(model, self.mode)
+        live.on_finish.append(self._finished)
+        if run_id is not None:
+            self.owner[run_id] = live
+        live.show()
+        ticker.add(live)
+        return live
+
+    def _finished(self, live: LiveRun) -> None:
+        # Forget the runs of a finished view so the maps do not grow for the kernel's life.
+        model = live.model
+        with model.lock:
+            run_ids = list(model.state_of if isinstance(model, RunModel) else model.runs)
+        if model.flow_run_id is not None:
+            run_ids.append(model.flow_run_id)
+        for run_id in run_ids:
+            if self.owner.get(run_id) is live:
+                self.owner.pop(run_id, None)
+        if live.handle is not None:
+            self._finished_since_cell.append(live)
+
+    def _in_cell(self) -> bool:
+        return self.cell is not None and _on_main_thread()
+
+    def close(self) -> None:
+        """Stop updating every view (used on unload)."""
+        for live in set(self.owner.values()):
+            ticker.discard(live)
+        self.owner.clear()
+
+
+_MAIN = threading.main_thread().ident
+_FINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "CRASHED"})
+
+
+def _on_main_thread() -> bool:
+    return threading.get_ident() == _MAIN
+
+
+def _session_run_id() -> str | None:
+    session = context.session_flow_context()
+    return session.flow_run.id if session is not None else None
+
+
+def _mode_for(shell: Any) -> str:
+    if getattr(shell, "kernel", None) is None:
+        return "text"
+    try:
+        import anywidget  # noqa: F401
+        import ipywidgets  # noqa: F401
+    except ImportError as exc:
+        logger.warning("kernelflow: live views fall back to HTML (%s); pip install anywidget "
+                       "ipywidgets for interactive ones", exc)
+        return "html"
+    return "widget"
+
+
+def subscribe(tracker: Tracker) -> None:
+    """Register ``tracker`` with the engine."""
+    engine.subscribe(tracker)
+
+
+def unsubscribe(tracker: Tracker) -> None:
+    """Remove ``tracker`` from the engine."""
+    engine.unsubscribe(tracker)

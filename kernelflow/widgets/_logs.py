@@ -1,0 +1,54 @@
+"""Log lines of the runs a live view shows, kept in memory and keyed by run id.
+
+A handler on the ``kernelflow`` logger: run loggers tag every record with
+``run_id`` (see :mod:`kernelflow.logs`), so a record of a run that a live
+view shows goes into that view's model; every other record costs one dict
+lookup. The store keeps all lines anyway; this only spares a live view a
+database round trip when the user opens a row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from kernelflow.widgets._faults import report
+
+__all__ = ["RETRY_MESSAGE", "ViewLogHandler"]
+
+#: The engine's log line when a run waits before its next try (its argument: seconds).
+RETRY_MESSAGE = "Retrying in %s seconds..."
+
+
+class ViewLogHandler(logging.Handler):
+    """Routes run log records to the model of the view showing the run.
+
+    Parameters
+    ----------
+    find_model:
+        Returns the :class:`~kernelflow.widgets._model.RunModel` showing a run
+        id, or None.
+    """
+
+    def __init__(self, find_model: Callable[[str], Any]) -> None:
+        super().__init__()
+        self.find_model = find_model
+
+    def handle(self, record: logging.LogRecord) -> bool:  # no handler lock: models lock
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        run_id = getattr(record, "run_id", None)
+        if run_id is None:
+            return
+        model = self.find_model(run_id)
+        if model is None:
+            return
+        try:
+            if record.msg == RETRY_MESSAGE and record.args:
+                model.on_retry_scheduled(run_id, float(record.args[0]))
+            model.add_log(run_id, record)
+        except Exception as exc:  # a log line must never break a run
+            report("keeping a log line for a live view", exc)

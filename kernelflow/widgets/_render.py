@@ -1,0 +1,324 @@
+"""Turning snapshots into HTML and text: the one renderer every view shares.
+
+The live widget, the static HTML saved in a headless run's output and the
+terminal's text table all come from these functions, so they always agree.
+HTML uses inline styles only: classic viewers and JupyterLab's sanitizer keep
+them where they drop ``<style>`` blocks. Elements the browser keeps ticking
+carry ``data-kf-since`` (elapsed time since an epoch second) or
+``data-kf-until`` (a countdown), and the root carries ``data-kf-now`` (the
+kernel's clock when rendered), so a live view shows time passing without a
+message from the kernel. Clickable rows carry ``data-kf-id``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from kernelflow.widgets._model import Snapshot
+
+__all__ = [
+    "STATE_COLORS",
+    "badge",
+    "format_bytes",
+    "format_seconds",
+    "render_run_html",
+    "render_run_text",
+    "text_table",
+]
+
+#: Badge colours by state name (background), readable in light and dark themes.
+STATE_COLORS = {
+    "Scheduled": "#6b7280",
+    "Late": "#b45309",
+    "Pending": "#6b7280",
+    "NotReady": "#6b7280",
+    "Running": "#2563eb",
+    "Retrying": "#d97706",
+    "AwaitingRetry": "#d97706",
+    "Paused": "#6b7280",
+    "Cancelling": "#6b7280",
+    "Cancelled": "#6b7280",
+    "Completed": "#16a34a",
+    "Cached": "#0d9488",
+    "Failed": "#dc2626",
+    "TimedOut": "#c2410c",
+    "Crashed": "#7c3aed",
+}
+_TYPE_COLORS = {"RUNNING": "#2563eb", "COMPLETED": "#16a34a", "FAILED": "#dc2626",
+                "CRASHED": "#7c3aed", "CANCELLED": "#6b7280"}
+
+_ROOT = ("font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:13px;"
+         "line-height:1.45;max-width:900px")
+_TABLE = "border-collapse:collapse;width:100%;margin-top:6px"
+_TH = ("text-align:left;padding:3px 8px;border-bottom:1px solid #9ca3af;font-weight:600;"
+       "white-space:nowrap")
+_TD = "padding:2px 8px;border-bottom:1px solid rgba(156,163,175,.35);vertical-align:top"
+_PRE = ("white-space:pre-wrap;margin:4px 0;padding:6px;font-size:12px;max-height:18em;"
+        "overflow:auto;background:rgba(156,163,175,.12);border-radius:4px")
+_CLICK = "cursor:pointer"
+
+
+def esc(value: Any) -> str:
+    """HTML-escape ``value`` (None becomes the empty string)."""
+    return "" if value is None else html.escape(str(value), quote=True)
+
+
+def format_seconds(seconds: float | None) -> str:
+    """A short duration: ``42 ms``, ``3.2 s``, ``2 min 5 s``, ``1 h 4 min``."""
+    if seconds is None:
+        return ""
+    seconds = max(0.0, float(seconds))
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+
+
+def format_bytes(size: float | None) -> str:
+    """``812 B``, ``4.1 kB``, ``80.0 MB``."""
+    if size is None:
+        return ""
+    size = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
+
+
+def format_time(epoch: float | None) -> str:
+    """Local wall-clock time of an epoch second: ``2025-03-01 14:02:07``."""
+    if epoch is None:
+        return ""
+    return _dt.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def badge(name: str | None, state_type: str | None = None) -> str:
+    """A coloured state badge."""
+    if not name:
+        return ""
+    color = STATE_COLORS.get(name) or _TYPE_COLORS.get(state_type or "", "#6b7280")
+    return (f'<span data-kf-state="{esc(name)}" style="background:{color};color:#fff;'
+            f'border-radius:9px;padding:0 7px;font-size:11px;font-weight:600;'
+            f'white-space:nowrap">{esc(name)}</span>')
+
+
+def _ticking(start: float | None, end: float | None, now: float) -> str:
+    if start is None:
+        return ""
+    if end is not None:
+        return esc(format_seconds(end - start))
+    return f'<span data-kf-since="{start:.3f}">{esc(format_seconds(now - start))}</span>'
+
+
+def _progress(finished: int, total: int, failed: int) -> str:
+    share = 100.0 * finished / total if total else 0.0
+    color = "#dc2626" if failed else "#16a34a"
+    return (
+        '<div style="display:flex;align-items:center;gap:8px;margin-top:4px">'
+        '<div style="flex:1;max-width:420px;height:8px;border-radius:4px;'
+        'background:rgba(156,163,175,.35);overflow:hidden">'
+        f'<div data-kf-progress="{share:.1f}" style="width:{share:.1f}%;height:100%;'
+        f'background:{color}"></div></div>'
+        f'<span style="white-space:nowrap">{finished:,} / {total:,} task runs finished</span>'
+        "</div>"
+    )
+
+
+def _failed_count(snap: Snapshot) -> int:
+    if snap.grouped:
+        return sum(r["counts"].get(n, 0) for r in snap.rows
+                   for n in ("Failed", "TimedOut", "Crashed"))
+    return sum(1 for r in snap.rows if r["state"] and r["state"]["type"] in ("FAILED", "CRASHED"))
+
+
+def _state_cell(row: dict, now: float) -> str:
+    state = row["state"]
+    if state is None:
+        return ""
+    cell = badge(state["name"], state["type"])
+    retry_at = row.get("retry_at")
+    if state["name"] == "AwaitingRetry" and retry_at:
+        left = max(0.0, retry_at - now)
+        cell += (f' <span style="opacity:.75">try {row["tries"] + 1} in '
+                 f'<span data-kf-until="{retry_at:.3f}">{format_seconds(left)}</span></span>')
+    return cell
+
+
+def _run_rows(rows: Iterable[dict], now: float, selected: str | None) -> str:
+    out = []
+    for row in rows:
+        state = row["state"] or {}
+        ticking = state.get("type") == "RUNNING"
+        duration = _ticking(row["start"], row["end"] if not ticking else None, now)
+        if not ticking and row["end"] is None:
+            duration = ""
+        style = _CLICK + (";background:rgba(37,99,235,.12)" if row["id"] == selected else "")
+        out.append(
+            f'<tr data-kf-id="{esc(row["id"])}" style="{style}">'
+            f'<td style="{_TD}">{esc(row["name"])}</td>'
+            f'<td style="{_TD}">{_state_cell(row, now)}</td>'
+            f'<td style="{_TD};white-space:nowrap">{duration}</td>'
+            f'<td style="{_TD}">{row["tries"]}</td>'
+            f'<td style="{_TD}">{"yes" if row["cached"] else ""}</td></tr>'
+        )
+    return "".join(out)
+
+
+def _group_rows(rows: Iterable[dict], selected: str | None) -> str:
+    out = []
+    for row in rows:
+        counts = row["counts"]
+        finished = sum(v for k, v in counts.items() if k in STATE_COLORS and _is_final_name(k))
+        chips = " ".join(f"{badge(name)} {n:,}" for name, n in sorted(counts.items()))
+        style = _CLICK + (";background:rgba(37,99,235,.12)" if row["id"] == selected else "")
+        out.append(
+            f'<tr data-kf-id="{esc(row["id"])}" style="{style}">'
+            f'<td style="{_TD}">{esc(row["name"])}</td>'
+            f'<td style="{_TD}">{chips}</td>'
+            f'<td style="{_TD};white-space:nowrap">{finished:,} / {row["total"]:,}</td>'
+            f'<td style="{_TD}">{row["retries"]:,}</td>'
+            f'<td style="{_TD}">{row["cached"]:,}</td></tr>'
+        )
+    return "".join(out)
+
+
+_FINAL_NAMES = frozenset({"Completed", "Cached", "Failed", "TimedOut", "Crashed", "Cancelled"})
+
+
+def _is_final_name(name: str) -> bool:
+    return name in _FINAL_NAMES
+
+
+def _detail_html(detail: dict, now: float) -> str:
+    if detail["kind"] == "group":
+        head = (f'<div style="font-weight:600">{esc(detail["name"])}: '
+                f'{len(detail["rows"])} of {detail["total"]:,} runs '
+                "(failures first; click one for its logs)</div>")
+        return head + _run_table(detail["rows"], now, None)
+    row = detail["row"]
+    state = row["state"] or {}
+    parts = [
+        f'<div style="font-weight:600">{esc(row["name"])} '
+        f'{badge(state.get("name"), state.get("type"))}'
+        f' <span style="font-weight:400;opacity:.75">tries {row["tries"]}</span></div>'
+    ]
+    for number, message in enumerate(detail.get("retry_errors") or (), start=1):
+        parts.append(f'<div style="color:#d97706;margin-top:4px">Try {number} failed: '
+                     f"{esc(message)}</div>")
+    if detail.get("error"):
+        parts.append(f'<div style="color:#dc2626;margin-top:4px">Error</div>'
+                     f'<pre data-kf-error style="{_PRE}">{esc(detail["error"])}</pre>')
+    lines = detail.get("logs") or []
+    if lines:
+        text = "\n".join(f"{format_time(line.t)[11:]} | {line.level:<7} | {line.message}"
+                         for line in lines)
+        parts.append(f'<div style="margin-top:4px">Logs</div><pre data-kf-logs style="{_PRE}">'
+                     f"{esc(text)}</pre>")
+    elif detail.get("logs_note"):
+        parts.append(f'<div style="opacity:.75">{esc(detail["logs_note"])}</div>')
+    else:
+        parts.append('<div style="opacity:.75">No log lines.</div>')
+    return "".join(parts)
+
+
+def _run_table(rows: Sequence[dict], now: float, selected: str | None) -> str:
+    head = "".join(f'<th style="{_TH}">{h}</th>'
+                   for h in ("Task run", "State", "Duration", "Tries", "Cached"))
+    return (f'<table style="{_TABLE}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{_run_rows(rows, now, selected)}</tbody></table>")
+
+
+def render_run_html(snap: Snapshot, selected: str | None = None, live: bool = True) -> str:
+    """The live run view as HTML: header, progress bar, task run table, opened row.
+
+    Parameters
+    ----------
+    snap:
+        What to show.
+    selected:
+        The opened row's id, highlighted in the table.
+    live:
+        When False (static HTML for saved outputs) rows are not marked clickable.
+    """
+    state = snap.state or {}
+    header = (
+        f'<div style="display:flex;flex-wrap:wrap;align-items:baseline;gap:8px">'
+        f'<span style="font-weight:700">{esc(snap.title)}</span>'
+        f'<span style="opacity:.8">{esc(snap.subtitle)}</span>'
+        f'{badge(state.get("name"), state.get("type"))}'
+        f'<span style="opacity:.8">elapsed {_ticking(snap.start, snap.end, snap.now) or "—"}'
+        "</span></div>"
+    )
+    parts = [f'<div data-kf-view="run" data-kf-now="{snap.now:.3f}" style="{_ROOT}">', header]
+    if state.get("message") and state.get("type") in ("FAILED", "CRASHED", "CANCELLED"):
+        parts.append(f'<div style="color:#dc2626">{esc(state["message"])}</div>')
+    if snap.note:
+        parts.append(f'<div data-kf-note style="color:#b45309">{esc(snap.note)}</div>')
+    parts.append(_progress(snap.finished, snap.total, _failed_count(snap)))
+    if snap.grouped:
+        head = "".join(f'<th style="{_TH}">{h}</th>'
+                       for h in ("Task", "States", "Finished", "Retries", "Cached"))
+        parts.append(f'<table style="{_TABLE}"><thead><tr>{head}</tr></thead>'
+                     f"<tbody>{_group_rows(snap.rows, selected)}</tbody></table>")
+    elif snap.rows:
+        parts.append(_run_table(snap.rows, snap.now, selected))
+    if snap.detail is not None:
+        parts.append(f'<div data-kf-detail style="margin-top:8px;padding-top:6px;'
+                     f'border-top:1px solid #9ca3af">{_detail_html(snap.detail, snap.now)}</div>')
+    elif live and snap.rows:
+        parts.append('<div style="opacity:.6;font-size:11px;margin-top:2px">'
+                     "Click a row for its logs and error.</div>")
+    parts.append("</div>")
+    out = "".join(parts)
+    if not live:
+        out = out.replace(f'style="{_CLICK}', 'style="')
+    return out
+
+
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], limit: int = 60) -> str:
+    """A plain text table with aligned columns (at most ``limit`` rows, then a count)."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r]
+                                            for r in rows[:limit]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    if len(rows) > limit:
+        lines.append(f"... and {len(rows) - limit:,} more")
+    return "\n".join(lines)
+
+
+def render_run_text(snap: Snapshot) -> str:
+    """The live run view as plain text (terminal IPython, text-only front ends)."""
+    state = snap.state or {}
+    elapsed = ""
+    if snap.start is not None:
+        elapsed = format_seconds((snap.end or snap.now) - snap.start)
+    head = f"{snap.title} · {snap.subtitle} · {state.get('name', '')}"
+    if elapsed:
+        head += f" · {elapsed}"
+    lines = [head, f"{snap.finished:,} / {snap.total:,} task runs finished"]
+    if state.get("message") and state.get("type") in ("FAILED", "CRASHED", "CANCELLED"):
+        lines.append(state["message"])
+    if snap.note:
+        lines.append(snap.note)
+    if snap.grouped:
+        rows = [(r["name"], ", ".join(f"{k} {v:,}" for k, v in sorted(r["counts"].items())),
+                 f"{r['retries']:,}", f"{r['cached']:,}") for r in snap.rows]
+        lines.append(text_table(("task", "states", "retries", "cached"), rows))
+    elif snap.rows:
+        rows = []
+        for r in snap.rows:
+            end = r["end"] if r["end"] is not None else (snap.now if r["start"] else None)
+            duration = format_seconds(end - r["start"]) if r["start"] and end else ""
+            rows.append((r["name"], (r["state"] or {}).get("name", ""), duration, r["tries"],
+                         "yes" if r["cached"] else ""))
+        lines.append(text_table(("task run", "state", "duration", "tries", "cached"), rows))
+    return "\n".join(lines)

@@ -1,0 +1,182 @@
+"""The public surface: what ``kernelflow`` exports, documented, and cheap to import."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import subprocess
+import sys
+
+import pytest
+
+import kernelflow
+
+#: Everything ``from kernelflow import *`` gives. A change here is an API change.
+TOP_LEVEL = {
+    "Flow",
+    "State",
+    "Task",
+    "__version__",
+    "allow_failure",
+    "flow",
+    "get_run_logger",
+    "load_ipython_extension",
+    "sql",
+    "task",
+    "unmapped",
+    "unload_ipython_extension",
+}
+
+#: The modules a user imports (Prefect's module names, with ``prefect`` -> ``kernelflow``).
+PUBLIC_MODULES = [
+    "kernelflow",
+    "kernelflow.flows",
+    "kernelflow.tasks",
+    "kernelflow.futures",
+    "kernelflow.states",
+    "kernelflow.cache_policies",
+    "kernelflow.testing",
+    "kernelflow.testing.utilities",
+]
+
+#: Names a Prefect user imports from these modules; each must exist under the same name.
+PREFECT_NAMES = {
+    "kernelflow": [
+        "flow",
+        "task",
+        "Flow",
+        "Task",
+        "State",
+        "allow_failure",
+        "unmapped",
+        "get_run_logger",
+    ],
+    "kernelflow.futures": ["wait", "as_completed", "PrefectFuture", "PrefectFutureList"],
+    "kernelflow.tasks": ["task_input_hash", "exponential_backoff", "Task", "task"],
+    "kernelflow.states": [
+        "State",
+        "StateType",
+        "Completed",
+        "Failed",
+        "Crashed",
+        "Cached",
+        "Pending",
+        "Running",
+        "Retrying",
+        "AwaitingRetry",
+        "TimedOut",
+        "Scheduled",
+        "Late",
+        "Paused",
+        "Cancelling",
+        "Cancelled",
+    ],
+    "kernelflow.cache_policies": [
+        "INPUTS",
+        "TASK_SOURCE",
+        "NO_CACHE",
+        "RUN_ID",
+        "FLOW_PARAMETERS",
+        "DEFAULT",
+        "CachePolicy",
+    ],
+    "kernelflow.testing.utilities": ["kernelflow_test_harness", "prefect_test_harness"],
+    "kernelflow.flows": ["Flow", "flow"],
+}
+
+HEAVY = ["duckdb", "pandas", "pyarrow", "ipywidgets", "papermill", "jupyter_server"]
+
+
+def test_all_is_exactly_the_public_surface():
+    assert set(kernelflow.__all__) == TOP_LEVEL
+    assert len(kernelflow.__all__) == len(TOP_LEVEL), "a name is listed twice"
+    assert dir(kernelflow) == sorted(TOP_LEVEL)
+
+
+def test_every_exported_name_resolves():
+    for name in kernelflow.__all__:
+        assert getattr(kernelflow, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        kernelflow.nope  # noqa: B018
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+def test_public_module_exports_resolve(module_name):
+    module = importlib.import_module(module_name)
+    assert module.__doc__, f"{module_name} has no module docstring"
+    exported = module.__all__
+    assert len(set(exported)) == len(exported), f"{module_name}.__all__ lists a name twice"
+    for name in exported:
+        assert hasattr(module, name), f"{module_name}.__all__ names missing {name!r}"
+    for name in PREFECT_NAMES.get(module_name, []):
+        assert name in exported, f"{module_name} does not export Prefect's {name!r}"
+
+
+def _undocumented(owner: str, obj: object) -> list[str]:
+    if isinstance(obj, str):  # __version__
+        return []
+    missing = [] if inspect.getdoc(obj) else [owner]
+    if inspect.isclass(obj):
+        for attr, member in vars(obj).items():
+            if attr.startswith("_"):
+                continue
+            if isinstance(member, (staticmethod, classmethod)):
+                member = member.__func__
+            if isinstance(member, property):
+                member = member.fget
+            if inspect.isfunction(member) and not inspect.getdoc(member):
+                missing.append(f"{owner}.{attr}")
+    return missing
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+def test_every_public_object_has_a_docstring(module_name):
+    module = importlib.import_module(module_name)
+    missing = []
+    for name in module.__all__:
+        missing += _undocumented(f"{module_name}.{name}", getattr(module, name))
+    assert not missing, f"no docstring: {missing}"
+
+
+def _modules_loaded_by(code: str) -> list[str]:
+    probe = (
+        f"{code}\nimport json, sys\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_import_kernelflow_loads_nothing_heavy():
+    assert _modules_loaded_by("import kernelflow") == []
+
+
+def test_decorating_and_running_a_flow_loads_nothing_heavy(tmp_path):
+    # The hot path (a flow with a task, futures, logging) stays free of DuckDB and pandas:
+    # runs are journalled and only queries open the database.
+    code = f"""
+import os
+os.environ["KERNELFLOW_HOME"] = {str(tmp_path / "home")!r}
+from kernelflow import flow, task, allow_failure, unmapped, get_run_logger
+from kernelflow.futures import wait, as_completed
+from kernelflow.states import Completed, Failed
+from kernelflow.tasks import task_input_hash, exponential_backoff
+from kernelflow.cache_policies import INPUTS, TASK_SOURCE
+
+@task(retries=1)
+def double(x):
+    get_run_logger().info("doubling %s", x)
+    return 2 * x
+
+@flow(log_prints=True)
+def pipeline():
+    futures = double.map([1, 2, 3])
+    wait(futures)
+    print("done")
+    return double(futures[0].result())
+
+assert pipeline() == 4
+"""
+    assert _modules_loaded_by(code) == []

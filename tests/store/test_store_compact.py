@@ -1,0 +1,416 @@
+"""Compaction: journals folded into real DuckDB files, exactly once, crashes detected."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from store_workers import (
+    dead_journal,
+    flow_run,
+    foreign_journal,
+    log,
+    new_id,
+    record_runs,
+    record_then_hang,
+    state,
+    task_run,
+)
+
+from kernelflow.store import compact, start_background_compaction
+from kernelflow.store.db import connect
+from kernelflow.store.journal import Journal, current_journal, record
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def rows(paths, query, params=None):
+    """Query the database directly, without compacting first."""
+    with connect(paths, read_only=True) as con:
+        return con.execute(query, params).fetchall()
+
+
+def count(paths, table):
+    return rows(paths, f"SELECT count(*) FROM {table}")[0][0]
+
+
+class TestFold:
+    def test_runs_states_logs_are_imported(self, paths):
+        flow_id, task_id, cached_id = new_id(), new_id(), new_id()
+        t = time.time()
+        journal = Journal(paths.journal)
+        journal.write_many(
+            [
+                flow_run(flow_id, t=t),
+                state(flow_id, "Running", kind="flow", t=t, start=t),
+                task_run(task_id, flow_id, t=t + 1),
+                state(task_id, "Pending", t=t + 1),
+                state(task_id, "Running", t=t + 2, start=t + 2),
+                log(task_id, "hello"),
+                state(task_id, "Completed", t=t + 5, start=t + 2, end=t + 5, result="r/1"),
+                {"ev": "outputs", "run_id": task_id, "outputs": {"df": "h1"}},
+                task_run(cached_id, flow_id, t=t + 6, cache_key="k1"),
+                state(cached_id, "Cached", t=t + 6, start=t + 6, end=t + 6, result="r/1"),
+                state(flow_id, "Completed", kind="flow", t=t + 7, start=t, end=t + 7),
+            ]
+        )
+
+        report = compact(paths)
+
+        assert report.opened and report.events == 12 and report.bad_lines == 0
+        assert report.crashed_runs == 0 and report.removed_journals == 0
+        flow = rows(
+            paths,
+            "SELECT name, flow_name, flow_version, parameters ->> 'n', tags, state_type, "
+            "state_name, duration_s, run_count, pid, process FROM flow_runs",
+        )
+        assert flow == [
+            (
+                "etl-run",
+                "etl",
+                "1.0",
+                "3",
+                ["nightly"],
+                "COMPLETED",
+                "Completed",
+                pytest.approx(7.0),
+                1,
+                os.getpid(),
+                journal.path.stem,
+            )
+        ]
+        task = rows(
+            paths,
+            "SELECT flow_run_id, state_name, cached, result, duration_s, outputs ->> 'df', "
+            "inputs -> 'x' ->> 'hash', epoch(start_time), epoch(created) "
+            "FROM task_runs WHERE id = ?",
+            [task_id],
+        )
+        assert task == [
+            (
+                flow_id,
+                "Completed",
+                False,
+                "r/1",
+                pytest.approx(3.0),
+                "h1",
+                "abc",
+                pytest.approx(t + 2),
+                pytest.approx(t + 1),
+            )
+        ]
+        assert rows(paths, "SELECT cached, cache_key FROM task_runs WHERE id = ?", [cached_id]) == [
+            (True, "k1")
+        ]
+        history = rows(
+            paths, "SELECT state_name FROM states WHERE run_id = ? ORDER BY seq", [task_id]
+        )
+        assert [h[0] for h in history] == ["Pending", "Running", "Completed"]
+        assert rows(paths, "SELECT run_id, level_name, message FROM logs") == [
+            (task_id, "INFO", "hello")
+        ]
+        assert rows(paths, "SELECT process, pid FROM processes") == [
+            (journal.path.stem, os.getpid())
+        ]
+
+    def test_an_inputs_event_fills_in_hashes_and_the_cache_key(self, paths):
+        run_id = new_id()
+        inputs = {"x": {"hash": None, "upstream": "up-1"}, "y": {"hash": None, "upstream": None}}
+        record(task_run(run_id, inputs=inputs))
+        compact(paths)  # the creation may be folded before the hashes are known
+        record({"ev": "inputs", "run_id": run_id, "cache_key": "k", "inputs": {"x": "h1"}})
+        compact(paths)
+
+        ((key, merged),) = rows(paths, "SELECT cache_key, inputs FROM task_runs")
+        assert key == "k"
+        assert json.loads(merged) == {
+            "x": {"hash": "h1", "upstream": "up-1"},
+            "y": {"hash": None, "upstream": None},
+        }
+
+    def test_compacting_twice_imports_nothing_twice(self, paths):
+        run_id = new_id()
+        record(task_run(run_id))
+        record(state(run_id, "Running"))
+        assert compact(paths).events == 3
+
+        again = compact(paths)
+
+        assert not again.opened  # nothing new: the database is not even opened
+        assert count(paths, "task_runs") == 1 and count(paths, "states") == 1
+        record(state(run_id, "Completed"))
+        assert compact(paths).events == 1
+        assert count(paths, "task_runs") == 1 and count(paths, "states") == 2
+        assert rows(paths, "SELECT state_name FROM task_runs") == [("Completed",)]
+
+    def test_a_failure_mid_fold_commits_nothing(self, paths, monkeypatch):
+        run_id = new_id()
+        journal = dead_journal(paths.journal)
+        journal.write_many([task_run(run_id), state(run_id, "Running")])
+        module = sys.modules["kernelflow.store.compact"]
+
+        def fail(*args):
+            raise RuntimeError("power cut")  # after the events were inserted
+
+        with monkeypatch.context() as patch:
+            patch.setattr(module, "_crash", fail)
+            with pytest.raises(RuntimeError):
+                compact(paths)
+        assert count(paths, "task_runs") == count(paths, "journal_offsets") == 0
+        assert journal.path.exists()
+
+        report = compact(paths)
+        assert report.events == 3 and report.crashed_runs == 1
+        assert count(paths, "task_runs") == 1 and count(paths, "states") == 2
+
+    def test_a_partial_last_line_waits_for_its_newline(self, paths):
+        run_id = new_id()
+        record(task_run(run_id))
+        line = (json.dumps(state(run_id, "Running")) + "\n").encode()
+        with open(current_journal().path, "ab") as fh:
+            fh.write(line[:20])  # a writer stopped mid-line
+        assert compact(paths).events == 2
+        assert count(paths, "states") == 0
+
+        with open(current_journal().path, "ab") as fh:
+            fh.write(line[20:])
+        assert compact(paths).events == 1
+        assert rows(paths, "SELECT state_name FROM task_runs") == [("Running",)]
+
+    def test_an_unreadable_line_is_skipped_not_fatal(self, paths):
+        first, second = new_id(), new_id()
+        record(task_run(first))
+        with open(current_journal().path, "ab") as fh:
+            fh.write(b'{"ev": "state", "run_id": \n')
+        record(task_run(second))
+
+        report = compact(paths)
+
+        assert report.bad_lines == 1
+        assert count(paths, "task_runs") == 2
+
+    def test_events_out_of_order_across_journals(self, paths):
+        # A run created by one process and moved by another: the second
+        # journal may be folded first.
+        run_id = new_id()
+        t = time.time()
+        mover = foreign_journal(paths.journal)
+        mover.write(state(run_id, "Completed", t=t + 2, start=t + 1, end=t + 2))
+        compact(paths)
+        assert rows(paths, "SELECT state_name, created FROM task_runs") == [("Completed", None)]
+
+        creator = Journal(paths.journal)
+        creator.write_many([task_run(run_id, t=t), state(run_id, "Pending", t=t)])
+        compact(paths)
+
+        (row,) = rows(paths, "SELECT task_name, state_name, process, epoch(created) FROM task_runs")
+        # The older Pending does not overwrite the newer Completed.
+        assert row == ("load", "Completed", mover.path.stem, pytest.approx(t))
+        assert count(paths, "states") == 2
+
+    def test_cache_events(self, paths):
+        t = time.time()
+        write = {
+            "ev": "cache_write",
+            "key": "k",
+            "task_name": "load",
+            "result": "results/ab",
+            "checksum": "c1",
+            "size": 10,
+            "created": t,
+            "expires": None,
+            "task_run_id": "tr",
+            "duration": 2.5,
+        }
+        # A hit recorded by another process may be folded before the write.
+        foreign_journal(paths.journal).write({"ev": "cache_hit", "key": "k", "t": t + 1})
+        compact(paths)
+        journal = Journal(paths.journal)
+        journal.write_many([write, {"ev": "cache_hit", "key": "k", "task_run_id": "x", "t": t + 2}])
+        compact(paths)
+        assert rows(
+            paths,
+            "SELECT task_name, size, duration_s, hits, epoch(last_hit), deleted FROM cache_entries",
+        ) == [("load", 10, 2.5, 2, pytest.approx(t + 2), False)]
+
+        journal.write({"ev": "cache_delete", "key": "k", "t": t + 3})
+        compact(paths)
+        assert rows(paths, "SELECT deleted FROM cache_entries") == [(True,)]
+
+        journal.write(dict(write, created=t + 4, checksum="c2"))
+        compact(paths)
+        assert rows(paths, "SELECT checksum, deleted, hits FROM cache_entries") == [
+            ("c2", False, 2)
+        ]
+
+
+class TestCrashDetection:
+    def test_unfinished_runs_of_a_dead_process_are_crashed(self, paths):
+        flow_id, done, busy, later = new_id(), new_id(), new_id(), new_id()
+        journal = dead_journal(paths.journal)
+        journal.write_many(
+            [
+                flow_run(flow_id),
+                state(flow_id, "Running", kind="flow"),
+                task_run(done, flow_id),
+                state(done, "Completed"),
+                task_run(busy, flow_id),
+                state(busy, "Running", start=time.time()),
+                flow_run(later),
+                state(later, "Scheduled", kind="flow"),
+            ]
+        )
+
+        report = compact(paths)
+
+        assert report.crashed_runs == 2 and report.removed_journals == 1
+        assert not journal.path.exists()
+        assert count(paths, "journal_offsets") == 0
+        crashed = rows(
+            paths,
+            "SELECT id, state_type, state_message, end_time IS NOT NULL FROM "
+            "(SELECT * EXCLUDE (flow_name, flow_version, parent_flow_run_id, parent_task_run_id,"
+            " deployment_id, parameters) FROM flow_runs UNION ALL BY NAME "
+            " SELECT * FROM task_runs) WHERE state_name = 'Crashed' ORDER BY id",
+        )
+        pid = os.getpid()
+        assert crashed == sorted(
+            [
+                (
+                    flow_id,
+                    "CRASHED",
+                    f"Process {pid} on host {journal.identity.host} exited "
+                    "while this run was Running",
+                    True,
+                ),
+                (
+                    busy,
+                    "CRASHED",
+                    f"Process {pid} on host {journal.identity.host} exited "
+                    "while this run was Running",
+                    True,
+                ),
+            ]
+        )
+        assert rows(paths, "SELECT state_name FROM task_runs WHERE id = ?", [done]) == [
+            ("Completed",)
+        ]
+        # A Scheduled run is a promise for later, not work the process was doing.
+        assert rows(paths, "SELECT state_name FROM flow_runs WHERE id = ?", [later]) == [
+            ("Scheduled",)
+        ]
+        assert rows(paths, "SELECT crashed_runs, ended IS NOT NULL FROM processes") == [(2, True)]
+        last = rows(paths, "SELECT state_name FROM states WHERE run_id = ? ORDER BY seq", [busy])
+        assert [r[0] for r in last] == ["Running", "Crashed"]
+        assert not compact(paths).opened  # nothing left to do
+
+    def test_journals_of_other_hosts_are_only_imported(self, paths):
+        run_id = new_id()
+        journal = foreign_journal(paths.journal)
+        journal.write_many([task_run(run_id), state(run_id, "Running")])
+
+        report = compact(paths)
+
+        assert report.crashed_runs == 0 and journal.path.exists()
+        assert rows(paths, "SELECT state_name FROM task_runs") == [("Running",)]
+
+    def test_a_killed_process_loses_nothing_and_its_run_is_crashed(self, paths):
+        ids = {"flow": new_id(), "done": new_id(), "busy": new_id()}
+        spawn = multiprocessing.get_context("spawn")
+        ready = spawn.Event()
+        child = spawn.Process(target=record_then_hang, args=(str(paths.home), ids, ready))
+        child.start()
+        try:
+            assert ready.wait(60), "the child never got going"
+        finally:
+            child.kill()  # SIGKILL: no atexit, no finally
+            child.join()
+        assert child.exitcode == -9
+
+        report = compact(paths)
+
+        assert report.crashed_runs == 2 and report.removed_journals == 1
+        states = rows(paths, "SELECT run_id, state_name FROM states ORDER BY run_id, seq")
+        assert sorted(states) == sorted(
+            [
+                (ids["flow"], "Running"),
+                (ids["flow"], "Crashed"),
+                (ids["done"], "Running"),
+                (ids["done"], "Completed"),
+                (ids["busy"], "Running"),
+                (ids["busy"], "Crashed"),
+            ]
+        )
+        assert rows(paths, "SELECT state_name FROM task_runs WHERE id = ?", [ids["busy"]]) == [
+            ("Crashed",)
+        ]
+        assert sorted(m for (m,) in rows(paths, "SELECT message FROM logs")) == [
+            "about to be killed",
+            "working",
+        ]
+        assert rows(paths, "SELECT pid FROM processes") == [(child.pid,)]
+
+
+class TestConcurrency:
+    def test_four_processes_record_and_compact_at_once(self, paths):
+        spawn = multiprocessing.get_context("spawn")
+        results = spawn.Queue()
+        children = [
+            spawn.Process(target=record_runs, args=(str(paths.home), 500, 100, results))
+            for _ in range(4)
+        ]
+        for child in children:
+            child.start()
+        ids = [run_id for _ in children for run_id in results.get(timeout=240)]
+        for child in children:
+            child.join(60)
+            assert child.exitcode == 0
+
+        compact(paths)
+
+        assert len(ids) == len(set(ids)) == 2000
+        found = rows(paths, "SELECT id, count(*), any_value(state_name) FROM task_runs GROUP BY id")
+        assert len(found) == 2000
+        assert {r[0] for r in found} == set(ids)
+        assert {(r[1], r[2]) for r in found} == {(1, "Completed")}
+        assert count(paths, "states") == 4000
+        assert count(paths, "processes") == 4
+
+
+class TestBackground:
+    def test_background_thread_folds_this_process_journal(self, paths):
+        compactor = start_background_compaction(interval=0.05)
+        try:
+            assert start_background_compaction() is compactor  # one per process
+            run_id = new_id()
+            record(task_run(run_id))
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                if paths.database.exists() and count(paths, "task_runs"):
+                    break
+                time.sleep(0.05)
+            assert rows(paths, "SELECT id FROM task_runs") == [(run_id,)]
+        finally:
+            compactor.stop(timeout=10)
+        assert not compactor.is_alive()
+
+    def test_a_process_compacts_its_journal_at_exit(self, paths):
+        run_id = new_id()
+        code = (
+            "import sys\n"
+            "from kernelflow.store import start_background_compaction\n"
+            "from kernelflow.store.journal import record\n"
+            "start_background_compaction(interval=3600)\n"  # only the exit hook will act
+            f"record({{'ev': 'task_run', 'id': {run_id!r}, 't': 1.0}})\n"
+        )
+        env = dict(os.environ, KERNELFLOW_HOME=str(paths.home))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+
+        assert rows(paths, "SELECT id FROM task_runs") == [(run_id,)]  # no compact() here

@@ -1,0 +1,252 @@
+"""Tests of kernelflow.cache_index: one JSON file per key, verified results, journal events."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kernelflow.cache_index import CacheEntry, CacheHit, clear, delete, entries, lookup, store
+from kernelflow.settings import use_home
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path):
+    previous = use_home(tmp_path)
+    yield tmp_path
+    use_home(previous)
+
+
+def events(home: Path, kind: str) -> list[dict]:
+    found = []
+    for file in sorted((home / "journal").glob("*.jsonl")):
+        for line in file.read_text().splitlines():
+            event = json.loads(line)
+            if event.get("ev") == kind:
+                found.append(event)
+    return found
+
+
+def put(key: str, value: object = "value", **options: object) -> CacheEntry:
+    settings = {"task_name": "load", "expires": None, "task_run_id": "run-1", "duration": 2.5}
+    return store(key, value, **{**settings, **options})
+
+
+def index_file(home: Path, key: str) -> Path:
+    return home / "cache" / key[:2] / f"{key}.json"
+
+
+def cache_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "kernelflow.cache"]
+
+
+class TestStoreAndLookup:
+    def test_hit_returns_the_value_and_entry(self, home: Path) -> None:
+        entry = put("abc123", {"rows": [1, 2]})
+        hit = lookup("abc123", task_run_id="run-2")
+        assert isinstance(hit, CacheHit)
+        assert hit.value == {"rows": [1, 2]}
+        assert hit.entry == entry
+        assert entry.task_name == "load" and entry.duration == 2.5 and entry.format == "pickle"
+        assert (home / entry.result).is_file()
+
+    def test_index_file_holds_the_entry(self, home: Path) -> None:
+        entry = put("abc123")
+        stored = json.loads(index_file(home, "abc123").read_text())
+        assert stored == {
+            "key": "abc123",
+            "task_name": "load",
+            "result": entry.result,
+            "checksum": entry.checksum,
+            "size": entry.size,
+            "format": "pickle",
+            "created": entry.created,
+            "expires": None,
+            "task_run_id": "run-1",
+            "duration": 2.5,
+        }
+
+    def test_absent_key_is_a_miss(self) -> None:
+        assert lookup("nothing-here") is None
+
+    def test_dataframe_round_trips(self) -> None:
+        frame = pd.DataFrame({"a": [1.5, 2.5]}, index=pd.Index(["x", "y"], name="k"))
+        put("frame-key", frame)
+        hit = lookup("frame-key")
+        assert hit is not None and hit.entry.format == "arrow"
+        pd.testing.assert_frame_equal(hit.value, frame)
+
+    def test_store_replaces_an_entry(self) -> None:
+        put("abc123", 1)
+        put("abc123", 2)
+        hit = lookup("abc123")
+        assert hit is not None and hit.value == 2
+
+    def test_any_string_is_a_key(self, home: Path) -> None:
+        key = "../../etc/passwd weird:key/" + "x" * 300
+        put(key, "safe")
+        hit = lookup(key)
+        assert hit is not None and hit.value == "safe" and hit.entry.key == key
+        files = list((home / "cache").rglob("*.json"))
+        assert len(files) == 1 and (home / "cache") in files[0].parents
+
+    def test_events_are_journaled(self, home: Path) -> None:
+        entry = put("abc123")
+        lookup("abc123", task_run_id="run-2")
+        (write,) = events(home, "cache_write")
+        assert write == {
+            "ev": "cache_write",
+            "key": "abc123",
+            "task_name": "load",
+            "result": entry.result,
+            "checksum": entry.checksum,
+            "size": entry.size,
+            "created": entry.created,
+            "expires": None,
+            "task_run_id": "run-1",
+            "duration": 2.5,
+        }
+        (hit,) = events(home, "cache_hit")
+        assert hit["key"] == "abc123" and hit["task_run_id"] == "run-2" and hit["t"] > 0
+
+
+class TestExpiration:
+    def test_expired_entry_is_a_miss(self) -> None:
+        put("old", expires=time.time() - 1)
+        assert lookup("old") is None
+
+    def test_future_expiry_is_a_hit(self) -> None:
+        put("fresh", expires=time.time() + 3600)
+        assert lookup("fresh") is not None
+
+    def test_is_expired(self) -> None:
+        entry = put("fresh", expires=100.0)
+        assert entry.is_expired(now=100.0) and not entry.is_expired(now=99.0)
+
+
+class TestCorruption:
+    def test_corrupt_result_is_a_miss_with_one_warning(
+        self, home: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        entry = put("abc123", list(range(100)))
+        result = home / entry.result
+        result.write_bytes(result.read_bytes()[:-3] + b"xyz")
+        with caplog.at_level(logging.WARNING, logger="kernelflow.cache"):
+            assert lookup("abc123") is None
+        assert cache_warnings(caplog) == [
+            f"Cached result for task 'load' is corrupt (file {entry.result}); recomputing."
+        ]
+        assert not index_file(home, "abc123").exists()
+        assert [e["key"] for e in events(home, "cache_delete")] == ["abc123"]
+        assert lookup("abc123") is None  # and nothing more is logged
+        assert len(cache_warnings(caplog)) == 1
+
+    def test_recomputed_value_repairs_the_damaged_file(self, home: Path) -> None:
+        entry = put("abc123", {"value": 1})
+        result = home / entry.result
+        result.write_bytes(b"garbage" + result.read_bytes()[7:])
+        assert lookup("abc123") is None
+        put("abc123", {"value": 1})  # what the engine does after recomputing
+        hit = lookup("abc123")
+        assert hit is not None and hit.value == {"value": 1}
+
+    def test_missing_result_is_a_miss(self, home: Path, caplog: pytest.LogCaptureFixture) -> None:
+        entry = put("abc123")
+        (home / entry.result).unlink()
+        with caplog.at_level(logging.WARNING, logger="kernelflow.cache"):
+            assert lookup("abc123") is None
+        assert cache_warnings(caplog) == [
+            f"Cached result for task 'load' is missing (file {entry.result}); recomputing."
+        ]
+
+    @pytest.mark.parametrize(
+        "content",
+        [b"{not json", b"[1, 2]", b'{"key": "abc123"}', b"", b"\xff\xfe"],
+        ids=["bad json", "a list", "fields missing", "empty", "not utf-8"],
+    )
+    def test_corrupt_index_file_is_a_miss(
+        self, home: Path, caplog: pytest.LogCaptureFixture, content: bytes
+    ) -> None:
+        put("abc123")
+        index_file(home, "abc123").write_bytes(content)
+        with caplog.at_level(logging.WARNING, logger="kernelflow.cache"):
+            assert lookup("abc123") is None
+        assert cache_warnings(caplog) == [
+            "Cache entry for key 'abc123' is corrupt (file cache/ab/abc123.json); recomputing."
+        ]
+        assert not index_file(home, "abc123").exists()
+
+    def test_mistyped_index_file_is_a_miss(
+        self, home: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        put("abc123")
+        file = index_file(home, "abc123")
+        file.write_text(json.dumps({**json.loads(file.read_text()), "expires": "tomorrow"}))
+        with caplog.at_level(logging.WARNING, logger="kernelflow.cache"):
+            assert lookup("abc123") is None
+        assert len(cache_warnings(caplog)) == 1
+
+    def test_entries_skip_corrupt_files(self, home: Path) -> None:
+        put("good")
+        put("bad")
+        index_file(home, "bad").write_bytes(b"{")
+        assert [e.key for e in entries()] == ["good"]
+
+
+class TestDeleteAndClear:
+    def test_delete(self, home: Path) -> None:
+        entry = put("abc123")
+        assert delete("abc123") is True
+        assert delete("abc123") is False
+        assert lookup("abc123") is None
+        assert (home / entry.result).exists()  # results may be shared; only the key goes
+        assert [e["key"] for e in events(home, "cache_delete")] == ["abc123"]
+
+    def test_clear_by_task(self, home: Path) -> None:
+        put("k1", task_name="a")
+        put("k2", task_name="b")
+        put("k3", task_name="a")
+        assert clear(task_name="a") == 2
+        assert [e.key for e in entries()] == ["k2"]
+        assert sorted(e["key"] for e in events(home, "cache_delete")) == ["k1", "k3"]
+
+    def test_clear_older_than(self, home: Path) -> None:
+        for key, age in (("old", 7200), ("new", 10)):
+            put(key)
+            file = index_file(home, key)
+            stored = json.loads(file.read_text())
+            stored["created"] = time.time() - age
+            file.write_text(json.dumps(stored))
+        assert clear(older_than=3600) == 1
+        assert [e.key for e in entries()] == ["new"]
+
+    def test_clear_everything(self) -> None:
+        for key in ("k1", "k2", "k3"):
+            put(key)
+        assert clear() == 3
+        assert entries() == []
+
+    def test_entries_are_oldest_first(self) -> None:
+        put("first")
+        put("second")
+        assert [e.key for e in entries()] == ["first", "second"]
+
+
+def test_importing_the_index_imports_no_database_or_data_library() -> None:
+    code = (
+        "import sys, kernelflow.cache_index\n"
+        "print(sorted(m for m in ('duckdb', 'cloudpickle', 'pandas', 'pyarrow', 'numpy')"
+        " if m in sys.modules))\n"
+    )
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"

@@ -1,0 +1,273 @@
+"""Tests of kernelflow.results: content-addressed files that round-trip exactly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+import xxhash
+
+from kernelflow import results
+from kernelflow.errors import ResultMissingError, ResultSerializationError
+from kernelflow.results import ResultRecord, read_result, write_result
+from kernelflow.settings import use_home
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path):
+    previous = use_home(tmp_path)
+    yield tmp_path
+    use_home(previous)
+
+
+def round_trip(value: object) -> tuple[object, ResultRecord]:
+    record = write_result(value)
+    return read_result(record.path, record.checksum), record
+
+
+def assert_identical(back: pd.DataFrame, frame: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(
+        back, frame, check_exact=True, check_index_type=True, check_column_type=True,
+        check_categorical=True, check_freq=True, check_flags=True,
+    )  # fmt: skip
+    assert back.attrs == frame.attrs
+
+
+def with_attrs(frame: pd.DataFrame) -> pd.DataFrame:
+    frame.attrs["source"] = "sensor-3"
+    return frame
+
+
+ARROW_FRAMES = {
+    "numbers": pd.DataFrame({"f": [1.5, np.nan], "i": [1, 2], "u": np.array([1, 2], np.uint8)}),
+    "text": pd.DataFrame({"s": ["a", None], "o": pd.Series(["x", "y"], dtype=object)}),
+    "int labels": pd.DataFrame({1: [1.0], 2: [2.0]}),
+    "float labels": pd.DataFrame([[1]], columns=[1.5]),
+    "range labels": pd.DataFrame(np.zeros((2, 3))),
+    "object labels": pd.DataFrame([[1]], columns=pd.Index(["a"], dtype=object)),
+    "categorical": pd.DataFrame(
+        {
+            "c": pd.Categorical(["b", "a", "b"], categories=["b", "a", "z"], ordered=True),
+            "n": pd.Categorical([1, 2, 1]),
+        }
+    ),
+    "named index": pd.DataFrame({"a": [1, 2]}, index=pd.Index(["r", "s"], name="row")),
+    "object index": pd.DataFrame({"a": [1]}, index=pd.Index(["r"], dtype=object)),
+    "odd range index": pd.DataFrame({"a": range(3)}, index=pd.RangeIndex(5, 11, 2)),
+    "date_range index": pd.DataFrame({"a": range(3)}, index=pd.date_range("2024", periods=3)),
+    "timedelta index": pd.DataFrame(
+        {"a": range(3)}, index=pd.timedelta_range(0, periods=3, freq="h")
+    ),
+    "multi index": pd.DataFrame(
+        {"a": [1, 2]}, index=pd.MultiIndex.from_tuples([("a", 1), ("b", 2)], names=["x", "y"])
+    ),
+    "multi labels": pd.DataFrame([[1, 2]], columns=pd.MultiIndex.from_tuples([("a", 1), ("b", 2)])),
+    "times": pd.DataFrame(
+        {
+            "naive": pd.to_datetime(["2024-01-01 00:00:00.000000001"]),
+            "us": pd.to_datetime(["2024-01-01"]).as_unit("us"),
+            "tz": pd.date_range("2024", periods=1, tz="Europe/Paris"),
+            "delta": pd.to_timedelta([5], unit="s"),
+            "period": pd.period_range("2024", periods=1, freq="M"),
+        }
+    ),
+    "nullable": pd.DataFrame(
+        {
+            "i": pd.array([1, None], dtype="Int64"),
+            "b": pd.array([True, None], dtype="boolean"),
+            "s": pd.array(["a", None], dtype="string"),
+        }
+    ),
+    "intervals": pd.DataFrame({"i": pd.interval_range(0, 2)}),
+    "bytes": pd.DataFrame({"b": pd.Series([b"\x00", b"\xff"], dtype=object)}),
+    "empty": pd.DataFrame(),
+    "no rows": pd.DataFrame({"a": pd.Series([], dtype="float64")}),
+    "attrs": with_attrs(pd.DataFrame({"a": [1]})),
+}
+
+PICKLED_FRAMES = {
+    "mixed object column": pd.DataFrame({"o": pd.Series([1, "a", None], dtype=object)}),
+    "text with missing in object column": pd.DataFrame(
+        {"o": pd.Series(["a", None, np.nan], dtype=object)}
+    ),
+    "duplicate labels": pd.DataFrame([[1, 2]], columns=["a", "a"]),
+    "mixed labels": pd.DataFrame([[1, 2]], columns=[1, "1"]),
+    "complex": pd.DataFrame({"c": [1 + 2j]}),
+    "python string storage": pd.DataFrame({"s": pd.array(["a"], dtype="string[python]")}),
+}
+
+
+class TestPandas:
+    @pytest.mark.parametrize("name", list(ARROW_FRAMES))
+    def test_round_trips_through_arrow(self, name: str) -> None:
+        frame = ARROW_FRAMES[name]
+        back, record = round_trip(frame)
+        assert record.format == "arrow"
+        assert_identical(back, frame)
+
+    @pytest.mark.parametrize("name", list(PICKLED_FRAMES))
+    def test_what_arrow_would_change_is_pickled(self, name: str) -> None:
+        frame = PICKLED_FRAMES[name]
+        back, record = round_trip(frame)
+        assert record.format == "pickle"
+        assert_identical(back, frame)
+
+    def test_big_frame_is_mapped_and_comes_back_writable(self) -> None:
+        frame = pd.DataFrame({f"c{i}": np.arange(100_000, dtype=float) + i for i in range(4)})
+        back, record = round_trip(frame)
+        assert record.format == "arrow" and record.size > results._MAP_THRESHOLD
+        assert_identical(back, frame)
+        back.iloc[0, 0] = -1.0  # fails if the columns were read-only views of the file
+        back["c1"] += 1
+        assert back.iloc[0, 0] == -1.0
+
+    def test_parquet_round_trips_too(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(results, "TABLE_FORMAT", "parquet")
+        for name in ("numbers", "multi index", "date_range index", "text", "attrs"):
+            back, record = round_trip(ARROW_FRAMES[name])
+            assert record.format == "parquet" and record.path.endswith(".parquet")
+            assert_identical(back, ARROW_FRAMES[name])
+        # Parquet decodes a categorical of integers to integers: caught, and pickled.
+        back, record = round_trip(ARROW_FRAMES["categorical"])
+        assert record.format == "pickle"
+        assert_identical(back, ARROW_FRAMES["categorical"])
+
+
+class TestOtherValues:
+    def test_polars_comes_back_as_polars(self) -> None:
+        frame = pl.DataFrame(
+            {
+                "s": ["a", None, "a much longer string than twelve bytes"],
+                "i": [1, None, 3],
+                "cat": pl.Series(["x", "y", "x"], dtype=pl.Categorical),
+                "enum": pl.Series(["lo", "hi", "lo"], dtype=pl.Enum(["lo", "hi"])),
+                "t": [dt.datetime(2024, 1, 1)] * 3,
+                "list": [[1], [2, 3], []],
+                "struct": [{"a": 1}, {"a": 2}, {"a": None}],
+            }
+        )
+        back, record = round_trip(frame)
+        assert record.format == "arrow"
+        assert isinstance(back, pl.DataFrame)
+        assert back.schema == frame.schema and back.equals(frame)
+
+    def test_pyarrow_comes_back_as_pyarrow_with_its_metadata(self) -> None:
+        table = pa.table({"a": [1, None], "b": ["x", "y"]}).replace_schema_metadata({"k": "v"})
+        back, record = round_trip(table)
+        assert record.format == "arrow"
+        assert isinstance(back, pa.Table)
+        assert back.equals(table, check_metadata=True)
+
+    @pytest.mark.parametrize(
+        "value",
+        [None, 42, "text", {"a": [1, 2.5], "b": {3}}, np.arange(5), pd.Series([1, 2], name="s")],
+        ids=["none", "int", "str", "dict", "ndarray", "series"],
+    )
+    def test_everything_else_is_pickled(self, value: object) -> None:
+        back, record = round_trip(value)
+        assert record.format == "pickle" and record.path.endswith(".pkl")
+        if isinstance(value, (np.ndarray, pd.Series)):
+            assert type(back) is type(value) and (back == value).all()
+        else:
+            assert back == value
+
+    def test_big_pickle_is_read_through_a_map(self) -> None:
+        value = {"array": np.arange(300_000), "text": "x" * 10}
+        back, record = round_trip(value)
+        assert record.format == "pickle" and record.size > results._MAP_THRESHOLD
+        assert (back["array"] == value["array"]).all() and back["text"] == value["text"]
+        back["array"][0] = -1  # a private, writable copy
+
+    def test_functions_defined_here_are_pickled_by_value(self) -> None:
+        back, _ = round_trip(lambda x: x * 3)
+        assert back(2) == 6
+
+
+class TestFiles:
+    def test_record_describes_the_file(self, home: Path) -> None:
+        record = write_result([1, 2, 3])
+        file = home / record.path
+        data = file.read_bytes()
+        assert record.path == f"results/{record.checksum[:2]}/{record.checksum}.pkl"
+        assert record.checksum == xxhash.xxh3_128_hexdigest(data)
+        assert record.size == len(data)
+
+    def test_identical_content_is_written_once(self, home: Path) -> None:
+        frame = pd.DataFrame({"a": [1.0, 2.0]})
+        first = write_result(frame)
+        inode = os.stat(home / first.path).st_ino
+        second = write_result(frame.copy())
+        assert first == second
+        assert os.stat(home / first.path).st_ino == inode
+        assert write_result({"k": 1}) == write_result({"k": 1})
+
+    @pytest.mark.parametrize("value", ["small value", pd.DataFrame({"a": [1.0, 2.0]})])
+    def test_damaged_copy_is_replaced_by_a_new_write(self, home: Path, value: object) -> None:
+        record = write_result(value)
+        file = home / record.path
+        file.write_bytes(b"garbage" + file.read_bytes()[7:])
+        assert write_result(value) == record
+        assert xxhash.xxh3_128_hexdigest(file.read_bytes()) == record.checksum
+
+    def test_no_temporary_files_are_left(self, home: Path) -> None:
+        write_result({"k": 1})
+        write_result(pd.DataFrame({"a": [1]}))
+        with pytest.raises(ResultSerializationError):
+            write_result(threading.Lock())
+        assert not [p for p in (home / "results").rglob("*") if p.name.startswith(".tmp")]
+
+    def test_unpicklable_value_names_the_task(self) -> None:
+        with pytest.raises(ResultSerializationError) as caught:
+            write_result({"lock": threading.Lock()}, task_name="load")
+        assert str(caught.value) == (
+            "Cannot persist the result of task 'load' (TypeError: cannot pickle "
+            "'_thread.lock' object): return something picklable, or set persist_result=False."
+        )
+
+    def test_missing_file(self, home: Path) -> None:
+        record = write_result("value")
+        (home / record.path).unlink()
+        with pytest.raises(ResultMissingError, match=f"{record.path} is missing"):
+            read_result(record.path, record.checksum)
+
+    @pytest.mark.parametrize("value", ["small value", pd.DataFrame({"a": np.arange(200_000.0)})])
+    def test_corrupt_file_is_refused_before_loading(self, home: Path, value: object) -> None:
+        record = write_result(value)
+        file = home / record.path
+        data = bytearray(file.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        file.write_bytes(bytes(data))
+        with pytest.raises(ResultMissingError, match=f"{record.path} is corrupt") as caught:
+            read_result(record.path, record.checksum)
+        assert "\n" not in str(caught.value)
+
+    def test_truncated_file_is_refused(self, home: Path) -> None:
+        record = write_result(pd.DataFrame({"a": [1, 2]}))
+        file = home / record.path
+        file.write_bytes(file.read_bytes()[:-10])
+        with pytest.raises(ResultMissingError, match="corrupt"):
+            read_result(record.path, record.checksum)
+
+
+def test_importing_results_imports_no_heavy_library() -> None:
+    code = (
+        "import sys, kernelflow.results\n"
+        "print(sorted(m for m in ('cloudpickle', 'pandas', 'pyarrow', 'numpy', 'polars')"
+        " if m in sys.modules))\n"
+    )
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
