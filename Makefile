@@ -10,10 +10,14 @@ DEPS := .[notebook,dask,test]
 
 .PHONY: setup demo test bench lint clean
 
-$(VENV)/.installed: pyproject.toml
+# The JupyterLab panel's sources: the editable install builds them (jlpm, from jupyterlab).
+LABEXT_SRC := labextension/package.json labextension/yarn.lock \
+	$(wildcard labextension/src/*.ts labextension/style/*)
+
+$(VENV)/.installed: pyproject.toml $(LABEXT_SRC)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet hatchling editables
+	$(PIP) install --quiet hatchling editables hatch-jupyter-builder "jupyterlab>=4.6,<5"
 	$(PIP) install --quiet --no-build-isolation -e "$(DEPS)"
 	touch $@
 
@@ -23,10 +27,14 @@ demo: setup
 	$(PY) -m kernelflow.demo
 
 test: setup
+	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
 	$(PY) -m pytest -q
 
 bench: setup
 	$(PY) bench/run.py
+	$(PY) bench/bench_widgets.py
+	$(PY) bench/bench_kernel.py
+	$(PY) bench/bench_concurrency.py
 
 lint: setup
 	$(VENV)/bin/ruff check kernelflow tests bench

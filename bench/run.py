@@ -155,7 +155,7 @@ ROWS: tuple[Row, ...] = (
         "peak_rss_mb",
         "MB, flow process + server",
         n=10_000,
-        base_n=10_000,
+        base_n=2000,
         quick=(1000, 200),
         per_task=False,
         ratio=1 / 3,
@@ -225,8 +225,8 @@ class Runner:
         self.templates: dict[str, Path] = {}
         self.results: dict[tuple[str, str, int | None], list[dict]] = {}
 
-    def _once(self, scenario: str, api: str, n: int | None, home: Path) -> dict:
-        argv = [str(self.pythons[api]), str(SCENARIOS / f"{scenario}.py")]
+    def _once(self, scenario: str, api: str, n: int | None, home: Path, *extra: str) -> dict:
+        argv = [str(self.pythons[api]), str(SCENARIOS / f"{scenario}.py"), *extra]
         if n is not None:
             argv += ["--n", str(n)]
         # A session of its own, so a run that hangs is ended with everything it started.
@@ -257,7 +257,7 @@ class Runner:
         if api not in self.templates:
             template = Path(tempfile.mkdtemp(prefix=f"{api}-template-", dir=self.scratch))
             if api != "joblib":
-                self._once("startup", api, None, template)
+                self._once("startup", api, None, template, "--phase", "flow")
             self.templates[api] = template
         home = Path(tempfile.mkdtemp(prefix=f"{api}-", dir=self.scratch))
         shutil.copytree(self.templates[api], home, dirs_exist_ok=True)
@@ -268,7 +268,7 @@ class Runner:
         key = (scenario, api, n)
         if key not in self.results:
             runs = []
-            print(f"{scenario} on {api}" + (f", n={n}" if n else ""), file=sys.stderr, flush=True)
+            started = time.perf_counter()
             for _ in range(self.repeats[api]):
                 home = self._fresh_home(api)
                 try:
@@ -276,6 +276,9 @@ class Runner:
                 finally:
                     shutil.rmtree(home, ignore_errors=True)
             self.results[key] = runs
+            took = time.perf_counter() - started
+            size = f", n={n}" if n else ""
+            print(f"{scenario} on {api}{size}: {len(runs)} run(s), {took:.0f} s", file=sys.stderr)
         return self.results[key]
 
 
@@ -310,6 +313,7 @@ def cell(value: float | list | str) -> str:
 
 def machine() -> list[str]:
     """Lines describing this machine and run, for the top of the results."""
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     cpu = "unknown CPU"
     if Path("/proc/cpuinfo").exists():
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -322,6 +326,7 @@ def machine() -> list[str]:
         f"- date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
         f"- machine: {os.cpu_count()} CPUs ({cpu}), {total} RAM, {platform.platform()}",
         f"- python: {platform.python_version()}",
+        f"- load average (1, 5, 15 min) at the start: {load}",
     ]
 
 
@@ -359,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="kernelflow-bench-"))
     runner = Runner(pythons, scratch, {"kernelflow": repeat, "joblib": repeat, "prefect": 1})
 
+    header = machine()
     lines = [
         "| scenario | n | unit | kernelflow | baseline | ratio | target | met | notes |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -393,7 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
-    report = "\n".join([*machine(), "", *lines])
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    header.append(f"- load average at the end: {load}; repeats: kernelflow and joblib {repeat}")
+    report = "\n".join([*header, "", *lines])
     print(report)
     for failure in failures:
         print(f"\nFAILED: {failure}")

@@ -79,5 +79,15 @@ def unload_ipython_extension(ipython: Any) -> None:
     unload(ipython)
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    # The JupyterLab panel, built into kernelflow/labextension (see labextension/).
+    return [{"src": "labextension", "dest": "kernelflow"}]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    # The REST API the panel reads; the module is imported only by the Jupyter server.
+    return [{"module": "kernelflow.extension"}]
+
+
 def __dir__() -> list[str]:
     return sorted(__all__)

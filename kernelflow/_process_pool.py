@@ -14,9 +14,10 @@ notebook) is not re-imported, since cloudpickle ships functions from it by
 value. The child gets the parent's ``sys.path``.
 
 Messages on a worker's socket (``multiprocessing.connection`` framing), each
-a one-letter kind followed by a payload: ``Q`` request (flow → worker), ``L``
-a log record and ``O`` printed text (worker → flow, as they happen), ``R`` the
-reply. An empty message tells the worker to exit.
+a one-letter kind followed by a payload: ``Q`` request (flow → worker); ``S``
+started (the task's timeout counts from here), ``L`` a log record and ``O``
+printed text (as they happen), ``R`` the reply (worker → flow). An empty
+message tells the worker to exit.
 """
 
 from __future__ import annotations
@@ -77,8 +78,9 @@ class WorkerProcess:
         """True while the worker process runs."""
         return self.process.poll() is None
 
-    def run(self, request: bytes, timeout: float | None,
-            on_event: Callable[[str, Any], None]) -> bytes | None:
+    def run(
+        self, request: bytes, timeout: float | None, on_event: Callable[[str, Any], None]
+    ) -> bytes | None:
         """Send one request and wait for its reply; None when ``timeout`` passed first.
 
         Events (logs, output) the worker sends meanwhile go to ``on_event``.
@@ -88,7 +90,9 @@ class WorkerProcess:
         WorkerLostError
             The worker died before replying.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        # The timeout counts from when the worker starts the try, not from when
+        # it was sent: a worker still booting must not eat into it.
+        deadline = None
         try:
             self.connection.send_bytes(b"Q" + request)
         except OSError:
@@ -104,7 +108,10 @@ class WorkerProcess:
             except (EOFError, OSError):
                 raise self._lost() from None
             kind, payload = message[:1], message[1:]
-            if kind == b"R":
+            if kind == b"S":
+                if timeout is not None:
+                    deadline = time.monotonic() + timeout
+            elif kind == b"R":
                 return payload
             if kind == b"L":
                 on_event("log", pickle.loads(payload))
@@ -168,8 +175,9 @@ class ProcessPool:
             while len(self._idle) + len(self._busy) < self.size:
                 self._idle.append(WorkerProcess())
 
-    def run(self, request: bytes, timeout: float | None,
-            on_event: Callable[[str, Any], None]) -> bytes | None:
+    def run(
+        self, request: bytes, timeout: float | None, on_event: Callable[[str, Any], None]
+    ) -> bytes | None:
         """Run ``request`` on an idle worker (waiting for one); see :meth:`WorkerProcess.run`.
 
         A worker whose try timed out is killed and replaced; one that died is replaced.
@@ -249,6 +257,8 @@ def main(fd: int) -> None:
             return
         if not message:
             return
+        with lock:
+            connection.send_bytes(b"S")
         reply = execute(message[1:], sink)
         with lock:
             connection.send_bytes(b"R" + reply)

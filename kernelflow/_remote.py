@@ -47,8 +47,9 @@ Sink = Callable[[str, Any], None]
 
 
 # --- in the flow's process -------------------------------------------------------------
-def encode_call(task: Task, parameters: dict[str, Any], where: str,
-                soft_timeout: bool = False) -> bytes:
+def encode_call(
+    task: Task, parameters: dict[str, Any], where: str, soft_timeout: bool = False
+) -> bytes:
     """The pickled request for one try of ``task`` with ``parameters``.
 
     ``where`` names the destination in errors ("a worker process", "Dask").
@@ -69,7 +70,9 @@ def encode_call(task: Task, parameters: dict[str, Any], where: str,
         "kwargs": kwargs,
         "parameters": parameters,
         "task_name": task.name,
-        "run": None if run is None else {
+        "run": None
+        if run is None
+        else {
             "id": run.id,
             "name": run.name,
             "flow_run_id": run.flow_run_id,
@@ -126,8 +129,10 @@ class _FunctionReference:
 
 def _describe(value: Any) -> str:
     kind = type(value)
-    return f"a {kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else (
-        f"a {kind.__qualname__}"
+    return (
+        f"a {kind.__module__}.{kind.__qualname__}"
+        if kind.__module__ != "builtins"
+        else (f"a {kind.__qualname__}")
     )
 
 
@@ -135,8 +140,9 @@ def _reason(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
 
 
-def _unpicklable(task: Task, parameters: dict[str, Any], where: str,
-                 exc: BaseException) -> TaskSerializationError:
+def _unpicklable(
+    task: Task, parameters: dict[str, Any], where: str, exc: BaseException
+) -> TaskSerializationError:
     """Name the part of a request that cannot be pickled."""
     advice = "or run this task with ThreadPoolTaskRunner"
     try:
@@ -169,7 +175,7 @@ class RemoteTraceback(Exception):
         self.text = text
 
     def __str__(self) -> str:
-        return f"\n\"\"\"\n{self.text}\"\"\""
+        return f'\n"""\n{self.text}"""'
 
 
 def decode_reply(data: bytes) -> tuple[str, Any, list]:
@@ -216,9 +222,26 @@ _sink: contextvars.ContextVar[Sink | None] = contextvars.ContextVar(
 )
 _installed = False
 _install_lock = threading.Lock()
-_RECORD_FIELDS = ("name", "levelno", "levelname", "created", "msecs", "relativeCreated",
-                  "run_id", "run_kind", "run_label", "journal", "thread", "threadName",
-                  "process", "funcName", "lineno", "pathname", "filename", "module")
+_RECORD_FIELDS = (
+    "name",
+    "levelno",
+    "levelname",
+    "created",
+    "msecs",
+    "relativeCreated",
+    "run_id",
+    "run_kind",
+    "run_label",
+    "journal",
+    "thread",
+    "threadName",
+    "process",
+    "funcName",
+    "lineno",
+    "pathname",
+    "filename",
+    "module",
+)
 
 
 class _CaptureHandler(logging.Handler):

@@ -20,9 +20,11 @@ never need the store. A script that starts a LocalCluster needs the usual
 ``if __name__ == "__main__":`` guard (Dask's worker processes re-import it).
 
 Worker deaths: on a LocalCluster this runner starts, Dask does not silently
-re-run a task whose worker died (``allowed-failures`` 0); the try fails with
-:class:`~kernelflow.errors.WorkerLostError` and the task's own ``retries``
-decide what happens next. A remote scheduler applies its own setting first.
+re-run a task whose worker died (``allowed-failures`` 0), so every execution
+is a recorded try: the try fails with :class:`~kernelflow.errors.WorkerLostError`
+and the task's own ``retries`` decide what happens next. A try that was
+waiting on that worker, not yet running, fails the same way. A remote
+scheduler applies its own ``allowed-failures`` first.
 """
 
 from __future__ import annotations
@@ -66,8 +68,8 @@ class DaskTaskRunner(ThreadPoolTaskRunner):
         ``distributed.LocalCluster``.
     cluster_kwargs:
         Keyword arguments for the cluster, e.g. ``{"n_workers": 4,
-        "threads_per_worker": 2}``. A LocalCluster gets no dashboard unless
-        ``dashboard_address`` is given.
+        "threads_per_worker": 2}``. A LocalCluster serves its dashboard on a
+        free port (``client.dashboard_link``) unless ``dashboard_address`` is given.
     adapt_kwargs:
         When given, ``cluster.adapt(**adapt_kwargs)`` (adaptive scaling).
     client_kwargs:
@@ -100,8 +102,11 @@ class DaskTaskRunner(ThreadPoolTaskRunner):
                 f"address must be a scheduler address such as 'tcp://127.0.0.1:8786', got "
                 f"{address!r}."
             )
-        for name, value in (("cluster_kwargs", cluster_kwargs), ("adapt_kwargs", adapt_kwargs),
-                            ("client_kwargs", client_kwargs)):
+        for name, value in (
+            ("cluster_kwargs", cluster_kwargs),
+            ("adapt_kwargs", adapt_kwargs),
+            ("client_kwargs", client_kwargs),
+        ):
             if value is not None and not isinstance(value, dict):
                 raise ConfigurationError(f"{name} must be a dict, got {value!r}.")
         self.address = address
@@ -113,8 +118,13 @@ class DaskTaskRunner(ThreadPoolTaskRunner):
         self._cluster: Any = None
 
     def duplicate(self) -> DaskTaskRunner:
-        return DaskTaskRunner(self.address, self.cluster_class, self.cluster_kwargs,
-                              self.adapt_kwargs, self.client_kwargs)
+        return DaskTaskRunner(
+            self.address,
+            self.cluster_class,
+            self.cluster_kwargs,
+            self.adapt_kwargs,
+            self.client_kwargs,
+        )
 
     @property
     def client(self) -> Any:
@@ -146,7 +156,9 @@ class DaskTaskRunner(ThreadPoolTaskRunner):
             cluster_class = self._cluster_class(distributed)
             kwargs = dict(self.cluster_kwargs)
             if cluster_class is distributed.LocalCluster:
-                kwargs.setdefault("dashboard_address", None)
+                # Dask's default, port 8787, fails when another cluster on the
+                # machine has it (and None still binds it): take a free port.
+                kwargs.setdefault("dashboard_address", ":0")
             try:
                 # A worker death fails the try at once, so the task's own retries apply.
                 with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
@@ -190,6 +202,7 @@ class DaskTaskRunner(ThreadPoolTaskRunner):
             raise_or_return,
             replay_event,
         )
+
         if self._client is None:
             self.start()
         request = encode_call(task, parameters, "Dask", soft_timeout=True)

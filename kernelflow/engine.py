@@ -778,6 +778,37 @@ def _short_repr(value: Any) -> str:
     return text if len(text) <= 200 else text[:199] + "…"
 
 
+def create_deployment_flow_run(flow_name: str, name: str, deployment_id: str,
+                               parameters: dict[str, Any], tags: list[str], state: State,
+                               run_id: str | None = None) -> FlowRun:
+    """Record a flow run of a deployment (no Python :class:`Flow` behind it) in ``state``.
+
+    A notebook deployment's run is executed by papermill in another process;
+    this records it like any flow run so the store, crash detection and
+    ``kernelflow runs`` see it. ``run_id`` re-creates a run whose id was
+    already claimed (a scheduler taking over a claimed fire).
+    """
+    configure_logging()
+    run = FlowRun(flow_name, name, parameters, list(tags), deployment_id=deployment_id)
+    if run_id is not None:
+        run.id = run_id
+    created = {
+        "ev": "flow_run",
+        "id": run.id,
+        "flow_name": flow_name,
+        "name": name,
+        "version": None,
+        "parent_flow_run_id": None,
+        "parent_task_run_id": None,
+        "deployment_id": deployment_id,
+        "parameters": {k: _short_repr(v) for k, v in parameters.items()},
+        "tags": run.tags,
+        "t": time.time(),
+    }
+    set_state("flow", run, state, before=[created])
+    return run
+
+
 def run_flow(flow: Flow, parameters: dict[str, Any]) -> State:
     """Run a sync flow to its final state in the calling thread."""
     attempt = FlowAttempt(flow, parameters)

@@ -19,6 +19,7 @@ The tree::
     │   └── SchemaTooNewError                  written by a newer kernelflow
     ├── RunNotFoundError (LookupError)         no run with that id
     ├── LimitNotFoundError (LookupError)       no concurrency limit has that name
+    ├── DeploymentNotFoundError (LookupError)  no deployment has that name
     ├── AcquireConcurrencySlotTimeoutError (TimeoutError)  no slot within timeout_seconds
     ├── TaskSerializationError (TypeError)     a task or argument cannot go to a worker
     ├── TaskRunnerError (RuntimeError)         a task runner cannot run work (e.g. no cluster)
@@ -39,6 +40,7 @@ __all__ = [
     "CachePolicyError",
     "CacheWarning",
     "ConfigurationError",
+    "DeploymentNotFoundError",
     "FailedRun",
     "FlowRunTimeout",
     "HashingError",
@@ -116,6 +118,10 @@ class RunNotFoundError(KernelflowError, LookupError):
 
 class LimitNotFoundError(KernelflowError, LookupError):
     """No concurrency limit has the given name; the message names the command that creates it."""
+
+
+class DeploymentNotFoundError(KernelflowError, LookupError):
+    """No deployment has the given name; the message names the command that lists them."""
 
 
 class AcquireConcurrencySlotTimeoutError(KernelflowError, TimeoutError):

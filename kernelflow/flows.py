@@ -134,6 +134,22 @@ class Flow(Generic[P, R]):
             raise ConfigurationError(f"with_options got unknown options {sorted(unknown)}.")
         return Flow(self.fn, **{**self._options, **changes})
 
+    def serve(self, name: str | None = None, **options: Any) -> Any:
+        """Run this flow on a schedule (``cron=`` or ``interval=``), as Prefect's ``serve``.
+
+        Defined in a notebook, the saved notebook is deployed instead (see
+        :mod:`kernelflow.deployments.from_code`); inside a deployment run it is skipped.
+        """
+        from kernelflow.deployments.from_code import serve_flow
+
+        return serve_flow(self, name, **options)
+
+    def deploy(self, name: str | None = None, **options: Any) -> Any:
+        """Deploy the notebook that defines this flow (``kernelflow deploy`` options)."""
+        from kernelflow.deployments.from_code import deploy_flow
+
+        return deploy_flow(self, name, **options)
+
     def __repr__(self) -> str:
         return f"Flow(name={self.name!r})"
 

@@ -212,7 +212,8 @@ def _write_pickle(value: Any, task_name: str | None) -> ResultRecord:
         whose = f"of task {task_name!r}" if task_name else "of a task"
         raise ResultSerializationError(
             f"Cannot persist the result {whose} ({_one_line(exc)}): return something "
-            "picklable, or set persist_result=False."
+            "picklable, or set persist_result=False (for a cached task, also drop its "
+            "cache_policy / cache_key_fn)."
         ) from exc
     checksum = xxhash.xxh3_128_hexdigest(data)
     store = paths()

@@ -17,6 +17,7 @@ variable                       default                      meaning
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,6 @@ from kernelflow.errors import StoreNotWritableError
 __all__ = ["StorePaths", "env", "home", "paths", "use_home"]
 
 _home_override: Path | None = None
-_paths_cache: dict[Path, StorePaths] = {}
 
 
 def env(name: str, default: str) -> str:
@@ -72,6 +72,11 @@ class StorePaths:
     @property
     def journal(self) -> Path:
         """One append-only event file per process, folded into the database."""
+        return self.journal_dir
+
+    @functools.cached_property
+    def journal_dir(self) -> Path:
+        """The journal directory, computed once (looked up on every recorded event)."""
         return self.home / "journal"
 
     @property
@@ -111,10 +116,13 @@ class StorePaths:
                 )
 
 
+_paths_by_source: dict[tuple[Path | None, str | None], StorePaths] = {}
+
+
 def paths() -> StorePaths:
-    """The paths of the active store."""
-    current = home()
-    found = _paths_cache.get(current)
+    """The paths of the active store (cached: this is on every run's hot path)."""
+    source = (_home_override, os.environ.get("KERNELFLOW_HOME"))
+    found = _paths_by_source.get(source)
     if found is None:
-        found = _paths_cache[current] = StorePaths(current)
+        found = _paths_by_source[source] = StorePaths(home())
     return found

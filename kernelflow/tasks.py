@@ -84,8 +84,15 @@ class Task(Generic[P, R]):
         self.retries = check_retries(retries, owner)
         self.retry_delay_seconds = retry_delay_seconds
         self.delay_for_retry = check_delays(retry_delay_seconds, self.retries, owner)
-        if retry_jitter_factor is not None:
-            check_seconds(retry_jitter_factor, "retry_jitter_factor", owner, allow_zero=True)
+        if retry_jitter_factor is not None and (
+            isinstance(retry_jitter_factor, bool)
+            or not isinstance(retry_jitter_factor, (int, float))
+            or retry_jitter_factor < 0
+        ):
+            raise ConfigurationError(
+                f"retry_jitter_factor on {owner} must be a number >= 0 (0.5 = up to ±50% of "
+                f"each delay), got {retry_jitter_factor!r}."
+            )
         self.retry_jitter_factor = retry_jitter_factor
         self.retry_condition_fn = retry_condition_fn
         self.timeout_seconds = check_seconds(timeout_seconds, "timeout_seconds", owner)

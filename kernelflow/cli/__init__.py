@@ -35,7 +35,7 @@ __all__ = ["COMMAND_MODULES", "KernelflowGroup", "OneLineUsageError", "main"]
 #: module-level ``command = click.Group("<name>", ...)`` and add its module name
 #: here (e.g. ``"deployments"`` for ``kernelflow/cli/deployments.py``). It then raises
 #: our errors freely: :meth:`KernelflowGroup.invoke` prints them as one line.
-COMMAND_MODULES: list[str] = ["runs", "sql", "cache", "concurrency", "gcl"]
+COMMAND_MODULES: list[str] = ["runs", "sql", "cache", "concurrency", "gcl", "deployments"]
 
 
 class OneLineUsageError(click.UsageError):
@@ -155,7 +155,9 @@ def main() -> None:
 def _register(group: click.Group, module_names: list[str]) -> None:
     for name in module_names:
         module = import_module(f"{__name__}.{name}")
-        group.add_command(module.command)
+        # A module may define several top-level commands (``commands``).
+        for command in getattr(module, "commands", [module.command]):
+            group.add_command(command)
 
 
 _register(main, COMMAND_MODULES)

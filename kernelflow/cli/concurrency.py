@@ -33,11 +33,14 @@ def print_limits() -> None:
     definitions = list_limits()
     out = console()
     if not definitions:
-        out.print("No concurrency limits. Create one with 'kernelflow concurrency-limit create "
-                  "NAME N'.", highlight=False)
+        out.print(
+            "No concurrency limits. Create one with 'kernelflow concurrency-limit create NAME N'.",
+            highlight=False,
+        )
         return
-    table = Table(title=f"{len(definitions)} concurrency limit"
-                  f"{'' if len(definitions) == 1 else 's'}")
+    table = Table(
+        title=f"{len(definitions)} concurrency limit{'' if len(definitions) == 1 else 's'}"
+    )
     for header in ("name", "limit", "occupied", "slot decay /s", "active", "updated"):
         table.add_column(header, justify="right" if header in ("limit", "occupied") else "left")
     for definition in definitions:
@@ -117,8 +120,9 @@ def create(tag: str, concurrency_limit: int) -> None:
     else:
         create_limit(tag, concurrency_limit)
         verb = "Created"
-    console().print(f"{verb} concurrency limit {tag!r}: {concurrency_limit} slot(s).",
-                    highlight=False)
+    console().print(
+        f"{verb} concurrency limit {tag!r}: {concurrency_limit} slot(s).", highlight=False
+    )
 
 
 def _definition_path(name: str) -> str:

@@ -31,8 +31,13 @@ def command() -> None:
 @command.command("create")
 @click.argument("name")
 @click.option("--limit", type=int, required=True, help="Slots that may be occupied at once.")
-@click.option("--slot-decay-per-second", type=float, default=0.0, show_default=True,
-              help="Rate at which occupied slots free themselves (a rate limit); 0: never.")
+@click.option(
+    "--slot-decay-per-second",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Rate at which occupied slots free themselves (a rate limit); 0: never.",
+)
 @click.option("--disable", is_flag=True, help="Create it switched off (not enforced).")
 def create(name: str, limit: int, slot_decay_per_second: float, disable: bool) -> None:
     """Create limit NAME."""
@@ -60,8 +65,9 @@ def inspect_command(name: str) -> None:
 @click.option("--limit", type=int, help="New number of slots.")
 @click.option("--slot-decay-per-second", type=float, help="New decay rate (0: no decay).")
 @click.option("--enable/--disable", "active", default=None, help="Switch enforcement on or off.")
-def update(name: str, limit: int | None, slot_decay_per_second: float | None,
-           active: bool | None) -> None:
+def update(
+    name: str, limit: int | None, slot_decay_per_second: float | None, active: bool | None
+) -> None:
     """Change settings of limit NAME; holders keep their slots."""
     from kernelflow.concurrency import update_limit
     from kernelflow.errors import ConfigurationError
@@ -70,8 +76,9 @@ def update(name: str, limit: int | None, slot_decay_per_second: float | None,
         raise ConfigurationError(
             "Nothing to update; give --limit, --slot-decay-per-second, --enable or --disable."
         )
-    definition = update_limit(name, limit=limit, slot_decay_per_second=slot_decay_per_second,
-                              active=active)
+    definition = update_limit(
+        name, limit=limit, slot_decay_per_second=slot_decay_per_second, active=active
+    )
     console().print(f"Updated {_describe(definition)}.", highlight=False)
 
 

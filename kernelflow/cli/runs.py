@@ -77,11 +77,18 @@ def command() -> None:
     show_default=True,
     help="Show at most this many runs, newest first.",
 )
-def list_runs(flow_name: str | None, state: str | None, limit: int) -> None:
+@click.option("--deployment", metavar="NAME", help="Only runs of this notebook deployment.")
+def list_runs(flow_name: str | None, state: str | None, limit: int,
+              deployment: str | None = None) -> None:
     """List flow runs, newest first."""
     from kernelflow.store.queries import list_flow_runs, sql
 
-    frame = list_flow_runs(flow=flow_name, state=state, limit=limit)
+    deployment_id = None
+    if deployment is not None:
+        from kernelflow.deployments import get
+
+        deployment_id = get(deployment).id
+    frame = list_flow_runs(flow=flow_name, state=state, limit=limit, deployment=deployment_id)
     out = console()
     if frame.empty:
         out.print(f"No flow runs{_filters_text(flow_name, state)}.", highlight=False)

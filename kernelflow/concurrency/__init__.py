@@ -65,8 +65,14 @@ __all__ = [
 ]
 
 
-def create_limit(name: str, limit: int, slot_decay_per_second: float = 0.0, active: bool = True,
-                 *, replace_existing: bool = False) -> LimitDefinition:
+def create_limit(
+    name: str,
+    limit: int,
+    slot_decay_per_second: float = 0.0,
+    active: bool = True,
+    *,
+    replace_existing: bool = False,
+) -> LimitDefinition:
     """Create a concurrency limit (or, with ``slot_decay_per_second`` > 0, a rate limit).
 
     Parameters
@@ -104,9 +110,13 @@ def create_limit(name: str, limit: int, slot_decay_per_second: float = 0.0, acti
     return change_recorded(name, lambda: write_definition(definition))  # type: ignore[return-value]
 
 
-def update_limit(name: str, *, limit: int | None = None,
-                 slot_decay_per_second: float | None = None,
-                 active: bool | None = None) -> LimitDefinition:
+def update_limit(
+    name: str,
+    *,
+    limit: int | None = None,
+    slot_decay_per_second: float | None = None,
+    active: bool | None = None,
+) -> LimitDefinition:
     """Change some settings of an existing limit; holders keep their slots.
 
     Current holders keep their slots (even above a lowered limit) until they

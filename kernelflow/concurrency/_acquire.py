@@ -52,14 +52,14 @@ class Holding:
 
     __slots__ = ("_owner", "_parts", "_released", "_token", "occupy")
 
-    def __init__(self, parts: list[_Part], occupy: int, owner: object) -> None:
+    def __init__(self, parts: list[_Part], occupy: int, owner: object | None) -> None:
         self._parts = parts
         self.occupy = occupy
         self._owner = owner
         self._released = False
         self._token: contextvars.Token | None = None
         held = [p.definition.name for p in parts if not p.definition.decays]
-        if held:
+        if held and owner is not None:
             current = _held.get()
             counts = dict(current[1]) if current is not None and current[0] == owner else {}
             for name in held:
@@ -78,8 +78,13 @@ class Holding:
             elif part.definition.decays and part.taken_at:
                 d = part.definition
                 try:
-                    _rate.give_back(part.directory, d.limit, d.slot_decay_per_second,
-                                    self.occupy, now - part.taken_at)
+                    _rate.give_back(
+                        part.directory,
+                        d.limit,
+                        d.slot_decay_per_second,
+                        self.occupy,
+                        now - part.taken_at,
+                    )
                 except FileNotFoundError:
                     pass  # the limit was deleted meanwhile: nothing left to give back to
         if self._token is not None:
@@ -134,8 +139,12 @@ class Acquisition:
             part = _Part(definition, limit_dir(name))
             try:
                 if definition.decays:
-                    wait = _rate.try_take(part.directory, definition.limit,
-                                          definition.slot_decay_per_second, self.occupy)
+                    wait = _rate.try_take(
+                        part.directory,
+                        definition.limit,
+                        definition.slot_decay_per_second,
+                        self.occupy,
+                    )
                     part.taken_at = time.time()
                     ok = wait == 0.0
                 else:
@@ -144,11 +153,12 @@ class Acquisition:
                     ok = fds is not None
             except FileNotFoundError:
                 # Deleted between reading its definition and taking a slot.
-                Holding(parts, self.occupy, self.owner).release()
+                Holding(parts, self.occupy, None).release()
                 read_definition(name)  # raises LimitNotFoundError
                 raise
             if not ok:
-                Holding(parts, self.occupy, self.owner).release()
+                # All or nothing: give back what this attempt took so far.
+                Holding(parts, self.occupy, None).release()
                 if not definition.decays:
                     wait = self.pause * random.uniform(0.5, 1.5)
                     self.pause = min(self.pause * 2, _MAX_PAUSE)
@@ -205,8 +215,14 @@ def _check_fits(definition: LimitDefinition, occupy: int, rate_limit: bool, owne
             )
 
 
-def plan(names: str | Iterable[str], occupy: int, timeout_seconds: float | None,
-         max_retries: int | None, rate_limit: bool, owner: object) -> Acquisition:
+def plan(
+    names: str | Iterable[str],
+    occupy: int,
+    timeout_seconds: float | None,
+    max_retries: int | None,
+    rate_limit: bool,
+    owner: object,
+) -> Acquisition:
     """Validate a request for slots; raise :class:`ConfigurationError` for bad arguments."""
     if isinstance(names, str):
         name_list = [check_name(names)]
@@ -223,8 +239,10 @@ def plan(names: str | Iterable[str], occupy: int, timeout_seconds: float | None,
         raise ConfigurationError(f"occupy must be a whole number >= 1, got {occupy!r}.")
     deadline = None
     if timeout_seconds is not None:
-        if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, (int, float)) or (
-            not timeout_seconds >= 0
+        if (
+            isinstance(timeout_seconds, bool)
+            or not isinstance(timeout_seconds, (int, float))
+            or (not timeout_seconds >= 0)
         ):
             raise ConfigurationError(
                 "timeout_seconds must be a number of seconds >= 0 or None, got "

@@ -39,7 +39,7 @@ __all__ = [
 
 _FILE = "limit.json"
 #: Characters Prefect refuses in limit names, plus those a file name cannot hold.
-_BANNED = set('/\\%&<>\0')
+_BANNED = set("/\\%&<>\0")
 
 
 @dataclass(frozen=True)
@@ -186,8 +186,9 @@ def _not_found(name: str) -> LimitNotFoundError:
     )
 
 
-def write_definition(definition: LimitDefinition, root: str | Path | None = None
-                     ) -> LimitDefinition:
+def write_definition(
+    definition: LimitDefinition, root: str | Path | None = None
+) -> LimitDefinition:
     """Create or replace a definition file atomically; returns what was written."""
     check_name(definition.name)
     check_limit(definition.limit)

@@ -16,8 +16,9 @@ from kernelflow.settings import paths
 __all__ = ["change_recorded"]
 
 
-def change_recorded(name: str, apply: Callable[[], LimitDefinition | None]
-                    ) -> LimitDefinition | None:
+def change_recorded(
+    name: str, apply: Callable[[], LimitDefinition | None]
+) -> LimitDefinition | None:
     """Run ``apply`` (which changes limit ``name``'s file) and record the result in the store.
 
     ``apply`` returns the new definition, or None when the limit was deleted.
@@ -35,8 +36,14 @@ def change_recorded(name: str, apply: Callable[[], LimitDefinition | None]
                 con.execute(
                     "INSERT INTO concurrency_limits VALUES "
                     "(?, ?, ?, ?, to_timestamp(?), to_timestamp(?))",
-                    [definition.name, definition.limit, definition.slot_decay_per_second,
-                     definition.active, definition.created, definition.updated],
+                    [
+                        definition.name,
+                        definition.limit,
+                        definition.slot_decay_per_second,
+                        definition.active,
+                        definition.created,
+                        definition.updated,
+                    ],
                 )
             con.commit()
         except BaseException:

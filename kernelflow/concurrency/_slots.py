@@ -134,7 +134,8 @@ def held_slots(directory: str) -> list[SlotHolder]:
     """
     try:
         indexes = sorted(
-            int(entry.name[5:]) for entry in os.scandir(directory)
+            int(entry.name[5:])
+            for entry in os.scandir(directory)
             if entry.name.startswith("slot-") and entry.name[5:].isdigit()
         )
     except FileNotFoundError:

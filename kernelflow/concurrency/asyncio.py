@@ -30,9 +30,14 @@ def _owner() -> object:
     return ("task", id(asyncio.current_task()))
 
 
-async def acquire(names: str | Iterable[str], occupy: int = 1,
-                  timeout_seconds: float | None = None, max_retries: int | None = None, *,
-                  rate_limit: bool = False) -> Holding:
+async def acquire(
+    names: str | Iterable[str],
+    occupy: int = 1,
+    timeout_seconds: float | None = None,
+    max_retries: int | None = None,
+    *,
+    rate_limit: bool = False,
+) -> Holding:
     """Wait for and take ``occupy`` slots of every limit in ``names``; see :func:`concurrency`."""
     request = plan(names, occupy, timeout_seconds, max_retries, rate_limit, _owner())
     while True:

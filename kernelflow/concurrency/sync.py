@@ -27,8 +27,14 @@ from kernelflow.errors import AcquireConcurrencySlotTimeoutError
 __all__ = ["AcquireConcurrencySlotTimeoutError", "concurrency", "rate_limit"]
 
 
-def acquire(names: str | Iterable[str], occupy: int = 1, timeout_seconds: float | None = None,
-            max_retries: int | None = None, *, rate_limit: bool = False) -> Holding:
+def acquire(
+    names: str | Iterable[str],
+    occupy: int = 1,
+    timeout_seconds: float | None = None,
+    max_retries: int | None = None,
+    *,
+    rate_limit: bool = False,
+) -> Holding:
     """Wait for and take ``occupy`` slots of every limit in ``names``; see :func:`concurrency`."""
     request = plan(names, occupy, timeout_seconds, max_retries, rate_limit, thread_owner())
     while True:

@@ -1,0 +1,102 @@
+"""Notebook deployments: papermill runs of a notebook on a croniter schedule, exactly once.
+
+>>> from kernelflow.deployments import deploy, run_deployment
+>>> deploy("report.ipynb", "daily", cron="0 6 * * *", parameters={"n": 5})  # doctest: +SKIP
+>>> run_deployment("daily", parameters={"n": 7}).state                       # doctest: +SKIP
+Completed(...)
+
+Modules: :mod:`.schedules` (cron and interval, time zones, DST),
+:mod:`.parameters` (typed ``parameters`` cells), :mod:`.models`,
+:mod:`.registry` (deploy / pause / resume / delete, notebook snapshots),
+:mod:`.records` (the store's tables and claims), :mod:`.execution` (one
+run's states and tries), :mod:`.runner` (papermill in a worker process),
+:mod:`.scaleout` (Dask), :mod:`.scheduler`, :mod:`.catchup`,
+:mod:`.notify`, :mod:`.project` (``kernelflow.yaml``).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from kernelflow.deployments.models import Deployment
+from kernelflow.deployments.registry import delete, deploy, get, list_deployments, pause, resume
+from kernelflow.deployments.scheduler import Scheduler
+
+__all__ = [
+    "Deployment",
+    "Scheduler",
+    "delete",
+    "deploy",
+    "get",
+    "in_deployment_run",
+    "list_deployments",
+    "pause",
+    "resume",
+    "run_deployment",
+]
+
+
+def in_deployment_run() -> str | None:
+    """The deployment run's id when this process is a kernel executing one, else None."""
+    import os
+
+    from kernelflow.deployments.runner import DEPLOYMENT_RUN_ENV
+
+    return os.environ.get(DEPLOYMENT_RUN_ENV) or None
+
+
+def run_deployment(name: str, parameters: dict[str, Any] | None = None,
+                   timeout: float | None = None) -> Any:
+    """Run deployment ``name`` now, as Prefect's ``run_deployment`` does; return its flow run.
+
+    Parameters
+    ----------
+    name
+        The deployment's name (``flow/name`` is accepted, as Prefect writes it).
+    parameters
+        Values for the notebook's ``parameters`` cell, converted to their types
+        (a bad name or value is refused before anything runs).
+    timeout
+        Seconds to wait. ``None`` (default): the run executes in this process
+        (a worker process and a fresh kernel) and its final state is returned.
+        ``0``: the run is queued for a running ``kernelflow scheduler`` and
+        returned at once, Scheduled. A positive number: as ``None``, but
+        returns after at most that long, the run going on in a thread.
+
+    Returns
+    -------
+    kernelflow.runs.FlowRun
+        With ``.id`` and ``.state``.
+    """
+    import time
+
+    from kernelflow.deployments import records
+    from kernelflow.deployments.execution import RunExecution, create_run, new_run_id
+    from kernelflow.deployments.parameters import coerce_parameters, read_notebook
+    from kernelflow.deployments.registry import signal_change
+    from kernelflow.deployments.scheduler import after_hook
+    from kernelflow.settings import paths
+
+    deployment = get(name.rsplit("/", 1)[-1])
+    nb = read_notebook(deployment.snapshot_path(paths().home))
+    typed = coerce_parameters(nb, dict(parameters or {}), f"deployment {deployment.name!r}")
+    now = time.time()
+    run_id = new_run_id()
+    queue_only = timeout is not None and timeout <= 0
+    if not records.claim_fire(deployment.id, now, run_id, "manual", typed, start=not queue_only):
+        from kernelflow.errors import KernelflowError
+
+        raise KernelflowError("That run was claimed by another process; try again.")
+    run = create_run(deployment, now, typed, run_id=run_id, message="Run on demand")
+    if queue_only:
+        signal_change()
+        return run
+    execution = RunExecution(deployment, run, now, typed, on_final=after_hook)
+    if timeout is None:
+        execution.execute()
+        return run
+    thread = threading.Thread(target=execution.execute, name=f"kernelflow-run-{run.id[-8:]}")
+    thread.start()
+    thread.join(timeout)
+    return run

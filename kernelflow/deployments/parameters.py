@@ -91,15 +91,17 @@ def notebook_parameters(nb: Any) -> dict[str, NotebookParameter] | None:
             annotation, value_node = None, node.value
         else:
             continue
-        has_value, value = False, None
+        has_value, value, literal = False, None, False
         if value_node is not None:
             try:
-                value, has_value = ast.literal_eval(value_node), True
-            except ValueError:
+                value, has_value, literal = ast.literal_eval(value_node), True, True
+            except (ValueError, SyntaxError, TypeError):
+                # An expression (``object()``): its text is shown as the default, and
+                # its type is unknown unless annotated.
                 value, has_value = ast.unparse(value_node), True
         for target in targets:
             found[target.id] = NotebookParameter(
-                target.id, _type_name(annotation, value, has_value), value, has_value
+                target.id, _type_name(annotation, value, literal), value, has_value
             )
     return found
 
@@ -110,9 +112,9 @@ def _convert(param: NotebookParameter, raw: Any, where: str) -> Any:
         if kind == "float" and isinstance(raw, int) and not isinstance(raw, bool):
             return float(raw)
         expected = _SUPPORTED.get(kind)
-        if expected is None or isinstance(raw, expected) and not (
+        if expected is None or (isinstance(raw, expected) and not (
             expected is int and isinstance(raw, bool)
-        ):
+        )):
             return raw
         raise ConfigurationError(
             f"Parameter {param.name!r} of {where} is {_article(kind)}; got {raw!r}."

@@ -123,7 +123,9 @@ class IntervalSchedule(Schedule):
         try:
             seconds = float(seconds)
         except (TypeError, ValueError):
-            raise ConfigurationError(f"Interval must be a number of seconds, got {interval!r}.") from None
+            raise ConfigurationError(
+                f"Interval must be a number of seconds, got {interval!r}."
+            ) from None
         if seconds <= 0:
             raise ConfigurationError(f"Interval must be > 0 seconds, got {interval!r}.")
         self.interval = seconds
@@ -148,7 +150,7 @@ def _explain_bad_cron(cron: str, fields: list[str]) -> str:
     from croniter import croniter
 
     names = _FIELDS_6 if len(fields) == 6 else _FIELDS_5
-    for i, (name, value) in enumerate(zip(names, fields)):
+    for i, (name, value) in enumerate(zip(names, fields, strict=True)):
         probe = ["*"] * len(fields)
         probe[i] = value
         if not croniter.is_valid(" ".join(probe), second_at_beginning=len(fields) == 6):

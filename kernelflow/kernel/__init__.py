@@ -36,6 +36,9 @@ def load(ipython: Any) -> None:
     ipython.events.register("pre_run_cell", magics.pre_run_cell)
     session.install()
     setattr(ipython, _ATTRIBUTE, magics)
+    from kernelflow.widgets import install as install_widgets  # live views; imports nothing heavy
+
+    install_widgets(ipython)
 
 
 def unload(ipython: Any) -> None:
@@ -43,6 +46,9 @@ def unload(ipython: Any) -> None:
     magics = getattr(ipython, _ATTRIBUTE, None)
     if magics is None:
         return
+    from kernelflow.widgets import uninstall as uninstall_widgets
+
+    uninstall_widgets(ipython)
     ipython.events.unregister("pre_run_cell", magics.pre_run_cell)
     magics.close()
     magics.session.uninstall()

@@ -182,8 +182,9 @@ class _Names:
         self.read(reads, bound)
         for name in writes:
             self.writes.setdefault(name, line)
-        (self.imports if isinstance(stmt, (ast.Import, ast.ImportFrom)) else self.assigned
-         ).update(writes)
+        (self.imports if isinstance(stmt, (ast.Import, ast.ImportFrom)) else self.assigned).update(
+            writes
+        )
         return bound | set(writes) if isinstance(stmt, _UNCONDITIONAL) else bound
 
     def expression(self, expr: ast.expr, bound: frozenset[str], line: int) -> frozenset[str]:
@@ -223,8 +224,11 @@ def _simple_statement_names(stmt: ast.stmt) -> tuple[list[str], list[str]]:
     """(names read from outside, names bound at module level) of one simple statement."""
     source = ast.unparse(ast.Module(body=[stmt], type_ignores=[]))
     table = symtable.symtable(source, "<cell>", "exec")
-    own_name = getattr(stmt, "name", None) if isinstance(
-        stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else None
+    own_name = (
+        getattr(stmt, "name", None)
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        else None
+    )
     reads, writes = _table_names(table, own_name)
     if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
         # symtable marks ``x += 1`` as an assignment only; it reads x first.
@@ -234,8 +238,7 @@ def _simple_statement_names(stmt: ast.stmt) -> tuple[list[str], list[str]]:
     return reads, writes
 
 
-def _table_names(table: symtable.SymbolTable, own_name: str | None
-                 ) -> tuple[list[str], list[str]]:
+def _table_names(table: symtable.SymbolTable, own_name: str | None) -> tuple[list[str], list[str]]:
     reads: list[str] = []
     writes: list[str] = []
     for symbol in table.get_symbols():

@@ -28,8 +28,9 @@ def runs(runner: CellRunner, rest: str) -> Any:
         try:
             limit = int(rest)
         except ValueError:
-            raise UsageError(f"%kf runs takes a number of runs, e.g. %kf runs 50; got {rest!r}"
-                             ) from None
+            raise UsageError(
+                f"%kf runs takes a number of runs, e.g. %kf runs 50; got {rest!r}"
+            ) from None
     from kernelflow.store.queries import sql as query
 
     frame = query(
@@ -88,12 +89,13 @@ def why(runner: CellRunner, rest: str) -> None:
         previous = history_latest(runner.session.name, rest)
         if previous is not None:
             ago = _ago(previous.get("t"))
-            text = (f"Cell {rest!r} has not run in this kernel yet; its last cached run was "
-                    f"{ago}. Run it, then ask again.")
+            text = (
+                f"Cell {rest!r} has not run in this kernel yet; its last cached run was "
+                f"{ago}. Run it, then ask again."
+            )
         else:
             known = ", ".join(sorted(runner.lineage.cells)) or "none yet"
-            raise UsageError(f"No %%task cell named {rest!r} ran in this session "
-                             f"(cells: {known}).")
+            raise UsageError(f"No %%task cell named {rest!r} ran in this session (cells: {known}).")
         return views.render_text(text)
     name = record.name
     if record.key is None:
@@ -140,8 +142,9 @@ def rerun(runner: CellRunner, rest: str) -> None:
         record = pending[0].record
         done.add(record.name)
         views.render_rerun_header(record.name, pending[0].reasons)
-        value = runner.run(record.line, record.body, record.options or CellOptions(),
-                           cell_id=record.cell_id)
+        value = runner.run(
+            record.line, record.body, record.options or CellOptions(), cell_id=record.cell_id
+        )
         if value is not None:
             display(value)
     if not done:

@@ -7,19 +7,16 @@ in the notebook's namespace, as a normal cell would: the same names are defined
 afterwards, and the value of a final expression is the cell's ``Out``.
 
 Caching. The task's cache policy keys on the cell's :class:`~kernelflow.kernel.why.KeyParts`
-(normalised code, input value hashes by name, helper and library hashes). On a
-miss, each output is written to the result store on its own (a DataFrame as
-Arrow, anything else pickled; see :mod:`kernelflow.results`) and the cached
-value is a small manifest: where each output lives, its value hash, and the
-cell's recorded outputs (text, HTML, images). On a hit the engine finds the
-manifest, the outputs are loaded back into the namespace, the recorded output
-is replayed, and one line says so. An output that cannot be saved leaves the
-cell uncached, with one :class:`~kernelflow.errors.CacheWarning` naming it.
-
-Why a manifest rather than one pickle of all outputs: an 80 MB DataFrame loads
-from Arrow in about a quarter of the time its pickle takes (measured in
-``docs/decisions/0003-task-cell-outputs.md``), a value that cannot be saved is
-known by name, and equal outputs of different cells are stored once.
+(normalised code, input value hashes by name, helper and library hashes); the
+engine looks the key up and records the ``Cached`` state. The cached value is a
+small manifest (see :mod:`kernelflow.kernel.outputs`): every output is
+serialized while the cell runs, and the entry's files are written after the
+cell returns, by :class:`~kernelflow.kernel.writer.BackgroundWriter`. On a hit
+the outputs are loaded back into the namespace, the recorded output (text,
+HTML, images) is replayed, and one line says so. An output that cannot be
+saved leaves the cell uncached, with one
+:class:`~kernelflow.errors.CacheWarning` naming it. Why it is built this way,
+with measurements: ``docs/decisions/task-cell-caching.md``.
 
 Lineage. The task run records its inputs (name, value hash, and the task run
 of the cell that produced that value) and its outputs (name, value hash), in
@@ -52,6 +49,7 @@ from kernelflow.kernel.prepare import PreparedCell, execute, prepare
 from kernelflow.kernel.replay import OutputRecorder, replay
 from kernelflow.kernel.session import NotebookSession
 from kernelflow.kernel.why import KeyParts, describe_changes, history_append, history_latest
+from kernelflow.kernel.writer import BackgroundWriter
 
 __all__ = ["CellRunner"]
 
@@ -64,7 +62,6 @@ class _Inputs:
 
     parts: KeyParts
     hashes: dict[str, str | None] = field(default_factory=dict)
-    via: dict[str, str] = field(default_factory=dict)
 
 
 class _CellPolicy(CachePolicy):
@@ -90,8 +87,9 @@ class _QuietCellLogs(logging.Filter):
         self.quiet_runs: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.msg == _FINISHED_LOG
-                    and getattr(record, "run_id", None) in self.quiet_runs)
+        return not (
+            record.msg == _FINISHED_LOG and getattr(record, "run_id", None) in self.quiet_runs
+        )
 
 
 class CellRunner:
@@ -109,12 +107,22 @@ class CellRunner:
         self.shell = shell
         self.session = session
         self.lineage = Lineage()
+        self.writer = BackgroundWriter()
+        # Per cell: the key parts of its newest cached run (None: none recorded).
+        self._last_cached: dict[str, dict[str, Any] | None] = {}
         self._log_filter = _QuietCellLogs()
         logging.getLogger("kernelflow.runs.task").addFilter(self._log_filter)
 
     def close(self) -> None:
-        """Stop quieting the engine's log lines (``%unload_ext``)."""
+        """Finish pending cache writes; stop quieting the engine's log lines."""
+        self.writer.close()
         logging.getLogger("kernelflow.runs.task").removeFilter(self._log_filter)
+
+    def last_cached(self, name: str) -> dict[str, Any] | None:
+        """The newest cached run of cell ``name``: ``key``, ``parts``, ``t`` (or None)."""
+        if name not in self._last_cached:
+            self._last_cached[name] = history_latest(self.session.name, name)
+        return self._last_cached[name]
 
     # --- inputs ----------------------------------------------------------------------
     def namespace_inputs(self, analysis: CellAnalysis) -> list[str]:
@@ -130,8 +138,9 @@ class CellRunner:
             found.append(name)
         return found
 
-    def hash_inputs(self, prepared: PreparedCell, options: CellOptions, cell: str,
-                    strict: bool) -> _Inputs:
+    def hash_inputs(
+        self, prepared: PreparedCell, options: CellOptions, cell: str, strict: bool
+    ) -> _Inputs:
         """Hash what the cell reads; ``strict`` raises on a value that cannot be hashed."""
         from kernelflow.errors import HashingError
         from kernelflow.hashing import hash_value
@@ -168,11 +177,10 @@ class CellRunner:
             if name not in excluded:
                 parts.libraries[name] = digest
             hashes[name] = digest
-        return _Inputs(parts=parts, hashes=hashes, via=deps.via)
+        return _Inputs(parts=parts, hashes=hashes)
 
     # --- running ---------------------------------------------------------------------
-    def run(self, line: str, body: str, options: CellOptions, *,
-            cell_id: str | None = None) -> Any:
+    def run(self, line: str, body: str, options: CellOptions, *, cell_id: str | None = None) -> Any:
         """Run a ``%%task`` cell; return the value of its final expression (its ``Out``).
 
         Raises
@@ -186,13 +194,23 @@ class CellRunner:
         inputs = self.hash_inputs(prepared, options, name, strict=options.cache)
         parts = inputs.parts
         key_part = parts.key_part() if options.cache else None
-        previous = history_latest(self.session.name, name) if options.cache else None
+        previous = None
+        if key_part is not None:
+            self.writer.wait(key_part)  # the same cell's entry may still be being written
+            previous = self.last_cached(name)
         state, task_run, run_info = self._run_task(prepared, options, name, inputs, key_part)
-        return self._finish(prepared, options, name, cell_id, inputs, state, task_run,
-                            run_info, previous)
+        return self._finish(
+            prepared, options, name, cell_id, inputs, state, task_run, run_info, previous, key_part
+        )
 
-    def _run_task(self, prepared: PreparedCell, options: CellOptions, name: str,
-                  inputs: _Inputs, key_part: str | None) -> tuple[Any, Any, dict]:
+    def _run_task(
+        self,
+        prepared: PreparedCell,
+        options: CellOptions,
+        name: str,
+        inputs: _Inputs,
+        key_part: str | None,
+    ) -> tuple[Any, Any, dict]:
         from kernelflow import context, engine
         from kernelflow.tasks import Task
 
@@ -219,9 +237,6 @@ class CellRunner:
             manifest = make_manifest(prepared, shell, recorder.outputs, value, started, duration)
             run_info["manifest"] = manifest
             run_info["saved"] = saving and save_outputs(manifest, prepared, shell, name)
-            if saving and not run_info["saved"]:
-                # This run's result is not cached; its own private Task says so.
-                cell_task.persist_result = False
             return manifest
 
         run_cell.__qualname__ = "kernelflow_cell"
@@ -236,6 +251,9 @@ class CellRunner:
             cache_expiration=options.expire,
             refresh_cache=options.refresh,
         )
+        # The engine looks the key up; the runner writes the entry itself, after the
+        # cell returns (see kernelflow.kernel.writer), so this private task keeps none.
+        cell_task.persist_result = False
         flow_ctx = context.current_flow_context()
         lineage_inputs = {}
         upstream: dict[str, str] = {}
@@ -257,18 +275,36 @@ class CellRunner:
             self._log_filter.quiet_runs.discard(task_run.id)
         return state, task_run, run_info
 
-    def _finish(self, prepared: PreparedCell, options: CellOptions, name: str,
-                cell_id: str | None, inputs: _Inputs, state: Any, task_run: Any,
-                run_info: dict, previous: dict | None) -> Any:
+    def _finish(
+        self,
+        prepared: PreparedCell,
+        options: CellOptions,
+        name: str,
+        cell_id: str | None,
+        inputs: _Inputs,
+        state: Any,
+        task_run: Any,
+        run_info: dict,
+        previous: dict | None,
+        key_part: str | None,
+    ) -> Any:
         from kernelflow.errors import ResultMissingError
         from kernelflow.store.journal import record as journal_record
 
         cached = state.name == "Cached"
         record = CellRecord(
-            name=name, line=prepared.line, body=prepared.body, cell_id=cell_id,
-            inputs=dict(inputs.hashes), helpers=dict(inputs.parts.helpers),
-            task_run_id=task_run.id, state=state.name, cached=cached,
-            parts=inputs.parts, key=task_run.cache_key, upstream=run_info.get("upstream", {}),
+            name=name,
+            line=prepared.line,
+            body=prepared.body,
+            cell_id=cell_id,
+            inputs=dict(inputs.hashes),
+            helpers=dict(inputs.parts.helpers),
+            task_run_id=task_run.id,
+            state=state.name,
+            cached=cached,
+            parts=inputs.parts,
+            key=task_run.cache_key,
+            upstream=run_info.get("upstream", {}),
             options=options,
         )
         if not state.is_completed():
@@ -295,15 +331,57 @@ class CellRunner:
         record.outputs = dict(outputs)
         record.duration = manifest.get("duration")
         record.ran_at = manifest.get("started")
-        if options.cache and task_run.cache_key is not None:
+        if key_part is not None and task_run.cache_key is not None:
             record.miss_reasons = None if cached else _miss_reasons(previous, record, options)
             if cached or run_info.get("saved"):
-                history_append(self.session.name, name, task_run.cache_key, inputs.parts,
-                               duration=record.duration or 0.0, task_run_id=task_run.id)
+                self._remember_cached(
+                    name, key_part, task_run, record, manifest, options, store=not cached
+                )
         self.lineage.record(record)
         if options.verbose:
             _print_verbose(record)
         return value
+
+    def _remember_cached(
+        self,
+        name: str,
+        key_part: str,
+        task_run: Any,
+        record: CellRecord,
+        manifest: dict[str, Any],
+        options: CellOptions,
+        store: bool,
+    ) -> None:
+        """Note the cell's newest cached run; write its cache entry (in the background)."""
+        key = task_run.cache_key
+        self._last_cached[name] = {"key": key, "parts": record.parts, "t": time.time()}
+        notebook = self.session.name
+        duration = record.duration or 0.0
+        expires = time.time() + options.expire if options.expire is not None else None
+
+        from kernelflow.settings import home
+
+        where = home()
+
+        def write() -> None:
+            if home() != where:
+                return  # the process moved to another store (a test's): not ours to write
+            if store:
+                from kernelflow import cache_index
+
+                cache_index.store(
+                    key,
+                    manifest,
+                    task_name=name,
+                    expires=expires,
+                    task_run_id=task_run.id,
+                    duration=duration,
+                )
+            history_append(
+                notebook, name, key, record.parts, duration=duration, task_run_id=task_run.id
+            )
+
+        self.writer.submit(key_part, write)
 
 
 def _miss_reasons(previous: dict | None, record: CellRecord, options: CellOptions) -> list[str]:
@@ -332,8 +410,9 @@ def _concurrency_slot(key: str | None) -> Any:
     return lambda: concurrency(key, occupy=1)
 
 
-def _user_error(state: Any, prepared: PreparedCell, shell: Any, name: str,
-                options: CellOptions) -> BaseException:
+def _user_error(
+    state: Any, prepared: PreparedCell, shell: Any, name: str, options: CellOptions
+) -> BaseException:
     """The exception to raise for a failed cell, showing only the user's frames."""
     from kernelflow.errors import FailedRun, KernelflowError, TaskRunTimeout
 
@@ -352,10 +431,10 @@ def _user_error(state: Any, prepared: PreparedCell, shell: Any, name: str,
         tb = tb.tb_next
     if tb is not None:
         error = error.with_traceback(tb)
+        stb = shell.InteractiveTB.structured_traceback(type(error), error, tb)
         try:
-            stb = shell.InteractiveTB.structured_traceback(type(error), error, tb)
             error._render_traceback_ = lambda: stb  # IPython shows only the user's frames
-        except Exception:  # an exception type that refuses attributes: shown in full
+        except (AttributeError, TypeError):  # a type refusing attributes: shown in full
             pass
     return error
 

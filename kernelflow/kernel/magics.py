@@ -26,8 +26,17 @@ if TYPE_CHECKING:
 __all__ = ["KernelflowMagics", "parse_duration"]
 
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|m|min|h|d|w)?", re.IGNORECASE)
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400,
-                 "w": 604800, None: 1}
+_UNIT_SECONDS = {
+    "ms": 0.001,
+    "s": 1,
+    "sec": 1,
+    "m": 60,
+    "min": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 604800,
+    None: 1,
+}
 
 
 def parse_duration(text: str) -> float:
@@ -93,7 +102,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 _KF_USAGE = (
     "%kf runs [N] | cache | cache clear [NAME] | sql SELECT ... | why NAME | stale | rerun"
-    " | info NAME"
+    " | info NAME | deploy --name NAME (--cron EXPR | --interval S) [-p K=V ...]"
 )
 
 
@@ -138,28 +147,76 @@ class KernelflowMagics(Magics):
             self._runner.close()
 
     @magic_arguments()
-    @argument("name", nargs="?", default=None,
-              help="The task name (default: the cell's first output, e.g. df).")
-    @argument("--retries", type=_whole_number, default=0, metavar="N",
-              help="Run the cell again up to N times when it fails.")
-    @argument("--retry-delay", type=_delay, default=0.0, metavar="S",
-              help="Seconds to wait before each retry.")
-    @argument("--timeout", type=_seconds, default=None, metavar="S",
-              help="Fail the cell (TimedOut) when a try runs longer than S seconds.")
-    @argument("--no-cache", action="store_true",
-              help="Always run; neither look up nor store a cached result.")
-    @argument("--expire", type=parse_duration, default=None, metavar="DURATION",
-              help="Stop using the cached result after DURATION (e.g. 30m, 2h, 1d).")
-    @argument("--refresh", action="store_true",
-              help="Run now even if cached, and replace the cached result.")
-    @argument("--tags", type=_names, default=(), metavar="a,b",
-              help="Tags of the task run (also select task concurrency limits).")
-    @argument("--exclude", type=_names, default=(), metavar="x,y",
-              help="Inputs left out of the cache key (e.g. a connection).")
-    @argument("--concurrency", default=None, metavar="KEY",
-              help="Hold a slot of the global concurrency limit KEY while running.")
-    @argument("--verbose", "-v", action="store_true",
-              help="Print the cell's inputs and outputs, and the engine's log lines.")
+    @argument(
+        "name",
+        nargs="?",
+        default=None,
+        help="The task name (default: the cell's first output, e.g. df).",
+    )
+    @argument(
+        "--retries",
+        type=_whole_number,
+        default=0,
+        metavar="N",
+        help="Run the cell again up to N times when it fails.",
+    )
+    @argument(
+        "--retry-delay",
+        type=_delay,
+        default=0.0,
+        metavar="S",
+        help="Seconds to wait before each retry.",
+    )
+    @argument(
+        "--timeout",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="Fail the cell (TimedOut) when a try runs longer than S seconds.",
+    )
+    @argument(
+        "--no-cache",
+        action="store_true",
+        help="Always run; neither look up nor store a cached result.",
+    )
+    @argument(
+        "--expire",
+        type=parse_duration,
+        default=None,
+        metavar="DURATION",
+        help="Stop using the cached result after DURATION (e.g. 30m, 2h, 1d).",
+    )
+    @argument(
+        "--refresh",
+        action="store_true",
+        help="Run now even if cached, and replace the cached result.",
+    )
+    @argument(
+        "--tags",
+        type=_names,
+        default=(),
+        metavar="a,b",
+        help="Tags of the task run (also select task concurrency limits).",
+    )
+    @argument(
+        "--exclude",
+        type=_names,
+        default=(),
+        metavar="x,y",
+        help="Inputs left out of the cache key (e.g. a connection).",
+    )
+    @argument(
+        "--concurrency",
+        default=None,
+        metavar="KEY",
+        help="Hold a slot of the global concurrency limit KEY while running.",
+    )
+    @argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="Print the cell's inputs and outputs, and the engine's log lines.",
+    )
     @cell_magic
     def task(self, line: str, cell: str) -> Any:
         """Run the cell as a kernelflow task: recorded, retried, timed out, cached.
@@ -202,6 +259,7 @@ class KernelflowMagics(Magics):
         stale         %%task cells whose inputs were re-made differently, in order
         rerun         run the stale cells again, in dependency order
         info NAME     a cell's inputs, outputs, state and cache key
+        deploy        deploy this (saved) notebook on a schedule, as `kernelflow deploy`
         """
         from kernelflow.kernel import commands
 
@@ -215,12 +273,19 @@ class KernelflowMagics(Magics):
             "stale": commands.stale,
             "rerun": commands.rerun,
             "info": commands.info,
+            "deploy": _kf_deploy,
         }
         handler = handlers.get(command)
         if handler is None:
             what = f"unknown command {command!r}" if command else "a command is needed"
             raise UsageError(f"%kf: {what}.\nusage: {_KF_USAGE}")
         return handler(self.runner, rest)
+
+
+def _kf_deploy(runner: Any, rest: str) -> Any:
+    from kernelflow.deployments.from_code import kf_deploy
+
+    return kf_deploy(runner, rest)
 
 
 _parsed: dict[str, argparse.Namespace] = {}

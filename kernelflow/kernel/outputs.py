@@ -1,12 +1,13 @@
-"""A ``%%task`` cell's outputs: saved one by one, restored into the namespace.
+"""A ``%%task`` cell's outputs: serialized one by one, restored into the namespace.
 
 The cached value of a cell run is a small *manifest*: the output names, each
-output's value hash (for lineage) and result file, the recorded printed and
-displayed output, the final expression's formatted display, and when the run
-started and how long it took. Each output is its own result file (a DataFrame
-as Arrow, anything else pickled; see :mod:`kernelflow.results`), so loading an
-80 MB frame on a hit is as fast as ``joblib`` and an output that cannot be
-saved is known by name (see ``docs/decisions/0003-task-cell-outputs.md``).
+output's value hash (for lineage), the recorded printed and displayed output,
+the final expression's formatted display, and when the run started and how long
+it took. Tables (pandas and polars DataFrames, Arrow tables) are written to the
+result store as Arrow files (see :mod:`kernelflow.results`), so an 80 MB frame
+loads fast; every other output is pickled into the manifest itself, so a cell
+with small outputs costs one file; and an output that cannot be saved is known
+by name (see ``docs/decisions/task-cell-caching.md``).
 """
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ def output_names(prepared: PreparedCell, shell: Any) -> list[str]:
     ns = shell.user_ns
     hidden = shell.user_ns_hidden
     return [
-        name for name in prepared.analysis.outputs
-        if name in ns and not HIDDEN_NAMES.match(name)
+        name
+        for name in prepared.analysis.outputs
+        if name in ns
+        and not HIDDEN_NAMES.match(name)
         and not (name in hidden and hidden[name] is ns[name])
     ]
 
@@ -65,8 +68,10 @@ def identity_hash(value: Any, name: str) -> str | None:
         return None
 
 
-def make_manifest(prepared: PreparedCell, shell: Any, displays: list, value: Any, started: float,
-              duration: float) -> dict[str, Any]:
+def make_manifest(
+    prepared: PreparedCell, shell: Any, displays: list, value: Any, started: float, duration: float
+) -> dict[str, Any]:
+    """The manifest of a finished run, outputs not yet saved (see :func:`save_outputs`)."""
     ns = shell.user_ns
     names = output_names(prepared, shell)
     result = None
@@ -74,13 +79,14 @@ def make_manifest(prepared: PreparedCell, shell: Any, displays: list, value: Any
         try:
             data, metadata = shell.display_formatter.format(value)
             result = (data, metadata)
-        except Exception:  # a broken _repr_html_ shows as IPython shows it, uncached
+        except Exception:  # a broken _repr_html_: IPython shows the error itself; not replayed
             result = None
     return {
         "version": 1,
         "names": names,
         "hashes": {name: identity_hash(ns[name], name) for name in names},
-        "outputs": {},
+        "files": {},
+        "inline": {},
         "displays": list(displays),
         "result": result,
         "started": started,
@@ -88,46 +94,76 @@ def make_manifest(prepared: PreparedCell, shell: Any, displays: list, value: Any
     }
 
 
-def save_outputs(manifest: dict[str, Any], prepared: PreparedCell, shell: Any, cell: str
-                  ) -> bool:
-    """Write each output to the result store; False (and one warning) if one cannot be."""
-    from kernelflow.errors import CacheWarning, ResultSerializationError
+def save_outputs(manifest: dict[str, Any], prepared: PreparedCell, shell: Any, cell: str) -> bool:
+    """Serialize each output now; False (and one :class:`CacheWarning`) if one cannot be.
+
+    Tables (pandas and polars DataFrames, Arrow tables) are written to the result
+    store as Arrow files, which load fastest; everything else is pickled into the
+    manifest itself, so a cell with small outputs costs one file.
+    """
+    import cloudpickle
+
+    from kernelflow.errors import CacheWarning
     from kernelflow.results import write_result
 
     ns = shell.user_ns
     failed: list[str] = []
     for name in manifest["names"]:
+        value = ns[name]
         try:
-            record = write_result(ns[name], task_name=cell)
-        except (ResultSerializationError, OSError, RecursionError):
-            failed.append(name)
-            continue
-        manifest["outputs"][name] = {
-            "path": record.path, "checksum": record.checksum, "size": record.size,
-        }
+            if _is_table(value):
+                record = write_result(value, task_name=cell)
+                manifest["files"][name] = {"path": record.path, "checksum": record.checksum}
+            else:
+                manifest["inline"][name] = cloudpickle.dumps(value, protocol=5)
+        except Exception:  # pickling runs the value's own __reduce__: anything can fail
+            failed.append(name)  # recorded: the warning below names it
     if not failed:
         return True
     listed = ", ".join(f"{name!r} ({type_name(ns[name])})" for name in failed)
     noun = "output" if len(failed) == 1 else "outputs"
-    first = failed[0]
     warnings.warn_explicit(
         f"%%task cell {cell!r} ran but is not cached: its {noun} {listed} cannot be saved. "
         f"Delete {'it' if len(failed) == 1 else 'them'} at the end of the cell "
         f"(del {', '.join(failed)}), or use --no-cache.",
         CacheWarning,
         prepared.filename,
-        prepared.analysis.binding_lines.get(first, 0) + 1,
+        prepared.analysis.binding_lines.get(failed[0], 0) + 1,
     )
     return False
 
 
+def _is_table(value: Any) -> bool:
+    cls = type(value)
+    return (cls.__module__.partition(".")[0], cls.__name__) in {
+        ("pandas", "DataFrame"),
+        ("polars", "DataFrame"),
+        ("pyarrow", "Table"),
+    }
+
+
 def load_outputs(manifest: dict[str, Any], shell: Any) -> dict[str, Any]:
+    """The outputs of a cached run, ready to put in the namespace.
+
+    Raises
+    ------
+    ResultMissingError
+        An output's file is gone or corrupt, or an inline value cannot be loaded.
+    """
+    import pickle
+
+    from kernelflow.errors import ResultMissingError
     from kernelflow.results import read_result
 
     values = {}
-    for name, where in manifest["outputs"].items():
-        values[name] = _rebind(read_result(where["path"], where["checksum"]), shell.user_ns)
-    return values
+    for name, where in manifest["files"].items():
+        values[name] = read_result(where["path"], where["checksum"])
+    for name, data in manifest["inline"].items():
+        try:
+            values[name] = pickle.loads(data)
+        except Exception as exc:  # a class renamed or removed since
+            raise ResultMissingError(f"Cannot load cached output {name!r}: {exc}") from exc
+    return {name: _rebind(value, shell.user_ns) for name, value in values.items()}
 
 
 def _rebind(value: Any, namespace: dict[str, Any]) -> Any:
@@ -137,8 +173,9 @@ def _rebind(value: Any, namespace: dict[str, Any]) -> Any:
     used; the notebook expects it to see the namespace as it is now.
     """
     if isinstance(value, types.FunctionType) and value.__module__ == "__main__":
-        fresh = types.FunctionType(value.__code__, namespace, value.__name__,
-                                   value.__defaults__, value.__closure__)
+        fresh = types.FunctionType(
+            value.__code__, namespace, value.__name__, value.__defaults__, value.__closure__
+        )
         fresh.__kwdefaults__ = value.__kwdefaults__
         fresh.__dict__.update(value.__dict__)
         fresh.__qualname__ = value.__qualname__

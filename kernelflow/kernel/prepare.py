@@ -114,8 +114,9 @@ def _remember(memo: dict, key: Any, value: Any) -> Any:
     return value
 
 
-def _compile(shell: Any, source: str, filename: str, flags: int
-             ) -> tuple[types.CodeType, types.CodeType | None]:
+def _compile(
+    shell: Any, source: str, filename: str, flags: int
+) -> tuple[types.CodeType, types.CodeType | None]:
     """(code of all statements but a final expression, code of that expression)."""
     tree = ast.parse(source)  # a fresh tree: AST transformers may change it
     ast.increment_lineno(tree, 1)  # line 1 of the cell is the %%task line
@@ -127,8 +128,7 @@ def _compile(shell: Any, source: str, filename: str, flags: int
     return compile(tree, filename, "exec", flags, dont_inherit=True), last
 
 
-def _renderable_syntax_error(shell: Any, exc: SyntaxError, filename: str, body: str
-                             ) -> SyntaxError:
+def _renderable_syntax_error(shell: Any, exc: SyntaxError, filename: str, body: str) -> SyntaxError:
     if exc.lineno is not None:
         exc.lineno += 1
         if exc.end_lineno is not None:

@@ -67,6 +67,7 @@ class OutputRecorder:
         self._text_size = 0
         self._saved: tuple[Any, Any] | None = None
         self._publisher: Any = None
+        self._shadowed: Any = None
 
     def add_text(self, stream: str, text: str) -> None:
         """Keep ``text`` written to ``stream``."""
@@ -98,12 +99,13 @@ class OutputRecorder:
             original = publisher.publish
             recorder = self
 
-            def publish(data: dict, metadata: dict | None = None, *args: Any, **kwargs: Any
-                        ) -> Any:
+            def publish(data: dict, metadata: dict | None = None, *args: Any, **kwargs: Any) -> Any:
                 recorder.add_display(data, metadata)
                 return original(data, metadata, *args, **kwargs)
 
-            # An instance attribute shadows the method for this run only.
+            # An instance attribute shadows the method for this run only; a recording
+            # started inside this one (a cell running a cell) wraps ours and puts it back.
+            self._shadowed = publisher.__dict__.get("publish")
             publisher.publish = publish
             self._publisher = publisher
         return self
@@ -130,10 +132,10 @@ class OutputRecorder:
                 sys.stderr = self._saved[1]
             self._saved = None
         if self._publisher is not None:
-            try:
-                del self._publisher.publish
-            except AttributeError:
-                pass
+            if self._shadowed is not None:
+                self._publisher.publish = self._shadowed
+            else:
+                self._publisher.__dict__.pop("publish", None)
             self._publisher = None
 
 

@@ -71,6 +71,7 @@ def render_rerun_header(name: str, reasons: tuple[str, ...]) -> None:
 
 def render_info(record: CellRecord) -> None:
     """``%kf info NAME``: a cell's inputs, outputs, state and key."""
+
     def listing(mapping: dict[str, Any]) -> str:
         if not mapping:
             return "    (none)"
@@ -82,8 +83,7 @@ def render_info(record: CellRecord) -> None:
 
     duration = "" if record.duration is None else f" in {record.duration:.3f} s"
     lines = [
-        f"cell {record.name!r}: {record.state}{duration}"
-        + (" (cached)" if record.cached else ""),
+        f"cell {record.name!r}: {record.state}{duration}" + (" (cached)" if record.cached else ""),
         f"  task run: {record.task_run_id}",
         f"  cache key: {record.key or 'none (--no-cache)'}",
         "  inputs:",

@@ -152,20 +152,23 @@ def history_latest(notebook: str, cell: str) -> dict[str, Any] | None:
     return entry
 
 
-def history_append(notebook: str, cell: str, key: str, parts: KeyParts, *, duration: float,
-                   task_run_id: str) -> None:
+def history_append(
+    notebook: str, cell: str, key: str, parts: KeyParts, *, duration: float, task_run_id: str
+) -> None:
     """Remember one cached run of a cell (best effort: a read-only store only loses ``why``)."""
     from kernelflow.settings import paths
 
     file = _history_file(notebook, cell)
     entries = [e for e in _read(file) if e.get("key") != key]
-    entries.append({
-        "key": key,
-        "parts": parts.to_json(),
-        "t": time.time(),
-        "duration": duration,
-        "task_run_id": task_run_id,
-    })
+    entries.append(
+        {
+            "key": key,
+            "parts": parts.to_json(),
+            "t": time.time(),
+            "duration": duration,
+            "task_run_id": task_run_id,
+        }
+    )
     payload = {"notebook": notebook, "cell": cell, "entries": entries[-_HISTORY_LIMIT:]}
     try:
         paths().ensure(file.parent)

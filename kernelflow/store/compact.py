@@ -110,7 +110,10 @@ _EVENT_TYPE = json.dumps(
 
 # A dead process's Scheduled runs are promises for later, not work it was
 # doing, so they are not Crashed with it.
-_NOT_CRASHABLE = ", ".join(f"'{t}'" for t in (*TERMINAL_STATE_TYPES, "SCHEDULED"))
+_NOT_CRASHABLE_TYPES = ", ".join(f"'{t}'" for t in (*TERMINAL_STATE_TYPES, "SCHEDULED"))
+# NotReady (a PENDING state) is where a task run ends when an upstream failed:
+# it will never start, so its process exiting does not crash it.
+_NOT_CRASHABLE_NAMES = "'NotReady'"
 
 
 @dataclass
@@ -256,7 +259,8 @@ def _identity(path: Path) -> tuple[str, int, int, str]:
         except (KeyError, TypeError, ValueError):
             pass
     host, _, rest = path.name[: -len(_SUFFIX)].partition("--")
-    pid, _, ticks = rest.partition("--")
+    pid, _, rest = rest.partition("--")
+    ticks = rest.partition("--")[0]
     # The file name holds the host name with unsafe characters replaced: only
     # our own (identically replaced) name can be compared.
     if host == _safe_host():
@@ -700,7 +704,8 @@ def _crash(con, dead: set[Path], journals: dict[Path, int]) -> int:
               UNION ALL
               SELECT id, process, state_type, state_name, 'task' AS kind FROM task_runs) r
         JOIN _dead d ON r.process = d.process
-        WHERE coalesce(r.state_type, '') NOT IN ({_NOT_CRASHABLE})
+        WHERE coalesce(r.state_type, '') NOT IN ({_NOT_CRASHABLE_TYPES})
+          AND coalesce(r.state_name, '') NOT IN ({_NOT_CRASHABLE_NAMES})
         """
     )
     con.execute(
@@ -805,10 +810,41 @@ def _compact_at_exit() -> None:
     if _background is not None and _background.pid == os.getpid():
         _background.stop(timeout=2.0)  # it may hold the lock; let it finish first
     journal = current_journal()
-    if journal.events_written:
+    if not journal.events_written:
+        return
+    mode = settings.env("COMPACT_AT_EXIT", "detach")
+    if mode == "inline":
         # Short wait: a foreign program holding the database must not stall
         # the exit; the events stay in the journal for the next compaction.
         _compact_quietly("at exit", timeout=2.0)
+    elif mode == "detach":
+        _detach_compaction()
+
+
+def _detach_compaction() -> None:
+    """Fold this process's events in a detached child, so a short script exits at once.
+
+    Importing DuckDB and pyarrow costs most of a second; a script that ran one
+    small flow should not wait for it. The child outlives us by about that
+    long; if it cannot start, the events simply wait in the journal for the
+    next reader, which compacts before it queries.
+    """
+    import subprocess
+    import sys
+
+    env = dict(os.environ, KERNELFLOW_HOME=str(settings.home()))
+    try:
+        subprocess.Popen(
+            [sys.executable, "-m", "kernelflow.store.compact"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+            close_fds=True,
+        )
+    except OSError as exc:
+        logger.debug("kernelflow: could not start the exit compaction: %s", exc)
 
 
 def _compact_quietly(when: str, timeout: float | None = None) -> bool:
@@ -824,3 +860,7 @@ def _compact_quietly(when: str, timeout: float | None = None) -> bool:
         return False
     _last_warning = None
     return True
+
+
+if __name__ == "__main__":  # the detached exit compaction (see _detach_compaction)
+    _compact_quietly("detached")

@@ -8,8 +8,14 @@ code runs. Each process instead appends its events to its own file under
 DuckDB. An ``os.write`` lands in the OS page cache, so an event survives a
 ``kill -9`` of the process that wrote it.
 
-File name: ``<host>--<pid>--<start_ticks>.jsonl`` (``start_ticks`` is the
-process start time from ``/proc/<pid>/stat``, so a reused pid is told apart).
+File name: ``<host>--<pid>--<start_ticks>--<boot>.jsonl`` (``start_ticks`` is
+the process start time from ``/proc/<pid>/stat`` and ``boot`` the start of this
+boot's id, so a reused pid, even after a reboot, is told apart).
+
+The first journal a process opens also starts background compaction
+(:func:`kernelflow.store.compact.start_background_compaction`: a daemon thread
+that folds new events every few seconds, and once more at exit), so runs
+reach the database file without anyone asking.
 
 Format: one JSON object per line. Times are Unix epoch seconds (float). The
 first line of a file describes the process; every other line has an ``ev``
@@ -34,6 +40,9 @@ field naming its kind:
     The last ``state`` line of a run is its current state.
 ``log``
     ``run_id`` (may be null), ``kind``, ``level`` (int), ``logger``, ``message``, ``t``.
+``inputs``
+    the cache key and input hashes, known once inputs are resolved: ``run_id``,
+    ``cache_key``, ``inputs`` (name -> value hash).
 ``outputs``
     a ``%%task`` cell's outputs: ``run_id``, ``outputs`` (name -> value hash).
 ``cache_write`` / ``cache_hit`` / ``cache_delete``
@@ -58,13 +67,20 @@ from pathlib import Path
 
 from kernelflow.settings import paths
 
-__all__ = ["Journal", "ProcessIdentity", "current_journal", "process_identity", "record"]
+__all__ = [
+    "Journal",
+    "ProcessIdentity",
+    "current_journal",
+    "forget",
+    "process_identity",
+    "record",
+]
 
 
 class ProcessIdentity:
     """Who wrote a journal: enough to tell later whether that process is alive."""
 
-    __slots__ = ("host", "pid", "start_ticks", "boot_id")
+    __slots__ = ("boot_id", "host", "pid", "start_ticks")
 
     def __init__(self, host: str, pid: int, start_ticks: int, boot_id: str) -> None:
         self.host = host
@@ -76,7 +92,7 @@ class ProcessIdentity:
     def file_name(self) -> str:
         """The journal file name of this process."""
         safe_host = re.sub(r"[^A-Za-z0-9_.-]", "_", self.host)
-        return f"{safe_host}--{self.pid}--{self.start_ticks}.jsonl"
+        return f"{safe_host}--{self.pid}--{self.start_ticks}--{self.boot_id[:8]}.jsonl"
 
 
 def read_start_ticks(pid: int) -> int | None:
@@ -87,8 +103,10 @@ def read_start_ticks(pid: int) -> int | None:
     except OSError:
         return None
     # The command name (field 2) may contain spaces and parentheses; fields
-    # after the last ')' are plain numbers. starttime is field 22.
+    # after the last ')' are plain: state is field 3, starttime field 22.
     rest = stat[stat.rindex(b")") + 2 :].split()
+    if rest[0] in (b"Z", b"X"):
+        return None  # a zombie has exited; only its parent has not reaped it yet
     return int(rest[19])
 
 
@@ -143,6 +161,9 @@ class Journal:
         if os.fstat(fd).st_size == 0:
             os.write(fd, _encode(header))
         self._fd = fd
+        from kernelflow.store.compact import start_background_compaction
+
+        start_background_compaction()
         return fd
 
     def write(self, event: dict) -> None:
@@ -184,7 +205,7 @@ _journals_lock = threading.Lock()
 
 def current_journal() -> Journal:
     """The journal of this process for the active store home."""
-    directory = paths().journal
+    directory = paths().journal_dir
     journal = _journals.get(directory)
     if journal is None or journal.identity.pid != os.getpid():
         with _journals_lock:

@@ -68,21 +68,23 @@ def sql(query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> 
 
 
 # Store home -> when a compaction before a query last failed. For a while
-# after a failure, queries skip compacting: a program holding the database
-# would otherwise make every query of a CLI command or a widget wait and warn.
+# after a failure, queries try compacting without waiting for the lock, and
+# quietly: a program holding the database would otherwise make every query of
+# a CLI command or a widget wait and warn, yet once it lets go the next query
+# must see everything again.
 _failed_at: dict[Path, float] = {}
 _RETRY_AFTER_S = 10.0
 
 
 def _compact_before_query(paths: StorePaths) -> None:
     failed_at = _failed_at.get(paths.home)
-    if failed_at is not None and time.monotonic() - failed_at < _RETRY_AFTER_S:
-        return
+    recently_failed = failed_at is not None and time.monotonic() - failed_at < _RETRY_AFTER_S
     try:
-        compact(paths)
+        compact(paths, timeout=0 if recently_failed else None)
     except Exception as exc:  # best effort: the query still sees what is imported
-        _failed_at[paths.home] = time.monotonic()
-        logger.warning("kernelflow: compaction before the query failed: %s", exc)
+        if not recently_failed:
+            _failed_at[paths.home] = time.monotonic()
+            logger.warning("kernelflow: compaction before the query failed: %s", exc)
     else:
         _failed_at.pop(paths.home, None)
 

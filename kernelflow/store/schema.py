@@ -148,8 +148,63 @@ CREATE TABLE concurrency_limits (
 );
 """
 
+# Notebook deployments (kernelflow.deployments). ``deployments`` is written by
+# the registry under the store's lock; the claim tables are insert-only, so
+# their keys can be real constraints (the eager-check caveat above concerns
+# rows updated twice in one transaction): a fire (deployment, scheduled time)
+# and a try (flow run, attempt) are each claimed once, whatever races.
+# ``deployment_progress`` reads the progress lines a deployment run logs.
+_V3_DEPLOYMENTS = """
+CREATE TABLE deployments (
+    id             VARCHAR,
+    name           VARCHAR,
+    notebook       VARCHAR,
+    snapshot       VARCHAR,
+    content_hash   VARCHAR,
+    schedule       VARCHAR,
+    cron           VARCHAR,
+    interval_s     DOUBLE,
+    timezone       VARCHAR,
+    parameters     JSON,
+    paused         BOOLEAN,
+    tags           VARCHAR[],
+    definition     JSON,
+    created        TIMESTAMPTZ,
+    updated        TIMESTAMPTZ
+);
+
+CREATE TABLE deployment_fires (
+    deployment_id  VARCHAR NOT NULL,
+    scheduled_time TIMESTAMPTZ NOT NULL,
+    flow_run_id    VARCHAR,
+    kind           VARCHAR,
+    parameters     JSON,
+    claimed_at     TIMESTAMPTZ,
+    claimed_by     VARCHAR,
+    PRIMARY KEY (deployment_id, scheduled_time)
+);
+
+CREATE TABLE deployment_attempts (
+    flow_run_id    VARCHAR NOT NULL,
+    attempt        INTEGER NOT NULL,
+    claimed_at     TIMESTAMPTZ,
+    claimed_by     VARCHAR,
+    PRIMARY KEY (flow_run_id, attempt)
+);
+
+CREATE VIEW deployment_progress AS
+SELECT run_id AS flow_run_id,
+       CAST(regexp_extract(message, '^Progress (\\d+)/(\\d+)', 1) AS INTEGER) AS cells_done,
+       CAST(regexp_extract(message, '^Progress (\\d+)/(\\d+)', 2) AS INTEGER) AS cells_total,
+       regexp_extract(message, '^Progress \\d+/\\d+: (.*)$', 1) AS current_cell,
+       timestamp
+FROM logs
+WHERE logger = 'kernelflow.deployments.progress'
+QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY timestamp DESC, seq DESC) = 1;
+"""
+
 #: One SQL script per schema version, oldest first. Append; never edit.
-MIGRATIONS: list[str] = [_V1, _V2_LIMITS]
+MIGRATIONS: list[str] = [_V1, _V2_LIMITS, _V3_DEPLOYMENTS]
 
 #: The schema version this kernelflow writes and understands.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -63,7 +63,7 @@ _OFF = frozenset({"off", "0", "false", "no"})
 _lock = threading.Lock()
 _override: bool | None = None
 #: The installed tracker and log handler per shell (one shell per kernel in practice).
-_installed: dict[int, tuple[Any, Any, logging.Handler]] = {}
+_installed: dict[int, _Installation] = {}
 
 
 def __getattr__(name: str) -> Any:
@@ -86,31 +86,76 @@ def enabled() -> bool:
     return env("WIDGETS", "on").strip().lower() not in _OFF
 
 
-def set_enabled(on: bool) -> None:
+def set_enabled(on: bool | None) -> None:
     """Turn live views on or off in this kernel (overrides ``KERNELFLOW_WIDGETS``).
 
     Parameters
     ----------
     on:
-        False stops showing new views at once; views already shown finish updating.
+        False stops showing new views at once (views already shown finish
+        updating); True shows them again; None goes back to ``KERNELFLOW_WIDGETS``.
     """
     global _override
     from kernelflow import engine
 
     with _lock:
-        _override = bool(on)
-        for tracker, _shell, _handler in _installed.values():
+        _override = None if on is None else bool(on)
+        for installation in _installed.values():
+            tracker = installation.tracker
+            if tracker is None:
+                continue
             engine.unsubscribe(tracker)
-            if _override:
+            if enabled():
                 engine.subscribe(tracker)
+
+
+class _Installation:
+    """What :func:`install` set up in one shell: cell events now, the tracker later."""
+
+    def __init__(self, shell: Any) -> None:
+        self.shell = shell
+        self.cell: int | None = None
+        self.tracker: Any = None
+        self.handler: logging.Handler | None = None
+        self.removed = False
+
+    def pre_run_cell(self, info: Any = None) -> None:
+        self.cell = getattr(self.shell, "execution_count", None)
+        if self.tracker is not None:
+            self.tracker.pre_run_cell(info)
+
+    def post_run_cell(self, result: Any = None) -> None:
+        if self.tracker is not None:
+            self.tracker.post_run_cell(result)
+        self.cell = None
+
+    def attach(self, _engine: Any = None) -> None:
+        """Create the tracker and subscribe it (called once the engine is imported)."""
+        from kernelflow import engine
+        from kernelflow.logs import configure
+        from kernelflow.widgets._live import Tracker
+        from kernelflow.widgets._logs import ViewLogHandler
+
+        with _lock:
+            if self.removed or self.tracker is not None:
+                return
+            tracker = Tracker(self.shell)
+            # The engine may be imported by the very cell that runs the first flow.
+            tracker.cell = self.cell
+            self.handler = ViewLogHandler(tracker.model_of)
+            configure().addHandler(self.handler)
+            if enabled():
+                engine.subscribe(tracker)
+            self.tracker = tracker
 
 
 def install(shell: Any = None) -> None:
     """Show live views in ``shell`` (default: the running IPython), once.
 
-    Called by ``%load_ext kernelflow``. Registers an engine listener, a log
-    handler on the ``kernelflow`` logger and the shell's ``pre_run_cell`` and
-    ``post_run_cell`` events. Costs no import of ipywidgets.
+    Called by ``%load_ext kernelflow``. Registers the shell's ``pre_run_cell``
+    and ``post_run_cell`` events now and, once the engine is imported (the
+    notebook's first flow or task), an engine listener and a log handler on
+    the ``kernelflow`` logger. Imports neither the engine nor ipywidgets.
 
     Parameters
     ----------
@@ -118,10 +163,7 @@ def install(shell: Any = None) -> None:
         An IPython ``InteractiveShell``; a kernel's shows widgets, a terminal's
         prints a text table when a flow run ends.
     """
-    from kernelflow import engine
-    from kernelflow.logs import configure
-    from kernelflow.widgets._live import Tracker
-    from kernelflow.widgets._logs import ViewLogHandler
+    from kernelflow.widgets._hooks import when_imported
 
     if shell is None:
         from IPython import get_ipython
@@ -132,42 +174,40 @@ def install(shell: Any = None) -> None:
     with _lock:
         if id(shell) in _installed:
             return
-        tracker = Tracker(shell)
-        handler = ViewLogHandler(tracker.model_of)
-        configure().addHandler(handler)
-        shell.events.register("pre_run_cell", tracker.pre_run_cell)
-        shell.events.register("post_run_cell", tracker.post_run_cell)
-        if enabled():
-            engine.subscribe(tracker)
-        _installed[id(shell)] = (tracker, shell, handler)
+        installation = _installed[id(shell)] = _Installation(shell)
+    shell.events.register("pre_run_cell", installation.pre_run_cell)
+    shell.events.register("post_run_cell", installation.post_run_cell)
+    when_imported("kernelflow.engine", installation.attach)
 
 
 def uninstall(shell: Any = None) -> None:
     """Undo :func:`install` for ``shell`` (default: the running IPython)."""
-    from kernelflow import engine
-    from kernelflow.logs import configure
-
     if shell is None:
         from IPython import get_ipython
 
         shell = get_ipython()
     with _lock:
-        found = _installed.pop(id(shell), None)
-    if found is None:
-        return
-    tracker, _shell, handler = found
-    engine.unsubscribe(tracker)
-    configure().removeHandler(handler)
-    for name, callback in (("pre_run_cell", tracker.pre_run_cell),
-                           ("post_run_cell", tracker.post_run_cell)):
+        installation = _installed.pop(id(shell), None)
+        if installation is None:
+            return
+        installation.removed = True
+    for name, callback in (("pre_run_cell", installation.pre_run_cell),
+                           ("post_run_cell", installation.post_run_cell)):
         try:
             shell.events.unregister(name, callback)
         except ValueError:
             pass
-    tracker.close()
+    tracker = installation.tracker
+    if tracker is not None:
+        from kernelflow import engine
+        from kernelflow.logs import configure
+
+        engine.unsubscribe(tracker)
+        configure().removeHandler(installation.handler)
+        tracker.close()
 
 
 def tracker_of(shell: Any) -> Any:
-    """The live-view tracker installed in ``shell``, or None (for the kernel magics)."""
-    found = _installed.get(id(shell))
-    return found[0] if found is not None else None
+    """The live-view tracker of ``shell``, or None (not installed, or no flow used yet)."""
+    installation = _installed.get(id(shell))
+    return installation.tracker if installation is not None else None

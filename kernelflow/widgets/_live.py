@@ -230,6 +230,8 @@ class Tracker:
         return live.model
 
     def _new_flow_run(self, run: FlowRun, state: State) -> None:
+        if _is_session_start(run):
+            return  # the session is shown cell by cell, never as one view
         parent = self.owner.get(run.parent_task_run_id) or self.owner.get(run.parent_flow_run_id)
         if parent is not None:
             self._join(parent, run, state)
@@ -260,11 +262,12 @@ class Tracker:
             return
         live = self.cell_view
         if live is None:
-            session = context.session_flow_context()
-            subtitle = f"session {session.flow_run.name}" if session is not None else ""
+            session = _session_run()
+            subtitle = f"session {session.name}" if session is not None else ""
             model = RunModel("cell", f"Task runs of cell [{self.cell}]", subtitle)
             live = self.cell_view = self._start(model, None)
-        self._join(live, run, state)
+        if not live.finished:
+            self._join(live, run, state)
 
     def _join(self, live: LiveRun, run: Any, state: State) -> None:
         self.owner[run.id] = live
@@ -273,9 +276,14 @@ class Tracker:
     def _start(self, model: Any, run_id: str | None) -> LiveRun:
         live = LiveRun(model, self.mode)
         live.on_finish.append(self._finished)
+        try:
+            live.show()
+        except Exception as exc:  # no view then, and no further work for these runs
+            report("showing a live view", exc)
+            live.finished = True
+            return live
         if run_id is not None:
             self.owner[run_id] = live
-        live.show()
         ticker.add(live)
         return live
 
@@ -289,7 +297,9 @@ class Tracker:
         for run_id in run_ids:
             if self.owner.get(run_id) is live:
                 self.owner.pop(run_id, None)
-        if live.handle is not None:
+        if live.handle is not None and not _on_main_thread():
+            # Sent from the ticker thread, the final bundle may have reached no cell that a
+            # headless runner was listening to: send it again when the next cell starts.
             self._finished_since_cell.append(live)
 
     def _in_cell(self) -> bool:
@@ -310,9 +320,32 @@ def _on_main_thread() -> bool:
     return threading.get_ident() == _MAIN
 
 
-def _session_run_id() -> str | None:
+def _session_run() -> Any:
+    """The notebook session's flow run if it has started (never starts it)."""
     session = context.session_flow_context()
-    return session.flow_run.id if session is not None else None
+    if session is None:
+        return None
+    started = getattr(session, "started_run", None)
+    return started() if started is not None else session.flow_run
+
+
+def _session_run_id() -> str | None:
+    run = _session_run()
+    return run.id if run is not None else None
+
+
+def _is_session_start(run: FlowRun) -> bool:
+    """True for the notebook session's own flow run, as the session creates it.
+
+    The kernel creates that run lazily, and records it before it registers it
+    (see :mod:`kernelflow.kernel.session`): a flow run tagged ``notebook``
+    while a session is registered but has no run yet is that run.
+    """
+    session = context.session_flow_context()
+    if session is None or "notebook" not in run.tags:
+        return False
+    started = getattr(session, "started_run", None)
+    return started is not None and started() is None
 
 
 def _mode_for(shell: Any) -> str:

@@ -1,8 +1,9 @@
 """The in-memory model behind one live run view.
 
 The engine calls the listener on every transition, on whichever thread moved
-the run, so that path does one dictionary store: :meth:`RunModel.push` keeps
-the run's latest ``(run, state)``. A few times a second the ticker thread
+the run, so that path copies a few fields into a tuple and does one
+dictionary store: :meth:`RunModel.push` keeps the run's latest
+:data:`Event`. A few times a second the ticker thread
 calls :meth:`RunModel.apply`, which folds those into per-task-name counters
 (how many runs of each task are in each state) and, for the few runs a view
 lists, a :class:`Row` of fields copied from the run. Transitions that came and
@@ -32,7 +33,8 @@ from typing import Any
 from kernelflow.runs import FlowRun, TaskRun
 from kernelflow.states import State
 
-__all__ = ["GROUP_THRESHOLD", "LOG_LINES", "LogLine", "Row", "RunModel", "Snapshot"]
+__all__ = ["GROUP_THRESHOLD", "LOG_LINES", "Event", "LogLine", "Row", "RunModel", "Snapshot",
+           "event_of"]
 
 #: Above this many task runs, the table shows one row per task name with counts.
 GROUP_THRESHOLD = 40
@@ -121,20 +123,34 @@ class Snapshot:
     note: str | None = None
 
 
+#: What the listener keeps of one transition: plain values only, so neither the run nor its
+#: state (whose ``data`` may be a large result) lives on, and the garbage collector soon
+#: stops tracking it.
+Event = tuple  # (run_id, name, group, is_flow, state_name, state_type, message, start, end,
+#                tries, error)
+
+
+def event_of(run: TaskRun | FlowRun, state: State) -> Event:
+    """The :data:`Event` of ``run`` entering ``state``."""
+    kind = state.type._value_
+    error = _error_text(state) if kind in _FAILED_VALUES else None
+    task_name = getattr(run, "task_name", None)
+    if task_name is None:  # a subflow run, shown as a row of its parent's view
+        return (run.id, f"{run.flow_name} / {run.name}", f"subflow {run.flow_name}", True,
+                state.name, kind, state.message, run.start_time, run.end_time, run.run_count,
+                error)
+    return (run.id, run.name, task_name, False, state.name, kind, state.message,
+            run.start_time, run.end_time, run.run_count, error)
+
+
 class Row:
     """What a view keeps of one run it lists: fields copied at each transition."""
 
     __slots__ = ("end", "error", "final", "group", "id", "is_flow", "message", "name",
                  "retry_errors", "start", "state_name", "state_type", "tries")
 
-    def __init__(self, run: TaskRun | FlowRun) -> None:
-        self.id = run.id
-        self.is_flow = isinstance(run, FlowRun)
-        if self.is_flow:
-            self.name = f"{run.flow_name} / {run.name}"
-        else:
-            self.name = run.name
-        self.group = _group_of(run)
+    def __init__(self, event: Event) -> None:
+        self.id, self.name, self.group, self.is_flow = event[0], event[1], event[2], event[3]
         self.state_name: str | None = None
         self.state_type: str | None = None
         self.message: str | None = None
@@ -146,18 +162,14 @@ class Row:
         #: True once the run is in a final state.
         self.final = False
 
-    def update(self, run: TaskRun | FlowRun, state: State) -> None:
-        """Copy the run's fields after it entered ``state``."""
-        kind = state.type._value_
-        self.state_name = state.name
+    def update(self, event: Event) -> None:
+        """Copy the fields of a transition."""
+        (_, _, _, _, self.state_name, kind, self.message, self.start, self.end, self.tries,
+         error) = event
         self.state_type = kind
         self.final = kind in _FINAL_VALUES
-        self.message = state.message
-        self.start = run.start_time
-        self.end = run.end_time
-        self.tries = run.run_count
-        if kind in _FAILED_VALUES:
-            self.error = _error_text(state)
+        if error is not None:
+            self.error = error
 
     def as_dict(self, retry_at: float | None = None) -> dict:
         """The row as renderers take it."""
@@ -175,11 +187,6 @@ class Row:
             "cached": self.state_name == "Cached",
             "retry_at": retry_at,
         }
-
-
-def _group_of(run: Any) -> str:
-    task_name = getattr(run, "task_name", None)
-    return task_name if task_name is not None else f"subflow {run.flow_name}"
 
 
 class RunModel:
@@ -204,13 +211,13 @@ class RunModel:
         #: The flow run's own row (state, times), for a flow view.
         self.flow: Row | None = None
         if flow_run is not None:
-            self.flow = Row(flow_run)
+            self.flow = Row((flow_run.id, flow_run.name, flow_run.flow_name, True))
             if flow_run.state is not None:
-                self.flow.update(flow_run, flow_run.state)
+                self.flow.update(event_of(flow_run, flow_run.state))
         self.created = time.time()
         self.lock = threading.Lock()
         #: The latest transition of each run since the last :meth:`apply`.
-        self.latest: dict[str, tuple[Any, State]] = {}
+        self.latest: dict[str, Event] = {}
         #: Log records since the last :meth:`apply`.
         self.records: deque[tuple[str, Any]] = deque()
         #: Current state name, tries and finality of every run (plain values only, so
@@ -238,15 +245,18 @@ class RunModel:
 
     # --- fed by the listener (any thread; keep cheap) --------------------------------------
     def push(self, run: TaskRun | FlowRun, state: State) -> None:
-        """Take a transition of one of this view's runs: one dictionary store.
+        """Take a transition of one of this view's runs: a few field reads, one dict store.
 
         A failed try's message is kept at once (the next try may replace the
         state before :meth:`apply` looks).
         """
-        self.latest[run.id] = (run, state)
+        event = event_of(run, state)
+        self.latest[run.id] = event
         if state.name == "AwaitingRetry":
             with self.lock:
-                row = self._row_for(run)
+                row = self.rows.get(run.id)
+                if row is None:
+                    row = self.rows[run.id] = Row(event)
                 row.retry_errors = [*(row.retry_errors or ()), state.message or "failed"]
 
     def add_log(self, run_id: str, record: Any) -> None:
@@ -271,15 +281,14 @@ class RunModel:
             # a run stored again before its pop is taken at its newer state, one stored
             # after waits for the next round. Dicts keep the order runs were first seen.
             for run_id in list(latest):
-                item = latest.pop(run_id, None)
-                if item is None:
+                event = latest.pop(run_id, None)
+                if event is None:
                     continue
-                run, state = item
                 changed += 1
                 if run_id == self.flow_run_id:
-                    self.flow.update(run, state)  # type: ignore[union-attr]
+                    self.flow.update(event)  # type: ignore[union-attr]
                 else:
-                    self._fold(run, state)
+                    self._fold(event)
             while records:
                 try:
                     run_id, record = records.popleft()
@@ -294,12 +303,10 @@ class RunModel:
                 lines.append(LogLine(record.created, record.levelname, record=record))
             self.version += changed
 
-    def _fold(self, run: TaskRun | FlowRun, state: State) -> None:
-        name = state.name
-        kind = state.type._value_
+    def _fold(self, event: Event) -> None:
+        run_id, _, group, _, name, kind, _, start, end, tries, _ = event
         final = kind in _FINAL_VALUES
-        before = self.state_of.get(run.id)
-        group = _group_of(run)
+        before = self.state_of.get(run_id)
         counts = self.groups.get(group)
         if counts is None:
             counts = self.groups[group] = {}
@@ -310,39 +317,30 @@ class RunModel:
             tries_before = before[1]
         else:
             tries_before = 1
-        tries = run.run_count
         if tries > tries_before:
             counts["_retries"] = counts.get("_retries", 0) + tries - tries_before
         counts[name] = counts.get(name, 0) + 1
-        self.state_of[run.id] = (name, max(tries, 1), final)
+        self.state_of[run_id] = (name, max(tries, 1), final)
         if final:
             self.finished += 1
-            end = run.end_time
             if end is not None and (self.last_end is None or end > self.last_end):
                 self.last_end = end
-        start = run.start_time
         if start is not None and (self.first_start is None or start < self.first_start):
             self.first_start = start
-        row = self.rows.get(run.id)
+        row = self.rows.get(run_id)
         if row is None and (len(self.state_of) <= GROUP_THRESHOLD
                             or (kind in _FAILED_VALUES and len(self.rows) < FAILED_ROWS)):
-            row = self.rows[run.id] = Row(run)
+            row = self.rows[run_id] = Row(event)
         if row is not None:
-            row.update(run, state)
+            row.update(event)
         if final and len(self.state_of) > GROUP_THRESHOLD:
             recent = self.recent.get(group)
             if recent is None:
                 recent = self.recent[group] = deque(maxlen=GROUP_DETAIL_ROWS)
             if row is None:
-                row = Row(run)
-                row.update(run, state)
+                row = Row(event)
+                row.update(event)
             recent.append(row)
-
-    def _row_for(self, run: TaskRun | FlowRun) -> Row:
-        row = self.rows.get(run.id)
-        if row is None:
-            row = self.rows[run.id] = Row(run)
-        return row
 
     def mark_cell_done(self) -> None:
         """The cell that submitted these task runs has returned."""
@@ -423,8 +421,10 @@ class RunModel:
         with self.lock:
             if selected.startswith("group:"):
                 name = selected[len("group:"):]
-                failed = [r for r in self.rows.values() if r.group == name and not (
-                    r.final and r.state_type == "COMPLETED")]
+                # Worth opening first: runs that failed, retried or have not finished.
+                failed = [r for r in self.rows.values() if r.group == name and (
+                    r.retry_errors or not (r.final and r.state_type == "COMPLETED"))]
+                failed.sort(key=lambda r: (r.state_type not in _FAILED_VALUES, not r.final))
                 recent = list(reversed(self.recent.get(name, ())))
                 seen = {r.id for r in failed}
                 picked = (failed + [r for r in recent if r.id not in seen])[:GROUP_DETAIL_ROWS]

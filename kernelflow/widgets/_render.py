@@ -322,3 +322,87 @@ def render_run_text(snap: Snapshot) -> str:
                          "yes" if r["cached"] else ""))
         lines.append(text_table(("task run", "state", "duration", "tries", "cached"), rows))
     return "\n".join(lines)
+
+
+def html_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
+               ids: Sequence[str | None] | None = None, selected: str | None = None,
+               actions: Sequence[str | None] | None = None) -> str:
+    """An HTML table; cells are HTML already (escape text with :func:`esc`).
+
+    Parameters
+    ----------
+    headers, rows:
+        Column titles and cell HTML.
+    ids:
+        Per row, the ``data-kf-id`` that makes it clickable (None: not clickable).
+    selected:
+        The id of the row to highlight.
+    actions:
+        Per row, a ``data-kf-action`` sent with the click.
+    """
+    head = "".join(f'<th style="{_TH}">{esc(h)}</th>' for h in headers)
+    body = []
+    for index, row in enumerate(rows):
+        row_id = ids[index] if ids is not None else None
+        attrs = ""
+        if row_id is not None:
+            style = _CLICK + (";background:rgba(37,99,235,.12)" if row_id == selected else "")
+            attrs = f' data-kf-id="{esc(row_id)}" style="{style}"'
+            if actions is not None and actions[index]:
+                attrs += f' data-kf-action="{esc(actions[index])}"'
+        cells = "".join(f'<td style="{_TD}">{cell}</td>' for cell in row)
+        body.append(f"<tr{attrs}>{cells}</tr>")
+    return (f'<table style="{_TABLE}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def root(content: str, view: str, now: float | None = None) -> str:
+    """Wrap a view's HTML in its root element (font, clock for ticking times)."""
+    import time
+
+    now = time.time() if now is None else now
+    return (f'<div data-kf-view="{esc(view)}" data-kf-now="{now:.3f}" style="{_ROOT}">'
+            f"{content}</div>")
+
+
+def pre(text: str, marker: str = "") -> str:
+    """Preformatted text (logs, errors) in a scrolling box."""
+    attr = f" data-kf-{marker}" if marker else ""
+    return f'<pre{attr} style="{_PRE}">{esc(text)}</pre>'
+
+
+def timeline_svg(spans: Sequence[tuple[str, float | None, float | None, str | None]],
+                 width: int = 640, row_height: int = 16, limit: int = 200) -> str:
+    """Task runs on one time axis: one bar per ``(label, start, end, state name)``.
+
+    Bars are coloured by state; a run without an end is drawn up to the latest
+    time known. At most ``limit`` bars (the earliest), then a count.
+    """
+    known = [(label, s, e, st) for label, s, e, st in spans if s is not None]
+    if not known:
+        return '<div style="opacity:.7">No task run has started.</div>'
+    shown = sorted(known, key=lambda item: item[1])[:limit]
+    t0 = min(s for _, s, _, _ in shown)
+    t1 = max(max((e or s) for _, s, e, _ in shown), t0 + 1e-3)
+    label_w = 160
+    plot_w = width - label_w - 10
+    height = row_height * len(shown) + 22
+    parts = [f'<svg data-kf-timeline xmlns="http://www.w3.org/2000/svg" width="{width}" '
+             f'height="{height}" style="font-size:11px;font-family:inherit">']
+    for index, (label, start, end, state) in enumerate(shown):
+        y = index * row_height + 2
+        x = label_w + (start - t0) / (t1 - t0) * plot_w
+        w = max(2.0, ((end or t1) - start) / (t1 - t0) * plot_w)
+        color = STATE_COLORS.get(state or "", "#6b7280")
+        text = label if len(label) <= 24 else label[:23] + "…"
+        parts.append(f'<text x="0" y="{y + row_height - 5}" fill="currentColor">{esc(text)}</text>'
+                     f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row_height - 4}" '
+                     f'rx="2" fill="{color}"><title>{esc(label)}: {esc(state)} '
+                     f'{esc(format_seconds((end or t1) - start))}</title></rect>')
+    axis_y = row_height * len(shown) + 14
+    parts.append(f'<text x="{label_w}" y="{axis_y}" fill="currentColor">0 s</text>'
+                 f'<text x="{width - 10}" y="{axis_y}" text-anchor="end" fill="currentColor">'
+                 f"{esc(format_seconds(t1 - t0))}</text></svg>")
+    if len(known) > limit:
+        parts.append(f'<div style="opacity:.7">… and {len(known) - limit:,} more task runs</div>')
+    return "".join(parts)

@@ -25,7 +25,7 @@ from typing import Any
 from kernelflow import context
 from kernelflow.runs import TaskRun
 from kernelflow.states import State, StateType
-from kernelflow.widgets._model import LOG_LINES, LogLine, Row
+from kernelflow.widgets._model import LOG_LINES, LogLine, Row, event_of
 from kernelflow.widgets._render import badge, esc, format_seconds
 
 __all__ = ["StatusModel", "cell_task_scope", "created_for_cell", "in_cell_task_scope"]
@@ -99,7 +99,8 @@ class StatusModel:
     selected = None
 
     def __init__(self, run: TaskRun) -> None:
-        self.row = Row(run)
+        self.row = Row(event_of(run, run.state) if run.state is not None
+                       else (run.id, run.name, run.task_name, False))
         self.task_name = run.task_name
         self.runs = {run.id: self.row}
         self.lock = threading.Lock()
@@ -118,7 +119,7 @@ class StatusModel:
         if state.name == "Cached" and run.cache_key:
             self.saved = _saved_seconds(run.cache_key)
         with self.lock:
-            self.row.update(run, state)
+            self.row.update(event_of(run, state))
             self.version += 1
 
     def apply(self) -> None:

@@ -26,7 +26,7 @@ import traitlets
 
 from kernelflow.widgets._faults import report
 
-__all__ = ["LiveHTML", "ModelView", "RunView", "TaskStatus"]
+__all__ = ["LiveHTML", "ModelView", "RunView", "TaskStatus", "with_fallbacks"]
 
 _ESM = (Path(__file__).parent / "static" / "live.js").read_text(encoding="utf-8")
 
@@ -94,14 +94,28 @@ class LiveHTML(anywidget.AnyWidget):
         """What text-only front ends show."""
         return "kernelflow view (open the notebook in Jupyter to see it)"
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict, dict]:
-        data, metadata = super()._repr_mimebundle_(**kwargs)
-        try:
-            data["text/html"] = self.static_html()
-            data["text/plain"] = self.static_text()
-        except Exception as exc:
-            report("rendering a kernelflow view as HTML", exc)
-        return data, metadata
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return with_fallbacks(super()._repr_mimebundle_(**kwargs), self.static_html,
+                              self.static_text)
+
+
+def with_fallbacks(bundle: Any, html: Callable[[], str], text: Callable[[], str]) -> Any:
+    """Add ``text/html`` and ``text/plain`` to a widget's MIME bundle.
+
+    Parameters
+    ----------
+    bundle:
+        What ipywidgets returned: a data dict, or ``(data, metadata)``.
+    html, text:
+        Render the static fallbacks (a failure is logged once; the widget view stays).
+    """
+    data = bundle[0] if isinstance(bundle, tuple) else bundle
+    try:
+        data["text/html"] = html()
+        data["text/plain"] = text()
+    except Exception as exc:
+        report("rendering a kernelflow view as HTML", exc)
+    return bundle
 
 
 class ModelView(LiveHTML):

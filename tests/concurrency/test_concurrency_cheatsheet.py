@@ -22,7 +22,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-CONCURRENCY_EXAMPLE = '''
+CONCURRENCY_EXAMPLE = """
 from kernelflow import flow, task
 from kernelflow.concurrency.sync import concurrency
 @task
@@ -34,9 +34,9 @@ def api_call(endpoint: str) -> dict:
 def batch_requests(endpoints: list[str]) -> list[dict]:
     futures = [api_call.submit(ep) for ep in endpoints]
     return [f.result() for f in futures]
-'''
+"""
 
-RATE_LIMIT_EXAMPLE = '''
+RATE_LIMIT_EXAMPLE = """
 from kernelflow import flow, task
 from kernelflow.concurrency.sync import rate_limit, concurrency
 @task
@@ -51,7 +51,7 @@ def call_third_party(endpoint: str) -> dict:
 def fanout(endpoints: list[str]):
     futures = [call_third_party.submit(e) for e in endpoints]
     return [f.result() for f in futures]
-'''
+"""
 
 
 class RecordingServer:
@@ -111,21 +111,35 @@ def env() -> dict[str, str]:
 
 
 def cli(*args: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "kernelflow.cli", *args], env=env(),
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "kernelflow.cli", *args],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
 
 
 def run_example(tmp_path: Path, example: str, call: str) -> object:
     script = tmp_path / "example.py"
-    script.write_text(example + textwrap.dedent(f"""
+    script.write_text(
+        example
+        + textwrap.dedent(f"""
         import json, sys
         print(json.dumps({call}(json.loads(sys.argv[1]))))
-    """))
+    """)
+    )
 
     def run(urls: list[str]) -> list:
-        done = subprocess.run([sys.executable, str(script), json.dumps(urls)], env=env(),
-                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        done = subprocess.run(
+            [sys.executable, str(script), json.dumps(urls)],
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout.strip().splitlines()[-1])
 

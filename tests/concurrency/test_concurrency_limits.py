@@ -60,7 +60,9 @@ class TestDefinitions:
     def test_create_list_update_delete(self):
         created = create_limit("external-api", 5)
         assert (created.name, created.limit, created.slot_decay_per_second) == (
-            "external-api", 5, 0
+            "external-api",
+            5,
+            0,
         )
         create_limit("rps", 10, slot_decay_per_second=2.5)
         assert [d.name for d in list_limits()] == ["external-api", "rps"]

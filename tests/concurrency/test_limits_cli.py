@@ -94,8 +94,9 @@ class TestConcurrencyLimitCommands:
 
 class TestGclCommands:
     def test_create_update_enable_disable_delete(self, cli):
-        result = cli("gcl", "create", "third-party-rps", "--limit", "10",
-                     "--slot-decay-per-second", "10")
+        result = cli(
+            "gcl", "create", "third-party-rps", "--limit", "10", "--slot-decay-per-second", "10"
+        )
         assert result.exit_code == 0, result.output
         definition = read_limit("third-party-rps")
         assert (definition.limit, definition.slot_decay_per_second) == (10, 10.0)
@@ -117,8 +118,11 @@ class TestGclCommands:
         cases = [
             (("gcl", "create", "k", "--limit", "2"), 2, "gcl update k"),
             (("gcl", "create", "z", "--limit", "0"), 2, "whole number >= 1"),
-            (("gcl", "create", "z", "--limit", "1", "--slot-decay-per-second", "-1"), 2,
-             "slot_decay_per_second"),
+            (
+                ("gcl", "create", "z", "--limit", "1", "--slot-decay-per-second", "-1"),
+                2,
+                "slot_decay_per_second",
+            ),
             (("gcl", "update", "k"), 2, "Nothing to update"),
             (("gcl", "update", "nope", "--limit", "2"), 1, "gcl create nope"),
             (("gcl", "create", "a/b", "--limit", "1"), 2, "cannot name a concurrency limit"),
@@ -141,8 +145,19 @@ def test_the_installed_command_runs_as_a_program():
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     done = subprocess.run(
-        [sys.executable, "-m", "kernelflow.cli", "concurrency-limit", "create", "external-api",
-         "5"], capture_output=True, text=True, env=env, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "kernelflow.cli",
+            "concurrency-limit",
+            "create",
+            "external-api",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert read_limit("external-api").limit == 5

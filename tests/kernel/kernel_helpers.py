@@ -24,7 +24,10 @@ class LiveKernel:
 
         self.nb = nbformat.v4.new_notebook()
         self.client = NotebookClient(
-            self.nb, kernel_name=kernel_name, timeout=120, allow_errors=True,
+            self.nb,
+            kernel_name=kernel_name,
+            timeout=120,
+            allow_errors=True,
             resources={"metadata": {"path": str(cwd)}},
         )
         self._context: Any = None
@@ -49,8 +52,9 @@ class LiveKernel:
 
 def stdout_of(cell: Any) -> str:
     """All stdout text of an executed cell."""
-    return "".join(o["text"] for o in cell.outputs
-                   if o["output_type"] == "stream" and o["name"] == "stdout")
+    return "".join(
+        o["text"] for o in cell.outputs if o["output_type"] == "stream" and o["name"] == "stdout"
+    )
 
 
 def error_of(cell: Any) -> Any:

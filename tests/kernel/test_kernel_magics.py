@@ -17,6 +17,13 @@ def cell(ip: Any, body: str, line: str = "") -> Any:
     return ip.run_cell_magic("task", line, textwrap.dedent(body))
 
 
+def settle(ip: Any) -> None:
+    """Wait until cache entries written after the cells returned are on disk."""
+    from kernelflow.kernel import runner_of
+
+    runner_of(ip).writer.wait()
+
+
 def runs(store: Any) -> Any:
     return store.sql("SELECT * FROM task_runs ORDER BY created, id")
 
@@ -39,8 +46,17 @@ class TestLoading:
 
     def test_help_shows_the_flags(self, ip: Any) -> None:
         doc = ip.magics_manager.magics["cell"]["task"].__doc__
-        for flag in ("--retries", "--retry-delay", "--timeout", "--no-cache", "--expire",
-                     "--refresh", "--tags", "--exclude", "--concurrency"):
+        for flag in (
+            "--retries",
+            "--retry-delay",
+            "--timeout",
+            "--no-cache",
+            "--expire",
+            "--refresh",
+            "--tags",
+            "--exclude",
+            "--concurrency",
+        ):
             assert flag in doc
 
     def test_unload_removes_the_magics(self, ip: Any) -> None:
@@ -53,7 +69,9 @@ class TestLoading:
 class TestRunsLikeACell:
     def test_names_are_defined_in_the_namespace(self, ip: Any) -> None:
         ip.user_ns["pairs"] = [(1, 2), (3, 4)]
-        cell(ip, """
+        cell(
+            ip,
+            """
             import math
             def area(r):
                 return math.pi * r ** 2
@@ -64,7 +82,8 @@ class TestRunsLikeACell:
             for x, y in pairs:
                 total += x * y
             total += 1
-        """)
+        """,
+        )
         ns = ip.user_ns
         assert ns["area"](1) == pytest.approx(3.14159, rel=1e-4)
         assert ns["Box"].size == 3
@@ -79,18 +98,25 @@ class TestRunsLikeACell:
         assert ip.user_ns["value"] == "7"
 
     def test_top_level_await(self, ip: Any) -> None:
-        assert cell(ip, """
+        assert (
+            cell(
+                ip,
+                """
             import asyncio
             await asyncio.sleep(0)
             got = await asyncio.sleep(0, result=5)
             got * 2
-        """) == 10
+        """,
+            )
+            == 10
+        )
         assert ip.user_ns["got"] == 5
 
 
 class TestCaching:
-    def test_second_run_is_a_hit_that_restores_and_replays(self, ip: Any, store: Any,
-                                                           capsys: Any) -> None:
+    def test_second_run_is_a_hit_that_restores_and_replays(
+        self, ip: Any, store: Any, capsys: Any
+    ) -> None:
         ip.user_ns["n"] = 3
         body = "print('computing', n)\ny = n * 2\ny + 1\n"
         assert cell(ip, body) == 7
@@ -111,8 +137,7 @@ class TestCaching:
         cell(ip, "# doubled\ny  =  n*2   # same code\n\n")
         assert runs(store)["state_name"].tolist() == ["Completed", "Cached"]
 
-    def test_changed_input_misses_and_why_names_it(self, ip: Any, store: Any,
-                                                   capsys: Any) -> None:
+    def test_changed_input_misses_and_why_names_it(self, ip: Any, store: Any, capsys: Any) -> None:
         ip.user_ns.update(n=3, m=1)
         cell(ip, "y = n * 2 + m\n")
         ip.user_ns["n"] = 4
@@ -138,6 +163,20 @@ class TestCaching:
         ip.run_line_magic("kf", "why z")
         assert "helper `scale` changed" in capsys.readouterr().out
 
+    def test_why_in_a_new_session_points_at_the_last_cached_run(self, ip: Any, capsys: Any) -> None:
+        ip.user_ns["n"] = 2
+        cell(ip, "w = n + 1\n", "widen")
+        ip.run_line_magic("unload_ext", "kernelflow")  # waits for the cache entry
+        ip.run_line_magic("load_ext", "kernelflow")  # a new session, as after a restart
+        capsys.readouterr()
+        ip.run_line_magic("kf", "why widen")
+        out = capsys.readouterr().out
+        assert "has not run in this kernel yet; its last cached run was" in out
+        ip.user_ns["n"] = 3
+        cell(ip, "w = n + 1\n", "widen")
+        ip.run_line_magic("kf", "why widen")
+        assert "input `n` changed" in capsys.readouterr().out
+
     def test_code_change_is_explained(self, ip: Any, capsys: Any) -> None:
         ip.user_ns["n"] = 2
         cell(ip, "w = n + 1\n", "widen")
@@ -153,8 +192,10 @@ class TestCaching:
         publisher = ip.display_pub
         ip.display_pub = CapturingDisplayPublisher()
         try:
-            body = ("from IPython.display import display\n"
-                    "display({'text/html': '<b>hi</b>', 'text/plain': 'hi'}, raw=True)\nk = 1\n")
+            body = (
+                "from IPython.display import display\n"
+                "display({'text/html': '<b>hi</b>', 'text/plain': 'hi'}, raw=True)\nk = 1\n"
+            )
             cell(ip, body)
             cell(ip, body)
             shown = [o["data"] for o in ip.display_pub.outputs]
@@ -162,8 +203,41 @@ class TestCaching:
             ip.display_pub = publisher
         assert [d["text/html"] for d in shown] == ["<b>hi</b>", "<b>hi</b>"]
 
-    def test_unpicklable_output_runs_uncached_with_one_warning(self, ip: Any, store: Any,
-                                                                tmp_path: Any) -> None:
+    def test_a_cell_running_a_cell_records_both_and_restores_the_publisher(self, ip: Any) -> None:
+        from IPython.core.displaypub import CapturingDisplayPublisher
+
+        publisher = ip.display_pub
+        ip.display_pub = CapturingDisplayPublisher()
+        show = "display({'text/plain': %r}, raw=True)"
+        try:
+            cell(
+                ip,
+                "from IPython.display import display\n"
+                f"{show % 'outer'}\n"
+                "get_ipython().run_cell_magic('task', 'inner --no-cache', "
+                f"{(show % 'inner') + chr(10)!r})\n"
+                f"{show % 'after'}\n",
+                "outer",
+            )
+            assert "publish" not in vars(ip.display_pub)
+            cell(
+                ip,
+                "from IPython.display import display\n"
+                f"{show % 'outer'}\n"
+                "get_ipython().run_cell_magic('task', 'inner --no-cache', "
+                f"{(show % 'inner') + chr(10)!r})\n"
+                f"{show % 'after'}\n",
+                "outer",
+            )
+            shown = [o["data"]["text/plain"] for o in ip.display_pub.outputs]
+        finally:
+            ip.display_pub = publisher
+        # The second run is a hit: all three displays replayed, in order.
+        assert shown == ["outer", "inner", "after", "outer", "inner", "after"]
+
+    def test_unpicklable_output_runs_uncached_with_one_warning(
+        self, ip: Any, store: Any, tmp_path: Any
+    ) -> None:
         ip.user_ns["path"] = str(tmp_path / "f.txt")
         body = "handle = open(path, 'w')\nrows = 3\n"
         with pytest.warns(CacheWarning, match="'handle'") as caught:
@@ -185,14 +259,16 @@ class TestCaching:
         assert cell(ip, "with lock:\n    got = 3\ngot\n", "--no-cache") == 3
 
     def test_hostile_variable_is_reported_clearly(self, ip: Any) -> None:
-        ip.run_cell(textwrap.dedent("""
+        ip.run_cell(
+            textwrap.dedent("""
             class Hostile:
                 def __getattr__(self, name):
                     raise RuntimeError("no attribute access for you")
                 def __reduce_ex__(self, protocol):
                     raise RuntimeError("cannot pickle me")
             trap = Hostile()
-        """))
+        """)
+        )
         with pytest.raises(HashingError, match="'trap'"):
             cell(ip, "seen = trap is not None\n")
         assert cell(ip, "seen = trap is not None\nseen\n", "--exclude trap") is True
@@ -205,18 +281,50 @@ class TestCaching:
         cell(ip, "v = n\n", "--refresh")
         cell(ip, "v = n\n")
         assert runs(store)["state_name"].tolist() == [
-            "Completed", "Completed", "Completed", "Completed", "Cached"]
+            "Completed",
+            "Completed",
+            "Completed",
+            "Completed",
+            "Cached",
+        ]
+        settle(ip)
         cached = store.sql("SELECT expires FROM cache_entries WHERE NOT deleted")
         assert cached["expires"].isna().all()
         cell(ip, "v = n + 1\n", "--expire 2h")
-        expiring = store.sql("SELECT epoch(expires) - epoch(created) AS s FROM cache_entries "
-                             "WHERE expires IS NOT NULL")
+        settle(ip)
+        expiring = store.sql(
+            "SELECT epoch(expires) - epoch(created) AS s FROM cache_entries "
+            "WHERE expires IS NOT NULL"
+        )
         assert expiring["s"].tolist() == [pytest.approx(7200, abs=5)]
+
+    def test_a_pending_write_is_dropped_when_the_store_changes(
+        self, ip: Any, tmp_path: Any
+    ) -> None:
+        import threading
+
+        from kernelflow import settings
+        from kernelflow.kernel import runner_of
+
+        writer = runner_of(ip).writer
+        gate = threading.Event()
+        writer.submit("hold the writer", gate.wait)
+        ip.user_ns["n"] = 1
+        cell(ip, "v = n\n")
+        other = tmp_path / "other-store"
+        previous = settings.use_home(other)
+        try:
+            gate.set()
+            writer.wait()
+        finally:
+            settings.use_home(previous)
+        assert not other.exists()
 
     def test_cache_clear(self, ip: Any, capsys: Any) -> None:
         ip.user_ns["n"] = 1
         cell(ip, "v = n\n", "keep")
         cell(ip, "u = n\n", "drop")
+        settle(ip)
         ip.run_line_magic("kf", "cache clear drop")
         assert "Removed 1 cache entry of 'drop'" in capsys.readouterr().out
         ip.run_line_magic("kf", "cache")
@@ -234,8 +342,9 @@ class TestBadInput:
             ("--frobnicate", "unrecognized arguments: --frobnicate"),
         ],
     )
-    def test_bad_flags_are_usage_errors_with_the_usage_line(self, ip: Any, line: str,
-                                                            message: str) -> None:
+    def test_bad_flags_are_usage_errors_with_the_usage_line(
+        self, ip: Any, line: str, message: str
+    ) -> None:
         with pytest.raises(UsageError) as caught:
             ip.run_cell_magic("task", line, "a = 1\n")
         text = str(caught.value)
@@ -246,8 +355,9 @@ class TestBadInput:
         with pytest.raises(UsageError, match="needs code"):
             ip.run_cell_magic("task", "", "\n  \n")
 
-    def test_syntax_error_shows_the_cell_line_and_the_shell_goes_on(self, ip: Any,
-                                                                   store: Any) -> None:
+    def test_syntax_error_shows_the_cell_line_and_the_shell_goes_on(
+        self, ip: Any, store: Any
+    ) -> None:
         with pytest.raises(SyntaxError) as caught:
             cell(ip, "a = 1\nb = (\n")
         rendered = "\n".join(caught.value._render_traceback_())
@@ -256,7 +366,8 @@ class TestBadInput:
         assert cell(ip, "a = 1\na\n") == 1
 
     def test_failing_cell_raises_the_users_error_with_only_user_frames(
-            self, ip: Any, store: Any) -> None:
+        self, ip: Any, store: Any
+    ) -> None:
         with pytest.raises(ZeroDivisionError) as caught:
             cell(ip, "def f(a):\n    return a / 0\nq = f(1)\n")
         rendered = plain("\n".join(caught.value._render_traceback_()))
@@ -288,10 +399,34 @@ class TestRetriesAndTimeouts:
 
     def test_timeout(self, ip: Any, store: Any) -> None:
         with pytest.raises(TaskRunTimeout, match=r"exceeded its timeout of 0\.3"):
-            cell(ip, "import time\nfor _ in range(200):\n    time.sleep(0.01)\n",
-                 "slow --timeout 0.3")
+            cell(
+                ip,
+                "import time\nfor _ in range(200):\n    time.sleep(0.01)\n",
+                "slow --timeout 0.3",
+            )
         row = runs(store).iloc[0]
         assert (row["name"], row["state_name"]) == ("slow-0", "TimedOut")
+
+
+class TestConcurrency:
+    def test_the_cell_holds_a_slot_of_the_limit_while_it_runs(self, ip: Any) -> None:
+        from kernelflow.concurrency import create_limit, limit_status
+
+        create_limit("kf-test-api", 1)
+        ip.user_ns["limit_status"] = limit_status
+        held = cell(
+            ip,
+            "held = limit_status('kf-test-api').occupied\nheld\n",
+            "--concurrency kf-test-api --no-cache",
+        )
+        assert held == 1
+        assert limit_status("kf-test-api").occupied == 0
+
+    def test_an_unknown_limit_is_an_error_that_names_it(self, ip: Any) -> None:
+        from kernelflow.errors import LimitNotFoundError
+
+        with pytest.raises(LimitNotFoundError, match="no-such-limit"):
+            cell(ip, "x = 1\n", "--concurrency no-such-limit")
 
 
 class TestLineageAndStaleness:
@@ -299,8 +434,9 @@ class TestLineageAndStaleness:
         ip.user_ns["base"] = 5
         cell(ip, "a = base * 2\n", "make_a")
         cell(ip, "b = a + 1\n", "make_b")
-        rows = store.sql("SELECT name, task_name, inputs, outputs, id FROM task_runs "
-                         "ORDER BY created")
+        rows = store.sql(
+            "SELECT name, task_name, inputs, outputs, id FROM task_runs ORDER BY created"
+        )
         import json
 
         first, second = rows.to_dict("records")
@@ -309,8 +445,9 @@ class TestLineageAndStaleness:
         assert inputs_b["a"]["upstream"] == first["id"]
         assert inputs_b["a"]["hash"] == json.loads(first["outputs"])["a"]
         assert json.loads(first["inputs"])["base"]["upstream"] is None
-        session = store.sql("SELECT f.flow_name FROM flow_runs f JOIN task_runs t "
-                            "ON t.flow_run_id = f.id LIMIT 1")
+        session = store.sql(
+            "SELECT f.flow_name FROM flow_runs f JOIN task_runs t ON t.flow_run_id = f.id LIMIT 1"
+        )
         assert session["flow_name"][0] == "ipython-session"
 
     def test_stale_cells_in_dependency_order_and_rerun(self, ip: Any, capsys: Any) -> None:
@@ -355,24 +492,46 @@ class TestLineageAndStaleness:
 
 class TestSessionRun:
     def test_top_level_tasks_and_submit_are_recorded_under_the_session(
-            self, ip: Any, store: Any) -> None:
-        ip.run_cell(textwrap.dedent("""
-            from kernelflow import task
+        self, ip: Any, store: Any
+    ) -> None:
+        ip.run_cell(
+            textwrap.dedent("""
+            from kernelflow import flow, task
             @task
             def double(x):
                 return 2 * x
+            @flow
+            def pipeline():
+                return double(1)
             direct = double(4)
             later = double.submit(5).result()
-        """))
-        assert (ip.user_ns["direct"], ip.user_ns["later"]) == (8, 10)
-        rows = store.sql("SELECT t.name, f.flow_name, f.state_name FROM task_runs t "
-                         "JOIN flow_runs f ON t.flow_run_id = f.id ORDER BY t.created")
+            nested = pipeline()
+        """)
+        )
+        assert (ip.user_ns["direct"], ip.user_ns["later"], ip.user_ns["nested"]) == (8, 10, 2)
+        rows = store.sql(
+            "SELECT t.name, f.flow_name, f.state_name FROM task_runs t "
+            "JOIN flow_runs f ON t.flow_run_id = f.id WHERE f.parent_flow_run_id IS NULL "
+            "ORDER BY t.created"
+        )
         assert rows["flow_name"].tolist() == ["ipython-session", "ipython-session"]
         assert rows["state_name"].tolist() == ["Running", "Running"]
+        flows = store.sql(
+            "SELECT f.flow_name, p.flow_name AS parent FROM flow_runs f "
+            "JOIN flow_runs p ON f.parent_flow_run_id = p.id"
+        )
+        assert flows.to_dict("records") == [{"flow_name": "pipeline", "parent": "ipython-session"}]
         ip.run_line_magic("unload_ext", "kernelflow")
-        ended = store.sql("SELECT state_name FROM flow_runs")
+        ended = store.sql("SELECT state_name FROM flow_runs WHERE parent_flow_run_id IS NULL")
         assert ended["state_name"].tolist() == ["Completed"]
         ip.run_line_magic("load_ext", "kernelflow")
+
+    def test_verbose_prints_inputs_and_outputs(self, ip: Any, capsys: Any) -> None:
+        ip.user_ns["n"] = 1
+        cell(ip, "quiet = n\n")
+        assert capsys.readouterr().err == ""
+        cell(ip, "loud = n + 1\n", "--verbose")
+        assert "inputs: n · outputs: loud" in capsys.readouterr().err
 
 
 def test_sql_returns_a_dataframe(ip: Any) -> None:

@@ -236,6 +236,22 @@ class TestSerialization:
         assert "argument 'value'" in message and "_thread.lock" in message
         assert "ThreadPoolTaskRunner" in message and "\n" not in message
 
+    def test_a_function_that_cannot_be_pickled_is_named(self):
+        guard = threading.Lock()
+
+        @task
+        def uses_a_lock() -> int:
+            with guard:
+                return 1
+
+        @flow(task_runner=TWO)
+        def send_function() -> str:
+            return uses_a_lock.submit().final_state().message
+
+        message = send_function()
+        assert "its function" in message and "uses_a_lock" in message
+        assert "_thread.lock" in message and "\n" not in message
+
     def test_an_unpicklable_return_value_is_named(self):
         @flow(task_runner=TWO)
         def get_lock() -> str:
@@ -272,7 +288,8 @@ class TestLimitsInsideWorkers:
 @pytest.mark.slow
 def test_tasks_defined_in_a_script_without_a_main_guard(tmp_path):
     script = tmp_path / "pipeline.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import os
         from kernelflow import flow, task
         from kernelflow.runners import ProcessPoolTaskRunner
@@ -287,8 +304,15 @@ def test_tasks_defined_in_a_script_without_a_main_guard(tmp_path):
             return [f.result() for f in futures]
 
         print(map_pipeline(list(range(10))))
-    """))
-    done = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True,
-                          text=True, timeout=120, cwd=tmp_path)
+    """)
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines() == ["[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]"]

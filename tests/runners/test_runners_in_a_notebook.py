@@ -25,16 +25,25 @@ def notebook(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     spec = data / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True)
     python_path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    spec.joinpath("kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "kernelflow runners test",
-        "language": "python",
-        "env": {"PYTHONPATH": python_path, "KERNELFLOW_LOGGING_LEVEL": "WARNING"},
-    }))
+    spec.joinpath("kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "kernelflow runners test",
+                "language": "python",
+                "env": {"PYTHONPATH": python_path, "KERNELFLOW_LOGGING_LEVEL": "WARNING"},
+            }
+        )
+    )
     monkeypatch.setenv("JUPYTER_PATH", str(data))
     nb = nbformat.v4.new_notebook()
-    client = NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=180, allow_errors=True,
-                            resources={"metadata": {"path": str(tmp_path_factory.mktemp("nb"))}})
+    client = NotebookClient(
+        nb,
+        kernel_name=KERNEL_NAME,
+        timeout=180,
+        allow_errors=True,
+        resources={"metadata": {"path": str(tmp_path_factory.mktemp("nb"))}},
+    )
     context = client.setup_kernel()
     context.__enter__()
 
@@ -44,8 +53,11 @@ def notebook(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
         client.execute_cell(cell, len(nb.cells) - 1)
         errors = [o for o in cell.outputs if o["output_type"] == "error"]
         assert not errors, errors
-        text = "".join(o["text"] for o in cell.outputs
-                       if o["output_type"] == "stream" and o["name"] == "stdout")
+        text = "".join(
+            o["text"]
+            for o in cell.outputs
+            if o["output_type"] == "stream" and o["name"] == "stdout"
+        )
         return text, cell.outputs
 
     try:

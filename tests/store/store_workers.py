@@ -65,6 +65,7 @@ def state(
 ) -> dict:
     types = {
         "Pending": "PENDING",
+        "NotReady": "PENDING",
         "Running": "RUNNING",
         "Completed": "COMPLETED",
         "Cached": "COMPLETED",

@@ -252,7 +252,7 @@ class TestFold:
 
 class TestCrashDetection:
     def test_unfinished_runs_of_a_dead_process_are_crashed(self, paths):
-        flow_id, done, busy, later = new_id(), new_id(), new_id(), new_id()
+        flow_id, done, busy, later, blocked = (new_id() for _ in range(5))
         journal = dead_journal(paths.journal)
         journal.write_many(
             [
@@ -264,6 +264,8 @@ class TestCrashDetection:
                 state(busy, "Running", start=time.time()),
                 flow_run(later),
                 state(later, "Scheduled", kind="flow"),
+                task_run(blocked, flow_id),
+                state(blocked, "NotReady"),
             ]
         )
 
@@ -304,6 +306,10 @@ class TestCrashDetection:
         # A Scheduled run is a promise for later, not work the process was doing.
         assert rows(paths, "SELECT state_name FROM flow_runs WHERE id = ?", [later]) == [
             ("Scheduled",)
+        ]
+        # NotReady: its upstream failed, it was never going to start.
+        assert rows(paths, "SELECT state_name FROM task_runs WHERE id = ?", [blocked]) == [
+            ("NotReady",)
         ]
         assert rows(paths, "SELECT crashed_runs, ended IS NOT NULL FROM processes") == [(2, True)]
         last = rows(paths, "SELECT state_name FROM states WHERE run_id = ? ORDER BY seq", [busy])
@@ -409,8 +415,26 @@ class TestBackground:
             "start_background_compaction(interval=3600)\n"  # only the exit hook will act
             f"record({{'ev': 'task_run', 'id': {run_id!r}, 't': 1.0}})\n"
         )
-        env = dict(os.environ, KERNELFLOW_HOME=str(paths.home))
+        env = dict(os.environ, KERNELFLOW_HOME=str(paths.home), KERNELFLOW_COMPACT_AT_EXIT="inline")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
 
         assert rows(paths, "SELECT id FROM task_runs") == [(run_id,)]  # no compact() here
+
+    def test_by_default_a_detached_child_compacts_after_exit(self, paths):
+        run_id = new_id()
+        code = (
+            "from kernelflow.store.journal import record\n"
+            f"record({{'ev': 'task_run', 'id': {run_id!r}, 't': 1.0}})\n"
+        )
+        env = dict(os.environ, KERNELFLOW_HOME=str(paths.home))
+        env.pop("KERNELFLOW_COMPACT_AT_EXIT", None)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+
+        # The child folds the journal and removes it (its writer is gone).
+        deadline = time.monotonic() + 60
+        while any(paths.journal.glob("*.jsonl")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(paths.journal.glob("*.jsonl"))
+        assert rows(paths, "SELECT id FROM task_runs") == [(run_id,)]

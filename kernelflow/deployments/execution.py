@@ -1,0 +1,315 @@
+"""Driving one deployment run through its states, try after try.
+
+A deployment run is a flow run with ``deployment_id`` set. This module owns
+its states, all set through :func:`kernelflow.engine.set_state`::
+
+    Scheduled ─(Late)─ Pending ─ Running ─┬─ Completed
+                                          ├─ Failed / TimedOut / Crashed
+                                          └─ AwaitingRetry ─ Retrying ─ ...
+
+Each try is claimed once in the store (``deployment_attempts``), then run
+by a worker process (:mod:`kernelflow.deployments.runner`) with a fresh
+kernel, locally or on a Dask worker (:mod:`kernelflow.deployments.scaleout`).
+The database is opened only for the claims, never while the notebook runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kernelflow import settings
+from kernelflow.deployments import records
+from kernelflow.deployments.models import UPSTREAM_PARAMETER, Deployment
+from kernelflow.errors import ConfigurationError
+from kernelflow.runs import FlowRun, new_id, random_run_name
+from kernelflow.states import (
+    AwaitingRetry,
+    Cancelled,
+    Completed,
+    Crashed,
+    Failed,
+    Late,
+    Pending,
+    Retrying,
+    Running,
+    Scheduled,
+    State,
+    TimedOut,
+)
+
+__all__ = ["RunExecution", "create_run", "flow_name_of", "new_run_id", "resume_run"]
+
+logger = logging.getLogger("kernelflow.deployments")
+
+#: Seconds a worker may take beyond the notebook timeout before it is killed from outside.
+BACKSTOP_S = 30.0
+
+
+def flow_name_of(deployment: Deployment) -> str:
+    """The flow name of a deployment's runs: the notebook's file name without ``.ipynb``."""
+    return Path(deployment.notebook).stem
+
+
+def _iso(when: float) -> str:
+    return dt.datetime.fromtimestamp(when, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def create_run(deployment: Deployment, scheduled_time: float, parameters: dict[str, Any],
+               run_id: str | None = None, message: str | None = None,
+               state: State | None = None) -> FlowRun:
+    """Record a deployment run, Scheduled unless ``state`` says otherwise.
+
+    Its fire is claimed by the caller first.
+    """
+    from kernelflow.engine import create_deployment_flow_run
+
+    if state is None:
+        state = Scheduled(message=message or f"Scheduled for {_iso(scheduled_time)}")
+    return create_deployment_flow_run(
+        flow_name_of(deployment), random_run_name(), deployment.id,
+        {**deployment.parameters, **parameters}, [*deployment.tags, "deployment"], state,
+        run_id=run_id,
+    )
+
+
+def resume_run(deployment: Deployment, row: dict[str, Any]) -> FlowRun:
+    """The in-memory run for a stored deployment run another process started."""
+    run = FlowRun(flow_name_of(deployment), row["name"] or random_run_name(),
+                  {**deployment.parameters, **row.get("parameters", {})},
+                  [*deployment.tags, "deployment"], deployment_id=deployment.id)
+    run.id = row["id"]
+    run.run_count = int(row.get("attempts") or row.get("run_count") or 0)
+    run.start_time = row.get("start_time")
+    return run
+
+
+class RunExecution:
+    """Runs one deployment run to its final state.
+
+    Parameters
+    ----------
+    deployment
+        What to run.
+    run
+        The flow run (in state Scheduled, or Crashed/AwaitingRetry when resumed).
+    scheduled_time
+        When it should have started (epoch seconds), for Late.
+    parameters
+        Values given for this run, over the deployment's own.
+    first_attempt
+        The try to start with; it must already be claimed (the fire's claim
+        includes try 1; a resumed run claims its next try first).
+    cancel
+        Set to stop the run: the worker is killed and the run Cancelled.
+    on_final
+        Called with (deployment, run, state) after the final state is set.
+    """
+
+    def __init__(self, deployment: Deployment, run: FlowRun, scheduled_time: float,
+                 parameters: dict[str, Any] | None = None, first_attempt: int = 1,
+                 cancel: threading.Event | None = None,
+                 on_final: Callable[[Deployment, FlowRun, State], None] | None = None) -> None:
+        self.deployment = deployment
+        self.run = run
+        self.scheduled_time = scheduled_time
+        self.parameters = dict(parameters or {})
+        self.first_attempt = first_attempt
+        self.cancel = cancel or threading.Event()
+        self.on_final = on_final
+        self.worker_started: float | None = None
+        self._worker: Any = None
+
+    # -- states ---------------------------------------------------------------------------
+    def _set(self, state: State) -> State:
+        from kernelflow.engine import set_state
+
+        return set_state("flow", self.run, state)
+
+    def _log(self, message: str, level: int = logging.INFO) -> None:
+        from kernelflow.logs import run_logger
+
+        run_logger("flow", self.run, "kernelflow.deployments").log(level, message)
+
+    def mark_late(self) -> None:
+        """Enter Late (the run has not started within the deployment's grace period)."""
+        if self.run.state is None or self.run.state.name != "Late":
+            late_by = time.time() - self.scheduled_time
+            when = _iso(self.scheduled_time)
+            self._set(Late(message=f"Not started {late_by:.1f} s after {when}"))
+
+    # -- the run ---------------------------------------------------------------------------
+    def execute(self) -> State:
+        """Run every try needed; return the final state (never raises for a run's failure)."""
+        state: State
+        try:
+            state = self._execute()
+        except BaseException as exc:
+            if self.run.state is None or not self.run.state.is_final():
+                self._set(Crashed(message=f"Interrupted by {type(exc).__name__}: {exc}"))
+            raise
+        if self.on_final is not None:
+            try:
+                self.on_final(self.deployment, self.run, state)
+            except Exception:
+                logger.exception("kernelflow: after-run hook failed for %s", self.run.id)
+        return state
+
+    def _execute(self) -> State:
+        deployment = self.deployment
+        if time.time() - self.scheduled_time > deployment.grace:
+            self.mark_late()
+        try:
+            parameters = self._checked_parameters()
+        except ConfigurationError as exc:
+            return self._finish(Failed(message=str(exc)))
+        attempt = self.first_attempt
+        while True:
+            if self.cancel.is_set():
+                return self._finish(Cancelled(message="The scheduler stopped before this try"))
+            if attempt > self.first_attempt and not records.claim_attempt(self.run.id, attempt):
+                # Another process took this try over; it owns the run from here.
+                return self.run.state
+            state = self._try(attempt, parameters)
+            if state.is_completed() or state.is_cancelled():
+                return self._finish(state)
+            if attempt >= 1 + deployment.retries:
+                return self._finish(state)
+            self._set(AwaitingRetry(message=state.message))
+            self._log(f"Try {attempt} ended {state.name}: {state.message}; retrying in "
+                      f"{deployment.retry_delay:g} s", logging.WARNING)
+            if self.cancel.wait(deployment.retry_delay):
+                return self._finish(Cancelled(message="The scheduler stopped before the retry"))
+            attempt += 1
+
+    def _checked_parameters(self) -> dict[str, Any]:
+        """The run's parameters, checked against the snapshot's ``parameters`` cell again."""
+        from kernelflow.deployments.parameters import (
+            coerce_parameters,
+            notebook_parameters,
+            read_notebook,
+        )
+
+        deployment = self.deployment
+        nb = read_notebook(deployment.snapshot_path(settings.paths().home))
+        given = dict(self.parameters)
+        declared = notebook_parameters(nb) or {}
+        if UPSTREAM_PARAMETER in given and UPSTREAM_PARAMETER not in declared:
+            # The upstream run's id is recorded on the run; the notebook gets it if it asks.
+            given.pop(UPSTREAM_PARAMETER)
+        where = f"deployment {deployment.name!r}"
+        return {**deployment.parameters, **coerce_parameters(nb, given, where)}
+
+    def job(self, attempt: int, parameters: dict[str, Any]) -> dict[str, Any]:
+        """The worker's job for try ``attempt``."""
+        paths = settings.paths()
+        deployment = self.deployment
+        out = paths.outputs / deployment.name
+        cwd = Path(deployment.notebook).parent
+        return {
+            "flow_run_id": self.run.id,
+            "deployment": deployment.name,
+            "attempt": attempt,
+            "snapshot": str(deployment.snapshot_path(paths.home)),
+            "output": str(out / f"{self.run.id}.ipynb"),
+            "html": str(out / f"{self.run.id}.html"),
+            "parameters": parameters,
+            "kernel": deployment.kernel,
+            "timeout": deployment.timeout,
+            "cell_timeout": deployment.cell_timeout,
+            "cwd": str(cwd) if cwd.is_dir() else str(paths.home),
+            "home": str(paths.home),
+        }
+
+    def _try(self, attempt: int, parameters: dict[str, Any]) -> State:
+        run = self.run
+        if run.state is None or (run.state.type.value == "SCHEDULED" and attempt == 1):
+            self._set(Pending())
+        run.run_count = attempt
+        if run.start_time is None:
+            run.start_time = time.time()
+        job = self.job(attempt, parameters)
+        self._set(Running() if attempt == 1 else Retrying())
+        if self.deployment.dask:
+            from kernelflow.deployments.scaleout import run_on_dask
+
+            outcome = run_on_dask(self.deployment.dask, job, self.cancel)
+            return self._state_of(outcome, None)
+        from kernelflow.deployments.runner import launch
+
+        worker = launch(job)
+        self._worker = worker
+        self.worker_started = worker.started
+        deadline = None
+        if self.deployment.timeout:
+            deadline = time.monotonic() + self.deployment.timeout + BACKSTOP_S
+        watcher = threading.Thread(target=self._watch_cancel, args=(worker,), daemon=True)
+        watcher.start()
+        try:
+            outcome = worker.outcome(deadline)
+            backstop = outcome is None and deadline is not None and time.monotonic() >= deadline
+            if backstop:
+                worker.kill()
+            code = worker.close()
+        finally:
+            self._worker = None
+        if outcome is None and backstop:
+            outcome = {"status": "timed_out", "output": job["output"], "message": (
+                f"Notebook run exceeded timeout of {self.deployment.timeout} second(s); "
+                "the worker did not stop and was killed")}
+        return self._state_of(outcome, code)
+
+    def _watch_cancel(self, worker: Any) -> None:
+        while self._worker is worker:
+            if self.cancel.wait(0.5):
+                if self._worker is worker:
+                    worker.kill()
+                return
+
+    def _state_of(self, outcome: dict[str, Any] | None, code: int | None) -> State:
+        if outcome is None:
+            if self.cancel.is_set():
+                return Cancelled(message="The scheduler stopped; the notebook was killed")
+            return Crashed(message=f"The notebook process exited with code {code} "
+                                   "before reporting an outcome")
+        status = outcome.get("status")
+        message = outcome.get("message")
+        if outcome.get("html_error"):
+            self._log(f"No HTML copy: {outcome['html_error']}", logging.WARNING)
+        if status == "completed":
+            where = outcome.get("output")
+            return Completed(message=f"Output notebook {where}" if where else None)
+        if status == "timed_out":
+            return TimedOut(message=message)
+        if status == "crashed":
+            return Crashed(message=message)
+        return Failed(message=message)
+
+    def _finish(self, state: State) -> State:
+        self._set(state)
+        from kernelflow.logs import run_logger
+
+        level = logging.INFO if state.is_completed() else logging.ERROR
+        run_logger("flow", self.run).log(level, "Finished in state %r", state,
+                                         extra={"journal": False})
+        if not state.is_completed() and not state.is_cancelled() and self.deployment.notify:
+            from kernelflow.deployments.notify import notify_run
+
+            notify_run(self.deployment, self.run, state)
+        return state
+
+
+def new_run_id() -> str:
+    """A new flow run id (claimed with its fire before the run is recorded)."""
+    return new_id()
+
+
+def process_label() -> str:
+    """``host pid`` of this process, for messages."""
+    return f"{os.uname().nodename} pid {os.getpid()}"

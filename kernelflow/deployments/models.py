@@ -1,0 +1,140 @@
+"""What a notebook deployment is: a snapshotted notebook, a schedule and how to run it.
+
+A :class:`Deployment` is a plain record. The registry
+(:mod:`kernelflow.deployments.registry`) validates it and stores it in the
+``deployments`` table (the whole record as JSON in ``definition``, the
+often-queried fields as columns); the scheduler reads it back with
+:meth:`Deployment.from_definition`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kernelflow.deployments.schedules import CronSchedule, IntervalSchedule, Schedule
+from kernelflow.errors import ConfigurationError
+
+__all__ = ["CATCHUP_POLICIES", "Deployment", "check_name"]
+
+#: What the scheduler does with slots missed while no scheduler ran.
+CATCHUP_POLICIES = ("skip", "latest", "all")
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+#: The parameter through which an ``--after`` run learns the upstream run's id.
+UPSTREAM_PARAMETER = "upstream_run_id"
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it can name a deployment (it becomes a directory name)."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigurationError(
+            f"Deployment name {name!r} is not allowed; use letters, digits, '-', '_' or '.' "
+            "(at most 100, starting with a letter or digit)."
+        )
+    return name
+
+
+@dataclass
+class Deployment:
+    """A notebook deployment.
+
+    Attributes
+    ----------
+    id, name
+        Identity; ``name`` is what users type.
+    notebook
+        The notebook's path when it was deployed (its directory is the run's
+        working directory).
+    snapshot, content_hash
+        The copy that runs (a path relative to the store's home) and the
+        SHA-256 of its bytes: later edits of ``notebook`` change nothing until
+        it is deployed again.
+    cron, interval, timezone, anchor
+        The schedule: a cron expression or an interval in seconds (from
+        ``anchor``, epoch seconds), in ``timezone``; neither for a deployment
+        that only runs on demand or ``after`` another.
+    parameters
+        Typed values for the notebook's ``parameters`` cell.
+    timeout, cell_timeout
+        Whole-notebook and per-cell limits in seconds (None: no limit).
+    retries, retry_delay
+        Further tries after a Failed, TimedOut or Crashed try, each in a fresh kernel.
+    catchup, max_catchup
+        What to do with slots missed while no scheduler ran (see :data:`CATCHUP_POLICIES`).
+    limit
+        At most this many runs of this deployment at once (None: no bound).
+    grace
+        A run that has not started this many seconds after its scheduled time is Late.
+    kernel
+        The kernelspec name (None: the notebook's own).
+    tags, paused, after, notify, dask
+        Labels; paused deployments do not fire; ``after`` names a deployment
+        whose completed runs trigger this one; webhook URLs told of Failed,
+        TimedOut and Crashed runs; a Dask scheduler address to run on.
+    """
+
+    name: str
+    notebook: str
+    snapshot: str
+    content_hash: str
+    id: str = ""
+    cron: str | None = None
+    interval: float | None = None
+    timezone: str = "UTC"
+    anchor: float | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    timeout: float | None = None
+    cell_timeout: float | None = None
+    retries: int = 0
+    retry_delay: float = 0.0
+    catchup: str = "skip"
+    max_catchup: int = 10
+    limit: int | None = None
+    grace: float = 60.0
+    kernel: str | None = None
+    tags: list[str] = field(default_factory=list)
+    paused: bool = False
+    after: str | None = None
+    notify: list[str] = field(default_factory=list)
+    dask: str | None = None
+    created: float = 0.0
+    updated: float = 0.0
+
+    def schedule(self) -> Schedule | None:
+        """The deployment's schedule, or None when it only runs on demand or after another."""
+        if self.cron:
+            return CronSchedule(self.cron, self.timezone)
+        if self.interval:
+            anchor = None
+            if self.anchor is not None:
+                anchor = dt.datetime.fromtimestamp(self.anchor, dt.timezone.utc)
+            return IntervalSchedule(self.interval, anchor, self.timezone)
+        return None
+
+    def describe_schedule(self) -> str:
+        """One line for listings: the schedule, ``after <name>``, or ``on demand``."""
+        schedule = self.schedule()
+        if schedule is not None:
+            return schedule.describe()
+        if self.after:
+            return f"after {self.after}"
+        return "on demand"
+
+    def snapshot_path(self, home: Path) -> Path:
+        """The absolute path of the snapshot under the store's ``home``."""
+        return home / self.snapshot
+
+    def definition(self) -> dict[str, Any]:
+        """The whole record as JSON-ready values."""
+        return asdict(self)
+
+    @classmethod
+    def from_definition(cls, data: dict[str, Any]) -> Deployment:
+        """The record stored by :meth:`definition` (unknown keys from newer versions ignored)."""
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,304 @@
+"""Deploy, update, pause, resume and delete notebook deployments.
+
+:func:`deploy` checks everything a run will need *before* anything is
+scheduled — the schedule, the time zone, the notebook, its typed parameters,
+the kernel, ``--after`` and a Dask address — and refuses bad input with one
+line. It then snapshots the notebook under ``<home>/deployments/<name>/``
+(named by its content hash, so later edits change nothing until the next
+deploy), records the deployment in the store, and wakes a running scheduler
+(:func:`signal_change`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from kernelflow import settings
+from kernelflow.deployments import records
+from kernelflow.deployments.models import CATCHUP_POLICIES, Deployment, check_name
+from kernelflow.deployments.parameters import coerce_parameters, read_notebook
+from kernelflow.deployments.schedules import CronSchedule, IntervalSchedule, parse_timezone
+from kernelflow.errors import ConfigurationError, DeploymentNotFoundError
+
+__all__ = [
+    "delete",
+    "deploy",
+    "deployments_dir",
+    "get",
+    "list_deployments",
+    "pause",
+    "resume",
+    "signal_change",
+]
+
+
+def deployments_dir() -> Path:
+    """``<home>/deployments``: snapshots, and the files that wake a scheduler."""
+    return settings.paths().home / "deployments"
+
+
+def deploy(
+    notebook: str | os.PathLike[str],
+    name: str,
+    *,
+    cron: str | None = None,
+    interval: float | None = None,
+    timezone: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    timeout: float | None = None,
+    cell_timeout: float | None = None,
+    retries: int = 0,
+    retry_delay: float = 0.0,
+    catchup: str = "skip",
+    max_catchup: int = 10,
+    limit: int | None = None,
+    grace: float = 60.0,
+    kernel: str | None = None,
+    tags: Iterable[str] = (),
+    paused: bool = False,
+    after: str | None = None,
+    notify: Iterable[str] = (),
+    dask: str | None = None,
+    update: bool = False,
+) -> Deployment:
+    """Deploy ``notebook`` as ``name``; see ``kernelflow deploy --help`` for each option.
+
+    Returns
+    -------
+    Deployment
+        The stored deployment.
+
+    Raises
+    ------
+    ConfigurationError
+        For any bad input (one line, naming what to change); nothing is
+        stored then.
+
+    Examples
+    --------
+    >>> from kernelflow.deployments import deploy
+    >>> deploy("report.ipynb", "daily", cron="0 6 * * *",
+    ...        timezone="Europe/Berlin", parameters={"n": "5"})  # doctest: +SKIP
+    """
+    check_name(name)
+    if cron is not None and interval is not None:
+        raise ConfigurationError("Give --cron or --interval, not both.")
+    tz = timezone or "UTC"
+    parse_timezone(tz)
+    if cron is not None:
+        CronSchedule(cron, tz)
+    anchor = None
+    if interval is not None:
+        IntervalSchedule(interval, None, tz)
+        anchor = time.time()
+    if catchup not in CATCHUP_POLICIES:
+        raise ConfigurationError(
+            f"--catchup must be one of {', '.join(CATCHUP_POLICIES)}, got {catchup!r}."
+        )
+    _check_count(retries, "--retries", 0)
+    _check_count(max_catchup, "--max-catchup", 0)
+    if limit is not None:
+        _check_count(limit, "--limit", 1)
+    for value, flag in ((timeout, "--timeout"), (cell_timeout, "--cell-timeout")):
+        if value is not None and not (isinstance(value, (int, float)) and value > 0):
+            raise ConfigurationError(f"{flag} must be a number of seconds > 0, got {value!r}.")
+    for value, flag in ((retry_delay, "--retry-delay"), (grace, "--grace")):
+        if not (isinstance(value, (int, float)) and value >= 0):
+            raise ConfigurationError(f"{flag} must be a number of seconds >= 0, got {value!r}.")
+
+    source = Path(notebook).expanduser().resolve()
+    nb = read_notebook(source)
+    where = f"notebook {source.name!r}"
+    typed = coerce_parameters(nb, dict(parameters or {}), where)
+    kernel_name = kernel or nb.metadata.get("kernelspec", {}).get("name")
+    check_kernel(kernel_name)
+    urls = [str(u) for u in notify]
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"--notify needs an http(s) URL, got {url!r}.")
+    if after is not None:
+        _check_after(name, after)
+    if dask is not None:
+        check_dask(dask)
+
+    data = source.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    folder = deployments_dir() / name
+    settings.paths().ensure(folder)
+    snapshot = folder / f"{digest[:16]}.ipynb"
+    if not snapshot.exists():
+        partial = snapshot.with_suffix(".partial")
+        partial.write_bytes(data)
+        partial.replace(snapshot)  # atomic: a scheduler never reads half a snapshot
+    deployment = Deployment(
+        name=name,
+        notebook=str(source),
+        snapshot=str(snapshot.relative_to(settings.paths().home)),
+        content_hash=digest,
+        cron=cron,
+        interval=float(interval) if interval is not None else None,
+        timezone=tz,
+        anchor=anchor,
+        parameters=typed,
+        timeout=timeout,
+        cell_timeout=cell_timeout,
+        retries=int(retries),
+        retry_delay=float(retry_delay),
+        catchup=catchup,
+        max_catchup=int(max_catchup),
+        limit=limit,
+        grace=float(grace),
+        kernel=kernel,
+        tags=sorted(set(tags)),
+        paused=paused,
+        after=after,
+        notify=urls,
+        dask=dask,
+    )
+    if update:
+        previous = None
+        with contextlib.suppress(DeploymentNotFoundError):
+            previous = records.get_deployment(name)
+        if previous is not None:
+            if previous.interval == deployment.interval:
+                deployment.anchor = previous.anchor  # the same interval keeps its slots
+            if _same(previous, deployment):
+                return previous  # idempotent: nothing changed, nothing rescheduled
+    saved = records.save_deployment(deployment, update=update)
+    signal_change()
+    return saved
+
+
+_BOOKKEEPING = ("id", "created", "updated")
+
+
+def _same(old: Deployment, new: Deployment) -> bool:
+    """Whether two definitions differ only in bookkeeping fields."""
+    a, b = old.definition(), new.definition()
+    return all(a.get(k) == b.get(k) for k in a if k not in _BOOKKEEPING)
+
+
+def _check_count(value: Any, flag: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigurationError(f"{flag} must be a whole number >= {minimum}, got {value!r}.")
+
+
+def check_kernel(name: str | None) -> None:
+    """Refuse a kernel name that is not installed, listing the installed ones."""
+    if not name:
+        raise ConfigurationError(
+            "The notebook names no kernel; pass --kernel NAME (see `jupyter kernelspec list`)."
+        )
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    manager = KernelSpecManager()
+    try:
+        manager.get_kernel_spec(name)
+    except NoSuchKernel:
+        installed = ", ".join(sorted(manager.find_kernel_specs())) or "none"
+        raise ConfigurationError(
+            f"Kernel {name!r} is not installed (installed: {installed}); pass --kernel with "
+            "one of those, or install it (python -m ipykernel install --user --name NAME)."
+        ) from None
+
+
+def _check_after(name: str, after: str) -> None:
+    known = {d.name: d for d in records.load_deployments()}
+    if after not in known:
+        raise ConfigurationError(
+            f"--after {after!r} names no deployment; deploy it first "
+            "(`kernelflow deployment ls` lists them)."
+        )
+    seen = [name]
+    current: str | None = after
+    while current is not None:
+        if current in seen:
+            chain = " -> ".join([*seen, current])
+            raise ConfigurationError(f"--after {after!r} makes a cycle ({chain}); break it.")
+        seen.append(current)
+        upstream = known.get(current)
+        current = upstream.after if upstream is not None else None
+
+
+def check_dask(address: str) -> None:
+    """Refuse a Dask scheduler address that does not answer within a few seconds."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ConfigurationError(
+            "--dask needs dask.distributed; pip install 'kernelflow[dask]'."
+        ) from None
+    try:
+        client = Client(address, timeout=5, set_as_default=False)
+    except Exception as exc:
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ConfigurationError(
+            f"No Dask scheduler answers at {address!r} ({reason}); start one or fix --dask."
+        ) from None
+    client.close()
+
+
+def list_deployments() -> list[Deployment]:
+    """Every deployment, by name."""
+    return records.load_deployments()
+
+
+def get(name: str) -> Deployment:
+    """The deployment called ``name`` (:class:`DeploymentNotFoundError` if none)."""
+    return records.get_deployment(name)
+
+
+def pause(name: str) -> Deployment:
+    """Stop ``name`` from firing until :func:`resume`."""
+    deployment = records.set_paused(name, True)
+    signal_change()
+    return deployment
+
+
+def resume(name: str) -> Deployment:
+    """Let ``name`` fire again, from now on (slots during the pause are not caught up)."""
+    deployment = records.set_paused(name, False)
+    signal_change()
+    return deployment
+
+
+def delete(name: str) -> Deployment:
+    """Delete ``name`` and its snapshots; its runs stay in the history."""
+    deployment = records.delete_deployment(name)
+    shutil.rmtree(deployments_dir() / name, ignore_errors=True)
+    signal_change()
+    return deployment
+
+
+# --- waking the scheduler ----------------------------------------------------------------
+WAKE_FIFO = "wake.fifo"
+
+
+def signal_change() -> None:
+    """Tell a running scheduler that deployments or queued runs changed.
+
+    The active scheduler blocks in ``select`` on the FIFO
+    ``<home>/deployments/wake.fifo``; one byte written here wakes it at once.
+    No scheduler (nobody reading) is fine: the next one reads the store at start.
+    """
+    fifo = deployments_dir() / WAKE_FIFO
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENXIO):
+            return  # no scheduler has created it, or none is reading it
+        raise
+    try:
+        os.write(fd, b"!")
+    except BlockingIOError:
+        pass  # the pipe is full of wake-ups already: the scheduler will wake
+    finally:
+        os.close(fd)

@@ -1,0 +1,374 @@
+"""One try of a deployment run: papermill in its own process, with a fresh kernel.
+
+Two halves talk over a socket pair:
+
+* :func:`launch` (the scheduler's side) starts ``python -m
+  kernelflow.deployments.runner FD``, sends the job as one JSON line and
+  later reads the outcome as one JSON line. It keeps its end open for the
+  life of the try: if the scheduler dies, even by SIGKILL, the worker reads
+  end-of-file, kills the kernel and its children, and exits — nothing keeps
+  running for a scheduler that no longer exists.
+* :func:`main` (the worker) runs papermill on the notebook snapshot. While
+  cells run it appends log events for the deployment run to its journal:
+  progress (``Progress 3/10: <the cell running>``, logger
+  ``kernelflow.deployments.progress``) and each cell's stdout/stderr
+  (loggers ``kernelflow.deployments.stdout`` / ``.stderr``). The
+  whole-notebook timeout is enforced here: the kernel's process group and
+  every descendant are killed, papermill saves the partial notebook, and the
+  outcome is ``timed_out``.
+
+The worker never sets states: the launching process owns the run's states
+(:mod:`kernelflow.deployments.execution`), so a dead scheduler's run is
+marked Crashed by the store's crash detection.
+
+The kernel gets ``KERNELFLOW_PARENT_FLOW_RUN_ID`` (its notebook session run,
+and so its ``@task``/``@flow`` calls and ``%%task`` cells, are recorded under
+the deployment run), ``KERNELFLOW_DEPLOYMENT_RUN`` (so ``Flow.serve()``,
+``Flow.deploy()`` and ``%kf deploy`` inside the run are skipped) and the
+store's ``KERNELFLOW_HOME``; ``--ext=kernelflow`` loads the extension.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["WorkerProcess", "kill_tree", "launch", "main"]
+
+#: The environment variable set in a kernel that runs a deployment (the run's id).
+DEPLOYMENT_RUN_ENV = "KERNELFLOW_DEPLOYMENT_RUN"
+PARENT_RUN_ENV = "KERNELFLOW_PARENT_FLOW_RUN_ID"
+
+_LOG_LIMIT = 4000
+
+
+# --- the launching side ---------------------------------------------------------------------
+class WorkerProcess:
+    """A running worker: its process and our end of the socket."""
+
+    def __init__(self, proc: subprocess.Popen, sock: socket.socket, started: float) -> None:
+        self.proc = proc
+        self.sock = sock
+        self.started = started
+
+    @property
+    def pid(self) -> int:
+        """The worker's process id."""
+        return self.proc.pid
+
+    def outcome(self, deadline: float | None = None) -> dict[str, Any] | None:
+        """Wait for the worker's outcome line; None if it died or ``deadline`` passed first."""
+        buffer = b""
+        while b"\n" not in buffer:
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                return None
+            except OSError:
+                return None
+            if not chunk:
+                return None
+            buffer += chunk
+        try:
+            return json.loads(buffer.split(b"\n", 1)[0])
+        except ValueError:
+            return None
+
+    def kill(self) -> None:
+        """Kill the worker, its kernel and everything they started."""
+        kill_tree(self.proc.pid, include_root=True)
+
+    def close(self, wait: float = 30.0) -> int | None:
+        """Close our end (the worker then exits) and reap it; its exit code."""
+        self.sock.close()
+        try:
+            return self.proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return self.proc.wait(5)
+
+
+def launch(job: dict[str, Any], env: dict[str, str] | None = None) -> WorkerProcess:
+    """Start a worker for ``job`` (see :func:`main` for its keys)."""
+    ours, theirs = socket.socketpair()
+    started = time.time()
+    child_env = dict(os.environ if env is None else env)
+    child_env["KERNELFLOW_HOME"] = job["home"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kernelflow.deployments.runner", str(theirs.fileno())],
+        pass_fds=(theirs.fileno(),),
+        env=child_env,
+        cwd=job.get("cwd") or None,
+        stdin=subprocess.DEVNULL,
+    )
+    theirs.close()
+    ours.sendall(json.dumps(job).encode() + b"\n")
+    return WorkerProcess(proc, ours, started)
+
+
+def kill_tree(pid: int, include_root: bool = False) -> list[int]:
+    """SIGKILL every descendant of ``pid`` (and their process groups); return the pids hit.
+
+    A Jupyter kernel leads its own session, so killing its group also takes
+    the processes it started that were re-parented away from it.
+    """
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        victims = root.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    groups = set()
+    for proc in victims:
+        try:
+            if os.getpgid(proc.pid) == proc.pid:
+                groups.add(proc.pid)
+        except OSError:
+            pass
+    for group in groups:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except OSError:
+            pass
+    if include_root:
+        victims.append(root)
+    for proc in victims:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(victims, timeout=5)
+    return [p.pid for p in victims]
+
+
+# --- the worker side --------------------------------------------------------------------------
+class _RunLog:
+    """Appends the deployment run's log and progress events to this process's journal."""
+
+    def __init__(self, run_id: str, code_cells: int) -> None:
+        from kernelflow.store.journal import current_journal
+
+        self.run_id = run_id
+        self.total = code_cells
+        self.done = 0
+        self.journal = current_journal()
+
+    def log(self, message: str, level: int = logging.INFO,
+            logger: str = "kernelflow.deployments.runner") -> None:
+        if len(message) > _LOG_LIMIT:
+            message = message[:_LOG_LIMIT] + "…"
+        self.journal.write({"ev": "log", "run_id": self.run_id, "kind": "flow", "level": level,
+                            "logger": logger, "message": message, "t": time.time()})
+
+    def progress(self, current: str) -> None:
+        self.log(f"Progress {self.done}/{self.total}: {current}",
+                 logger="kernelflow.deployments.progress")
+
+    def notebook_start(self, notebook: Any, **_: Any) -> None:
+        # Counted again here: papermill has added its injected-parameters cell.
+        self.total = sum(1 for c in notebook.cells if c.get("cell_type") == "code")
+
+    def cell_start(self, cell: Any, cell_index: int, **_: Any) -> None:
+        if cell.get("cell_type") == "code":
+            first = next((ln for ln in cell.source.splitlines() if ln.strip()), "")
+            self.progress(f"cell {cell_index} {first[:80]}".rstrip())
+
+    def cell_executed(self, cell: Any, cell_index: int, **_: Any) -> None:
+        if cell.get("cell_type") == "code":
+            self.done = min(self.done + 1, self.total)
+
+
+class _StreamLog:
+    """A file-like object papermill writes a cell's stdout or stderr to: one log line a write."""
+
+    def __init__(self, log: _RunLog, name: str, level: int) -> None:
+        self.log, self.name, self.level = log, name, level
+
+    def write(self, text: str) -> int:
+        stripped = text.rstrip("\n")
+        if stripped:
+            self.log.log(stripped, self.level, f"kernelflow.deployments.{self.name}")
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _watch_parent(sock: socket.socket, stop: threading.Event) -> None:
+    """End the try when the launching process goes away (its end of the socket closes)."""
+    while not stop.is_set():
+        try:
+            data = sock.recv(4096)
+        except OSError:
+            data = b""
+        if not data:
+            if not stop.is_set():
+                kill_tree(os.getpid())
+                os._exit(3)
+            return
+
+
+def execute(job: dict[str, Any], timed_out: threading.Event) -> dict[str, Any]:
+    """Run papermill for ``job``; the outcome as a JSON-ready dict (never raises)."""
+    import nbformat
+    import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    run_id = job["flow_run_id"]
+    output = Path(job["output"])
+    output.parent.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.read(job["snapshot"], as_version=4)
+    log = _RunLog(run_id, sum(1 for c in nb.cells if c.cell_type == "code"))
+    os.environ[PARENT_RUN_ENV] = run_id
+    os.environ[DEPLOYMENT_RUN_ENV] = run_id
+    os.environ.pop("KERNELFLOW_DEPLOYMENT_ID", None)
+    log.log(f"Executing {job['deployment']!r} (try {job['attempt']}) with papermill; "
+            f"output {output}")
+    log.progress("starting the kernel")
+    outcome: dict[str, Any] = {"status": "completed", "output": str(output), "message": None}
+    kwargs: dict[str, Any] = {
+        "on_notebook_start": log.notebook_start,
+        "on_cell_start": log.cell_start,
+        "on_cell_executed": log.cell_executed,
+        "extra_arguments": ["--ext=kernelflow"],
+    }
+    try:
+        papermill.execute_notebook(
+            job["snapshot"],
+            str(output),
+            parameters=job.get("parameters") or {},
+            kernel_name=job.get("kernel") or None,
+            progress_bar=False,
+            log_output=False,
+            stdout_file=_StreamLog(log, "stdout", logging.INFO),
+            stderr_file=_StreamLog(log, "stderr", logging.WARNING),
+            execution_timeout=job.get("cell_timeout"),
+            cwd=job.get("cwd") or None,
+            **kwargs,
+        )
+        log.progress("")
+    except PapermillExecutionError as exc:
+        outcome["status"] = "failed"
+        first = next((ln.strip() for ln in str(exc.source).splitlines() if ln.strip()), "")
+        outcome["message"] = (
+            f"Cell In [{exc.exec_count}] ({first[:60]!r}) failed: "
+            f"{_error_text(exc, output)}; output notebook {output}"
+        )
+    except CellTimeoutError:
+        outcome["status"] = "timed_out"
+        outcome["message"] = (
+            f"A cell exceeded --cell-timeout of {job.get('cell_timeout')} second(s); "
+            f"partial output notebook {output}"
+        )
+    except BaseException as exc:
+        if timed_out.is_set():
+            outcome["status"] = "timed_out"
+            outcome["message"] = (
+                f"Notebook run exceeded timeout of {job.get('timeout')} second(s); kernel "
+                f"killed; partial output notebook {output}"
+            )
+        else:
+            outcome["status"] = "crashed" if isinstance(exc, DeadKernelError) else "failed"
+            text = " ".join(str(exc).split())[:500] or type(exc).__name__
+            outcome["message"] = f"{type(exc).__name__}: {text}; output notebook {output}"
+    if timed_out.is_set() and outcome["status"] == "completed":
+        outcome["status"] = "timed_out"
+        outcome["message"] = f"Notebook run exceeded timeout of {job.get('timeout')} second(s)"
+    if not output.exists():
+        outcome["output"] = None
+    return outcome
+
+
+def _error_text(exc: Any, output: Path) -> str:
+    """``ename: evalue`` of a failed cell; for errors IPython prints (a UsageError), its text."""
+    evalue = " ".join(str(exc.evalue).split())
+    if evalue:
+        return f"{exc.ename}: {evalue[:500]}"
+    try:
+        import nbformat
+
+        cell = nbformat.read(output, as_version=4).cells[exc.cell_index]
+        printed = [o.get("text", "") for o in cell.get("outputs", [])
+                   if o.get("output_type") == "stream" and o.get("name") == "stderr"]
+        first = "".join(printed).strip().splitlines()
+    except (OSError, IndexError, ValueError):
+        first = []
+    return first[0][:500] if first else exc.ename
+
+
+def export_html(output: str | None, html: str) -> str | None:
+    """Write the executed notebook as HTML (nbconvert); its path, or None."""
+    if not output:
+        return None
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(output, as_version=4))
+    Path(html).write_text(body, encoding="utf-8")
+    return html
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The worker: ``python -m kernelflow.deployments.runner FD``.
+
+    Reads one JSON job line from the socket ``FD``: ``flow_run_id``,
+    ``deployment``, ``attempt``, ``snapshot``, ``output``, ``html``,
+    ``parameters``, ``kernel``, ``timeout``, ``cell_timeout``, ``cwd``,
+    ``home``. Writes one JSON outcome line: ``status`` (``completed``,
+    ``failed``, ``timed_out`` or ``crashed``), ``message``, ``output``,
+    ``html``, ``started`` (when this process began).
+    """
+    started = time.time()
+    argv = sys.argv[1:] if argv is None else argv
+    sock = socket.socket(fileno=int(argv[0]))
+    reader = sock.makefile("rb")
+    job = json.loads(reader.readline())
+    stop = threading.Event()
+    threading.Thread(target=_watch_parent, args=(sock, stop), daemon=True,
+                     name="kernelflow-parent-watch").start()
+    timed_out = threading.Event()
+    timer = None
+    if job.get("timeout"):
+        def expire() -> None:
+            timed_out.set()
+            kill_tree(os.getpid())
+
+        timer = threading.Timer(float(job["timeout"]), expire)
+        timer.daemon = True
+        timer.start()
+    try:
+        outcome = execute(job, timed_out)
+    finally:
+        if timer is not None:
+            timer.cancel()
+    kill_tree(os.getpid())  # a kernel must never outlive its try
+    outcome["started"] = started
+    outcome["html"] = None
+    if job.get("html") and outcome.get("output"):
+        try:
+            outcome["html"] = export_html(outcome["output"], job["html"])
+        except Exception as exc:  # the run's outcome stands; the missing HTML is said
+            outcome["html_error"] = f"{type(exc).__name__}: {exc}"
+    stop.set()
+    sock.sendall(json.dumps(outcome).encode() + b"\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,578 @@
+"""The scheduler: fires deployments on time, exactly once, with one active instance per store.
+
+Design
+------
+*One active scheduler.* Any number may run against a store; the active one
+holds an ``fcntl.flock`` on ``<home>/scheduler.lock`` (the lease). The
+kernel releases it when the holder dies, however it dies, and a standby
+polling every :attr:`Scheduler.lease_poll` seconds takes over. Taking over
+starts with a compaction, which marks the runs of a dead scheduler Crashed.
+
+*Every fire claimed once.* Before a slot runs, its (deployment, scheduled
+time) row is inserted into ``deployment_fires`` (see
+:mod:`kernelflow.deployments.records`); a slot someone already claimed is
+never run again, even across restarts. Each try is claimed the same way.
+
+*No polling.* The active scheduler keeps a heap of next fire times and
+sleeps in ``select`` until the earliest, or until a byte arrives on the FIFO
+``<home>/deployments/wake.fifo`` (written by deploy, pause, ``deployment
+run``...), or on its own pipe (a run finished, stop was called). A safety
+re-read of the store happens every :data:`RESCAN_S` seconds.
+
+*On taking over* it catches up missed slots per deployment
+(:mod:`kernelflow.deployments.catchup`), starts fires other processes
+claimed but did not start (``deployment run`` without waiting, ``--after``
+triggers, a dead scheduler's queue), and retries Crashed runs that have
+tries left.
+
+Runs execute concurrently, at most ``slots`` at once and at most a
+deployment's ``limit`` of its own; a fire that finds no room waits in a
+queue and turns Late after the deployment's grace period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import heapq
+import logging
+import os
+import select
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kernelflow import settings
+from kernelflow.deployments import records
+from kernelflow.deployments.catchup import plan_catchup
+from kernelflow.deployments.execution import RunExecution, create_run, resume_run
+from kernelflow.deployments.models import UPSTREAM_PARAMETER, Deployment
+from kernelflow.runs import FlowRun, new_id
+from kernelflow.states import State, StateType
+
+__all__ = ["Scheduler", "after_hook", "trigger_after"]
+
+logger = logging.getLogger("kernelflow.deployments.scheduler")
+
+#: Seconds between safety re-reads of the store while nothing wakes the scheduler.
+RESCAN_S = 60.0
+
+
+@dataclass
+class _Queued:
+    deployment: Deployment
+    run: FlowRun
+    scheduled_time: float
+    parameters: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 1
+    claimed: bool = False  #: whether ``attempt`` is already claimed
+
+
+class Scheduler:
+    """Runs every active deployment of the store on its schedule.
+
+    Parameters
+    ----------
+    slots
+        At most this many notebook runs at once.
+    lease_poll
+        Seconds between attempts of a standby scheduler to take the lease.
+    home
+        The store home (default: the active store).
+
+    Examples
+    --------
+    >>> scheduler = Scheduler(slots=2)  # doctest: +SKIP
+    >>> scheduler.start()                # returns at once; runs in a thread
+    >>> scheduler.stop()                 # waits for runs in progress
+    """
+
+    def __init__(self, slots: int = 4, lease_poll: float = 0.5,
+                 home: str | os.PathLike[str] | None = None) -> None:
+        if slots < 1:
+            from kernelflow.errors import ConfigurationError
+
+            raise ConfigurationError(f"slots must be >= 1, got {slots!r}.")
+        self.slots = slots
+        self.lease_poll = lease_poll
+        self.home = settings.StorePaths(settings.home() if home is None else Path(home))
+        self.active = threading.Event()
+        self._stopping = threading.Event()
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lease_fd: int | None = None
+        self._fifo_fd: int | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._lock = threading.Lock()
+        self._deployments: dict[str, Deployment] = {}
+        self._heap: list[tuple[float, int, str, int]] = []
+        self._versions: dict[str, int] = {}
+        self._seq = 0
+        self._queue: list[_Queued] = []
+        self._running: dict[str, tuple[threading.Thread, RunExecution]] = {}
+        self._known_runs: set[str] = set()
+        self._error: BaseException | None = None
+        #: (deployment name, scheduled time, worker start time) of each started try.
+        self.started_fires: list[tuple[str, float, float]] = []
+        self._on_idle: Callable[[], None] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start scheduling in a background thread (returns at once)."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._main, name="kernelflow-scheduler",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, cancel_running: bool = False, timeout: float | None = None) -> None:
+        """Stop firing; wait for runs in progress (or cancel them), then release the lease."""
+        if cancel_running:
+            self._cancel.set()
+        self._stopping.set()
+        self._wake()
+        if self._thread is not None and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def run(self, duration: float | None = None, once: bool = False) -> None:
+        """Schedule in this thread for ``duration`` seconds (None: until :meth:`stop`).
+
+        With ``once``: take the lease if free, do what is due now (catch-up,
+        queued and crashed runs, slots due), wait for those runs, return.
+        """
+        if once:
+            self._main(once=True)
+            return
+        self.start()
+        try:
+            if self._thread is not None:
+                self._thread.join(duration)
+        finally:
+            self.stop()
+        if self._error is not None:
+            raise self._error
+
+    @property
+    def error(self) -> BaseException | None:
+        """The error that stopped the scheduler's thread, if any."""
+        return self._error
+
+    @property
+    def running_runs(self) -> list[str]:
+        """Ids of the runs this scheduler is executing."""
+        with self._lock:
+            return list(self._running)
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b".")
+
+    # -- the loop -------------------------------------------------------------------------
+    def _main(self, once: bool = False) -> None:
+        previous = settings.use_home(self.home.home)
+        try:
+            while not self._stopping.is_set():
+                if self._take_lease():
+                    break
+                if once:
+                    logger.info("kernelflow: another scheduler is active; nothing to do")
+                    return
+                self._stopping.wait(self.lease_poll)
+            else:
+                return
+            self.active.set()
+            from kernelflow.store.compact import start_background_compaction
+
+            start_background_compaction()
+            try:
+                self._take_over()
+                if once:
+                    self._fire_due(time.time())
+                    self._start_queued()
+                    while self._queue and not self._stopping.is_set():
+                        select.select([self._wake_r], [], [], 1.0)  # a run ended: room?
+                        _drain_fd(self._wake_r)
+                        self._start_queued()
+                else:
+                    self._loop()
+            finally:
+                # The lease goes first: a standby takes over while our runs finish
+                # (they are claimed; queued fires are left for it).
+                self._release()
+                self._drain()
+                from kernelflow.store.compact import compact
+
+                with contextlib.suppress(Exception):
+                    compact()
+        except BaseException as exc:
+            self._error = exc
+            logger.exception("kernelflow: the scheduler stopped on an error")
+            raise
+        finally:
+            settings.use_home(previous)
+
+    def _loop(self) -> None:
+        last_scan = time.monotonic()
+        while not self._stopping.is_set():
+            now = time.time()
+            self._fire_due(now)
+            self._start_queued()
+            self._mark_late_queued(now)
+            timeout = RESCAN_S - (time.monotonic() - last_scan)
+            with self._lock:
+                if self._heap:
+                    timeout = min(timeout, self._heap[0][0] - time.time())
+                for item in self._queue:
+                    if item.run.state is not None and item.run.state.name != "Late":
+                        timeout = min(timeout, item.scheduled_time + item.deployment.grace - now)
+            timeout = max(0.0, timeout)
+            fds = [self._wake_r] + ([self._fifo_fd] if self._fifo_fd is not None else [])
+            ready, _, _ = select.select(fds, [], [], timeout)
+            changed = False
+            for fd in ready:
+                _drain_fd(fd)
+                changed = changed or fd == self._fifo_fd
+            if changed or time.monotonic() - last_scan >= RESCAN_S:
+                last_scan = time.monotonic()
+                self._reload()
+
+    def _drain(self) -> None:
+        """Wait for runs in progress; queued runs that never started stay claimed for later."""
+        while True:
+            with self._lock:
+                threads = [t for t, _ in self._running.values()]
+            if not threads:
+                break
+            for thread in threads:
+                thread.join(0.5)
+            if self._stopping.is_set() and self._cancel.is_set():
+                for _, execution in list(self._running.values()):
+                    execution.cancel.set()
+
+    # -- the lease ------------------------------------------------------------------------
+    @property
+    def lease_path(self) -> Any:
+        """``<home>/scheduler.lock``: the file whose flock makes a scheduler the active one."""
+        return self.home.home / "scheduler.lock"
+
+    def _take_lease(self) -> bool:
+        self.home.ensure()
+        fd = os.open(self.lease_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lease_fd = fd
+        return True
+
+    def _release(self) -> None:
+        from kernelflow.store.compact import compact
+
+        with contextlib.suppress(Exception):
+            compact()  # our events in the store before another scheduler reads it
+        if self._fifo_fd is not None:
+            os.close(self._fifo_fd)
+            self._fifo_fd = None
+        if self._lease_fd is not None:
+            os.ftruncate(self._lease_fd, 0)
+            os.close(self._lease_fd)  # releases the flock
+            self._lease_fd = None
+        self.active.clear()
+
+    def _open_fifo(self) -> None:
+        from kernelflow.deployments.registry import WAKE_FIFO, deployments_dir
+
+        folder = deployments_dir()
+        self.home.ensure(folder)
+        path = folder / WAKE_FIFO
+        try:
+            os.mkfifo(path, 0o600)
+        except FileExistsError:
+            pass
+        except OSError as exc:  # a file system without FIFOs: the periodic re-read remains
+            logger.warning("kernelflow: cannot create %s (%s); changes are seen within %d s",
+                           path, exc.strerror, RESCAN_S)
+            return
+        # Read-write: the FIFO then always has a writer (us), so select never sees EOF.
+        self._fifo_fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+
+    # -- taking over ----------------------------------------------------------------------
+    def _take_over(self) -> None:
+        from kernelflow.store.compact import compact
+
+        compact()  # a dead scheduler's runs become Crashed here
+        self._open_fifo()
+        now = time.time()
+        deployments = {d.id: d for d in records.load_deployments()}
+        last = records.last_slots()
+        with self._lock:
+            self._deployments = deployments
+        for deployment in deployments.values():
+            if deployment.paused or deployment.schedule() is None:
+                continue
+            cursor = max(last.get(deployment.id, 0.0), deployment.updated)
+            self._catch_up(deployment, cursor, now)
+            self._schedule_next(deployment, now)
+        self._recover()
+
+    def _catch_up(self, deployment: Deployment, cursor: float, now: float) -> None:
+        schedule = deployment.schedule()
+        assert schedule is not None
+        plan = plan_catchup(schedule, cursor, now, deployment.catchup, deployment.max_catchup)
+        if plan.skip:
+            ids = {when: new_id() for when in plan.skip}
+            got = records.claim_skipped(deployment.id, ids.items())
+            for when in got:
+                _record_skipped(deployment, when, ids[when])
+            if got or plan.omitted:
+                logger.info("kernelflow: %s: %d missed slot(s) recorded as Skipped%s",
+                            deployment.name, len(got),
+                            f" ({plan.omitted} older ones not recorded)" if plan.omitted else "")
+        for when in plan.run:
+            self._fire(deployment, when, "catchup")
+
+    def _recover(self) -> None:
+        """Start fires nobody started, and retry dead processes' runs that have tries left."""
+        from kernelflow.store.compact import compact
+
+        compact()
+        with self._lock:
+            deployments = dict(self._deployments)
+            known = set(self._known_runs)
+        for fire in records.unstarted_fires():
+            deployment = deployments.get(fire["deployment_id"])
+            if deployment is None or fire["flow_run_id"] in known:
+                continue
+            run = _existing_or_new_run(deployment, fire)
+            self._enqueue(_Queued(deployment, run, fire["scheduled_time"], fire["parameters"]))
+        for row in records.orphaned_runs():
+            deployment = deployments.get(row["deployment_id"])
+            if deployment is None or row["id"] in known:
+                continue
+            attempt = int(row["attempts"]) + 1
+            if not records.claim_attempt(row["id"], attempt):
+                continue
+            run = resume_run(deployment, row)
+            logger.info("kernelflow: %s: run %s was %s; starting try %d", deployment.name,
+                        row["id"], row["state_name"], attempt)
+            self._enqueue(_Queued(deployment, run, row["scheduled_time"] or time.time(),
+                                  row["parameters"], attempt, claimed=True))
+
+    def _reload(self) -> None:
+        """Re-read deployments after a change; reschedule what changed."""
+        now = time.time()
+        fresh = {d.id: d for d in records.load_deployments()}
+        with self._lock:
+            old = self._deployments
+            self._deployments = fresh
+        for dep_id, deployment in fresh.items():
+            before = old.get(dep_id)
+            if before is not None and before.updated == deployment.updated:
+                continue
+            if deployment.paused or deployment.schedule() is None:
+                self._versions[dep_id] = self._versions.get(dep_id, 0) + 1
+                continue
+            # New, resumed or updated: fire from now on (updated stamps the change).
+            self._schedule_next(deployment, max(now, deployment.updated) - 1e-6)
+        for dep_id in set(old) - set(fresh):
+            self._versions[dep_id] = self._versions.get(dep_id, 0) + 1
+        self._recover()
+
+    # -- firing ---------------------------------------------------------------------------
+    def _schedule_next(self, deployment: Deployment, after: float) -> None:
+        schedule = deployment.schedule()
+        if schedule is None:
+            return
+        when = schedule.next_after(dt.datetime.fromtimestamp(after, dt.timezone.utc)).timestamp()
+        version = self._versions.get(deployment.id, 0) + 1
+        self._versions[deployment.id] = version
+        with self._lock:
+            self._seq += 1
+            heapq.heappush(self._heap, (when, self._seq, deployment.id, version))
+
+    def _fire_due(self, now: float) -> None:
+        while True:
+            with self._lock:
+                if not self._heap or self._heap[0][0] > now:
+                    return
+                when, _, dep_id, version = heapq.heappop(self._heap)
+                deployment = self._deployments.get(dep_id)
+            if deployment is None or self._versions.get(dep_id) != version:
+                continue  # superseded by a change, or deleted
+            self._schedule_next(deployment, when)
+            if not deployment.paused:
+                self._fire(deployment, when, "scheduled")
+
+    def _room_for(self, deployment: Deployment) -> bool:
+        with self._lock:
+            if len(self._running) >= self.slots:
+                return False
+            if deployment.limit is None:
+                return True
+            mine = sum(1 for _, e in self._running.values()
+                       if e.deployment.id == deployment.id)
+            return mine < deployment.limit
+
+    def _fire(self, deployment: Deployment, when: float, kind: str,
+              parameters: dict[str, Any] | None = None) -> None:
+        run_id = new_id()
+        start = self._room_for(deployment) and not self._queue_has(deployment)
+        if not records.claim_fire(deployment.id, when, run_id, kind, parameters, start=start):
+            logger.debug("kernelflow: %s at %s was claimed already", deployment.name, when)
+            return
+        run = create_run(deployment, when, parameters or {}, run_id=run_id)
+        item = _Queued(deployment, run, when, parameters or {}, 1, claimed=start)
+        if start:
+            self._start(item)
+        else:
+            self._enqueue(item)
+
+    def _queue_has(self, deployment: Deployment) -> bool:
+        with self._lock:
+            return any(q.deployment.id == deployment.id for q in self._queue)
+
+    def _enqueue(self, item: _Queued) -> None:
+        with self._lock:
+            self._known_runs.add(item.run.id)
+            self._queue.append(item)
+        self._wake()
+
+    def _start_queued(self) -> None:
+        while True:
+            with self._lock:
+                pick = None
+                for i, item in enumerate(self._queue):
+                    if self._room_for_locked(item.deployment):
+                        pick = self._queue.pop(i)
+                        break
+            if pick is None:
+                return
+            if not pick.claimed:
+                if not records.claim_attempt(pick.run.id, pick.attempt):
+                    continue  # another process started it
+                pick.claimed = True
+            self._start(pick)
+
+    def _room_for_locked(self, deployment: Deployment) -> bool:
+        if len(self._running) >= self.slots:
+            return False
+        if deployment.limit is None:
+            return True
+        mine = sum(1 for _, e in self._running.values() if e.deployment.id == deployment.id)
+        return mine < deployment.limit
+
+    def _mark_late_queued(self, now: float) -> None:
+        with self._lock:
+            waiting = [q for q in self._queue if now - q.scheduled_time > q.deployment.grace]
+        for item in waiting:
+            if item.run.state is not None and item.run.state.name not in ("Late", "Crashed",
+                                                                             "AwaitingRetry"):
+                RunExecution(item.deployment, item.run, item.scheduled_time).mark_late()
+
+    def _start(self, item: _Queued) -> None:
+        execution = RunExecution(
+            item.deployment, item.run, item.scheduled_time, item.parameters,
+            first_attempt=item.attempt, cancel=threading.Event(), on_final=self._after_final,
+        )
+        if self._cancel.is_set():
+            execution.cancel.set()
+
+        def target() -> None:
+            try:
+                execution.execute()
+            except Exception:
+                logger.exception("kernelflow: run %s of %s failed to execute", item.run.id,
+                                 item.deployment.name)
+            finally:
+                with self._lock:
+                    self._running.pop(item.run.id, None)
+                if execution.worker_started is not None:
+                    self.started_fires.append(
+                        (item.deployment.name, item.scheduled_time, execution.worker_started))
+                self._wake()
+
+        thread = threading.Thread(target=target, name=f"kernelflow-run-{item.run.id[-8:]}",
+                                  daemon=True)
+        with self._lock:
+            self._known_runs.add(item.run.id)
+            self._running[item.run.id] = (thread, execution)
+        thread.start()
+
+    def _after_final(self, deployment: Deployment, run: FlowRun, state: State) -> None:
+        if state.type is not StateType.COMPLETED:
+            return
+        with self._lock:
+            downstream = [d for d in self._deployments.values()
+                          if d.after == deployment.name and not d.paused]
+        for target in downstream:
+            queued = trigger_after(target, run, signal=False)
+            if queued is not None:
+                self._enqueue(queued)
+
+
+def _drain_fd(fd: int) -> None:
+    with contextlib.suppress(BlockingIOError, OSError):
+        while os.read(fd, 4096):
+            pass
+
+
+def _record_skipped(deployment: Deployment, when: float, run_id: str) -> None:
+    iso = dt.datetime.fromtimestamp(when, dt.timezone.utc).isoformat(timespec="seconds")
+    state = State(StateType.CANCELLED, "Skipped",
+                  f"Slot {iso} was missed while no scheduler ran (--catchup {deployment.catchup})")
+    create_run(deployment, when, {}, run_id=run_id, state=state)
+
+
+def _existing_or_new_run(deployment: Deployment, fire: dict[str, Any]) -> FlowRun:
+    """The run of a claimed fire; recorded now if its claimer died before recording it."""
+    from kernelflow.store.queries import sql
+
+    found = sql("SELECT name FROM flow_runs WHERE id = ?", [fire["flow_run_id"]])
+    if len(found) and found["name"].iloc[0] is not None:
+        run = resume_run(deployment, {"id": fire["flow_run_id"], "name": found["name"].iloc[0],
+                                      "parameters": fire["parameters"]})
+        from kernelflow.states import Scheduled
+
+        run.state = Scheduled()
+        return run
+    return create_run(deployment, fire["scheduled_time"], fire["parameters"],
+                      run_id=fire["flow_run_id"])
+
+
+def trigger_after(deployment: Deployment, upstream: FlowRun, signal: bool = True
+                  ) -> _Queued | None:
+    """Claim a run of ``deployment`` because ``upstream`` completed; wake the scheduler.
+
+    The upstream run's id goes in as the ``upstream_run_id`` parameter (given
+    to the notebook when its ``parameters`` cell declares it).
+    """
+    from kernelflow.deployments.registry import signal_change
+
+    now = time.time()
+    run_id = new_id()
+    parameters = {UPSTREAM_PARAMETER: upstream.id}
+    if not records.claim_fire(deployment.id, now, run_id, "after", parameters, start=False):
+        return None
+    run = create_run(deployment, now, parameters, run_id=run_id,
+                     message=f"After run {upstream.id} completed")
+    if signal:
+        signal_change()
+    return _Queued(deployment, run, now, parameters)
+
+
+def after_hook(deployment: Deployment, run: FlowRun, state: State) -> None:
+    """Outside a scheduler: queue the ``--after`` dependents of a completed run for one."""
+    if state.type is not StateType.COMPLETED:
+        return
+    for target in records.load_deployments():
+        if target.after == deployment.name and not target.paused:
+            trigger_after(target, run)

@@ -1,0 +1,379 @@
+"""The runs panel in a real browser: JupyterLab in a subprocess, Debian's Chromium.
+
+Real runs are recorded by a separate Python process into the module's store;
+a real ``jupyter lab`` serves them; Playwright drives ``/usr/bin/chromium``.
+The test opens the panel, checks the runs (newest first, colored states),
+filters by state, opens a run for its task runs and logs, watches a running
+flow appear and finish without a click (auto-refresh), checks that a hidden
+panel stops asking the server, and saves screenshots.
+
+As shared/notes/jupyterlab-testing.md prescribes: isolated Jupyter, workspace
+and settings directories; Playwright's sync API with ``executable_path``
+(never ``playwright install``); and pytest-jupyter's autouse event-loop
+fixtures (imported by this folder's conftest) switched off here, because they
+clash with Playwright's own loop.
+
+The extension under test is the installed one (``make test``: the editable
+install copied it into the environment). Where kernelflow is not installed,
+the build in ``kernelflow/labextension`` and the server extension are wired in
+through the lab's temporary Jupyter path and config instead.
+
+Screenshots go to ``$KERNELFLOW_SCREENSHOTS`` when set, else a temporary directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+TOKEN = "kernelflow-panel-test"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update",
+               "--disable-sync"]
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def python_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    env.update(extra)
+    return env
+
+
+SCRIPT = textwrap.dedent('''
+    """Record real runs into $KERNELFLOW_HOME; print the recorded flow runs as JSON."""
+    import json
+    import sys
+    import time
+
+    from kernelflow import flow, get_run_logger, task
+
+    failed_once = []
+
+
+    @task(retries=1, retry_delay_seconds=0)
+    def fetch(source: str) -> int:
+        if source == "flaky" and not failed_once:
+            failed_once.append(source)
+            raise ConnectionError("upstream timed out")
+        get_run_logger().info("fetched %s", source)
+        return len(source)
+
+
+    @task
+    def explode() -> None:
+        raise ValueError("the sensor returned garbage")
+
+
+    @task
+    def wait(seconds: float) -> float:
+        get_run_logger().info("waiting %s s", seconds)
+        time.sleep(seconds)
+        return seconds
+
+
+    @flow(name="load")
+    def load(total: int) -> int:
+        get_run_logger().info("loading %d rows", total)
+        return total
+
+
+    @flow(name="nightly-etl")
+    def nightly_etl() -> int:
+        sizes = [fetch(s) for s in ("orders", "flaky", "customers")]
+        return load(sum(sizes))
+
+
+    @flow(name="sensor-check")
+    def sensor_check() -> None:
+        explode()
+
+
+    @flow(name="slow-report")
+    def slow_report(seconds: float) -> float:
+        return wait(seconds)
+
+
+    if sys.argv[1] == "record":
+        nightly_etl()
+        sensor_check(return_state=True)
+        import nbformat
+
+        from kernelflow.deployments import deploy
+
+        nb = nbformat.v4.new_notebook(metadata={"kernelspec": {
+            "name": "python3", "display_name": "Python 3", "language": "python"}})
+        nb.cells = [nbformat.v4.new_code_cell("print('report')")]
+        nbformat.write(nb, "report.ipynb")
+        deploy("report.ipynb", "weekly-report", cron="30 2 * * 1", timezone="UTC")
+        import kernelflow
+
+        runs = kernelflow.sql("SELECT id, flow_name FROM flow_runs ORDER BY created DESC, id")
+        print(json.dumps(runs.to_dict(orient="records")))
+    else:
+        slow_report(float(sys.argv[2]))
+''')
+
+
+@pytest.fixture
+def jp_asyncio_loop() -> None:
+    """Off: Playwright's sync API runs its own event loop in this module."""
+
+
+@pytest.fixture
+def jp_server_cleanup() -> None:
+    """Off: this module starts no in-process Jupyter server."""
+
+
+def _installed() -> bool:
+    prefix = Path(sys.prefix)
+    return (
+        (prefix / "share/jupyter/labextensions/kernelflow/package.json").exists()
+        and (prefix / "etc/jupyter/jupyter_server_config.d/kernelflow.json").exists()
+    )
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A store with recorded runs and a running ``jupyter lab`` reading it."""
+    assert Path(CHROMIUM).exists(), (
+        f"{CHROMIUM} is missing: `make test` installs it (apt-get install -y chromium)")
+    root = tmp_path_factory.mktemp("panel")
+    dirs = {name: root / name for name in ("notebooks", "workspaces", "settings", "config",
+                                           "runtime", "data", "path", "home")}
+    for path in dirs.values():
+        path.mkdir()
+    news = dirs["settings"] / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True)
+    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    script = root / "record_runs.py"
+    script.write_text(SCRIPT)
+    env = python_env(KERNELFLOW_HOME=str(dirs["home"]))
+    recorded = subprocess.run([sys.executable, str(script), "record"], cwd=dirs["notebooks"],
+                              env=env, capture_output=True, text=True, timeout=120)
+    assert recorded.returncode == 0, recorded.stderr[-3000:]
+    runs = json.loads(recorded.stdout.strip().splitlines()[-1])
+
+    env.update(JUPYTER_CONFIG_DIR=str(dirs["config"]), JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
+               JUPYTER_DATA_DIR=str(dirs["data"]))
+    if not _installed():
+        built = REPO / "kernelflow" / "labextension"
+        assert (built / "package.json").exists(), (
+            "kernelflow's labextension is neither installed nor built: run `make setup`")
+        (dirs["path"] / "labextensions").mkdir()
+        (dirs["path"] / "labextensions" / "kernelflow").symlink_to(built)
+        env["JUPYTER_PATH"] = str(dirs["path"])
+        (dirs["config"] / "jupyter_server_config.json").write_text(
+            json.dumps({"ServerApp": {"jpserver_extensions": {"kernelflow": True}}}))
+    port = free_port()
+    log_path = root / "lab.log"
+    log = open(log_path, "w")  # closed after the server stops
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
+         "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}", "--allow-root",
+         f"--ServerApp.root_dir={dirs['notebooks']}",
+         f"--LabApp.workspaces_dir={dirs['workspaces']}",
+         f"--LabApp.user_settings_dir={dirs['settings']}"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/kernelflow/api/health?token={TOKEN}", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(log_path.read_text()[-3000:]) from None
+                time.sleep(0.2)
+        yield {"url": url, "runs": runs, "env": env, "script": script, "root": root,
+               "log": log_path}
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                              args=LAUNCH_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    target = os.environ.get("KERNELFLOW_SCREENSHOTS")
+    folder = Path(target) if target else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def wait_until(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def open_panel(page: Any, url: str) -> tuple[Any, Any]:
+    """Load the lab in its default layout (``reset``: no layout restored from an earlier
+    page), click the kernelflow tab, wait for the runs; the tab and the panel."""
+    page.goto(f"{url}/lab?reset&token={TOKEN}")
+    tab = page.locator('.jp-SideBar li[data-id="kernelflow-runs"]')
+    tab.wait_for(timeout=60_000)
+    page.locator("#jp-main-dock-panel").wait_for(timeout=60_000)
+    tab.click()
+    panel = page.locator("#kernelflow-runs")
+    panel.locator(".kf-RunRow").first.wait_for(timeout=20_000)
+    return tab, panel
+
+
+def flow_names(page: Any) -> list[str]:
+    return page.locator(".kf-RunList > .kf-RunRow .kf-RunRow-flow").all_text_contents()
+
+
+def test_panel_lists_runs_and_opens_one(lab: dict[str, Any], browser: Any,
+                                        screenshots: Path) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    _, panel = open_panel(page, lab["url"])
+
+    # Newest first, as recorded; each with its state, duration and task run count.
+    expected = [run["flow_name"] for run in lab["runs"]]
+    assert expected == ["sensor-check", "load", "nightly-etl"]
+    assert flow_names(panel) == expected
+    rows = panel.locator(".kf-RunList > .kf-RunRow")
+    states = rows.locator(".kf-StateBadge").all_text_contents()
+    assert states == ["Failed", "Completed", "Completed"]
+    failed_badge = rows.nth(0).locator(".kf-StateBadge")
+    completed_badge = rows.nth(2).locator(".kf-StateBadge")
+    assert failed_badge.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(198, 40, 40)"
+    assert completed_badge.evaluate("e => getComputedStyle(e).backgroundColor") == (
+        "rgb(46, 125, 50)")
+    assert "3 task runs" in rows.nth(2).inner_text()
+    assert rows.nth(2).locator(".kf-RunRow-duration").inner_text().endswith("s")
+    assert "subflow" in rows.nth(1).inner_text()
+    assert "runs" in panel.locator(".kf-Status").inner_text()
+
+    # The deployments section: name, schedule and the next run (a Monday, 02:30 UTC).
+    deployment = panel.locator('.kf-DeploymentTable tr[data-kf-deployment="weekly-report"]')
+    deployment.wait_for(timeout=10_000)
+    cells = deployment.locator("td").all_text_contents()
+    assert cells[0] == "weekly-report"
+    assert cells[1] == "cron '30 2 * * 1' (UTC)"
+    next_run = deployment.locator("time").get_attribute("datetime")
+    assert next_run and next_run.endswith("T02:30:00.000Z")
+    assert cells[3] == "\N{EN DASH}"  # no run yet
+    page.screenshot(path=str(screenshots / "panel-runs.png"))
+
+    # Filter by state: only the failed run.
+    panel.locator(".kf-StateFilter").select_option("failed")
+    wait_until(lambda: flow_names(panel) == ["sensor-check"], 10, "the Failed filter")
+    panel.locator(".kf-StateFilter").select_option("")
+    wait_until(lambda: flow_names(panel) == expected, 10, "all runs again")
+
+    # Open the ETL run: its task runs (one retried) and its logs.
+    etl_id = next(r["id"] for r in lab["runs"] if r["flow_name"] == "nightly-etl")
+    panel.locator(f'.kf-RunRow[data-kf-run-id="{etl_id}"]').click()
+    detail = panel.locator(f'.kf-RunDetail[data-kf-run-id="{etl_id}"]')
+    detail.wait_for(timeout=10_000)
+    task_rows = detail.locator(".kf-TaskRunTable tbody tr")
+    assert task_rows.count() == 3
+    names = detail.locator(".kf-TaskRunTable .kf-TaskName").all_text_contents()
+    assert names == ["fetch-0", "fetch-1", "fetch-2"]
+    assert detail.locator(".kf-TaskRunTable .kf-StateBadge").all_text_contents() == [
+        "Completed"] * 3
+    tries = [row.locator("td").nth(3).inner_text() for row in task_rows.all()]
+    assert tries == ["1", "2", "1"]  # the flaky fetch needed its retry
+    logs = detail.locator(".kf-Logs").inner_text()
+    assert "fetched orders" in logs and "fetched customers" in logs
+    assert "Retrying in 0.0 seconds" in logs  # the flaky fetch's first try failed
+    subflow = detail.locator(".kf-RunList .kf-RunRow")
+    assert subflow.locator(".kf-RunRow-flow").all_text_contents() == ["load"]
+    page.screenshot(path=str(screenshots / "panel-run-detail.png"))
+
+    # A subflow opens in place; "All runs" goes back to the list.
+    subflow.click()
+    load_id = next(r["id"] for r in lab["runs"] if r["flow_name"] == "load")
+    panel.locator(f'.kf-RunDetail[data-kf-run-id="{load_id}"]').wait_for(timeout=10_000)
+    assert "loading" in panel.locator(".kf-Logs").inner_text()
+    panel.locator(".kf-Back").click()
+    wait_until(lambda: flow_names(panel) == expected, 10, "the list again")
+    assert not [e for e in errors if "kernelflow" in e.lower()], errors
+    page.close()
+
+
+def test_panel_refreshes_itself_only_while_visible(lab: dict[str, Any], browser: Any,
+                                                   screenshots: Path) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    asked: list[float] = []
+    page.on("request", lambda r: asked.append(time.monotonic())
+            if "/kernelflow/api/runs" in r.url else None)
+    tab, panel = open_panel(page, lab["url"])
+
+    # A flow that runs for a while, in another process: it appears Running, then
+    # Completed, with no click on refresh.
+    slow = subprocess.Popen([sys.executable, str(lab["script"]), "slow", "8"],
+                            cwd=lab["root"], env=lab["env"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        first = panel.locator(".kf-RunList > .kf-RunRow").first
+        wait_until(lambda: first.locator(".kf-RunRow-flow").inner_text() == "slow-report"
+                   and first.locator(".kf-StateBadge").inner_text() == "Running", 20,
+                   "the running flow to appear")
+        page.screenshot(path=str(screenshots / "panel-running.png"))
+        assert slow.wait(60) == 0, slow.stderr.read() if slow.stderr else ""
+    finally:
+        if slow.poll() is None:
+            slow.kill()
+            slow.wait(10)
+        if slow.stderr:
+            slow.stderr.close()
+    wait_until(lambda: first.locator(".kf-StateBadge").inner_text() == "Completed", 20,
+               "the flow to complete")
+
+    # Collapsed, the panel asks nothing; shown again, it refreshes at once.
+    tab.click()
+    panel.wait_for(state="hidden", timeout=10_000)
+    time.sleep(0.5)  # a request already under way when it was hidden may still land
+    hidden_since = len(asked)
+    time.sleep(7)
+    assert len(asked) == hidden_since, "a hidden panel kept polling"
+    tab.click()
+    wait_until(lambda: len(asked) > hidden_since, 5, "a refresh when shown again")
+    page.close()
