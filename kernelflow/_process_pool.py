@@ -67,7 +67,7 @@ class WorkerProcess:
         finally:
             child_end.close()
         self.connection = Connection(parent_end.detach())
-        self._send_lock = threading.Lock()
+        self._killed = False
 
     @property
     def pid(self) -> int:
@@ -119,15 +119,20 @@ class WorkerProcess:
                 on_event("out", pickle.loads(payload))
 
     def _lost(self) -> WorkerLostError:
+        if self._killed:
+            return WorkerLostError(
+                f"The flow run ended while this try ran; its worker process (pid {self.pid}) "
+                "was stopped."
+            )
         try:
             code = self.process.wait(timeout=_EXIT_GRACE)
         except subprocess.TimeoutExpired:
             code = None
         if code is not None and code < 0:
             try:
-                how = f"killed by {signal.Signals(-code).name}"
+                how = f"was killed by {signal.Signals(-code).name}"
             except ValueError:
-                how = f"killed by signal {-code}"
+                how = f"was killed by signal {-code}"
         elif code is not None:
             how = f"exited with code {code}"
         else:
@@ -140,6 +145,7 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """Stop the worker now (SIGKILL) and reap it."""
+        self._killed = True
         if self.alive():
             self.process.kill()
         self.process.wait()

@@ -203,12 +203,14 @@ class DaskTaskRunner(ThreadPoolTaskRunner):
             replay_event,
         )
 
-        if self._client is None:
-            self.start()
+        client = self._client
+        if client is None:
+            # Only after shutdown (submit starts the client): the flow run has ended.
+            raise TaskRunnerError("The Dask client was closed; the flow run ended.")
         request = encode_call(task, parameters, "Dask", soft_timeout=True)
         ctx = context.task_context.get()
         label = ctx.task_run.name if ctx is not None else task.name
-        future = self._client.submit(
+        future = client.submit(
             _run_on_dask, request, key=f"{label}-{uuid.uuid4().hex[:12]}", pure=False
         )
         # No deadline here: the worker applies the task's timeout from when the

@@ -8,26 +8,33 @@ never loaded. Identical content has one name, so it is written once.
 
 Formats (measured in ``docs/decisions/0002-result-format.md``):
 
+``pickle-buffers``
+    values holding at least 1 MiB of contiguous buffers, e.g. pandas
+    DataFrames and Series (their blocks are column-contiguous arrays), numpy
+    arrays, dicts of them: pickled (protocol 5) with the buffers out of band.
+    The file is a small header, the pickle stream, then each buffer aligned to
+    64 bytes. It is read through a private copy-on-write memory map, so the
+    loaded arrays are writable and nothing is copied until it is written to.
 ``arrow``
-    pandas and polars DataFrames and pyarrow Tables: an uncompressed Arrow IPC
-    file, read through a memory map (files over 1 MiB). pandas frames come back
-    as a writable copy; pyarrow Tables, and polars frames where polars can,
-    share the mapped file's memory.
+    polars DataFrames and pyarrow Tables: an uncompressed Arrow IPC file, read
+    through a memory map (files over 1 MiB); the table, and polars frames where
+    polars can, share the mapped file's memory. Also pandas frames when
+    :data:`PANDAS_FORMAT` says so.
 ``parquet``
     read, for files written that way; not written unless :data:`TABLE_FORMAT`
     says so (it reads back several times slower).
 ``pickle``
-    everything else, through cloudpickle (protocol 5).
+    everything else, through cloudpickle (protocol 5), in one stream.
 
-Arrow drops a few pandas details, so the schema metadata carries a
-``kernelflow`` entry: which library to rebuild, which columns and index levels
-were ``object`` dtype, a ``RangeIndex`` of column labels and an index's
-``freq``. A frame that still would not come back identical (checked on its
-first rows) is pickled instead.
+A pandas frame written as a table (``PANDAS_FORMAT = "table"``) carries a
+``kernelflow`` entry in the schema metadata: which columns and index levels were
+``object`` dtype, a ``RangeIndex`` of column labels and an index's ``freq``. A
+frame that still would not come back identical (checked on its first rows) is
+pickled instead.
 
 Writes go to a temporary file in ``results/`` and are renamed into place, so a
-reader never sees half a file. Importing this module imports neither
-cloudpickle, pandas nor pyarrow.
+reader never sees half a file, and a mapped file never changes under its
+reader. Importing this module imports neither cloudpickle, pandas nor pyarrow.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import pickle
+import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,16 +54,29 @@ import xxhash
 from kernelflow.errors import ResultMissingError, ResultSerializationError
 from kernelflow.settings import paths
 
-__all__ = ["TABLE_FORMAT", "ResultRecord", "read_result", "write_result"]
+__all__ = ["PANDAS_FORMAT", "TABLE_FORMAT", "ResultRecord", "read_result", "write_result"]
 
 TABLE_FORMAT = "arrow"
-"""The columnar format tables are written in (see the decision record)."""
+"""The columnar format polars and pyarrow tables are written in (see the decision record)."""
 
-_SUFFIXES = {"arrow": ".arrow", "parquet": ".parquet", "pickle": ".pkl"}
+PANDAS_FORMAT = "pickle"
+"""How pandas DataFrames are written: ``"pickle"`` (pandas' own pickle, buffers out of
+band: the fastest to load) or ``"table"`` (as :data:`TABLE_FORMAT`, which other tools
+can read, e.g. DuckDB)."""
+
+_SUFFIXES = {"arrow": ".arrow", "parquet": ".parquet", "pickle": ".pkl", "pickle-buffers": ".pkb"}
 _FORMATS = {suffix: fmt for fmt, suffix in _SUFFIXES.items()}
 _META_KEY = b"kernelflow"
 _PROBE_ROWS = 5
 _MAP_THRESHOLD = 1 << 20  # bytes; below this a plain read is cheaper than a memory map
+
+# A pickle-buffers file: magic, stream length, buffer count; then (offset, length) of
+# each buffer; then the pickle stream; then the buffers, each at a multiple of 64 bytes
+# (numpy wants aligned data, SIMD loops like cache-line alignment).
+_BUFFERS_MAGIC = b"KFPKB\x00\x00\x01"
+_BUFFERS_HEAD = struct.Struct("<8sQQ")
+_BUFFER_ENTRY = struct.Struct("<QQ")
+_BUFFER_ALIGN = 64
 
 
 @dataclass(frozen=True)
@@ -64,13 +86,13 @@ class ResultRecord:
     Attributes
     ----------
     path
-        The file, relative to the store home, e.g. ``results/ab/ab12….arrow``.
+        The file, relative to the store home, e.g. ``results/ab/ab12….pkl``.
     checksum
         xxh3_128 hex digest of the file's bytes (also its name).
     size
         The file's size in bytes.
     format
-        ``"arrow"``, ``"parquet"`` or ``"pickle"``.
+        ``"pickle"``, ``"pickle-buffers"``, ``"arrow"`` or ``"parquet"``.
     """
 
     path: str
@@ -85,8 +107,9 @@ def write_result(value: Any, *, task_name: str | None = None) -> ResultRecord:
     Parameters
     ----------
     value
-        The value to persist. A pandas or polars DataFrame or a pyarrow Table is
-        written as Arrow; anything else is pickled.
+        The value to persist. A polars DataFrame or a pyarrow Table is written as
+        Arrow; anything else is pickled, with big buffers (pandas blocks, numpy
+        arrays) out of band.
     task_name
         The task that returned ``value``, named in the error message.
 
@@ -135,6 +158,7 @@ def read_result(path: str | os.PathLike[str], checksum: str) -> Any:
     ResultMissingError
         If the file is missing, fails its checksum or cannot be loaded.
     """
+    path = os.fspath(path)
     # Plain strings, not pathlib: a cache hit of a small value is a few dozen
     # microseconds, and pathlib would be a third of them.
     file = os.path.join(paths().home, path)
@@ -142,7 +166,7 @@ def read_result(path: str | os.PathLike[str], checksum: str) -> Any:
     if fmt is None:
         raise ResultMissingError(f"{path} is not a result file; rerun the task to recompute it.")
     try:
-        data = _read(file)
+        data = _read(file, writable=fmt == "pickle-buffers")
     except OSError as exc:
         reason = "missing" if isinstance(exc, FileNotFoundError) else f"unreadable ({exc})"
         raise ResultMissingError(
@@ -166,12 +190,25 @@ def read_result(path: str | os.PathLike[str], checksum: str) -> Any:
 # --- files ---------------------------------------------------------------------------------
 
 
-def _read(file: str | Path) -> Any:
-    """The file's bytes: a memory map for big files, which Arrow then reads without copying."""
-    with open(file, "rb") as fh:
-        if os.fstat(fh.fileno()).st_size < _MAP_THRESHOLD:
-            return fh.read()
-        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+def _read(file: str | Path, writable: bool = False) -> Any:
+    """The file's bytes: one read for small files, else a memory map.
+
+    ``writable``: map big files privately (copy-on-write), so what is loaded from
+    them can be written to without touching the file; else read-only, which Arrow
+    reads without copying.
+    """
+    fd = os.open(file, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if size < _MAP_THRESHOLD:
+            # Small files are read whole (an empty one cannot be mapped); bytearray
+            # when writable, so arrays loaded out of band from it are writable too.
+            data = os.read(fd, size)
+            return bytearray(data) if writable else data
+        access = mmap.ACCESS_COPY if writable else mmap.ACCESS_READ
+        return mmap.mmap(fd, 0, access=access)
+    finally:
+        os.close(fd)
 
 
 def _temporary() -> Path:
@@ -198,16 +235,25 @@ def _intact(file: Path, checksum: str) -> bool:
     """
     try:
         data = _read(file)
-    except (OSError, ValueError):  # missing, or empty (which cannot be mapped)
+    except OSError:
         return False
     return xxhash.xxh3_128_hexdigest(data) == checksum
 
 
 def _write_pickle(value: Any, task_name: str | None) -> ResultRecord:
+    """Pickle ``value``: its big buffers out of band (``pickle-buffers``), else in one stream."""
     import cloudpickle
 
+    buffers: list[pickle.PickleBuffer] = []
     try:
-        data = cloudpickle.dumps(value, protocol=5)
+        stream = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+        # Pickle refuses non-contiguous buffers, so every one has its raw bytes.
+        raw = [buffer.raw() for buffer in buffers]
+        if sum(buffer.nbytes for buffer in raw) < _MAP_THRESHOLD:
+            # Small buffers gain nothing from a map: one stream is one read.
+            raw = []
+            if buffers:
+                stream = cloudpickle.dumps(value, protocol=5)
     except Exception as exc:  # __reduce__ of user objects may raise anything
         whose = f"of task {task_name!r}" if task_name else "of a task"
         raise ResultSerializationError(
@@ -215,18 +261,63 @@ def _write_pickle(value: Any, task_name: str | None) -> ResultRecord:
             "picklable, or set persist_result=False (for a cached task, also drop its "
             "cache_policy / cache_key_fn)."
         ) from exc
-    checksum = xxhash.xxh3_128_hexdigest(data)
+    if not raw:
+        return _write_pieces([stream], "pickle")
+    return _write_pieces(_buffer_layout(stream, raw), "pickle-buffers")
+
+
+def _buffer_layout(stream: bytes, raw: list[memoryview]) -> list[Any]:
+    """The pieces of a pickle-buffers file, in order (see ``_BUFFERS_MAGIC``)."""
+    offset = _BUFFERS_HEAD.size + _BUFFER_ENTRY.size * len(raw) + len(stream)
+    table, pieces = [], []
+    for buffer in raw:
+        padding = -offset % _BUFFER_ALIGN
+        offset += padding
+        table.append(_BUFFER_ENTRY.pack(offset, buffer.nbytes))
+        pieces += [b"\0" * padding, buffer]
+        offset += buffer.nbytes
+    head = _BUFFERS_HEAD.pack(_BUFFERS_MAGIC, len(stream), len(raw))
+    return [head, *table, stream, *pieces]
+
+
+def _write_pieces(pieces: list[Any], fmt: str) -> ResultRecord:
+    """Write the concatenation of ``pieces`` to its content address (once)."""
+    hasher = xxhash.xxh3_128()
+    for piece in pieces:
+        hasher.update(piece)
+    checksum = hasher.hexdigest()
+    size = sum(memoryview(piece).nbytes for piece in pieces)
     store = paths()
-    final = store.results / checksum[:2] / f"{checksum}.pkl"
+    final = store.results / checksum[:2] / f"{checksum}{_SUFFIXES[fmt]}"
     if not _intact(final, checksum):  # identical content is written once
         temporary = _temporary()
         try:
-            temporary.write_bytes(data)
-            return _commit(temporary, checksum, "pickle", len(data))
+            with open(temporary, "wb") as sink:
+                for piece in pieces:
+                    sink.write(piece)
+            return _commit(temporary, checksum, fmt, size)
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
-    return ResultRecord(final.relative_to(store.home).as_posix(), checksum, len(data), "pickle")
+    return ResultRecord(final.relative_to(store.home).as_posix(), checksum, size, fmt)
+
+
+def _load_buffers(data: Any) -> Any:
+    """Unpickle a pickle-buffers file, its buffers as views of ``data`` (no copy)."""
+    magic, length, count = _BUFFERS_HEAD.unpack_from(data, 0)
+    if magic != _BUFFERS_MAGIC:
+        raise ValueError("not a pickle-buffers file")
+    view = memoryview(data)
+    start = _BUFFERS_HEAD.size + _BUFFER_ENTRY.size * count
+    buffers = []
+    for i in range(count):
+        offset, size = _BUFFER_ENTRY.unpack_from(data, _BUFFERS_HEAD.size + _BUFFER_ENTRY.size * i)
+        if offset + size > len(view):
+            raise ValueError("a buffer lies past the end of the file")
+        buffers.append(view[offset : offset + size])
+    if start + length > len(view):
+        raise ValueError("the pickle stream lies past the end of the file")
+    return pickle.loads(view[start : start + length], buffers=buffers)
 
 
 def _write_table(table: Any, fmt: str) -> ResultRecord | None:
@@ -284,12 +375,12 @@ def _one_line(exc: BaseException) -> str:
 def _to_table(value: Any, fmt: str) -> Any:
     """An Arrow table carrying how to rebuild ``value``, or None.
 
-    None when ``value`` is not a table, or is a pandas frame that would not come
-    back identical from ``fmt``.
+    None when ``value`` is not a table, or is a pandas frame that is to be pickled
+    (:data:`PANDAS_FORMAT`) or would not come back identical from ``fmt``.
     """
     library = type(value).__module__.partition(".")[0]
     if library == "pandas" and type(value) is sys.modules["pandas"].DataFrame:
-        return _pandas_to_table(value, fmt)
+        return _pandas_to_table(value, fmt) if PANDAS_FORMAT == "table" else None
     if library == "polars" and type(value) is sys.modules["polars"].DataFrame:
         import polars as pl
 
@@ -385,10 +476,11 @@ def _levels(index: Any) -> list[Any]:
 
 
 def _load(data: Any, fmt: str) -> Any:
+    # cloudpickle output is plain pickle; it imports cloudpickle if it needs it.
     if fmt == "pickle":
-        import pickle  # cloudpickle output is plain pickle; it imports cloudpickle if needed
-
         return pickle.loads(data)
+    if fmt == "pickle-buffers":
+        return _load_buffers(data)
     return _from_table(_decode_table(data, fmt))
 
 

@@ -140,12 +140,15 @@ class ProcessPoolTaskRunner(ThreadPoolTaskRunner):
 
     def call(self, task: Task, parameters: dict[str, Any]) -> Any:
         from kernelflow._remote import decode_reply, encode_call, raise_or_return, replay_event
+        from kernelflow.errors import TaskRunnerError
         from kernelflow.timeouts import DeadlineExceeded
 
-        if self._processes is None:
-            self.start()
+        processes = self._processes
+        if processes is None:
+            # Only after shutdown (submit starts the pool): the flow run has ended.
+            raise TaskRunnerError("The process pool was shut down; the flow run ended.")
         request = encode_call(task, parameters, "a worker process")
-        reply = self._processes.run(request, task.timeout_seconds, replay_event)
+        reply = processes.run(request, task.timeout_seconds, replay_event)
         if reply is None:
             raise DeadlineExceeded(task.timeout_seconds)
         kind, payload, _events = decode_reply(reply)

@@ -17,12 +17,31 @@ from kernelflow.states import State
 __all__ = ["FlowRun", "TaskRun", "new_id", "random_run_name"]
 
 
+_id_lock = threading.Lock()
+_last_ms = 0
+_seq = 0
+
+
 def new_id() -> str:
-    """A time-ordered UUIDv7 string."""
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms << 80) | (0x7 << 76) | ((rand >> 68) & 0xFFF) << 64 | (0b10 << 62)
-    value |= rand & ((1 << 62) - 1)
+    """A time-ordered UUIDv7 string; ids made by one process sort in creation order.
+
+    Within one millisecond the 12-bit ``rand_a`` field counts up (RFC 9562,
+    method 1), so two runs created in the same millisecond still sort right.
+    """
+    global _last_ms, _seq
+    rand = int.from_bytes(os.urandom(8), "big")
+    with _id_lock:
+        ms = time.time_ns() // 1_000_000
+        if ms > _last_ms:
+            _last_ms, _seq = ms, rand >> 54  # a random start, leaving room to count
+        else:
+            ms = _last_ms  # the clock went back or stood still: keep counting
+            _seq += 1
+            if _seq > 0xFFF:  # counter full: borrow the next millisecond
+                _last_ms = ms = ms + 1
+                _seq = 0
+        seq = _seq
+    value = (ms << 80) | (0x7 << 76) | (seq << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 

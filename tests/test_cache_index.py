@@ -80,7 +80,7 @@ class TestStoreAndLookup:
         frame = pd.DataFrame({"a": [1.5, 2.5]}, index=pd.Index(["x", "y"], name="k"))
         put("frame-key", frame)
         hit = lookup("frame-key")
-        assert hit is not None and hit.entry.format == "arrow"
+        assert hit is not None and hit.entry.format == "pickle"
         pd.testing.assert_frame_equal(hit.value, frame)
 
     def test_store_replaces_an_entry(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import mmap
 import os
 import subprocess
 import sys
@@ -108,7 +109,73 @@ PICKLED_FRAMES = {
 }
 
 
+def array_backing(array: np.ndarray) -> object:
+    """The object that owns an array's memory (a memory map, for a zero-copy load)."""
+    while isinstance(array, np.ndarray) and array.base is not None:
+        array = array.base
+    return array.obj if isinstance(array, memoryview) else array
+
+
+def big_frame() -> pd.DataFrame:
+    return pd.DataFrame({f"c{i}": np.arange(100_000, dtype=float) + i for i in range(4)})
+
+
 class TestPandas:
+    @pytest.mark.parametrize("name", [*ARROW_FRAMES, *PICKLED_FRAMES])
+    def test_round_trips_through_its_own_pickle(self, name: str) -> None:
+        frame = {**ARROW_FRAMES, **PICKLED_FRAMES}[name]
+        back, record = round_trip(frame)
+        assert record.format == "pickle"
+        assert_identical(back, frame)
+
+    def test_big_frame_is_mapped_and_comes_back_writable(self, home: Path) -> None:
+        frame = big_frame()
+        back, record = round_trip(frame)
+        assert record.format == "pickle-buffers" and record.path.endswith(".pkb")
+        assert record.size > results._MAP_THRESHOLD
+        assert_identical(back, frame)
+        # The columns are views of a private map of the file: no copy was made...
+        assert all(isinstance(array_backing(b.values), mmap.mmap) for b in back._mgr.blocks)
+        back.iloc[0, 0] = -1.0  # ...and they are writable (fails on read-only views)
+        back["c1"] += 1
+        assert back.iloc[0, 0] == -1.0
+        # Writes stay in this process's copy: the file is unchanged.
+        assert xxhash.xxh3_128_hexdigest((home / record.path).read_bytes()) == record.checksum
+        assert_identical(read_result(record.path, record.checksum), frame)
+
+    def test_big_frame_of_every_kind_of_column(self) -> None:
+        n = 300_000
+        frame = pd.DataFrame(
+            {
+                "f": np.linspace(0, 1, n),
+                "s": pd.Series(["a", None, "a longer string"] * (n // 3)),
+                "o": pd.Series(["x", "y", "z"] * (n // 3), dtype=object),
+                "c": pd.Categorical(["b", "a", "b"] * (n // 3), categories=["b", "a", "z"]),
+                "i": pd.array([1, None, 3] * (n // 3), dtype="Int64"),
+                "t": pd.date_range("2024", periods=n, freq="s", tz="Europe/Paris"),
+            },
+            index=pd.RangeIndex(n, 3 * n, 2, name="row"),
+        )
+        frame.attrs["source"] = "sensor-3"
+        back, record = round_trip(frame)
+        assert record.format == "pickle-buffers"
+        assert_identical(back, frame)
+
+    def test_big_series_is_mapped(self) -> None:
+        series = pd.Series(np.arange(200_000, dtype=np.int64), name="s")
+        back, record = round_trip(series)
+        assert record.format == "pickle-buffers"
+        pd.testing.assert_series_equal(back, series, check_exact=True)
+        back.iloc[0] = -1
+
+
+class TestPandasAsTable:
+    """``PANDAS_FORMAT = "table"``: frames go through Arrow, for other tools to read."""
+
+    @pytest.fixture(autouse=True)
+    def as_table(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(results, "PANDAS_FORMAT", "table")
+
     @pytest.mark.parametrize("name", list(ARROW_FRAMES))
     def test_round_trips_through_arrow(self, name: str) -> None:
         frame = ARROW_FRAMES[name]
@@ -124,7 +191,7 @@ class TestPandas:
         assert_identical(back, frame)
 
     def test_big_frame_is_mapped_and_comes_back_writable(self) -> None:
-        frame = pd.DataFrame({f"c{i}": np.arange(100_000, dtype=float) + i for i in range(4)})
+        frame = big_frame()
         back, record = round_trip(frame)
         assert record.format == "arrow" and record.size > results._MAP_THRESHOLD
         assert_identical(back, frame)
@@ -182,12 +249,27 @@ class TestOtherValues:
         else:
             assert back == value
 
-    def test_big_pickle_is_read_through_a_map(self) -> None:
-        value = {"array": np.arange(300_000), "text": "x" * 10}
+    def test_big_arrays_are_mapped_out_of_band(self) -> None:
+        value = {"array": np.arange(300_000), "text": "x" * 10, "frozen": np.zeros(200_000)}
+        value["frozen"].flags.writeable = False
+        back, record = round_trip(value)
+        assert record.format == "pickle-buffers" and record.size > results._MAP_THRESHOLD
+        assert (back["array"] == value["array"]).all() and back["text"] == value["text"]
+        assert isinstance(array_backing(back["array"]), mmap.mmap)
+        back["array"][0] = -1  # a private, writable copy
+        assert not back["frozen"].flags.writeable  # read-only as it was written
+
+    def test_big_pickle_without_buffers_is_read_through_a_map(self) -> None:
+        value = list(range(300_000))
         back, record = round_trip(value)
         assert record.format == "pickle" and record.size > results._MAP_THRESHOLD
-        assert (back["array"] == value["array"]).all() and back["text"] == value["text"]
-        back["array"][0] = -1  # a private, writable copy
+        assert back == value
+
+    def test_small_buffers_stay_in_band(self) -> None:
+        back, record = round_trip(np.arange(1000))
+        assert record.format == "pickle"
+        assert (back == np.arange(1000)).all()
+        back[0] = -1
 
     def test_functions_defined_here_are_pickled_by_value(self) -> None:
         back, _ = round_trip(lambda x: x * 3)
@@ -232,7 +314,8 @@ class TestFiles:
             write_result({"lock": threading.Lock()}, task_name="load")
         assert str(caught.value) == (
             "Cannot persist the result of task 'load' (TypeError: cannot pickle "
-            "'_thread.lock' object): return something picklable, or set persist_result=False."
+            "'_thread.lock' object): return something picklable, or set persist_result=False "
+            "(for a cached task, also drop its cache_policy / cache_key_fn)."
         )
 
     def test_missing_file(self, home: Path) -> None:
@@ -241,7 +324,11 @@ class TestFiles:
         with pytest.raises(ResultMissingError, match=f"{record.path} is missing"):
             read_result(record.path, record.checksum)
 
-    @pytest.mark.parametrize("value", ["small value", pd.DataFrame({"a": np.arange(200_000.0)})])
+    @pytest.mark.parametrize(
+        "value",
+        ["small value", pd.DataFrame({"a": np.arange(200_000.0)}), pl.DataFrame({"a": range(9)})],
+        ids=["pickle", "pickle-buffers", "arrow"],
+    )
     def test_corrupt_file_is_refused_before_loading(self, home: Path, value: object) -> None:
         record = write_result(value)
         file = home / record.path
@@ -252,12 +339,30 @@ class TestFiles:
             read_result(record.path, record.checksum)
         assert "\n" not in str(caught.value)
 
-    def test_truncated_file_is_refused(self, home: Path) -> None:
-        record = write_result(pd.DataFrame({"a": [1, 2]}))
+    @pytest.mark.parametrize("keep", [-10, 0], ids=["cut short", "emptied"])
+    @pytest.mark.parametrize(
+        "value", [pd.DataFrame({"a": [1, 2]}), big_frame()], ids=["pickle", "pickle-buffers"]
+    )
+    def test_truncated_file_is_refused(self, home: Path, value: object, keep: int) -> None:
+        record = write_result(value)
         file = home / record.path
-        file.write_bytes(file.read_bytes()[:-10])
+        file.write_bytes(file.read_bytes()[:keep])
         with pytest.raises(ResultMissingError, match="corrupt"):
             read_result(record.path, record.checksum)
+
+    def test_inconsistent_buffer_layout_is_refused(self, home: Path) -> None:
+        # Right checksum, wrong content: a buffer said to lie past the end of the file.
+        record = write_result(big_frame())
+        file = home / record.path
+        data = bytearray(file.read_bytes())
+        _, size = results._BUFFER_ENTRY.unpack_from(data, results._BUFFERS_HEAD.size)
+        results._BUFFER_ENTRY.pack_into(data, results._BUFFERS_HEAD.size, len(data), size)
+        checksum = xxhash.xxh3_128_hexdigest(bytes(data))
+        bad = f"results/{checksum[:2]}/{checksum}.pkb"
+        (home / bad).parent.mkdir(exist_ok=True)
+        (home / bad).write_bytes(bytes(data))
+        with pytest.raises(ResultMissingError, match=f"Cannot load the result file {bad}"):
+            read_result(bad, checksum)
 
 
 def test_importing_results_imports_no_heavy_library() -> None:

@@ -17,11 +17,20 @@ run's states and tries), :mod:`.runner` (papermill in a worker process),
 from __future__ import annotations
 
 import threading
-from typing import Any
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from kernelflow.deployments.models import Deployment
-from kernelflow.deployments.registry import delete, deploy, get, list_deployments, pause, resume
-from kernelflow.deployments.scheduler import Scheduler
+if TYPE_CHECKING:
+    from kernelflow.deployments.models import Deployment
+    from kernelflow.deployments.registry import (
+        delete,
+        deploy,
+        get,
+        list_deployments,
+        pause,
+        resume,
+    )
+    from kernelflow.deployments.scheduler import Scheduler
 
 __all__ = [
     "Deployment",
@@ -35,6 +44,25 @@ __all__ = [
     "resume",
     "run_deployment",
 ]
+
+
+# Loaded on first use: the worker process (``python -m kernelflow.deployments.runner``)
+# imports this package first and should start in milliseconds.
+_LAZY = {
+    "Deployment": "kernelflow.deployments.models",
+    "Scheduler": "kernelflow.deployments.scheduler",
+    **{name: "kernelflow.deployments.registry"
+       for name in ("delete", "deploy", "get", "list_deployments", "pause", "resume")},
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 def in_deployment_run() -> str | None:
@@ -74,7 +102,7 @@ def run_deployment(name: str, parameters: dict[str, Any] | None = None,
     from kernelflow.deployments import records
     from kernelflow.deployments.execution import RunExecution, create_run, new_run_id
     from kernelflow.deployments.parameters import coerce_parameters, read_notebook
-    from kernelflow.deployments.registry import signal_change
+    from kernelflow.deployments.registry import get, signal_change
     from kernelflow.deployments.scheduler import after_hook
     from kernelflow.settings import paths
 
@@ -93,10 +121,14 @@ def run_deployment(name: str, parameters: dict[str, Any] | None = None,
         signal_change()
         return run
     execution = RunExecution(deployment, run, now, typed, on_final=after_hook)
-    if timeout is None:
+    def execute() -> None:
         execution.execute()
+        execution.wait_for_files()  # the HTML copy exists when this returns
+
+    if timeout is None:
+        execute()
         return run
-    thread = threading.Thread(target=execution.execute, name=f"kernelflow-run-{run.id[-8:]}")
+    thread = threading.Thread(target=execute, name=f"kernelflow-run-{run.id[-8:]}")
     thread.start()
     thread.join(timeout)
     return run

@@ -125,6 +125,7 @@ class RunExecution:
         self.on_final = on_final
         self.worker_started: float | None = None
         self._worker: Any = None
+        self._closers: list[threading.Thread] = []
 
     # -- states ---------------------------------------------------------------------------
     def _set(self, state: State) -> State:
@@ -169,6 +170,10 @@ class RunExecution:
             parameters = self._checked_parameters()
         except ConfigurationError as exc:
             return self._finish(Failed(message=str(exc)))
+        # A scheduler prepares a fire a little ahead (claim, record, check); the
+        # notebook itself starts at the scheduled instant.
+        if self.cancel.wait(max(0.0, self.scheduled_time - time.time())):
+            return self._finish(Cancelled(message="The scheduler stopped before this run"))
         attempt = self.first_attempt
         while True:
             if self.cancel.is_set():
@@ -245,18 +250,25 @@ class RunExecution:
 
         worker = launch(job)
         self._worker = worker
-        self.worker_started = worker.started
         deadline = None
         if self.deployment.timeout:
             deadline = time.monotonic() + self.deployment.timeout + BACKSTOP_S
         watcher = threading.Thread(target=self._watch_cancel, args=(worker,), daemon=True)
         watcher.start()
+        code = None
         try:
             outcome = worker.outcome(deadline)
             backstop = outcome is None and deadline is not None and time.monotonic() >= deadline
             if backstop:
                 worker.kill()
-            code = worker.close()
+            if outcome is None:
+                code = worker.close()
+            else:
+                # The worker writes the HTML copy now; reaped in the background.
+                closer = threading.Thread(target=worker.close, daemon=True,
+                                          name="kernelflow-worker-exit")
+                closer.start()
+                self._closers.append(closer)
         finally:
             self._worker = None
         if outcome is None and backstop:
@@ -264,6 +276,12 @@ class RunExecution:
                 f"Notebook run exceeded timeout of {self.deployment.timeout} second(s); "
                 "the worker did not stop and was killed")}
         return self._state_of(outcome, code)
+
+    def wait_for_files(self, timeout: float = 120.0) -> None:
+        """Wait until the workers have written their HTML copies and exited."""
+        deadline = time.monotonic() + timeout
+        for closer in self._closers:
+            closer.join(max(0.0, deadline - time.monotonic()))
 
     def _watch_cancel(self, worker: Any) -> None:
         while self._worker is worker:
@@ -280,8 +298,8 @@ class RunExecution:
                                    "before reporting an outcome")
         status = outcome.get("status")
         message = outcome.get("message")
-        if outcome.get("html_error"):
-            self._log(f"No HTML copy: {outcome['html_error']}", logging.WARNING)
+        if outcome.get("started"):
+            self.worker_started = outcome["started"]
         if status == "completed":
             where = outcome.get("output")
             return Completed(message=f"Output notebook {where}" if where else None)

@@ -37,6 +37,7 @@ __all__ = [
     "load_deployments",
     "orphaned_runs",
     "save_deployment",
+    "save_deployments",
     "set_paused",
     "unstarted_fires",
 ]
@@ -67,41 +68,49 @@ def save_deployment(deployment: Deployment, update: bool) -> Deployment:
     ConfigurationError
         The name exists and ``update`` is false.
     """
+    return save_deployments([deployment], update)[0]
+
+
+def save_deployments(deployments: list[Deployment], update: bool) -> list[Deployment]:
+    """:func:`save_deployment` for many, in one transaction (all or none)."""
     from kernelflow.runs import new_id
 
     now = time.time()
     with _connect() as con:
         con.begin()
         try:
-            row = con.execute(
-                "SELECT id, epoch(created) FROM deployments WHERE name = ?", [deployment.name]
-            ).fetchone()
-            if row is not None and not update:
-                raise ConfigurationError(
-                    f"Deployment {deployment.name!r} already exists; pass --update (update=True) "
-                    "to change it, or choose another --name."
+            for deployment in deployments:
+                row = con.execute(
+                    "SELECT id, epoch(created) FROM deployments WHERE name = ?",
+                    [deployment.name],
+                ).fetchone()
+                if row is not None and not update:
+                    raise ConfigurationError(
+                        f"Deployment {deployment.name!r} already exists; pass --update "
+                        "(update=True) to change it, or choose another --name."
+                    )
+                deployment.id = row[0] if row else new_id()
+                deployment.created = row[1] if row else now
+                deployment.updated = now
+                if row is not None:
+                    con.execute("DELETE FROM deployments WHERE id = ?", [deployment.id])
+                con.execute(
+                    "INSERT INTO deployments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                    "to_timestamp(?), to_timestamp(?))",
+                    [
+                        deployment.id, deployment.name, deployment.notebook,
+                        deployment.snapshot, deployment.content_hash,
+                        deployment.describe_schedule(), deployment.cron, deployment.interval,
+                        deployment.timezone, json.dumps(deployment.parameters),
+                        deployment.paused, deployment.tags, json.dumps(deployment.definition()),
+                        deployment.created, deployment.updated,
+                    ],
                 )
-            deployment.id = row[0] if row else new_id()
-            deployment.created = row[1] if row else now
-            deployment.updated = now
-            if row is not None:
-                con.execute("DELETE FROM deployments WHERE id = ?", [deployment.id])
-            con.execute(
-                "INSERT INTO deployments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                "to_timestamp(?), to_timestamp(?))",
-                [
-                    deployment.id, deployment.name, deployment.notebook, deployment.snapshot,
-                    deployment.content_hash, deployment.describe_schedule(), deployment.cron,
-                    deployment.interval, deployment.timezone, json.dumps(deployment.parameters),
-                    deployment.paused, deployment.tags, json.dumps(deployment.definition()),
-                    deployment.created, deployment.updated,
-                ],
-            )
             con.commit()
         except BaseException:
             con.rollback()
             raise
-    return deployment
+    return deployments
 
 
 def load_deployments() -> list[Deployment]:

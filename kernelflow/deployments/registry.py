@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import logging
 import os
 import shutil
 import time
@@ -293,9 +294,13 @@ def signal_change() -> None:
     try:
         fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
     except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENXIO):
-            return  # no scheduler has created it, or none is reading it
-        raise
+        # ENOENT/ENXIO: no scheduler has created it, or none reads it. Anything else:
+        # the change is stored all the same, and a scheduler re-reads the store within
+        # a minute; a wake-up must never fail a deploy.
+        if exc.errno not in (errno.ENOENT, errno.ENXIO):
+            logging.getLogger("kernelflow.deployments").warning(
+                "kernelflow: cannot wake the scheduler through %s: %s", fifo, exc.strerror)
+        return
     try:
         os.write(fd, b"!")
     except BlockingIOError:

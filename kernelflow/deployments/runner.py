@@ -114,6 +114,10 @@ def launch(job: dict[str, Any], env: dict[str, str] | None = None) -> WorkerProc
         env=child_env,
         cwd=job.get("cwd") or None,
         stdin=subprocess.DEVNULL,
+        # Its own session: a Ctrl-C meant for the scheduler does not reach the notebook;
+        # the scheduler ends it deliberately (cancel), or it ends itself when the
+        # scheduler's end of the socket closes.
+        start_new_session=True,
     )
     theirs.close()
     ours.sendall(json.dumps(job).encode() + b"\n")
@@ -332,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     ``parameters``, ``kernel``, ``timeout``, ``cell_timeout``, ``cwd``,
     ``home``. Writes one JSON outcome line: ``status`` (``completed``,
     ``failed``, ``timed_out`` or ``crashed``), ``message``, ``output``,
-    ``html``, ``started`` (when this process began).
+    ``html``, ``started`` (when this process began). The HTML copy is written
+    after the outcome is sent, before the process exits.
     """
     started = time.time()
     argv = sys.argv[1:] if argv is None else argv
@@ -359,14 +364,19 @@ def main(argv: list[str] | None = None) -> int:
             timer.cancel()
     kill_tree(os.getpid())  # a kernel must never outlive its try
     outcome["started"] = started
-    outcome["html"] = None
-    if job.get("html") and outcome.get("output"):
-        try:
-            outcome["html"] = export_html(outcome["output"], job["html"])
-        except Exception as exc:  # the run's outcome stands; the missing HTML is said
-            outcome["html_error"] = f"{type(exc).__name__}: {exc}"
+    html = job.get("html") if outcome.get("output") else None
+    outcome["html"] = html
     stop.set()
+    # The outcome first, so the run's final state does not wait for nbconvert
+    # (seconds); the HTML copy follows before this process exits.
     sock.sendall(json.dumps(outcome).encode() + b"\n")
+    if html:
+        try:
+            export_html(outcome["output"], html)
+        except Exception as exc:  # the run's outcome stands; the missing HTML is logged
+            _RunLog(job["flow_run_id"], 0).log(
+                f"No HTML copy of the output notebook: {type(exc).__name__}: {exc}",
+                logging.WARNING)
     return 0
 
 

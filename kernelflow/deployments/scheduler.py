@@ -51,6 +51,7 @@ from kernelflow.deployments import records
 from kernelflow.deployments.catchup import plan_catchup
 from kernelflow.deployments.execution import RunExecution, create_run, resume_run
 from kernelflow.deployments.models import UPSTREAM_PARAMETER, Deployment
+from kernelflow.errors import StoreError
 from kernelflow.runs import FlowRun, new_id
 from kernelflow.states import State, StateType
 
@@ -60,6 +61,9 @@ logger = logging.getLogger("kernelflow.deployments.scheduler")
 
 #: Seconds between safety re-reads of the store while nothing wakes the scheduler.
 RESCAN_S = 60.0
+#: Seconds before its scheduled time a fire is claimed and prepared, so that its
+#: notebook process starts on time (the run waits for the instant itself).
+LEAD_S = 0.5
 
 
 @dataclass
@@ -143,8 +147,9 @@ class Scheduler:
     def run(self, duration: float | None = None, once: bool = False) -> None:
         """Schedule in this thread for ``duration`` seconds (None: until :meth:`stop`).
 
-        With ``once``: take the lease if free, do what is due now (catch-up,
-        queued and crashed runs, slots due), wait for those runs, return.
+        With ``once``: take the lease if free, do what is due now (missed slots
+        by the catch-up policy, queued fires, retries of crashed runs), wait for
+        those runs, return.
         """
         if once:
             self._main(once=True)
@@ -193,7 +198,7 @@ class Scheduler:
             try:
                 self._take_over()
                 if once:
-                    self._fire_due(time.time())
+                    # Catch-up (slots before now), queued fires and retries; no new slots.
                     self._start_queued()
                     while self._queue and not self._stopping.is_set():
                         select.select([self._wake_r], [], [], 1.0)  # a run ended: room?
@@ -221,13 +226,21 @@ class Scheduler:
         last_scan = time.monotonic()
         while not self._stopping.is_set():
             now = time.time()
-            self._fire_due(now)
-            self._start_queued()
-            self._mark_late_queued(now)
+            try:
+                self._fire_due(now)
+                self._start_queued()
+                self._mark_late_queued(now)
+            except StoreError as exc:
+                # E.g. another program holds the database: nothing was claimed, so the
+                # fire is still due; try again shortly rather than stop scheduling.
+                logger.warning("kernelflow: the scheduler cannot use the store (%s); "
+                               "retrying in 1 s", exc)
+                self._stopping.wait(1.0)
+                continue
             timeout = RESCAN_S - (time.monotonic() - last_scan)
             with self._lock:
                 if self._heap:
-                    timeout = min(timeout, self._heap[0][0] - time.time())
+                    timeout = min(timeout, self._heap[0][0] - LEAD_S - time.time())
                 for item in self._queue:
                     if item.run.state is not None and item.run.state.name != "Late":
                         timeout = min(timeout, item.scheduled_time + item.deployment.grace - now)
@@ -402,15 +415,20 @@ class Scheduler:
     def _fire_due(self, now: float) -> None:
         while True:
             with self._lock:
-                if not self._heap or self._heap[0][0] > now:
+                if not self._heap or self._heap[0][0] > now + LEAD_S:
                     return
                 when, _, dep_id, version = heapq.heappop(self._heap)
                 deployment = self._deployments.get(dep_id)
             if deployment is None or self._versions.get(dep_id) != version:
                 continue  # superseded by a change, or deleted
-            self._schedule_next(deployment, when)
             if not deployment.paused:
-                self._fire(deployment, when, "scheduled")
+                try:
+                    self._fire(deployment, when, "scheduled")
+                except StoreError:
+                    with self._lock:  # not claimed: due again on the next try
+                        heapq.heappush(self._heap, (when, _, dep_id, version))
+                    raise
+            self._schedule_next(deployment, when)
 
     def _room_for(self, deployment: Deployment) -> bool:
         with self._lock:
@@ -499,6 +517,7 @@ class Scheduler:
                     self.started_fires.append(
                         (item.deployment.name, item.scheduled_time, execution.worker_started))
                 self._wake()
+                execution.wait_for_files()  # a stopping scheduler waits for the HTML too
 
         thread = threading.Thread(target=target, name=f"kernelflow-run-{item.run.id[-8:]}",
                                   daemon=True)

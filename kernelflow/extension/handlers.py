@@ -85,8 +85,10 @@ class KernelflowHandler(APIHandler):
             status = error_status(exc)
             if status is None:
                 raise
-            self.log.info("kernelflow: %s %s -> %d: %s", self.request.method,
-                          self.request.uri, status, exc)
+            # The path, not the URI: a query string may carry the server's token.
+            self.log.info(
+                "kernelflow: %s %s -> %d: %s", self.request.method, self.request.path, status, exc
+            )
             self.set_status(status)
             self.finish(json.dumps({"message": str(exc), "reason": type(exc).__name__}))
             return

@@ -220,8 +220,8 @@ def _count_states(rows: list[dict[str, Any]]) -> dict[str, int]:
 def _iso(when: dt.datetime | None) -> str | None:
     if when is None:
         return None
-    return when.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        when.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     )
 
 
@@ -237,7 +237,8 @@ def deployments_overview(now: dt.datetime | None = None) -> dict[str, Any]:
     -------
     dict
         ``deployments`` (by name: ``name``, ``schedule``, ``paused``,
-        ``next_run``, ``last_run``, ...) and ``note``: ``None``, or why the
+        ``next_run``, ``last_run``, and ``problem``: why ``next_run`` is
+        unknown, or ``None``) and ``note``: ``None``, or why the
         list is empty although deployments may exist (a store without the
         ``deployments`` table).
     """
@@ -267,10 +268,15 @@ def deployments_overview(now: dt.datetime | None = None) -> dict[str, Any]:
     deployments = []
     for raw in definitions["definition"]:
         deployment = Deployment.from_definition(json.loads(raw))
-        schedule = deployment.schedule()
-        next_run = None
-        if schedule is not None and not deployment.paused:
-            next_run = _iso(schedule.next_after(now))
+        next_run = problem = None
+        try:
+            schedule = deployment.schedule()
+            if schedule is not None and not deployment.paused:
+                next_run = _iso(schedule.next_after(now))
+        except ConfigurationError as exc:
+            # A stored schedule this version cannot read: list the deployment and say why,
+            # rather than failing the whole list.
+            problem = str(exc)
         deployments.append(
             {
                 "id": deployment.id,
@@ -281,6 +287,7 @@ def deployments_overview(now: dt.datetime | None = None) -> dict[str, Any]:
                 "tags": list(deployment.tags),
                 "next_run": next_run,
                 "last_run": last_by_id.get(deployment.id),
+                "problem": problem,
             }
         )
     return {"deployments": deployments, "note": None}

@@ -18,7 +18,14 @@ from kernelflow.kernel.options import CellOptions
 from kernelflow.kernel.stale import stale_cells
 from kernelflow.kernel.why import describe_changes, history_latest
 
-__all__ = ["cache", "info", "rerun", "runs", "sql", "stale", "why"]
+__all__ = ["cache", "graph", "info", "rerun", "runs", "sql", "stale", "why"]
+
+
+def _live_views(runner: CellRunner) -> bool:
+    """True in a Jupyter kernel with widgets on: browsers are widgets, not text."""
+    from kernelflow import widgets
+
+    return widgets.enabled() and getattr(runner.shell, "kernel", None) is not None
 
 
 def runs(runner: CellRunner, rest: str) -> Any:
@@ -31,6 +38,10 @@ def runs(runner: CellRunner, rest: str) -> Any:
             raise UsageError(
                 f"%kf runs takes a number of runs, e.g. %kf runs 50; got {rest!r}"
             ) from None
+    if _live_views(runner):
+        from kernelflow.widgets import RunHistory
+
+        return RunHistory(flow=runner.session.name, page_size=limit)
     from kernelflow.store.queries import sql as query
 
     frame = query(
@@ -52,6 +63,10 @@ def cache(runner: CellRunner, rest: str) -> Any:
     from kernelflow import cache_index
 
     words = rest.split()
+    if not words and _live_views(runner):
+        from kernelflow.widgets import CacheBrowser
+
+        return CacheBrowser()
     if not words:
         from kernelflow.store.queries import cache_entries
 
@@ -63,6 +78,15 @@ def cache(runner: CellRunner, rest: str) -> Any:
     whose = f" of {name!r}" if name else ""
     print(f"Removed {removed} cache {'entry' if removed == 1 else 'entries'}{whose}.")
     return None
+
+
+def graph(runner: CellRunner, rest: str) -> Any:
+    """``%kf graph``: this notebook's ``%%task`` cells as a lineage graph, stale cells marked."""
+    if rest:
+        raise UsageError(f"%kf graph takes no arguments; got {rest!r}")
+    from kernelflow.widgets import LineageView
+
+    return LineageView(notebook=runner.session.name)
 
 
 def sql(runner: CellRunner, rest: str) -> Any:

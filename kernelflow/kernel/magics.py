@@ -102,7 +102,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 _KF_USAGE = (
     "%kf runs [N] | cache | cache clear [NAME] | sql SELECT ... | why NAME | stale | rerun"
-    " | info NAME | deploy --name NAME (--cron EXPR | --interval S) [-p K=V ...]"
+    " | info NAME | graph | deploy --name NAME (--cron EXPR | --interval S) [-p K=V ...]"
 )
 
 
@@ -259,6 +259,7 @@ class KernelflowMagics(Magics):
         stale         %%task cells whose inputs were re-made differently, in order
         rerun         run the stale cells again, in dependency order
         info NAME     a cell's inputs, outputs, state and cache key
+        graph         the %%task cells as a lineage graph, stale cells marked
         deploy        deploy this (saved) notebook on a schedule, as `kernelflow deploy`
         """
         from kernelflow.kernel import commands
@@ -273,6 +274,7 @@ class KernelflowMagics(Magics):
             "stale": commands.stale,
             "rerun": commands.rerun,
             "info": commands.info,
+            "graph": commands.graph,
             "deploy": _kf_deploy,
         }
         handler = handlers.get(command)

@@ -121,7 +121,7 @@ class LiveRun:
             self.finished = True
         try:
             if self.mode == "widget":
-                self.view.refresh(force=True)
+                self.view.refresh()
             if self.handle is not None:
                 # Replaces the saved bundle (widget view + final HTML + text) in place.
                 self.handle.update(self.view)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import anywidget
+import ipywidgets
 import traitlets
 
 from kernelflow.widgets._faults import report
@@ -29,6 +30,15 @@ from kernelflow.widgets._faults import report
 __all__ = ["LiveHTML", "ModelView", "RunView", "TaskStatus", "with_fallbacks"]
 
 _ESM = (Path(__file__).parent / "static" / "live.js").read_text(encoding="utf-8")
+
+
+_layout: list[ipywidgets.Layout] = []
+
+
+def _shared_layout() -> ipywidgets.Layout:
+    if not _layout or _layout[0].comm is None:  # closed (e.g. Widget.close_all())
+        _layout[:] = [ipywidgets.Layout()]
+    return _layout[0]
 
 
 class LiveHTML(anywidget.AnyWidget):
@@ -53,6 +63,9 @@ class LiveHTML(anywidget.AnyWidget):
 
     def __init__(self, html: str = "", on_click: Callable[[str, str], None] | None = None,
                  **kwargs: Any) -> None:
+        # Every DOMWidget opens a Layout model of its own (one more comm_open); views
+        # never style theirs, so they all share one.
+        kwargs.setdefault("layout", _shared_layout())
         super().__init__(html=html, **kwargs)
         self._on_click = on_click
         self._visible_views: set[str] = set()

@@ -82,6 +82,8 @@ export interface IDeployment {
     state_type: string | null;
     created: string | null;
   } | null;
+  /** Why `next_run` is unknown (a schedule this version cannot read), or null. */
+  problem: string | null;
 }
 
 /** `GET /kernelflow/api/deployments`: `note` explains an empty list the store cannot fill. */

@@ -2,13 +2,17 @@
  * How runs read in the panel: durations, times and state classes.
  */
 
-/** `1.2 s`, `3 min 4 s`, `2 h 5 min`. */
+/** `35 ms`, `1.2 s`, `3 min 4 s`, `2 h 5 min`. */
 export function formatDuration(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined || !isFinite(seconds)) {
     return '';
   }
+  if (seconds < 1) {
+    const ms = Math.round(seconds * 1000);
+    return ms < 1 ? '<1 ms' : `${ms} ms`;
+  }
   if (seconds < 10) {
-    return `${seconds.toFixed(seconds < 1 ? 2 : 1)} s`;
+    return `${seconds.toFixed(1)} s`;
   }
   if (seconds < 60) {
     return `${Math.round(seconds)} s`;

@@ -39,6 +39,11 @@ function badge(name: string | null, type: string | null): HTMLSpanElement {
   return stateBadge(name, type, stateClass(name, type));
 }
 
+/** A run that started and has not ended: its shown duration changes every second. */
+function unfinished(run: { start_time: string | null; end_time: string | null }): boolean {
+  return run.start_time !== null && run.end_time === null;
+}
+
 function timeCell(iso: string | null): HTMLElement {
   return h('time', { datetime: iso, title: relativeTime(iso) }, formatTime(iso));
 }
@@ -201,8 +206,10 @@ export class RunsPanel extends Widget {
       `${count}${runs.has_more ? '+' : ''} run${count === 1 ? '' : 's'}` +
         ` · updated ${new Date().toLocaleTimeString([], { hour12: false })}`
     );
-    // Durations of unfinished runs change with the clock, so they are part of the key.
-    const key = JSON.stringify([runs, deployments, this._deploymentsError, Date.now() / 1000 | 0]);
+    // Unchanged data is not redrawn (the reader keeps hover, focus and selection),
+    // except that an unfinished run's duration grows with the clock.
+    const clock = runs.runs.some(unfinished) ? Date.now() : 0;
+    const key = JSON.stringify([runs, deployments, this._deploymentsError, clock]);
     if (key === this._rendered) {
       return;
     }
@@ -341,7 +348,15 @@ export class RunsPanel extends Widget {
               { 'data-kf-deployment': d.name, title: d.notebook },
               h('td', { class: 'kf-DeploymentName' }, d.name),
               h('td', {}, d.schedule),
-              h('td', {}, d.paused ? h('span', { class: 'kf-Paused' }, 'paused') : timeCell(d.next_run)),
+              h(
+                'td',
+                {},
+                d.paused
+                  ? h('span', { class: 'kf-Paused' }, 'paused')
+                  : d.problem
+                    ? h('span', { class: 'kf-mod-error', title: d.problem }, 'unknown')
+                    : timeCell(d.next_run)
+              ),
               lastCell
             );
           })
@@ -369,7 +384,8 @@ export class RunsPanel extends Widget {
       return;
     }
     this._setStatus(`Run ${detail.run.id} · updated ${new Date().toLocaleTimeString([], { hour12: false })}`);
-    const key = JSON.stringify([detail, Date.now() / 1000 | 0]);
+    const live = unfinished(detail.run) || detail.task_runs.some(unfinished);
+    const key = JSON.stringify([detail, live ? Date.now() : 0]);
     if (key === this._rendered) {
       return;
     }

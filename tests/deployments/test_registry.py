@@ -52,7 +52,7 @@ class TestBadInput:
 
     def test_parameters_without_a_parameters_cell(self, make_notebook):
         plain = make_notebook("plain", "print(1)", parameters=None)
-        with pytest.raises(ConfigurationError, match="no cell tagged 'parameters'.*add the tag"):
+        with pytest.raises(ConfigurationError, match=r"no cell tagged 'parameters'.*add the tag"):
             deploy(plain, "r", interval=5, parameters={"n": 1})
 
     def test_existing_name_needs_update(self, nb):

@@ -42,9 +42,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 TOKEN = "kernelflow-panel-test"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update",
-               "--disable-sync"]
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -146,20 +154,31 @@ def jp_server_cleanup() -> None:
 
 def _installed() -> bool:
     prefix = Path(sys.prefix)
-    return (
-        (prefix / "share/jupyter/labextensions/kernelflow/package.json").exists()
-        and (prefix / "etc/jupyter/jupyter_server_config.d/kernelflow.json").exists()
-    )
+    return (prefix / "share/jupyter/labextensions/kernelflow/package.json").exists() and (
+        prefix / "etc/jupyter/jupyter_server_config.d/kernelflow.json"
+    ).exists()
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A store with recorded runs and a running ``jupyter lab`` reading it."""
     assert Path(CHROMIUM).exists(), (
-        f"{CHROMIUM} is missing: `make test` installs it (apt-get install -y chromium)")
+        f"{CHROMIUM} is missing: `make test` installs it (apt-get install -y chromium)"
+    )
     root = tmp_path_factory.mktemp("panel")
-    dirs = {name: root / name for name in ("notebooks", "workspaces", "settings", "config",
-                                           "runtime", "data", "path", "home")}
+    dirs = {
+        name: root / name
+        for name in (
+            "notebooks",
+            "workspaces",
+            "settings",
+            "config",
+            "runtime",
+            "data",
+            "path",
+            "home",
+        )
+    }
     for path in dirs.values():
         path.mkdir()
     news = dirs["settings"] / "@jupyterlab" / "apputils-extension"
@@ -168,32 +187,53 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     script = root / "record_runs.py"
     script.write_text(SCRIPT)
     env = python_env(KERNELFLOW_HOME=str(dirs["home"]))
-    recorded = subprocess.run([sys.executable, str(script), "record"], cwd=dirs["notebooks"],
-                              env=env, capture_output=True, text=True, timeout=120)
+    recorded = subprocess.run(
+        [sys.executable, str(script), "record"],
+        cwd=dirs["notebooks"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert recorded.returncode == 0, recorded.stderr[-3000:]
     runs = json.loads(recorded.stdout.strip().splitlines()[-1])
 
-    env.update(JUPYTER_CONFIG_DIR=str(dirs["config"]), JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
-               JUPYTER_DATA_DIR=str(dirs["data"]))
+    env.update(
+        JUPYTER_CONFIG_DIR=str(dirs["config"]),
+        JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
+        JUPYTER_DATA_DIR=str(dirs["data"]),
+    )
     if not _installed():
         built = REPO / "kernelflow" / "labextension"
         assert (built / "package.json").exists(), (
-            "kernelflow's labextension is neither installed nor built: run `make setup`")
+            "kernelflow's labextension is neither installed nor built: run `make setup`"
+        )
         (dirs["path"] / "labextensions").mkdir()
         (dirs["path"] / "labextensions" / "kernelflow").symlink_to(built)
         env["JUPYTER_PATH"] = str(dirs["path"])
         (dirs["config"] / "jupyter_server_config.json").write_text(
-            json.dumps({"ServerApp": {"jpserver_extensions": {"kernelflow": True}}}))
+            json.dumps({"ServerApp": {"jpserver_extensions": {"kernelflow": True}}})
+        )
     port = free_port()
     log_path = root / "lab.log"
     log = open(log_path, "w")  # closed after the server stops
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
-         "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}", "--allow-root",
-         f"--ServerApp.root_dir={dirs['notebooks']}",
-         f"--LabApp.workspaces_dir={dirs['workspaces']}",
-         f"--LabApp.user_settings_dir={dirs['settings']}"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            f"--port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            f"--IdentityProvider.token={TOKEN}",
+            "--allow-root",
+            f"--ServerApp.root_dir={dirs['notebooks']}",
+            f"--LabApp.workspaces_dir={dirs['workspaces']}",
+            f"--LabApp.user_settings_dir={dirs['settings']}",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -206,8 +246,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(log_path.read_text()[-3000:]) from None
                 time.sleep(0.2)
-        yield {"url": url, "runs": runs, "env": env, "script": script, "root": root,
-               "log": log_path}
+        yield {
+            "url": url,
+            "runs": runs,
+            "env": env,
+            "script": script,
+            "root": root,
+            "log": log_path,
+        }
     finally:
         server.terminate()
         try:
@@ -223,8 +269,9 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                              args=LAUNCH_ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS
+        )
         try:
             yield chromium
         finally:
@@ -239,14 +286,27 @@ def screenshots(tmp_path: Path) -> Path:
     return folder
 
 
-def wait_until(check: Any, timeout: float, what: str) -> Any:
+def wait_until(page: Any, check: Any, timeout: float, what: str) -> Any:
+    """Poll ``check`` until it is truthy; waiting through Playwright keeps page events flowing."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()
         if value:
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+        page.wait_for_timeout(100)
+
+
+# Start times (ms, the page's clock) of the panel's requests for runs, as the browser
+# recorded them: Playwright's own request events reach Python late, only when it is called.
+RUNS_REQUESTS = (
+    "performance.getEntriesByType('resource')"
+    ".filter(e => e.name.includes('/kernelflow/api/runs')).map(e => e.startTime)"
+)
+
+
+def runs_requests(page: Any) -> list[float]:
+    return page.evaluate(RUNS_REQUESTS)
 
 
 def open_panel(page: Any, url: str) -> tuple[Any, Any]:
@@ -266,8 +326,9 @@ def flow_names(page: Any) -> list[str]:
     return page.locator(".kf-RunList > .kf-RunRow .kf-RunRow-flow").all_text_contents()
 
 
-def test_panel_lists_runs_and_opens_one(lab: dict[str, Any], browser: Any,
-                                        screenshots: Path) -> None:
+def test_panel_lists_runs_and_opens_one(
+    lab: dict[str, Any], browser: Any, screenshots: Path
+) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -284,7 +345,8 @@ def test_panel_lists_runs_and_opens_one(lab: dict[str, Any], browser: Any,
     completed_badge = rows.nth(2).locator(".kf-StateBadge")
     assert failed_badge.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(198, 40, 40)"
     assert completed_badge.evaluate("e => getComputedStyle(e).backgroundColor") == (
-        "rgb(46, 125, 50)")
+        "rgb(46, 125, 50)"
+    )
     assert "3 task runs" in rows.nth(2).inner_text()
     assert rows.nth(2).locator(".kf-RunRow-duration").inner_text().endswith("s")
     assert "subflow" in rows.nth(1).inner_text()
@@ -303,9 +365,9 @@ def test_panel_lists_runs_and_opens_one(lab: dict[str, Any], browser: Any,
 
     # Filter by state: only the failed run.
     panel.locator(".kf-StateFilter").select_option("failed")
-    wait_until(lambda: flow_names(panel) == ["sensor-check"], 10, "the Failed filter")
+    wait_until(page, lambda: flow_names(panel) == ["sensor-check"], 10, "the Failed filter")
     panel.locator(".kf-StateFilter").select_option("")
-    wait_until(lambda: flow_names(panel) == expected, 10, "all runs again")
+    wait_until(page, lambda: flow_names(panel) == expected, 10, "all runs again")
 
     # Open the ETL run: its task runs (one retried) and its logs.
     etl_id = next(r["id"] for r in lab["runs"] if r["flow_name"] == "nightly-etl")
@@ -316,8 +378,9 @@ def test_panel_lists_runs_and_opens_one(lab: dict[str, Any], browser: Any,
     assert task_rows.count() == 3
     names = detail.locator(".kf-TaskRunTable .kf-TaskName").all_text_contents()
     assert names == ["fetch-0", "fetch-1", "fetch-2"]
-    assert detail.locator(".kf-TaskRunTable .kf-StateBadge").all_text_contents() == [
-        "Completed"] * 3
+    assert (
+        detail.locator(".kf-TaskRunTable .kf-StateBadge").all_text_contents() == ["Completed"] * 3
+    )
     tries = [row.locator("td").nth(3).inner_text() for row in task_rows.all()]
     assert tries == ["1", "2", "1"]  # the flaky fetch needed its retry
     logs = detail.locator(".kf-Logs").inner_text()
@@ -333,29 +396,40 @@ def test_panel_lists_runs_and_opens_one(lab: dict[str, Any], browser: Any,
     panel.locator(f'.kf-RunDetail[data-kf-run-id="{load_id}"]').wait_for(timeout=10_000)
     assert "loading" in panel.locator(".kf-Logs").inner_text()
     panel.locator(".kf-Back").click()
-    wait_until(lambda: flow_names(panel) == expected, 10, "the list again")
+    wait_until(page, lambda: flow_names(panel) == expected, 10, "the list again")
     assert not [e for e in errors if "kernelflow" in e.lower()], errors
     page.close()
 
 
-def test_panel_refreshes_itself_only_while_visible(lab: dict[str, Any], browser: Any,
-                                                   screenshots: Path) -> None:
+def test_panel_refreshes_itself_only_while_visible(
+    lab: dict[str, Any], browser: Any, screenshots: Path
+) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 900})
-    asked: list[float] = []
-    page.on("request", lambda r: asked.append(time.monotonic())
-            if "/kernelflow/api/runs" in r.url else None)
+    # Keep every resource timing entry (the default buffer of 250 fills while lab loads).
+    page.add_init_script("performance.setResourceTimingBufferSize(100000)")
     tab, panel = open_panel(page, lab["url"])
 
     # A flow that runs for a while, in another process: it appears Running, then
     # Completed, with no click on refresh.
-    slow = subprocess.Popen([sys.executable, str(lab["script"]), "slow", "8"],
-                            cwd=lab["root"], env=lab["env"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    slow = subprocess.Popen(
+        [sys.executable, str(lab["script"]), "slow", "8"],
+        cwd=lab["root"],
+        env=lab["env"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = panel.locator(".kf-RunList > .kf-RunRow").first
-        wait_until(lambda: first.locator(".kf-RunRow-flow").inner_text() == "slow-report"
-                   and first.locator(".kf-StateBadge").inner_text() == "Running", 20,
-                   "the running flow to appear")
+        wait_until(
+            page,
+            lambda: (
+                first.locator(".kf-RunRow-flow").inner_text() == "slow-report"
+                and first.locator(".kf-StateBadge").inner_text() == "Running"
+            ),
+            20,
+            "the running flow to appear",
+        )
         page.screenshot(path=str(screenshots / "panel-running.png"))
         assert slow.wait(60) == 0, slow.stderr.read() if slow.stderr else ""
     finally:
@@ -364,16 +438,38 @@ def test_panel_refreshes_itself_only_while_visible(lab: dict[str, Any], browser:
             slow.wait(10)
         if slow.stderr:
             slow.stderr.close()
-    wait_until(lambda: first.locator(".kf-StateBadge").inner_text() == "Completed", 20,
-               "the flow to complete")
+    wait_until(
+        page,
+        lambda: first.locator(".kf-StateBadge").inner_text() == "Completed",
+        20,
+        "the flow to complete",
+    )
+
+    # The refresh button asks at once: right after a timer tick, the next tick is 5 s away.
+    count = len(runs_requests(page))
+    wait_until(page, lambda: len(runs_requests(page)) > count, 10, "a timer tick")
+    tick = max(runs_requests(page))
+    panel.locator(".kf-RefreshButton").click()
+    clicked = wait_until(
+        page,
+        lambda: [t for t in runs_requests(page) if t > tick + 50],
+        5,
+        "the refresh button's request",
+    )
+    assert min(clicked) - tick < 3000, "the request came from the timer, not the button"
 
     # Collapsed, the panel asks nothing; shown again, it refreshes at once.
     tab.click()
     panel.wait_for(state="hidden", timeout=10_000)
-    time.sleep(0.5)  # a request already under way when it was hidden may still land
-    hidden_since = len(asked)
-    time.sleep(7)
-    assert len(asked) == hidden_since, "a hidden panel kept polling"
+    hidden_at = page.evaluate("performance.now()")
+    page.wait_for_timeout(7_000)
+    assert not [t for t in runs_requests(page) if t > hidden_at], "a hidden panel kept polling"
+    shown_at = page.evaluate("performance.now()")
     tab.click()
-    wait_until(lambda: len(asked) > hidden_since, 5, "a refresh when shown again")
+    wait_until(
+        page,
+        lambda: [t for t in runs_requests(page) if t > shown_at],
+        3,
+        "a refresh when shown again",
+    )
     page.close()

@@ -210,8 +210,9 @@ class TestRunDetail:
         common = min(len(a) for a in ids.values())
         values = list(ids.values())
         prefix = next(
-            values[0][:n] for n in range(common, 0, -1) if all(v.startswith(values[0][:n])
-                                                              for v in values)
+            values[0][:n]
+            for n in range(common, 0, -1)
+            if all(v.startswith(values[0][:n]) for v in values)
         )
         code, body = await get_error(jp_fetch, "runs", prefix)
         assert code == 404
@@ -219,8 +220,9 @@ class TestRunDetail:
 
 
 class TestStoreErrors:
-    async def test_a_locked_store_is_409(self, jp_fetch: Any, store: Any,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_a_locked_store_is_409(
+        self, jp_fetch: Any, store: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         from kernelflow.store.db import connect
 
         record_runs()
@@ -258,10 +260,15 @@ class TestDeployments:
 
         from kernelflow.deployments import deploy, run_deployment
 
-        nb = nbformat.v4.new_notebook(metadata={"kernelspec": {
-            "name": "python3", "display_name": "Python 3", "language": "python"}})
-        nb.cells = [nbformat.v4.new_code_cell("n = 2", metadata={"tags": ["parameters"]}),
-                    nbformat.v4.new_code_cell("print(n * 2)")]
+        nb = nbformat.v4.new_notebook(
+            metadata={
+                "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+            }
+        )
+        nb.cells = [
+            nbformat.v4.new_code_cell("n = 2", metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell("print(n * 2)"),
+        ]
         notebook = tmp_path / "report.ipynb"
         nbformat.write(nb, notebook)
         monkeypatch.chdir(tmp_path)
@@ -276,7 +283,7 @@ class TestDeployments:
         daily, hourly = body["deployments"]
         assert daily["name"] == "daily-report" and hourly["name"] == "hourly"
         assert daily["schedule"] == "cron '0 6 * * *' (Europe/Berlin)"
-        assert daily["paused"] is False
+        assert daily["paused"] is False and daily["problem"] is None
         next_run = dt.datetime.fromisoformat(daily["next_run"].replace("Z", "+00:00"))
         assert before < next_run <= before + dt.timedelta(days=1)
         local = next_run.astimezone(ZoneInfo("Europe/Berlin"))

@@ -213,6 +213,26 @@ class TestTimeoutsAndCrashes:
         assert (value, tries) == ("second try", 2)
         assert "WorkerLostError" in message and "killed by SIGKILL" in message
 
+    def test_a_flow_timeout_stops_the_busy_workers(self, tmp_path):
+        pid_file = tmp_path / "pid"
+
+        @task
+        def endless(where: str) -> None:
+            Path(where).write_text(str(os.getpid()))
+            time.sleep(60)
+
+        @flow(task_runner=TWO, timeout_seconds=2)
+        def bounded() -> None:
+            endless.submit(str(pid_file)).wait()
+
+        state = bounded(return_state=True)
+        assert state.name == "TimedOut"
+        pid = int(pid_file.read_text())
+        deadline = time.monotonic() + 10
+        while psutil.pid_exists(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not psutil.pid_exists(pid)
+
     def test_no_worker_outlives_its_flow_run(self):
         @flow(task_runner=TWO)
         def pids() -> set:
