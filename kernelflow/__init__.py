@@ -39,8 +39,8 @@ __all__ = [
     "load_ipython_extension",
     "sql",
     "task",
-    "unmapped",
     "unload_ipython_extension",
+    "unmapped",
 ]
 
 _LAZY = {

@@ -68,6 +68,7 @@ class WorkerProcess:
             child_end.close()
         self.connection = Connection(parent_end.detach())
         self._killed = False
+        self._close_lock = threading.Lock()
 
     @property
     def pid(self) -> int:
@@ -143,13 +144,25 @@ class WorkerProcess:
             "work per task."
         )
 
-    def kill(self) -> None:
-        """Stop the worker now (SIGKILL) and reap it."""
+    def kill(self, close: bool = True) -> None:
+        """Stop the worker now (SIGKILL) and reap it.
+
+        With ``close=False`` the socket stays open: a thread waiting on it
+        (the try's engine thread) then sees the end of the stream and closes
+        it itself, instead of finding its descriptor closed under it.
+        """
         self._killed = True
         if self.alive():
             self.process.kill()
         self.process.wait()
-        self.connection.close()
+        if close:
+            self.close()
+
+    def close(self) -> None:
+        """Close the flow's end of the socket (once)."""
+        with self._close_lock:
+            if not self.connection.closed:
+                self.connection.close()
 
     def stop(self) -> None:
         """Ask the worker to exit; kill it if it does not within a grace period."""
@@ -162,7 +175,7 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        self.connection.close()
+        self.close()
 
 
 class ProcessPool:
@@ -207,7 +220,7 @@ class ProcessPool:
                     if worker.alive():
                         self._busy.add(worker)
                         return worker
-                    worker.connection.close()
+                    worker.close()
                 if len(self._busy) < self.size:
                     break
                 self._condition.wait()
@@ -238,7 +251,8 @@ class ProcessPool:
             worker.stop()
         if not wait:
             for worker in busy:
-                worker.kill()
+                # Their engine threads see the end of the socket and check them in.
+                worker.kill(close=False)
 
 
 # --- the worker side -----------------------------------------------------------------

@@ -39,8 +39,9 @@ class CachePolicy:
     #: Set on policies that key on the call's arguments (used to record lineage).
     uses_inputs = False
 
-    def key_part(self, ctx: TaskRunContext, inputs: dict[str, Any], hashes: dict[str, str]
-                 ) -> str | None:
+    def key_part(
+        self, ctx: TaskRunContext, inputs: dict[str, Any], hashes: dict[str, str]
+    ) -> str | None:
         """This policy's contribution to the key; ``None`` disables caching for the call.
 
         ``hashes`` maps each input name to its value hash; it is filled lazily by
@@ -55,8 +56,12 @@ class CachePolicy:
 
     def __sub__(self, name: str) -> CachePolicy:
         if not isinstance(name, str):
-            raise CachePolicyError("Subtract an argument name from a cache policy, e.g. INPUTS - 'x'.")
-        return CompoundCachePolicy([p - name if isinstance(p, Inputs) else p for p in _flatten(self)])
+            raise CachePolicyError(
+                "Subtract an argument name from a cache policy, e.g. INPUTS - 'x'."
+            )
+        return CompoundCachePolicy(
+            [p - name if isinstance(p, Inputs) else p for p in _flatten(self)]
+        )
 
     def __repr__(self) -> str:
         return type(self).__name__
@@ -192,7 +197,9 @@ NO_CACHE: CachePolicy = _NoCache()
 DEFAULT: CachePolicy = CompoundCachePolicy([INPUTS, TASK_SOURCE, RUN_ID])
 
 
-def compute_cache_key(policy: CachePolicy, ctx: TaskRunContext, hashes: dict[str, str]) -> str | None:
+def compute_cache_key(
+    policy: CachePolicy, ctx: TaskRunContext, hashes: dict[str, str]
+) -> str | None:
     """The full cache key of a call: the task's identity plus the policy's part."""
     from kernelflow.hashing import hash_bytes
 

@@ -4,7 +4,9 @@ A lookup happens before every cached task run, often in a process that must not
 open the DuckDB file (see :mod:`kernelflow.store.journal`). So the index is one
 small JSON file per key, ``<home>/cache/<k[:2]>/<key>.json``, naming the result
 file written by :mod:`kernelflow.results`. A hit costs one read of the index
-file and one of the (checksum-verified) result file.
+file and one of the (checksum-verified) result file. Small hits are a few tens
+of microseconds, so the hot path avoids what costs microseconds there: pathlib,
+buffered file objects, dataclass ``__init__``.
 
 The files are the truth for lookups. Every write, hit and delete is also
 appended to the journal (``cache_write`` / ``cache_hit`` / ``cache_delete``),
@@ -26,9 +28,8 @@ import logging
 import os
 import re
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from kernelflow.errors import ResultMissingError
 from kernelflow.hashing import hash_bytes
@@ -43,9 +44,10 @@ logger = logging.getLogger("kernelflow.cache")
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")
 
 
-@dataclass(frozen=True)
-class CacheEntry:
+class CacheEntry(NamedTuple):
     """One cache key and the result it points to (the content of an index file).
+
+    A named tuple: cheap to create on every hit, and ``_asdict()`` is the file's JSON.
 
     Attributes
     ----------
@@ -83,15 +85,16 @@ class CacheEntry:
         return self.expires is not None and self.expires <= (time.time() if now is None else now)
 
 
-@dataclass(frozen=True)
-class CacheHit:
+class CacheHit(NamedTuple):
     """A found cache entry and its loaded value."""
 
     value: Any
     entry: CacheEntry
 
 
-def lookup(key: str, *, task_run_id: str | None = None) -> CacheHit | None:
+def lookup(
+    key: str, *, task_run_id: str | None = None, events: list[dict] | None = None
+) -> CacheHit | None:
     """Find the cached result of ``key``.
 
     Parameters
@@ -100,6 +103,9 @@ def lookup(key: str, *, task_run_id: str | None = None) -> CacheHit | None:
         The cache key.
     task_run_id
         The run asking; recorded in the ``cache_hit`` event.
+    events
+        A list to append the ``cache_hit`` event to, for the caller to journal with
+        its next events in one write; by default it is journaled at once.
 
     Returns
     -------
@@ -115,14 +121,11 @@ def lookup(key: str, *, task_run_id: str | None = None) -> CacheHit | None:
     """
     file = _index_file(key)
     try:
-        with open(file, "rb") as fh:
-            raw = fh.read()
+        raw = _read_small(file)
     except FileNotFoundError:
         return None
     try:
-        entry = CacheEntry(**json.loads(raw))
-        if entry.key != key or not isinstance(entry.result, str):
-            raise ValueError(key)
+        entry = _parse_entry(file, raw, key)
         expired = entry.is_expired()
     except (ValueError, TypeError):  # bad JSON, fields missing, unknown or mistyped
         where = os.path.relpath(file, paths().home)
@@ -137,7 +140,11 @@ def lookup(key: str, *, task_run_id: str | None = None) -> CacheHit | None:
         task = entry.task_name
         _discard(key, f"Cached result for task {task!r} is {state} (file {entry.result})")
         return None
-    record({"ev": "cache_hit", "key": key, "task_run_id": task_run_id, "t": time.time()})
+    event = {"ev": "cache_hit", "key": key, "task_run_id": task_run_id, "t": time.time()}
+    if events is None:
+        record(event)
+    else:
+        events.append(event)
     return CacheHit(value, entry)
 
 
@@ -193,12 +200,12 @@ def store(
     paths().ensure(file.parent)
     temporary = file.with_name(f".tmp-{os.getpid()}-{os.urandom(6).hex()}")
     try:
-        temporary.write_bytes(json.dumps(asdict(entry)).encode())
+        temporary.write_bytes(json.dumps(entry._asdict()).encode())
         os.replace(temporary, file)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    event = {"ev": "cache_write", **asdict(entry)}
+    event = {"ev": "cache_write", **entry._asdict()}
     del event["format"]  # not part of the journal's cache_write format
     record(event)
     return entry
@@ -250,9 +257,59 @@ def entries() -> list[CacheEntry]:
 
 
 def _index_file(key: str) -> str:
-    # A string path: pathlib would cost more than the rest of a small hit.
-    name = key if _PLAIN_KEY.fullmatch(key) else hash_bytes("cache key", key)
-    return os.path.join(paths().home, "cache", name[:2], f"{name}.json")
+    """The index file of ``key``: a string path, as pathlib would cost more than the rest
+    of a small hit; memoized, since a notebook asks for the same few keys again and again."""
+    home = paths().home
+    found = _index_files.get((home, key))
+    if found is None:
+        name = key if _PLAIN_KEY.fullmatch(key) else hash_bytes("cache key", key)
+        found = os.path.join(home, "cache", name[:2], f"{name}.json")
+        if len(_index_files) >= _INDEX_MEMO_SIZE:
+            _index_files.clear()  # a bound, not an LRU: refilling costs microseconds
+        _index_files[(home, key)] = found
+    return found
+
+
+_index_files: dict[tuple[Path, str], str] = {}
+_INDEX_MEMO_SIZE = 4096
+
+
+def _parse_entry(file: str, raw: bytes, key: str) -> CacheEntry:
+    """The entry an index file's bytes hold; the same bytes as last time are not parsed again.
+
+    Raises
+    ------
+    ValueError, TypeError
+        If the bytes are not an entry of ``key``.
+    """
+    seen = _parsed.get(file)
+    if seen is not None and seen[0] == raw:
+        return seen[1]
+    entry = CacheEntry(**json.loads(raw))
+    if entry.key != key or not isinstance(entry.result, str):
+        raise ValueError(key)
+    if len(_parsed) >= _INDEX_MEMO_SIZE:
+        _parsed.clear()
+    _parsed[file] = (raw, entry)
+    return entry
+
+
+_parsed: dict[str, tuple[bytes, CacheEntry]] = {}
+
+
+def _read_small(file: str) -> bytes:
+    """A small file's bytes, with bare system calls (a buffered ``open`` costs more)."""
+    fd = os.open(file, os.O_RDONLY)
+    try:
+        data = os.read(fd, 4096)
+        if len(data) < 4096:
+            return data
+        chunks = [data]  # a long key: read on to the end
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _discard(key: str, problem: str) -> None:

@@ -42,7 +42,7 @@ class FlowRunContext:
         Whether ``print`` inside this flow goes to the run's logger.
     """
 
-    __slots__ = ("flow", "flow_run", "futures", "log_prints", "task_runner", "_runner_factory")
+    __slots__ = ("_runner_factory", "flow", "flow_run", "futures", "log_prints", "task_runner")
 
     def __init__(self, flow: Flow | None, flow_run: FlowRun, runner_factory: Any, log_prints: bool):
         self.flow = flow

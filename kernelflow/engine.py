@@ -132,11 +132,15 @@ def set_state(kind: str, run: FlowRun | TaskRun, state: State, *, result: str | 
     return state
 
 
+_finish_loggers = {kind: logging.getLogger(f"kernelflow.runs.{kind}") for kind in ("flow", "task")}
+
+
 def _finished_log(kind: str, run: FlowRun | TaskRun, state: State) -> None:
-    logger = run_logger(kind, run)
     level = logging.INFO if state.is_completed() else logging.ERROR
-    if logger.isEnabledFor(level):
-        logger.log(level, "Finished in state %r", state, extra={"journal": False})
+    # The level first: building the run's logger costs more than the check, and this line
+    # is often below the configured level (e.g. every cache hit under WARNING).
+    if _finish_loggers[kind].isEnabledFor(level):
+        run_logger(kind, run).log(level, "Finished in state %r", state, extra={"journal": False})
 
 
 def _call_hooks(hooks: list[Callable], owner: Any, run: Any, state: State, kind: str) -> None:
@@ -151,7 +155,7 @@ def _call_hooks(hooks: list[Callable], owner: Any, run: Any, state: State, kind:
 
 
 # --- inputs -----------------------------------------------------------------
-class allow_failure:  # noqa: N801 - Prefect's name
+class allow_failure:  # lower case: Prefect's name
     """Wrap an upstream future so a downstream task runs even if it failed.
 
     The failed upstream arrives as ``None`` (Prefect passes the exception
@@ -165,7 +169,7 @@ class allow_failure:  # noqa: N801 - Prefect's name
         self.value = value
 
 
-class unmapped:  # noqa: N801 - Prefect's name
+class unmapped:  # lower case: Prefect's name
     """Wrap an argument of ``.map()`` so it is passed whole to every call."""
 
     __slots__ = ("value",)
@@ -280,7 +284,7 @@ def create_task_run(task: Task, parameters: dict[str, Any],
 class TaskAttempt:
     """The decisions of one task run, shared by the sync and async drivers."""
 
-    __slots__ = ("ctx", "flow_ctx", "key", "task", "task_run", "token")
+    __slots__ = ("ctx", "events", "flow_ctx", "key", "task", "task_run", "token")
 
     def __init__(self, task: Task, task_run: TaskRun, parameters: dict[str, Any],
                  flow_ctx: context.FlowRunContext | None) -> None:
@@ -295,16 +299,24 @@ class TaskAttempt:
         self.ctx = context.TaskRunContext(task, task_run, parameters, log_prints)
         self.key: str | None = None
         self.token: contextvars.Token | None = None
+        # Events (inputs, cache_hit) journaled with the next state, in one write.
+        self.events: list[dict] = []
 
     def enter(self) -> None:
         """Make this task run the current one for code it calls."""
         self.token = context.task_context.set(self.ctx)
 
     def exit(self) -> None:
-        """Restore the previous task context."""
+        """Restore the previous task context; journal any event still held."""
+        if self.events:
+            current_journal().write_many(self._take_events())
         if self.token is not None:
             context.task_context.reset(self.token)
             self.token = None
+
+    def _take_events(self) -> list[dict]:
+        events, self.events = self.events, []
+        return events
 
     def cached_state(self) -> State | None:
         """Compute the cache key; on a hit, the Cached state to finish with."""
@@ -322,13 +334,13 @@ class TaskAttempt:
         if hashes or self.key is not None:
             # The key is known only now (inputs resolved), after the task_run
             # event: this event carries it to task_runs.cache_key.
-            current_journal().write({"ev": "inputs", "run_id": self.task_run.id,
-                                     "cache_key": self.key, "inputs": hashes})
+            self.events.append({"ev": "inputs", "run_id": self.task_run.id,
+                                "cache_key": self.key, "inputs": hashes})
         if self.key is None or task.refresh_cache:
             return None
         from kernelflow import cache_index
 
-        hit = cache_index.lookup(self.key, task_run_id=self.task_run.id)
+        hit = cache_index.lookup(self.key, task_run_id=self.task_run.id, events=self.events)
         if hit is None:
             return None
         entry = hit.entry
@@ -340,7 +352,8 @@ class TaskAttempt:
         run.run_count += 1
         if run.start_time is None:
             run.start_time = time.time()
-        set_state("task", run, Running() if run.run_count == 1 else Retrying())
+        set_state("task", run, Running() if run.run_count == 1 else Retrying(),
+                  before=self._take_events())
         if self.task.on_running:
             _call_hooks(self.task.on_running, self.task, run, run.state, "task")
 
@@ -387,7 +400,7 @@ class TaskAttempt:
                 result_path = self._persist(state)
             except ResultSerializationError as exc:
                 state = Failed(message=str(exc), data=exc)
-        set_state("task", run, state, result=result_path)
+        set_state("task", run, state, result=result_path, before=self._take_events())
         _finished_log("task", run, state)
         if state.is_completed() and task.on_completion:
             _call_hooks(task.on_completion, task, run, state, "task")

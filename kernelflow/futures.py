@@ -118,8 +118,9 @@ def wait(futures: Iterable[TaskRunFuture], timeout: float | None = None) -> Done
     return DoneAndNotDoneFutures({by_inner[f] for f in done}, {by_inner[f] for f in not_done})
 
 
-def as_completed(futures: Iterable[TaskRunFuture], timeout: float | None = None
-                 ) -> Iterator[TaskRunFuture]:
+def as_completed(
+    futures: Iterable[TaskRunFuture], timeout: float | None = None
+) -> Iterator[TaskRunFuture]:
     """Yield futures as their runs finish."""
     by_inner = {f._future: f for f in futures}
     for inner in cf.as_completed(by_inner, timeout=timeout):
@@ -133,9 +134,11 @@ def resolve_futures_to_states(value: Any) -> Any:
     if isinstance(value, (list, tuple, set)):
         if not any(isinstance(v, TaskRunFuture) for v in value):
             return value
-        return type(value)(resolve_futures_to_states(v) for v in value) if not isinstance(
-            value, PrefectFutureList
-        ) else [resolve_futures_to_states(v) for v in value]
+        return (
+            type(value)(resolve_futures_to_states(v) for v in value)
+            if not isinstance(value, PrefectFutureList)
+            else [resolve_futures_to_states(v) for v in value]
+        )
     if isinstance(value, dict) and any(isinstance(v, TaskRunFuture) for v in value.values()):
         return {k: resolve_futures_to_states(v) for k, v in value.items()}
     return value

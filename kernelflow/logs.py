@@ -21,7 +21,7 @@ from typing import Any
 from kernelflow import context
 from kernelflow.settings import env
 
-__all__ = ["get_run_logger", "run_logger", "enable_print_capture"]
+__all__ = ["enable_print_capture", "get_run_logger", "run_logger"]
 
 ROOT = "kernelflow"
 _setup_lock = threading.Lock()
@@ -151,8 +151,9 @@ _original_print = builtins.print
 _print_patched = False
 
 
-def _print(*args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None,
-           flush: bool = False) -> None:
+def _print(
+    *args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False
+) -> None:
     if file is None or file is sys.stdout:
         task_ctx = context.task_context.get()
         ctx = task_ctx or context.current_flow_context()

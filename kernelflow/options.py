@@ -47,7 +47,9 @@ def check_seconds(value: Any, option: str, owner: str, *, allow_zero: bool = Fal
     if isinstance(value, datetime.timedelta):
         value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigurationError(f"{option}{_where(owner)} must be a number of seconds, got {value!r}.")
+        raise ConfigurationError(
+            f"{option}{_where(owner)} must be a number of seconds, got {value!r}."
+        )
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ConfigurationError(f"{option}{_where(owner)} must be {bound} seconds, got {value!r}.")
@@ -127,7 +129,7 @@ class CallShape:
     def bind(self, args: tuple, kwargs: dict[str, Any], owner: str) -> dict[str, Any]:
         """The call's arguments by parameter name, defaults applied."""
         if self.simple and len(args) <= len(self.names):
-            bound = dict(zip(self.names, args))
+            bound = dict(zip(self.names, args, strict=False))
             if kwargs:
                 for key in kwargs:
                     if key in bound or key not in self.signature.parameters:

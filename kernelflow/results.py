@@ -45,9 +45,8 @@ import os
 import pickle
 import struct
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import xxhash
 
@@ -79,8 +78,7 @@ _BUFFER_ENTRY = struct.Struct("<QQ")
 _BUFFER_ALIGN = 64
 
 
-@dataclass(frozen=True)
-class ResultRecord:
+class ResultRecord(NamedTuple):
     """Where a persisted value lives and how to check it.
 
     Attributes
@@ -159,10 +157,7 @@ def read_result(path: str | os.PathLike[str], checksum: str) -> Any:
         If the file is missing, fails its checksum or cannot be loaded.
     """
     path = os.fspath(path)
-    # Plain strings, not pathlib: a cache hit of a small value is a few dozen
-    # microseconds, and pathlib would be a third of them.
-    file = os.path.join(paths().home, path)
-    fmt = _FORMATS.get(os.path.splitext(file)[1])
+    file, fmt = _locate(path)
     if fmt is None:
         raise ResultMissingError(f"{path} is not a result file; rerun the task to recompute it.")
     try:
@@ -188,6 +183,27 @@ def read_result(path: str | os.PathLike[str], checksum: str) -> Any:
 
 
 # --- files ---------------------------------------------------------------------------------
+
+
+def _locate(path: str) -> tuple[str, str | None]:
+    """The absolute file of a result path and its format (None: not a result file).
+
+    Plain strings, not pathlib, and memoized: a small cache hit takes a few dozen
+    microseconds, and joining paths would be a tenth of them.
+    """
+    home = paths().home
+    found = _located.get((home, path))
+    if found is None:
+        file = os.path.join(home, path)
+        found = (file, _FORMATS.get(os.path.splitext(file)[1]))
+        if len(_located) >= _LOCATED_SIZE:
+            _located.clear()  # a bound, not an LRU: refilling costs microseconds
+        _located[(home, path)] = found
+    return found
+
+
+_located: dict[tuple[Path, str], tuple[str, str | None]] = {}
+_LOCATED_SIZE = 4096
 
 
 def _read(file: str | Path, writable: bool = False) -> Any:

@@ -62,7 +62,9 @@ class ThreadPoolTaskRunner(TaskRunner):
 
     def __init__(self, max_workers: int | None = None) -> None:
         if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
-            raise ConfigurationError(f"max_workers must be a whole number >= 1, got {max_workers!r}")
+            raise ConfigurationError(
+                f"max_workers must be a whole number >= 1, got {max_workers!r}"
+            )
         self.max_workers = max_workers
         self._pool: cf.ThreadPoolExecutor | None = None
 
@@ -71,7 +73,9 @@ class ThreadPoolTaskRunner(TaskRunner):
 
     def start(self) -> None:
         if self._pool is None:
-            self._pool = cf.ThreadPoolExecutor(self.max_workers, thread_name_prefix="kernelflow-task")
+            self._pool = cf.ThreadPoolExecutor(
+                self.max_workers, thread_name_prefix="kernelflow-task"
+            )
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
         if self._pool is None:

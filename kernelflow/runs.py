@@ -84,6 +84,8 @@ class FlowRun:
 
     __slots__ = (
         "__weakref__",
+        "_lock",
+        "_task_counts",
         "deployment_id",
         "end_time",
         "flow_name",
@@ -96,8 +98,6 @@ class FlowRun:
         "start_time",
         "state",
         "tags",
-        "_task_counts",
-        "_lock",
     )
 
     def __init__(

@@ -23,9 +23,9 @@ from kernelflow.errors import FailedRun
 
 __all__ = [
     "AwaitingRetry",
+    "Cached",
     "Cancelled",
     "Cancelling",
-    "Cached",
     "Completed",
     "Crashed",
     "Failed",

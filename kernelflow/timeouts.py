@@ -30,7 +30,9 @@ class DeadlineExceeded(Exception):
 def _interrupt(thread: threading.Thread, exc_type: type[BaseException]) -> None:
     if thread.ident is None or not thread.is_alive():
         return
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type))
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type)
+    )
 
 
 def call_with_timeout(
@@ -56,8 +58,9 @@ def call_with_timeout(
         finally:
             done.set()
 
-    worker = threading.Thread(target=target, name=f"kernelflow-timeout-{getattr(fn, '__name__', 'fn')}",
-                              daemon=True)
+    worker = threading.Thread(
+        target=target, name=f"kernelflow-timeout-{getattr(fn, '__name__', 'fn')}", daemon=True
+    )
     worker.start()
     if not done.wait(seconds):
         _interrupt(worker, exc_type)

@@ -123,7 +123,8 @@ class RunExecution:
         self.first_attempt = first_attempt
         self.cancel = cancel or threading.Event()
         self.on_final = on_final
-        self.worker_started: float | None = None
+        self.worker_started: float | None = None  #: when the worker process began (its clock)
+        self.worker_launched: float | None = None  #: when it was launched (our clock)
         self._worker: Any = None
         self._closers: list[threading.Thread] = []
 
@@ -249,6 +250,7 @@ class RunExecution:
         from kernelflow.deployments.runner import launch
 
         worker = launch(job)
+        self.worker_launched = worker.started
         self._worker = worker
         deadline = None
         if self.deployment.timeout:

@@ -348,20 +348,23 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=_watch_parent, args=(sock, stop), daemon=True,
                      name="kernelflow-parent-watch").start()
     timed_out = threading.Event()
-    timer = None
+    finished = threading.Event()
     if job.get("timeout"):
         def expire() -> None:
+            if finished.wait(float(job["timeout"])):
+                return
             timed_out.set()
-            kill_tree(os.getpid())
+            # Again until papermill gives up: a kernel being launched right now is
+            # not a child yet, and must not survive either.
+            while not finished.is_set():
+                kill_tree(os.getpid())
+                finished.wait(0.5)
 
-        timer = threading.Timer(float(job["timeout"]), expire)
-        timer.daemon = True
-        timer.start()
+        threading.Thread(target=expire, daemon=True, name="kernelflow-timeout").start()
     try:
         outcome = execute(job, timed_out)
     finally:
-        if timer is not None:
-            timer.cancel()
+        finished.set()
     kill_tree(os.getpid())  # a kernel must never outlive its try
     outcome["started"] = started
     html = job.get("html") if outcome.get("output") else None
@@ -381,4 +384,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Without atexit hooks: they would fold this process's journal into the database,
+    # taking the store's lock while the scheduler claims its next fire. The events are
+    # already written (the OS has them); the scheduler's own compaction imports them.
+    os._exit(code)

@@ -62,8 +62,9 @@ logger = logging.getLogger("kernelflow.deployments.scheduler")
 #: Seconds between safety re-reads of the store while nothing wakes the scheduler.
 RESCAN_S = 60.0
 #: Seconds before its scheduled time a fire is claimed and prepared, so that its
-#: notebook process starts on time (the run waits for the instant itself).
-LEAD_S = 0.5
+#: notebook process starts on time (the run waits for the instant itself). The claim
+#: may wait for the store's lock while another process compacts: this absorbs it.
+LEAD_S = 2.0
 
 
 @dataclass
@@ -120,6 +121,7 @@ class Scheduler:
         self._seq = 0
         self._queue: list[_Queued] = []
         self._running: dict[str, tuple[threading.Thread, RunExecution]] = {}
+        self._threads: list[threading.Thread] = []  #: run threads, until their files are written
         self._known_runs: set[str] = set()
         self._error: BaseException | None = None
         #: (deployment name, scheduled time, worker start time) of each started try.
@@ -256,17 +258,19 @@ class Scheduler:
                 self._reload()
 
     def _drain(self) -> None:
-        """Wait for runs in progress; queued runs that never started stay claimed for later."""
+        """Wait for runs in progress (and their HTML copies); queued runs stay claimed."""
         while True:
             with self._lock:
-                threads = [t for t, _ in self._running.values()]
+                threads = [t for t in self._threads if t.is_alive()]
+                self._threads = threads
+                executions = [e for _, e in self._running.values()]
             if not threads:
                 break
+            if self._stopping.is_set() and self._cancel.is_set():
+                for execution in executions:
+                    execution.cancel.set()
             for thread in threads:
                 thread.join(0.5)
-            if self._stopping.is_set() and self._cancel.is_set():
-                for _, execution in list(self._running.values()):
-                    execution.cancel.set()
 
     # -- the lease ------------------------------------------------------------------------
     @property
@@ -524,6 +528,7 @@ class Scheduler:
         with self._lock:
             self._known_runs.add(item.run.id)
             self._running[item.run.id] = (thread, execution)
+            self._threads.append(thread)
         thread.start()
 
     def _after_final(self, deployment: Deployment, run: FlowRun, state: State) -> None:

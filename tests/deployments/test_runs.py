@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
-from deploy_helpers import kernels_of_run
+from deploy_helpers import kernels_of_run, wait_for
 
 from kernelflow.deployments import Scheduler, deploy, run_deployment
 from kernelflow.errors import ConfigurationError
@@ -114,8 +114,13 @@ class TestARun:
         output = store.home / "outputs" / "slow" / f"{run.id}.ipynb"
         text = output_text(output)  # the partial notebook is kept
         child = int(text.split("child ")[1].split("\\n")[0])
-        assert kernels_of_run(run.id) == []
-        assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
+        # SIGKILLed before the outcome was sent; give the OS a moment to tear them down.
+        wait_for(lambda: kernels_of_run(run.id) == [], 10, "the kernel processes to be gone")
+
+        def gone() -> bool:
+            return not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
+
+        wait_for(gone, 10, "the kernel's child process to be gone")
 
 
 class _Hooks(BaseHTTPRequestHandler):
