@@ -35,6 +35,7 @@ bench: setup
 	$(PY) bench/bench_widgets.py
 	$(PY) bench/bench_kernel.py
 	$(PY) bench/bench_concurrency.py
+	$(PY) bench/bench_deployments.py
 
 lint: setup
 	$(VENV)/bin/ruff check kernelflow tests bench

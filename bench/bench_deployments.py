@@ -41,14 +41,21 @@ def setup(tmp: Path) -> Path:
     jupyter = tmp / "jupyter"
     spec = jupyter / "kernels" / KERNEL
     spec.mkdir(parents=True)
-    spec.joinpath("kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": KERNEL, "language": "python", "env": {"PYTHONPATH": str(ROOT)},
-    }))
+    spec.joinpath("kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": KERNEL,
+                "language": "python",
+                "env": {"PYTHONPATH": str(ROOT)},
+            }
+        )
+    )
     os.environ["JUPYTER_PATH"] = str(jupyter)
     os.environ["KERNELFLOW_HOME"] = str(tmp / "home")
     os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
+    )
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell("n: int = 1")
     params.metadata["tags"] = ["parameters"]
@@ -75,8 +82,11 @@ def fire_precision(notebook: Path, seconds: float) -> dict:
     finally:
         scheduler.stop()
     late = [started - scheduled for _, scheduled, started in scheduler.started_fires]
-    return {"fires": len(late), "max_late_s": max(late) if late else None,
-            "median_late_s": statistics.median(late) if late else None}
+    return {
+        "fires": len(late),
+        "max_late_s": max(late) if late else None,
+        "median_late_s": statistics.median(late) if late else None,
+    }
 
 
 def idle_cpu(notebook: Path, n: int, window: float) -> dict:
@@ -93,9 +103,11 @@ def idle_cpu(notebook: Path, n: int, window: float) -> dict:
         copy.cron = f"{i % 60} {i % 24} 1 1 *"  # yearly: nothing fires in the window
         copies.append(copy)
     records.save_deployments(copies, update=False)
-    proc = subprocess.Popen([sys.executable, "-m", "kernelflow.cli", "scheduler",
-                             "--for", str(window + 15)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kernelflow.cli", "scheduler", "--for", str(window + 15)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         lease = Path(os.environ["KERNELFLOW_HOME"]) / "scheduler.lock"
         deadline = time.monotonic() + 60
@@ -112,8 +124,11 @@ def idle_cpu(notebook: Path, n: int, window: float) -> dict:
         proc.terminate()
         proc.wait(60)
     used = (after.user + after.system) - (before.user + before.system)
-    return {"deployments": n, "window_s": round(t1 - t0, 1),
-            "cpu_percent_of_core": 100 * used / (t1 - t0)}
+    return {
+        "deployments": n,
+        "window_s": round(t1 - t0, 1),
+        "cpu_percent_of_core": 100 * used / (t1 - t0),
+    }
 
 
 def trivial_ratio(notebook: Path, repeat: int) -> dict:
@@ -129,12 +144,27 @@ def trivial_ratio(notebook: Path, repeat: int) -> dict:
         assert run.state.is_completed(), run.state
         ours.append(run.state.timestamp - start)
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "papermill", str(notebook), str(out), "-k", KERNEL,
-                        "--no-progress-bar", "--log-level", "ERROR"], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "papermill",
+                str(notebook),
+                str(out),
+                "-k",
+                KERNEL,
+                "--no-progress-bar",
+                "--log-level",
+                "ERROR",
+            ],
+            check=True,
+            capture_output=True,
+        )
         theirs.append(time.perf_counter() - t)
-    recorded = sql("SELECT count(*) FROM flow_runs WHERE state_name = 'Completed' "
-                   "AND parent_flow_run_id IS NULL").iloc[0, 0]
+    recorded = sql(
+        "SELECT count(*) FROM flow_runs WHERE state_name = 'Completed' "
+        "AND parent_flow_run_id IS NULL"
+    ).iloc[0, 0]
     assert recorded >= repeat
     a, b = statistics.median(ours), statistics.median(theirs)
     return {"deployment_run_s": a, "papermill_s": b, "ratio": a / b}
@@ -164,13 +194,24 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     p, t, i = results["fire_precision"], results["trivial_run"], results["idle_scheduler"]
     rows = [
-        ("fire -> papermill process start (max of "
-         f"{p['fires']})", f"{p['max_late_s']:.3f} s", "<= 0.5 s", p["max_late_s"] <= 0.5),
-        (f"idle scheduler, {i['deployments']} deployments",
-         f"{i['cpu_percent_of_core']:.2f} % of a core", "< 1 %", i["cpu_percent_of_core"] < 1),
-        ("trivial notebook: deployment run / papermill",
-         f"{t['ratio']:.2f}x ({t['deployment_run_s']:.2f} s / {t['papermill_s']:.2f} s)",
-         "<= 1.2x", t["ratio"] <= 1.2),
+        (
+            f"fire -> papermill process start (max of {p['fires']})",
+            f"{p['max_late_s']:.3f} s",
+            "<= 0.5 s",
+            p["max_late_s"] <= 0.5,
+        ),
+        (
+            f"idle scheduler, {i['deployments']} deployments",
+            f"{i['cpu_percent_of_core']:.2f} % of a core",
+            "< 1 %",
+            i["cpu_percent_of_core"] < 1,
+        ),
+        (
+            "trivial notebook: deployment run / papermill",
+            f"{t['ratio']:.2f}x ({t['deployment_run_s']:.2f} s / {t['papermill_s']:.2f} s)",
+            "<= 1.2x",
+            t["ratio"] <= 1.2,
+        ),
     ]
     print(f"{'figure':<52} {'measured':<32} {'target':<9} met")
     for label, value, target, met in rows:

@@ -97,6 +97,21 @@ class TestStoreAndLookup:
         files = list((home / "cache").rglob("*.json"))
         assert len(files) == 1 and (home / "cache") in files[0].parents
 
+    def test_hit_event_can_be_handed_to_the_caller(self, home: Path) -> None:
+        put("abc123")
+        held: list[dict] = []
+        assert lookup("abc123", task_run_id="run-2", events=held) is not None
+        assert [(e["ev"], e["key"], e["task_run_id"]) for e in held] == [
+            ("cache_hit", "abc123", "run-2")
+        ]
+        assert events(home, "cache_hit") == []  # the caller journals it
+
+    def test_a_changed_index_file_is_read_again(self, home: Path) -> None:
+        put("abc123", 1)
+        assert lookup("abc123").value == 1  # remembered...
+        put("abc123", 2)
+        assert lookup("abc123").value == 2  # ...only for the same bytes
+
     def test_events_are_journaled(self, home: Path) -> None:
         entry = put("abc123")
         lookup("abc123", task_run_id="run-2")
@@ -183,6 +198,18 @@ class TestCorruption:
         ]
         assert not index_file(home, "abc123").exists()
 
+    def test_index_file_corrupted_after_a_hit_is_a_miss(
+        self, home: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        put("abc123")
+        assert lookup("abc123") is not None
+        file = index_file(home, "abc123")
+        raw = file.read_bytes()
+        file.write_bytes(raw.replace(b'"key"', b'"kex"'))  # same size, same second
+        with caplog.at_level(logging.WARNING, logger="kernelflow.cache"):
+            assert lookup("abc123") is None
+        assert len(cache_warnings(caplog)) == 1
+
     def test_mistyped_index_file_is_a_miss(
         self, home: Path, caplog: pytest.LogCaptureFixture
     ) -> None:
@@ -237,6 +264,75 @@ class TestDeleteAndClear:
         put("first")
         put("second")
         assert [e.key for e in entries()] == ["first", "second"]
+
+
+class TestJournalOfCachedTaskRuns:
+    """What the engine journals around a lookup: every state, the key, the hit."""
+
+    @staticmethod
+    def run_events(home: Path, run_id: str) -> list[tuple]:
+        found = []
+        for file in sorted((home / "journal").glob("*.jsonl")):
+            for line in file.read_text().splitlines():
+                event = json.loads(line)
+                if run_id in (event.get("id"), event.get("run_id"), event.get("task_run_id")):
+                    key = event.get("cache_key", event.get("key"))
+                    found.append((event["ev"], event.get("name"), key))
+        return found
+
+    def test_miss_then_hit(self, home: Path) -> None:
+        from kernelflow import flow, task
+        from kernelflow.tasks import task_input_hash
+
+        @task(cache_key_fn=task_input_hash)
+        def double(x: int) -> int:
+            return 2 * x
+
+        @flow
+        def twice() -> list:
+            return [double(21, return_state=True), double(21, return_state=True)]
+
+        miss, hit = twice()
+        assert (miss.name, hit.name, hit.result()) == ("Completed", "Cached", 42)
+        key = events(home, "inputs")[0]["cache_key"]
+        assert self.run_events(home, miss.run_id) == [
+            ("task_run", "double-0", None),
+            ("state", "Pending", None),
+            ("inputs", None, key),
+            ("state", "Running", None),
+            ("cache_write", None, key),
+            ("state", "Completed", None),
+        ]
+        assert self.run_events(home, hit.run_id) == [
+            ("task_run", "double-1", None),
+            ("state", "Pending", None),
+            ("inputs", None, key),
+            ("cache_hit", None, key),
+            ("state", "Cached", None),
+        ]
+
+    def test_held_events_are_journaled_when_the_run_is_interrupted(
+        self, home: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from kernelflow import engine, task
+        from kernelflow.cache_policies import INPUTS
+
+        def interrupted(tags: frozenset[str]) -> None:
+            raise KeyboardInterrupt
+
+        # Between the lookup (a miss) and the first try: the inputs event is still held.
+        monkeypatch.setattr(engine, "_tag_slots", interrupted)
+
+        @task(cache_policy=INPUTS, tags=["db"])
+        def load(x: int) -> int:
+            return x
+
+        with pytest.raises(KeyboardInterrupt):
+            load(1)
+        (created,) = events(home, "task_run")
+        journaled = self.run_events(home, created["id"])
+        assert [name for ev, name, _ in journaled if ev == "state"] == ["Pending", "Crashed"]
+        assert [ev for ev, _, _ in journaled].count("inputs") == 1
 
 
 def test_importing_the_index_imports_no_database_or_data_library() -> None:

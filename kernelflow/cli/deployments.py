@@ -29,11 +29,13 @@ def _parse_parameters(pairs: tuple[str, ...], params_file: str | None) -> dict[s
             loaded = yaml.safe_load(Path(params_file).read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
             reason = " ".join(str(exc).split())[:200]
-            raise ConfigurationError(f"Cannot read --params-file {params_file!r} ({reason}).") \
-                from None
+            raise ConfigurationError(
+                f"Cannot read --params-file {params_file!r} ({reason})."
+            ) from None
         if not isinstance(loaded, dict):
-            raise ConfigurationError(f"--params-file {params_file!r} must hold a mapping of "
-                                     "parameter names to values.")
+            raise ConfigurationError(
+                f"--params-file {params_file!r} must hold a mapping of parameter names to values."
+            )
         values.update(loaded)
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -49,41 +51,105 @@ def _parse_parameters(pairs: tuple[str, ...], params_file: str | None) -> dict[s
 @click.option("--cron", metavar="EXPR", help="Cron expression: 5 fields, or 6 with seconds first.")
 @click.option("--interval", type=float, metavar="SECONDS", help="Run every SECONDS instead.")
 @click.option("--timezone", metavar="TZ", help="IANA time zone of the schedule (default UTC).")
-@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
-              help="A parameter value, converted to its type in the parameters cell.")
-@click.option("--params-file", type=click.Path(dir_okay=False), metavar="FILE.yaml",
-              help="Parameter values from a YAML mapping (-p wins).")
-@click.option("--timeout", type=float, metavar="SECONDS",
-              help="Whole-notebook limit: the kernel is killed, the run TimedOut.")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A parameter value, converted to its type in the parameters cell.",
+)
+@click.option(
+    "--params-file",
+    type=click.Path(dir_okay=False),
+    metavar="FILE.yaml",
+    help="Parameter values from a YAML mapping (-p wins).",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    metavar="SECONDS",
+    help="Whole-notebook limit: the kernel is killed, the run TimedOut.",
+)
 @click.option("--cell-timeout", type=float, metavar="SECONDS", help="Per-cell limit (nbclient).")
 @click.option("--retries", type=int, default=0, show_default=True, help="Further tries.")
 @click.option("--retry-delay", type=float, default=0.0, show_default=True, metavar="SECONDS")
-@click.option("--catchup", type=click.Choice(["skip", "latest", "all"]), default="skip",
-              show_default=True, help="Slots missed while no scheduler ran.")
-@click.option("--max-catchup", type=int, default=10, show_default=True, metavar="N",
-              help="With --catchup all: run at most N missed slots.")
+@click.option(
+    "--catchup",
+    type=click.Choice(["skip", "latest", "all"]),
+    default="skip",
+    show_default=True,
+    help="Slots missed while no scheduler ran.",
+)
+@click.option(
+    "--max-catchup",
+    type=int,
+    default=10,
+    show_default=True,
+    metavar="N",
+    help="With --catchup all: run at most N missed slots.",
+)
 @click.option("--limit", type=int, metavar="N", help="At most N runs of it at once.")
-@click.option("--grace", type=float, default=60.0, show_default=True, metavar="SECONDS",
-              help="A run not started this long after its time is Late.")
+@click.option(
+    "--grace",
+    type=float,
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="A run not started this long after its time is Late.",
+)
 @click.option("--kernel", metavar="NAME", help="Kernelspec to run with (default: the notebook's).")
 @click.option("--tags", default="", metavar="a,b", help="Comma-separated tags.")
 @click.option("--paused", is_flag=True, help="Deploy without firing until resumed.")
 @click.option("--update", is_flag=True, help="Replace an existing deployment of that name.")
 @click.option("--after", metavar="OTHER", help="Run when a run of deployment OTHER completes.")
-@click.option("--notify", multiple=True, metavar="URL",
-              help="POST a JSON message here on Failed, TimedOut or Crashed.")
+@click.option(
+    "--notify",
+    multiple=True,
+    metavar="URL",
+    help="POST a JSON message here on Failed, TimedOut or Crashed.",
+)
 @click.option("--dask", metavar="ADDRESS", help="Run the notebook on this Dask cluster.")
-@click.option("--all", "apply_all", is_flag=True,
-              help="Deploy every entry of the project file (kernelflow.yaml).")
-@click.option("--file", "project_file", default="kernelflow.yaml", show_default=True,
-              type=click.Path(dir_okay=False), help="The project file for --all.")
-def deploy_command(notebook: str | None, name: str | None, cron: str | None,
-                   interval: float | None, timezone: str | None, params: tuple[str, ...],
-                   params_file: str | None, timeout: float | None, cell_timeout: float | None,
-                   retries: int, retry_delay: float, catchup: str, max_catchup: int,
-                   limit: int | None, grace: float, kernel: str | None, tags: str,
-                   paused: bool, update: bool, after: str | None, notify: tuple[str, ...],
-                   dask: str | None, apply_all: bool, project_file: str) -> None:
+@click.option(
+    "--all",
+    "apply_all",
+    is_flag=True,
+    help="Deploy every entry of the project file (kernelflow.yaml).",
+)
+@click.option(
+    "--file",
+    "project_file",
+    default="kernelflow.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The project file for --all.",
+)
+def deploy_command(
+    notebook: str | None,
+    name: str | None,
+    cron: str | None,
+    interval: float | None,
+    timezone: str | None,
+    params: tuple[str, ...],
+    params_file: str | None,
+    timeout: float | None,
+    cell_timeout: float | None,
+    retries: int,
+    retry_delay: float,
+    catchup: str,
+    max_catchup: int,
+    limit: int | None,
+    grace: float,
+    kernel: str | None,
+    tags: str,
+    paused: bool,
+    update: bool,
+    after: str | None,
+    notify: tuple[str, ...],
+    dask: str | None,
+    apply_all: bool,
+    project_file: str,
+) -> None:
     """Deploy NOTEBOOK on a schedule (or every deployment of kernelflow.yaml with --all).
 
     \b
@@ -103,16 +169,33 @@ def deploy_command(notebook: str | None, name: str | None, cron: str | None,
     from kernelflow.deployments import deploy
 
     deployment = deploy(
-        notebook, name, cron=cron, interval=interval, timezone=timezone,
-        parameters=_parse_parameters(params, params_file), timeout=timeout,
-        cell_timeout=cell_timeout, retries=retries, retry_delay=retry_delay, catchup=catchup,
-        max_catchup=max_catchup, limit=limit, grace=grace, kernel=kernel,
-        tags=[t.strip() for t in tags.split(",") if t.strip()], paused=paused, after=after,
-        notify=notify, dask=dask, update=update,
+        notebook,
+        name,
+        cron=cron,
+        interval=interval,
+        timezone=timezone,
+        parameters=_parse_parameters(params, params_file),
+        timeout=timeout,
+        cell_timeout=cell_timeout,
+        retries=retries,
+        retry_delay=retry_delay,
+        catchup=catchup,
+        max_catchup=max_catchup,
+        limit=limit,
+        grace=grace,
+        kernel=kernel,
+        tags=[t.strip() for t in tags.split(",") if t.strip()],
+        paused=paused,
+        after=after,
+        notify=notify,
+        dask=dask,
+        update=update,
     )
     state = "paused" if deployment.paused else "active"
-    click.echo(f"Deployed {deployment.name!r} ({deployment.describe_schedule()}, {state}); "
-               f"snapshot {deployment.content_hash[:12]}. Start `kernelflow scheduler` to run it.")
+    click.echo(
+        f"Deployed {deployment.name!r} ({deployment.describe_schedule()}, {state}); "
+        f"snapshot {deployment.content_hash[:12]}. Start `kernelflow scheduler` to run it."
+    )
 
 
 @click.group("deployment")
@@ -154,9 +237,14 @@ def list_command() -> None:
         table.add_column(header)
     for d in deployments:
         name, kind = states.get(d.id, (None, None))
-        table.add_row(d.name, d.describe_schedule(), "paused" if d.paused else "active",
-                      _next_fire(d), state_text(name, kind) if name else "-",
-                      Path(d.notebook).name)
+        table.add_row(
+            d.name,
+            d.describe_schedule(),
+            "paused" if d.paused else "active",
+            _next_fire(d),
+            state_text(name, kind) if name else "-",
+            Path(d.notebook).name,
+        )
     out.print(table)
 
 
@@ -178,15 +266,24 @@ def inspect_command(name: str) -> None:
     grid.add_column(style="bold")
     grid.add_column()
     rows = [
-        ("name", d.name), ("id", d.id), ("notebook", d.notebook),
+        ("name", d.name),
+        ("id", d.id),
+        ("notebook", d.notebook),
         ("snapshot", f"{d.snapshot} (sha256 {d.content_hash[:16]})"),
-        ("schedule", d.describe_schedule()), ("status", "paused" if d.paused else "active"),
-        ("next fire", _next_fire(d)), ("kernel", d.kernel or "(the notebook's)"),
-        ("timeout", d.timeout), ("cell timeout", d.cell_timeout),
+        ("schedule", d.describe_schedule()),
+        ("status", "paused" if d.paused else "active"),
+        ("next fire", _next_fire(d)),
+        ("kernel", d.kernel or "(the notebook's)"),
+        ("timeout", d.timeout),
+        ("cell timeout", d.cell_timeout),
         ("retries", f"{d.retries} (delay {d.retry_delay:g} s)"),
-        ("catch-up", f"{d.catchup} (max {d.max_catchup})"), ("limit", d.limit),
-        ("grace", f"{d.grace:g} s"), ("after", d.after), ("tags", ", ".join(d.tags) or None),
-        ("notify", ", ".join(d.notify) or None), ("dask", d.dask),
+        ("catch-up", f"{d.catchup} (max {d.max_catchup})"),
+        ("limit", d.limit),
+        ("grace", f"{d.grace:g} s"),
+        ("after", d.after),
+        ("tags", ", ".join(d.tags) or None),
+        ("notify", ", ".join(d.notify) or None),
+        ("dask", d.dask),
     ]
     for label, value in rows:
         if value is not None:
@@ -205,29 +302,37 @@ def inspect_command(name: str) -> None:
         out.print(params)
     runs = list_flow_runs(deployment=d.id, limit=10)
     if len(runs):
-        out.print(frame_table(runs, ["id", "name", "state_name", "start_time", "duration_s"],
-                              headers={"state_name": "state", "start_time": "started",
-                                       "duration_s": "duration"}, title="Recent runs"))
+        out.print(
+            frame_table(
+                runs,
+                ["id", "name", "state_name", "start_time", "duration_s"],
+                headers={"state_name": "state", "start_time": "started", "duration_s": "duration"},
+                title="Recent runs",
+            )
+        )
 
 
 @deployment_group.command("run")
 @click.argument("name")
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE")
-@click.option("--wait", is_flag=True,
-              help="Run it here and wait for its final state (default: queue it for the "
-                   "running scheduler).")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Run it here and wait for its final state (default: queue it for the running scheduler).",
+)
 def run_command(name: str, params: tuple[str, ...], wait: bool) -> None:
     """Run deployment NAME now."""
     from kernelflow.deployments import run_deployment
 
     run = run_deployment(name, _parse_parameters(params, None), timeout=None if wait else 0)
     if not wait:
-        click.echo(f"Queued run {run.id} ({run.name}); a running `kernelflow scheduler` "
-                   "starts it.")
+        click.echo(f"Queued run {run.id} ({run.name}); a running `kernelflow scheduler` starts it.")
         return
     state = run.state
-    click.echo(f"Run {run.id} ({run.name}) ended {state.name}"
-               f"{': ' + state.message if state.message else ''}")
+    click.echo(
+        f"Run {run.id} ({run.name}) ended {state.name}"
+        f"{': ' + state.message if state.message else ''}"
+    )
     if not state.is_completed():
         raise SystemExit(1)
 
@@ -250,11 +355,21 @@ for _action, _verb in (("pause", "Paused"), ("resume", "Resumed"), ("delete", "D
 
 
 @click.command("scheduler")
-@click.option("--for", "duration", type=float, metavar="SECONDS",
-              help="Stop after this long (runs in progress finish first).")
+@click.option(
+    "--for",
+    "duration",
+    type=float,
+    metavar="SECONDS",
+    help="Stop after this long (runs in progress finish first).",
+)
 @click.option("--once", is_flag=True, help="Do what is due now, wait for it, and exit.")
-@click.option("--slots", type=click.IntRange(min=1), default=4, show_default=True,
-              help="At most this many notebook runs at once.")
+@click.option(
+    "--slots",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="At most this many notebook runs at once.",
+)
 def scheduler_command(duration: float | None, once: bool, slots: int) -> None:
     """Run every active deployment on its schedule (one active scheduler per store).
 

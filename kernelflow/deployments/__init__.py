@@ -51,8 +51,10 @@ __all__ = [
 _LAZY = {
     "Deployment": "kernelflow.deployments.models",
     "Scheduler": "kernelflow.deployments.scheduler",
-    **{name: "kernelflow.deployments.registry"
-       for name in ("delete", "deploy", "get", "list_deployments", "pause", "resume")},
+    **{
+        name: "kernelflow.deployments.registry"
+        for name in ("delete", "deploy", "get", "list_deployments", "pause", "resume")
+    },
 }
 
 
@@ -74,8 +76,9 @@ def in_deployment_run() -> str | None:
     return os.environ.get(DEPLOYMENT_RUN_ENV) or None
 
 
-def run_deployment(name: str, parameters: dict[str, Any] | None = None,
-                   timeout: float | None = None) -> Any:
+def run_deployment(
+    name: str, parameters: dict[str, Any] | None = None, timeout: float | None = None
+) -> Any:
     """Run deployment ``name`` now, as Prefect's ``run_deployment`` does; return its flow run.
 
     Parameters
@@ -121,6 +124,7 @@ def run_deployment(name: str, parameters: dict[str, Any] | None = None,
         signal_change()
         return run
     execution = RunExecution(deployment, run, now, typed, on_final=after_hook)
+
     def execute() -> None:
         execution.execute()
         execution.wait_for_files()  # the HTML copy exists when this returns

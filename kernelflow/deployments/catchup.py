@@ -37,8 +37,9 @@ class CatchUp:
     omitted: int = 0  #: skipped slots beyond :data:`MAX_SKIPPED_RECORDS`, not recorded
 
 
-def plan_catchup(schedule: Schedule, last: float, now: float, policy: str,
-                 max_catchup: int) -> CatchUp:
+def plan_catchup(
+    schedule: Schedule, last: float, now: float, policy: str, max_catchup: int
+) -> CatchUp:
     """Split the slots in ``(last, now)`` by ``policy`` (``skip``, ``latest`` or ``all``).
 
     A slot at exactly ``now`` or later is not missed: it is due, not caught up.
@@ -60,7 +61,7 @@ def plan_catchup(schedule: Schedule, last: float, now: float, policy: str,
         plan.skip = missed[:-1]
     elif policy == "all":
         keep = max(0, max_catchup)
-        plan.run = missed[len(missed) - keep:] if keep else []
+        plan.run = missed[len(missed) - keep :] if keep else []
         plan.skip = missed[: len(missed) - len(plan.run)]
     else:
         plan.skip = missed

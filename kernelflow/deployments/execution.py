@@ -61,9 +61,14 @@ def _iso(when: float) -> str:
     return dt.datetime.fromtimestamp(when, dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def create_run(deployment: Deployment, scheduled_time: float, parameters: dict[str, Any],
-               run_id: str | None = None, message: str | None = None,
-               state: State | None = None) -> FlowRun:
+def create_run(
+    deployment: Deployment,
+    scheduled_time: float,
+    parameters: dict[str, Any],
+    run_id: str | None = None,
+    message: str | None = None,
+    state: State | None = None,
+) -> FlowRun:
     """Record a deployment run, Scheduled unless ``state`` says otherwise.
 
     Its fire is claimed by the caller first.
@@ -73,17 +78,25 @@ def create_run(deployment: Deployment, scheduled_time: float, parameters: dict[s
     if state is None:
         state = Scheduled(message=message or f"Scheduled for {_iso(scheduled_time)}")
     return create_deployment_flow_run(
-        flow_name_of(deployment), random_run_name(), deployment.id,
-        {**deployment.parameters, **parameters}, [*deployment.tags, "deployment"], state,
+        flow_name_of(deployment),
+        random_run_name(),
+        deployment.id,
+        {**deployment.parameters, **parameters},
+        [*deployment.tags, "deployment"],
+        state,
         run_id=run_id,
     )
 
 
 def resume_run(deployment: Deployment, row: dict[str, Any]) -> FlowRun:
     """The in-memory run for a stored deployment run another process started."""
-    run = FlowRun(flow_name_of(deployment), row["name"] or random_run_name(),
-                  {**deployment.parameters, **row.get("parameters", {})},
-                  [*deployment.tags, "deployment"], deployment_id=deployment.id)
+    run = FlowRun(
+        flow_name_of(deployment),
+        row["name"] or random_run_name(),
+        {**deployment.parameters, **row.get("parameters", {})},
+        [*deployment.tags, "deployment"],
+        deployment_id=deployment.id,
+    )
     run.id = row["id"]
     run.run_count = int(row.get("attempts") or row.get("run_count") or 0)
     run.start_time = row.get("start_time")
@@ -112,10 +125,16 @@ class RunExecution:
         Called with (deployment, run, state) after the final state is set.
     """
 
-    def __init__(self, deployment: Deployment, run: FlowRun, scheduled_time: float,
-                 parameters: dict[str, Any] | None = None, first_attempt: int = 1,
-                 cancel: threading.Event | None = None,
-                 on_final: Callable[[Deployment, FlowRun, State], None] | None = None) -> None:
+    def __init__(
+        self,
+        deployment: Deployment,
+        run: FlowRun,
+        scheduled_time: float,
+        parameters: dict[str, Any] | None = None,
+        first_attempt: int = 1,
+        cancel: threading.Event | None = None,
+        on_final: Callable[[Deployment, FlowRun, State], None] | None = None,
+    ) -> None:
         self.deployment = deployment
         self.run = run
         self.scheduled_time = scheduled_time
@@ -188,8 +207,11 @@ class RunExecution:
             if attempt >= 1 + deployment.retries:
                 return self._finish(state)
             self._set(AwaitingRetry(message=state.message))
-            self._log(f"Try {attempt} ended {state.name}: {state.message}; retrying in "
-                      f"{deployment.retry_delay:g} s", logging.WARNING)
+            self._log(
+                f"Try {attempt} ended {state.name}: {state.message}; retrying in "
+                f"{deployment.retry_delay:g} s",
+                logging.WARNING,
+            )
             if self.cancel.wait(deployment.retry_delay):
                 return self._finish(Cancelled(message="The scheduler stopped before the retry"))
             attempt += 1
@@ -267,16 +289,22 @@ class RunExecution:
                 code = worker.close()
             else:
                 # The worker writes the HTML copy now; reaped in the background.
-                closer = threading.Thread(target=worker.close, daemon=True,
-                                          name="kernelflow-worker-exit")
+                closer = threading.Thread(
+                    target=worker.close, daemon=True, name="kernelflow-worker-exit"
+                )
                 closer.start()
                 self._closers.append(closer)
         finally:
             self._worker = None
         if outcome is None and backstop:
-            outcome = {"status": "timed_out", "output": job["output"], "message": (
-                f"Notebook run exceeded timeout of {self.deployment.timeout} second(s); "
-                "the worker did not stop and was killed")}
+            outcome = {
+                "status": "timed_out",
+                "output": job["output"],
+                "message": (
+                    f"Notebook run exceeded timeout of {self.deployment.timeout} second(s); "
+                    "the worker did not stop and was killed"
+                ),
+            }
         return self._state_of(outcome, code)
 
     def wait_for_files(self, timeout: float = 120.0) -> None:
@@ -296,8 +324,9 @@ class RunExecution:
         if outcome is None:
             if self.cancel.is_set():
                 return Cancelled(message="The scheduler stopped; the notebook was killed")
-            return Crashed(message=f"The notebook process exited with code {code} "
-                                   "before reporting an outcome")
+            return Crashed(
+                message=f"The notebook process exited with code {code} before reporting an outcome"
+            )
         status = outcome.get("status")
         message = outcome.get("message")
         if outcome.get("started"):
@@ -316,8 +345,9 @@ class RunExecution:
         from kernelflow.logs import run_logger
 
         level = logging.INFO if state.is_completed() else logging.ERROR
-        run_logger("flow", self.run).log(level, "Finished in state %r", state,
-                                         extra={"journal": False})
+        run_logger("flow", self.run).log(
+            level, "Finished in state %r", state, extra={"journal": False}
+        )
         if not state.is_completed() and not state.is_cancelled() and self.deployment.notify:
             from kernelflow.deployments.notify import notify_run
 

@@ -71,8 +71,9 @@ def _modules() -> set[str]:
     return {name.split(".", 1)[0] for name in sys.modules}
 
 
-def deploy_flow(flow: Any, name: str | None = None, notebook: str | None = None,
-                **options: Any) -> Any:
+def deploy_flow(
+    flow: Any, name: str | None = None, notebook: str | None = None, **options: Any
+) -> Any:
     """``flow.deploy(...)``: deploy the notebook that defines ``flow``; None inside a run."""
     if skipped_in_run(f"{flow.name}.deploy()"):
         return None
@@ -85,14 +86,22 @@ def deploy_flow(flow: Any, name: str | None = None, notebook: str | None = None,
     from kernelflow.deployments.registry import deploy
 
     deployment = deploy(notebook_file(notebook), name or flow.name, update=True, **options)
-    print(f"Deployed notebook {Path(deployment.notebook).name!r} as {deployment.name!r} "
-          f"({deployment.describe_schedule()}); run `kernelflow scheduler` to start it.")
+    print(
+        f"Deployed notebook {Path(deployment.notebook).name!r} as {deployment.name!r} "
+        f"({deployment.describe_schedule()}); run `kernelflow scheduler` to start it."
+    )
     return deployment
 
 
-def serve_flow(flow: Any, name: str | None = None, cron: str | None = None,
-               interval: float | None = None, timezone: str | None = None,
-               parameters: dict[str, Any] | None = None, **options: Any) -> Any:
+def serve_flow(
+    flow: Any,
+    name: str | None = None,
+    cron: str | None = None,
+    interval: float | None = None,
+    timezone: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    **options: Any,
+) -> Any:
     """``flow.serve(...)``: deploy a notebook flow's notebook, or run a module flow on schedule.
 
     For a flow defined in a module this blocks, as Prefect's ``serve`` does:
@@ -101,8 +110,15 @@ def serve_flow(flow: Any, name: str | None = None, cron: str | None = None,
     if skipped_in_run(f"{flow.name}.serve()"):
         return None
     if options.get("notebook") is not None or _defined_in_notebook(flow):
-        return deploy_flow(flow, name, cron=cron, interval=interval, timezone=timezone,
-                           parameters=parameters, **options)
+        return deploy_flow(
+            flow,
+            name,
+            cron=cron,
+            interval=interval,
+            timezone=timezone,
+            parameters=parameters,
+            **options,
+        )
     from kernelflow.deployments.schedules import CronSchedule, IntervalSchedule
 
     if options:
@@ -117,8 +133,12 @@ def serve_flow(flow: Any, name: str | None = None, cron: str | None = None,
     from kernelflow.logs import configure
 
     configure()
-    logger.info("Serving flow '%s' as %r (%s); Ctrl-C stops", flow.name, name or flow.name,
-                schedule.describe())
+    logger.info(
+        "Serving flow '%s' as %r (%s); Ctrl-C stops",
+        flow.name,
+        name or flow.name,
+        schedule.describe(),
+    )
     last = dt.datetime.now(dt.timezone.utc)
     try:
         while True:
@@ -180,14 +200,29 @@ def kf_deploy(runner: Any, rest: str) -> Any:
     from kernelflow.deployments.registry import deploy
 
     deployment = deploy(
-        notebook_file(args.notebook or path), args.name, cron=args.cron, interval=args.interval,
-        timezone=args.timezone, parameters=parameters, timeout=args.timeout,
-        cell_timeout=args.cell_timeout, retries=args.retries, retry_delay=args.retry_delay,
-        catchup=args.catchup, max_catchup=args.max_catchup, limit=args.limit,
-        kernel=args.kernel, tags=[t for t in args.tags.split(",") if t], paused=args.paused,
-        after=args.after, notify=args.notify, update=True,
+        notebook_file(args.notebook or path),
+        args.name,
+        cron=args.cron,
+        interval=args.interval,
+        timezone=args.timezone,
+        parameters=parameters,
+        timeout=args.timeout,
+        cell_timeout=args.cell_timeout,
+        retries=args.retries,
+        retry_delay=args.retry_delay,
+        catchup=args.catchup,
+        max_catchup=args.max_catchup,
+        limit=args.limit,
+        kernel=args.kernel,
+        tags=[t for t in args.tags.split(",") if t],
+        paused=args.paused,
+        after=args.after,
+        notify=args.notify,
+        update=True,
     )
-    print(f"Deployed this notebook ({Path(deployment.notebook).name}) as {deployment.name!r}: "
-          f"{deployment.describe_schedule()}, parameters {deployment.parameters}. "
-          "Saved edits are picked up by running this again.")
+    print(
+        f"Deployed this notebook ({Path(deployment.notebook).name}) as {deployment.name!r}: "
+        f"{deployment.describe_schedule()}, parameters {deployment.parameters}. "
+        "Saved edits are picked up by running this again."
+    )
     return None

@@ -23,8 +23,10 @@ TIMEOUT_S = 5.0
 def payload(deployment: Any, run: Any, state: Any) -> dict[str, Any]:
     """The JSON body posted for ``run`` of ``deployment`` ending in ``state``."""
     output = settings.paths().outputs / deployment.name / f"{run.id}.ipynb"
-    text = (f"kernelflow: deployment '{deployment.name}' run '{run.name}' ended {state.name}"
-            f"{': ' + state.message if state.message else ''}")
+    text = (
+        f"kernelflow: deployment '{deployment.name}' run '{run.name}' ended {state.name}"
+        f"{': ' + state.message if state.message else ''}"
+    )
     return {
         "text": text,
         "deployment": deployment.name,
@@ -53,5 +55,9 @@ def notify_run(deployment: Any, run: Any, state: Any) -> None:
             log.info("Notified %s of state %s", url, state.name)
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
-            log.log(logging.WARNING, "Notification to %s failed (%s); the run is unaffected",
-                    url, reason)
+            log.log(
+                logging.WARNING,
+                "Notification to %s failed (%s); the run is unaffected",
+                url,
+                reason,
+            )

@@ -112,9 +112,9 @@ def _convert(param: NotebookParameter, raw: Any, where: str) -> Any:
         if kind == "float" and isinstance(raw, int) and not isinstance(raw, bool):
             return float(raw)
         expected = _SUPPORTED.get(kind)
-        if expected is None or (isinstance(raw, expected) and not (
-            expected is int and isinstance(raw, bool)
-        )):
+        if expected is None or (
+            isinstance(raw, expected) and not (expected is int and isinstance(raw, bool))
+        ):
             return raw
         raise ConfigurationError(
             f"Parameter {param.name!r} of {where} is {_article(kind)}; got {raw!r}."

@@ -57,9 +57,7 @@ def load_project(path: str | Path = PROJECT_FILE) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     for i, entry in enumerate(entries, 1):
         if not isinstance(entry, dict) or "name" not in entry or "notebook" not in entry:
-            raise ConfigurationError(
-                f"Entry {i} of {path} needs at least `name:` and `notebook:`."
-            )
+            raise ConfigurationError(f"Entry {i} of {path} needs at least `name:` and `notebook:`.")
         unknown = sorted(set(entry) - allowed)
         if unknown:
             raise ConfigurationError(

@@ -98,12 +98,21 @@ def save_deployments(deployments: list[Deployment], update: bool) -> list[Deploy
                     "INSERT INTO deployments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
                     "to_timestamp(?), to_timestamp(?))",
                     [
-                        deployment.id, deployment.name, deployment.notebook,
-                        deployment.snapshot, deployment.content_hash,
-                        deployment.describe_schedule(), deployment.cron, deployment.interval,
-                        deployment.timezone, json.dumps(deployment.parameters),
-                        deployment.paused, deployment.tags, json.dumps(deployment.definition()),
-                        deployment.created, deployment.updated,
+                        deployment.id,
+                        deployment.name,
+                        deployment.notebook,
+                        deployment.snapshot,
+                        deployment.content_hash,
+                        deployment.describe_schedule(),
+                        deployment.cron,
+                        deployment.interval,
+                        deployment.timezone,
+                        json.dumps(deployment.parameters),
+                        deployment.paused,
+                        deployment.tags,
+                        json.dumps(deployment.definition()),
+                        deployment.created,
+                        deployment.updated,
                     ],
                 )
             con.commit()
@@ -153,8 +162,14 @@ def delete_deployment(name: str) -> Deployment:
 
 
 # --- claims -----------------------------------------------------------------------------------
-def claim_fire(deployment_id: str, scheduled_time: float, flow_run_id: str, kind: str,
-               parameters: dict[str, Any] | None = None, start: bool = True) -> bool:
+def claim_fire(
+    deployment_id: str,
+    scheduled_time: float,
+    flow_run_id: str,
+    kind: str,
+    parameters: dict[str, Any] | None = None,
+    start: bool = True,
+) -> bool:
     """Claim the fire (deployment, scheduled time); True if this caller got it.
 
     With ``start``, the first try is claimed in the same transaction: the
@@ -166,8 +181,14 @@ def claim_fire(deployment_id: str, scheduled_time: float, flow_run_id: str, kind
             got = con.execute(
                 "INSERT INTO deployment_fires VALUES (?, to_timestamp(?), ?, ?, ?, now(), ?) "
                 "ON CONFLICT DO NOTHING RETURNING flow_run_id",
-                [deployment_id, scheduled_time, flow_run_id, kind,
-                 json.dumps(parameters or {}), claimer()],
+                [
+                    deployment_id,
+                    scheduled_time,
+                    flow_run_id,
+                    kind,
+                    json.dumps(parameters or {}),
+                    claimer(),
+                ],
             ).fetchall()
             if got and start:
                 con.execute(
@@ -246,8 +267,13 @@ def unstarted_fires() -> list[dict[str, Any]]:
             """
         ).fetchall()
     return [
-        {"deployment_id": r[0], "scheduled_time": r[1], "flow_run_id": r[2], "kind": r[3],
-         "parameters": json.loads(r[4] or "{}")}
+        {
+            "deployment_id": r[0],
+            "scheduled_time": r[1],
+            "flow_run_id": r[2],
+            "kind": r[3],
+            "parameters": json.loads(r[4] or "{}"),
+        }
         for r in rows
     ]
 
@@ -279,8 +305,18 @@ def orphaned_runs() -> list[dict[str, Any]]:
             ORDER BY r.id
             """
         ).fetchall()
-    keys = ("id", "name", "deployment_id", "state_type", "state_name", "run_count", "attempts",
-            "scheduled_time", "parameters", "start_time")
+    keys = (
+        "id",
+        "name",
+        "deployment_id",
+        "state_type",
+        "state_name",
+        "run_count",
+        "attempts",
+        "scheduled_time",
+        "parameters",
+        "start_time",
+    )
     found = [dict(zip(keys, r, strict=True)) for r in rows]
     for row in found:
         row["parameters"] = json.loads(row["parameters"] or "{}")

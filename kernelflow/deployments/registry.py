@@ -299,7 +299,8 @@ def signal_change() -> None:
         # a minute; a wake-up must never fail a deploy.
         if exc.errno not in (errno.ENOENT, errno.ENXIO):
             logging.getLogger("kernelflow.deployments").warning(
-                "kernelflow: cannot wake the scheduler through %s: %s", fifo, exc.strerror)
+                "kernelflow: cannot wake the scheduler through %s: %s", fifo, exc.strerror
+            )
         return
     try:
         os.write(fd, b"!")

@@ -172,16 +172,28 @@ class _RunLog:
         self.done = 0
         self.journal = current_journal()
 
-    def log(self, message: str, level: int = logging.INFO,
-            logger: str = "kernelflow.deployments.runner") -> None:
+    def log(
+        self, message: str, level: int = logging.INFO, logger: str = "kernelflow.deployments.runner"
+    ) -> None:
         if len(message) > _LOG_LIMIT:
             message = message[:_LOG_LIMIT] + "…"
-        self.journal.write({"ev": "log", "run_id": self.run_id, "kind": "flow", "level": level,
-                            "logger": logger, "message": message, "t": time.time()})
+        self.journal.write(
+            {
+                "ev": "log",
+                "run_id": self.run_id,
+                "kind": "flow",
+                "level": level,
+                "logger": logger,
+                "message": message,
+                "t": time.time(),
+            }
+        )
 
     def progress(self, current: str) -> None:
-        self.log(f"Progress {self.done}/{self.total}: {current}",
-                 logger="kernelflow.deployments.progress")
+        self.log(
+            f"Progress {self.done}/{self.total}: {current}",
+            logger="kernelflow.deployments.progress",
+        )
 
     def notebook_start(self, notebook: Any, **_: Any) -> None:
         # Counted again here: papermill has added its injected-parameters cell.
@@ -242,8 +254,9 @@ def execute(job: dict[str, Any], timed_out: threading.Event) -> dict[str, Any]:
     os.environ[PARENT_RUN_ENV] = run_id
     os.environ[DEPLOYMENT_RUN_ENV] = run_id
     os.environ.pop("KERNELFLOW_DEPLOYMENT_ID", None)
-    log.log(f"Executing {job['deployment']!r} (try {job['attempt']}) with papermill; "
-            f"output {output}")
+    log.log(
+        f"Executing {job['deployment']!r} (try {job['attempt']}) with papermill; output {output}"
+    )
     log.progress("starting the kernel")
     outcome: dict[str, Any] = {"status": "completed", "output": str(output), "message": None}
     kwargs: dict[str, Any] = {
@@ -308,8 +321,11 @@ def _error_text(exc: Any, output: Path) -> str:
         import nbformat
 
         cell = nbformat.read(output, as_version=4).cells[exc.cell_index]
-        printed = [o.get("text", "") for o in cell.get("outputs", [])
-                   if o.get("output_type") == "stream" and o.get("name") == "stderr"]
+        printed = [
+            o.get("text", "")
+            for o in cell.get("outputs", [])
+            if o.get("output_type") == "stream" and o.get("name") == "stderr"
+        ]
         first = "".join(printed).strip().splitlines()
     except (OSError, IndexError, ValueError):
         first = []
@@ -345,11 +361,13 @@ def main(argv: list[str] | None = None) -> int:
     reader = sock.makefile("rb")
     job = json.loads(reader.readline())
     stop = threading.Event()
-    threading.Thread(target=_watch_parent, args=(sock, stop), daemon=True,
-                     name="kernelflow-parent-watch").start()
+    threading.Thread(
+        target=_watch_parent, args=(sock, stop), daemon=True, name="kernelflow-parent-watch"
+    ).start()
     timed_out = threading.Event()
     finished = threading.Event()
     if job.get("timeout"):
+
         def expire() -> None:
             if finished.wait(float(job["timeout"])):
                 return
@@ -378,8 +396,8 @@ def main(argv: list[str] | None = None) -> int:
             export_html(outcome["output"], html)
         except Exception as exc:  # the run's outcome stands; the missing HTML is logged
             _RunLog(job["flow_run_id"], 0).log(
-                f"No HTML copy of the output notebook: {type(exc).__name__}: {exc}",
-                logging.WARNING)
+                f"No HTML copy of the output notebook: {type(exc).__name__}: {exc}", logging.WARNING
+            )
     return 0
 
 

@@ -36,8 +36,13 @@ def remote_execute(job: dict[str, Any], notebook: bytes) -> dict[str, Any]:
     try:
         snapshot = home / "snapshot.ipynb"
         snapshot.write_bytes(notebook)
-        local = dict(job, home=str(home), snapshot=str(snapshot),
-                     output=str(home / "out.ipynb"), html=str(home / "out.html"))
+        local = dict(
+            job,
+            home=str(home),
+            snapshot=str(snapshot),
+            output=str(home / "out.ipynb"),
+            html=str(home / "out.html"),
+        )
         if not Path(job.get("cwd") or "").is_dir():
             local["cwd"] = str(home)
         worker = launch(local)
@@ -60,8 +65,9 @@ def remote_execute(job: dict[str, Any], notebook: bytes) -> dict[str, Any]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def run_on_dask(address: str, job: dict[str, Any], cancel: threading.Event
-                ) -> dict[str, Any] | None:
+def run_on_dask(
+    address: str, job: dict[str, Any], cancel: threading.Event
+) -> dict[str, Any] | None:
     """Run ``job`` on the Dask cluster at ``address``; the worker's outcome (None if lost)."""
     from distributed import Client
 
@@ -76,8 +82,11 @@ def run_on_dask(address: str, job: dict[str, Any], cancel: threading.Event
             result = future.result()
         except Exception as exc:
             reason = " ".join(str(exc).split())[:300] or type(exc).__name__
-            return {"status": "crashed", "message": f"The Dask task failed: {reason}",
-                    "output": None}
+            return {
+                "status": "crashed",
+                "message": f"The Dask task failed: {reason}",
+                "output": None,
+            }
     paths = settings.paths()
     for key in ("output", "html"):
         data = result["files"].get(key)

@@ -96,8 +96,9 @@ class Scheduler:
     >>> scheduler.stop()                 # waits for runs in progress
     """
 
-    def __init__(self, slots: int = 4, lease_poll: float = 0.5,
-                 home: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, slots: int = 4, lease_poll: float = 0.5, home: str | os.PathLike[str] | None = None
+    ) -> None:
         if slots < 1:
             from kernelflow.errors import ConfigurationError
 
@@ -133,8 +134,7 @@ class Scheduler:
         """Start scheduling in a background thread (returns at once)."""
         if self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._main, name="kernelflow-scheduler",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._main, name="kernelflow-scheduler", daemon=True)
         self._thread.start()
 
     def stop(self, cancel_running: bool = False, timeout: float | None = None) -> None:
@@ -235,8 +235,9 @@ class Scheduler:
             except StoreError as exc:
                 # E.g. another program holds the database: nothing was claimed, so the
                 # fire is still due; try again shortly rather than stop scheduling.
-                logger.warning("kernelflow: the scheduler cannot use the store (%s); "
-                               "retrying in 1 s", exc)
+                logger.warning(
+                    "kernelflow: the scheduler cannot use the store (%s); retrying in 1 s", exc
+                )
                 self._stopping.wait(1.0)
                 continue
             timeout = RESCAN_S - (time.monotonic() - last_scan)
@@ -316,8 +317,12 @@ class Scheduler:
         except FileExistsError:
             pass
         except OSError as exc:  # a file system without FIFOs: the periodic re-read remains
-            logger.warning("kernelflow: cannot create %s (%s); changes are seen within %d s",
-                           path, exc.strerror, RESCAN_S)
+            logger.warning(
+                "kernelflow: cannot create %s (%s); changes are seen within %d s",
+                path,
+                exc.strerror,
+                RESCAN_S,
+            )
             return
         # Read-write: the FIFO then always has a writer (us), so select never sees EOF.
         self._fifo_fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -351,9 +356,12 @@ class Scheduler:
             for when in got:
                 _record_skipped(deployment, when, ids[when])
             if got or plan.omitted:
-                logger.info("kernelflow: %s: %d missed slot(s) recorded as Skipped%s",
-                            deployment.name, len(got),
-                            f" ({plan.omitted} older ones not recorded)" if plan.omitted else "")
+                logger.info(
+                    "kernelflow: %s: %d missed slot(s) recorded as Skipped%s",
+                    deployment.name,
+                    len(got),
+                    f" ({plan.omitted} older ones not recorded)" if plan.omitted else "",
+                )
         for when in plan.run:
             self._fire(deployment, when, "catchup")
 
@@ -379,10 +387,23 @@ class Scheduler:
             if not records.claim_attempt(row["id"], attempt):
                 continue
             run = resume_run(deployment, row)
-            logger.info("kernelflow: %s: run %s was %s; starting try %d", deployment.name,
-                        row["id"], row["state_name"], attempt)
-            self._enqueue(_Queued(deployment, run, row["scheduled_time"] or time.time(),
-                                  row["parameters"], attempt, claimed=True))
+            logger.info(
+                "kernelflow: %s: run %s was %s; starting try %d",
+                deployment.name,
+                row["id"],
+                row["state_name"],
+                attempt,
+            )
+            self._enqueue(
+                _Queued(
+                    deployment,
+                    run,
+                    row["scheduled_time"] or time.time(),
+                    row["parameters"],
+                    attempt,
+                    claimed=True,
+                )
+            )
 
     def _reload(self) -> None:
         """Re-read deployments after a change; reschedule what changed."""
@@ -440,12 +461,16 @@ class Scheduler:
                 return False
             if deployment.limit is None:
                 return True
-            mine = sum(1 for _, e in self._running.values()
-                       if e.deployment.id == deployment.id)
+            mine = sum(1 for _, e in self._running.values() if e.deployment.id == deployment.id)
             return mine < deployment.limit
 
-    def _fire(self, deployment: Deployment, when: float, kind: str,
-              parameters: dict[str, Any] | None = None) -> None:
+    def _fire(
+        self,
+        deployment: Deployment,
+        when: float,
+        kind: str,
+        parameters: dict[str, Any] | None = None,
+    ) -> None:
         run_id = new_id()
         start = self._room_for(deployment) and not self._queue_has(deployment)
         if not records.claim_fire(deployment.id, when, run_id, kind, parameters, start=start):
@@ -496,14 +521,22 @@ class Scheduler:
         with self._lock:
             waiting = [q for q in self._queue if now - q.scheduled_time > q.deployment.grace]
         for item in waiting:
-            if item.run.state is not None and item.run.state.name not in ("Late", "Crashed",
-                                                                             "AwaitingRetry"):
+            if item.run.state is not None and item.run.state.name not in (
+                "Late",
+                "Crashed",
+                "AwaitingRetry",
+            ):
                 RunExecution(item.deployment, item.run, item.scheduled_time).mark_late()
 
     def _start(self, item: _Queued) -> None:
         execution = RunExecution(
-            item.deployment, item.run, item.scheduled_time, item.parameters,
-            first_attempt=item.attempt, cancel=threading.Event(), on_final=self._after_final,
+            item.deployment,
+            item.run,
+            item.scheduled_time,
+            item.parameters,
+            first_attempt=item.attempt,
+            cancel=threading.Event(),
+            on_final=self._after_final,
         )
         if self._cancel.is_set():
             execution.cancel.set()
@@ -512,19 +545,22 @@ class Scheduler:
             try:
                 execution.execute()
             except Exception:
-                logger.exception("kernelflow: run %s of %s failed to execute", item.run.id,
-                                 item.deployment.name)
+                logger.exception(
+                    "kernelflow: run %s of %s failed to execute", item.run.id, item.deployment.name
+                )
             finally:
                 with self._lock:
                     self._running.pop(item.run.id, None)
                 if execution.worker_started is not None:
                     self.started_fires.append(
-                        (item.deployment.name, item.scheduled_time, execution.worker_started))
+                        (item.deployment.name, item.scheduled_time, execution.worker_started)
+                    )
                 self._wake()
                 execution.wait_for_files()  # a stopping scheduler waits for the HTML too
 
-        thread = threading.Thread(target=target, name=f"kernelflow-run-{item.run.id[-8:]}",
-                                  daemon=True)
+        thread = threading.Thread(
+            target=target, name=f"kernelflow-run-{item.run.id[-8:]}", daemon=True
+        )
         with self._lock:
             self._known_runs.add(item.run.id)
             self._running[item.run.id] = (thread, execution)
@@ -535,8 +571,9 @@ class Scheduler:
         if state.type is not StateType.COMPLETED:
             return
         with self._lock:
-            downstream = [d for d in self._deployments.values()
-                          if d.after == deployment.name and not d.paused]
+            downstream = [
+                d for d in self._deployments.values() if d.after == deployment.name and not d.paused
+            ]
         for target in downstream:
             queued = trigger_after(target, run, signal=False)
             if queued is not None:
@@ -551,8 +588,11 @@ def _drain_fd(fd: int) -> None:
 
 def _record_skipped(deployment: Deployment, when: float, run_id: str) -> None:
     iso = dt.datetime.fromtimestamp(when, dt.timezone.utc).isoformat(timespec="seconds")
-    state = State(StateType.CANCELLED, "Skipped",
-                  f"Slot {iso} was missed while no scheduler ran (--catchup {deployment.catchup})")
+    state = State(
+        StateType.CANCELLED,
+        "Skipped",
+        f"Slot {iso} was missed while no scheduler ran (--catchup {deployment.catchup})",
+    )
     create_run(deployment, when, {}, run_id=run_id, state=state)
 
 
@@ -562,18 +602,24 @@ def _existing_or_new_run(deployment: Deployment, fire: dict[str, Any]) -> FlowRu
 
     found = sql("SELECT name FROM flow_runs WHERE id = ?", [fire["flow_run_id"]])
     if len(found) and found["name"].iloc[0] is not None:
-        run = resume_run(deployment, {"id": fire["flow_run_id"], "name": found["name"].iloc[0],
-                                      "parameters": fire["parameters"]})
+        run = resume_run(
+            deployment,
+            {
+                "id": fire["flow_run_id"],
+                "name": found["name"].iloc[0],
+                "parameters": fire["parameters"],
+            },
+        )
         from kernelflow.states import Scheduled
 
         run.state = Scheduled()
         return run
-    return create_run(deployment, fire["scheduled_time"], fire["parameters"],
-                      run_id=fire["flow_run_id"])
+    return create_run(
+        deployment, fire["scheduled_time"], fire["parameters"], run_id=fire["flow_run_id"]
+    )
 
 
-def trigger_after(deployment: Deployment, upstream: FlowRun, signal: bool = True
-                  ) -> _Queued | None:
+def trigger_after(deployment: Deployment, upstream: FlowRun, signal: bool = True) -> _Queued | None:
     """Claim a run of ``deployment`` because ``upstream`` completed; wake the scheduler.
 
     The upstream run's id goes in as the ``upstream_run_id`` parameter (given
@@ -586,8 +632,9 @@ def trigger_after(deployment: Deployment, upstream: FlowRun, signal: bool = True
     parameters = {UPSTREAM_PARAMETER: upstream.id}
     if not records.claim_fire(deployment.id, now, run_id, "after", parameters, start=False):
         return None
-    run = create_run(deployment, now, parameters, run_id=run_id,
-                     message=f"After run {upstream.id} completed")
+    run = create_run(
+        deployment, now, parameters, run_id=run_id, message=f"After run {upstream.id} completed"
+    )
     if signal:
         signal_change()
     return _Queued(deployment, run, now, parameters)

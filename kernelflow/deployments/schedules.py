@@ -117,8 +117,12 @@ class CronSchedule(Schedule):
 class IntervalSchedule(Schedule):
     """Fires every ``interval`` seconds from ``anchor`` (absolute time)."""
 
-    def __init__(self, interval: float | dt.timedelta, anchor: dt.datetime | None = None,
-                 timezone: str | None = None) -> None:
+    def __init__(
+        self,
+        interval: float | dt.timedelta,
+        anchor: dt.datetime | None = None,
+        timezone: str | None = None,
+    ) -> None:
         seconds = interval.total_seconds() if isinstance(interval, dt.timedelta) else interval
         try:
             seconds = float(seconds)

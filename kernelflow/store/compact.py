@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from array import array
@@ -853,6 +854,8 @@ def _compact_quietly(when: str, timeout: float | None = None) -> bool:
     try:
         compact(timeout=timeout)
     except Exception as exc:  # best effort by design; recorded below
+        if sys.is_finalizing():
+            return False  # the interpreter is going away; the next reader folds the journal
         message = f"kernelflow: {when} compaction failed: {exc}"
         # The same failure every few seconds (a CLI holding the file) is logged once.
         logger.log(logging.DEBUG if message == _last_warning else logging.WARNING, message)

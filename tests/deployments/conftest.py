@@ -33,12 +33,16 @@ def kernel(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyP
     spec = data / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True)
     python_path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    spec.joinpath("kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "kernelflow deployments test",
-        "language": "python",
-        "env": {"PYTHONPATH": python_path},
-    }))
+    spec.joinpath("kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "kernelflow deployments test",
+                "language": "python",
+                "env": {"PYTHONPATH": python_path},
+            }
+        )
+    )
     monkeypatch.setenv("JUPYTER_PATH", str(data))
     monkeypatch.setenv("PYTHONPATH", python_path)
     return KERNEL_NAME
@@ -48,16 +52,16 @@ def kernel(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyP
 def make_notebook(tmp_path: Path, kernel: str) -> Callable[..., Path]:
     """``make_notebook(name, *cells, parameters="n: int = 1")`` -> the notebook's path."""
 
-    def make(name: str, *cells: str, parameters: str | None = "n: int = 1",
-             folder: Path | None = None) -> Path:
+    def make(
+        name: str, *cells: str, parameters: str | None = "n: int = 1", folder: Path | None = None
+    ) -> Path:
         nb = nbformat.v4.new_notebook()
         if parameters is not None:
             cell = nbformat.v4.new_code_cell(parameters)
             cell.metadata["tags"] = ["parameters"]
             nb.cells.append(cell)
         nb.cells += [nbformat.v4.new_code_cell(c) for c in cells]
-        nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel,
-                                     "language": "python"}
+        nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
         path = (folder or tmp_path) / f"{name}.ipynb"
         nbformat.write(nb, path)
         return path
@@ -76,7 +80,10 @@ class Schedulers:
         out = open(self.cwd / (log or f"scheduler-{len(self.procs)}.log"), "wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "kernelflow.cli", "scheduler", *args],
-            stdout=out, stderr=subprocess.STDOUT, cwd=self.cwd, env=dict(os.environ),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=self.cwd,
+            env=dict(os.environ),
         )
         out.close()
         self.procs.append(proc)

@@ -26,8 +26,10 @@ def kernels_of_run(run_id: str) -> list[int]:
     found = []
     for proc in psutil.process_iter(["pid"]):
         try:
-            if proc.environ().get("KERNELFLOW_DEPLOYMENT_RUN") == run_id and \
-                    proc.status() != psutil.STATUS_ZOMBIE:
+            if (
+                proc.environ().get("KERNELFLOW_DEPLOYMENT_RUN") == run_id
+                and proc.status() != psutil.STATUS_ZOMBIE
+            ):
                 found.append(proc.pid)
         except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
             pass

@@ -28,13 +28,15 @@ def execute_in_kernel(path: Path, kernel: str, monkeypatch) -> nbformat.Notebook
 
     monkeypatch.setenv("JPY_SESSION_NAME", str(path))  # as Jupyter tells a kernel its notebook
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, kernel_name=kernel, timeout=120,
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        nb, kernel_name=kernel, timeout=120, resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
     return nb
 
 
 def test_kf_deploy_and_flow_deploy_in_a_notebook_deploy_its_saved_file(
-        make_notebook, kernel, monkeypatch):
+    make_notebook, kernel, monkeypatch
+):
     nb = make_notebook(
         "self_deploying",
         "%load_ext kernelflow",
@@ -74,8 +76,9 @@ def test_inside_a_deployment_run_the_deploy_calls_are_skipped(make_notebook, sto
     assert run.state.name == "Completed", run.state.message
     assert [d.name for d in list_deployments()] == ["outer"]
     logs = store.sql("SELECT message FROM logs WHERE run_id = ?", [run.id])
-    skipped = [m for m in logs["message"] if "skipped: this notebook is running as deployment run"
-               in m]
+    skipped = [
+        m for m in logs["message"] if "skipped: this notebook is running as deployment run" in m
+    ]
     assert len(skipped) == 3, list(logs["message"])
 
 
@@ -92,23 +95,37 @@ def test_a_module_flow_deploy_says_to_serve(tmp_path, monkeypatch):
 
 
 def test_a_module_flow_serve_blocks_and_runs_on_schedule(tmp_path, store):
-    (tmp_path / "pipelines.py").write_text(textwrap.dedent("""
+    (tmp_path / "pipelines.py").write_text(
+        textwrap.dedent("""
         from kernelflow import flow
 
         @flow
         def heartbeat():
             return "beat"
-    """))
-    (tmp_path / "serve.py").write_text("from pipelines import heartbeat\n"
-                                       "heartbeat.serve(name='beats', interval=1)\n")
+    """)
+    )
+    (tmp_path / "serve.py").write_text(
+        "from pipelines import heartbeat\nheartbeat.serve(name='beats', interval=1)\n"
+    )
     env = dict(__import__("os").environ)
     env["PYTHONPATH"] = f"{Path(__file__).resolve().parents[2]}:{tmp_path}"
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "serve.py")], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, str(tmp_path / "serve.py")],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
+
         def beats():
-            return store.sql("SELECT count(*) FROM flow_runs WHERE flow_name = 'heartbeat' "
-                             "AND state_name = 'Completed'").iloc[0, 0] >= 2
+            return (
+                store.sql(
+                    "SELECT count(*) FROM flow_runs WHERE flow_name = 'heartbeat' "
+                    "AND state_name = 'Completed'"
+                ).iloc[0, 0]
+                >= 2
+            )
 
         wait_for(beats, 60, "two served runs", every=0.5)
     finally:
@@ -121,14 +138,17 @@ def test_a_module_flow_serve_blocks_and_runs_on_schedule(tmp_path, store):
 def test_the_example_notebook_on_a_short_schedule(kernel, store, tmp_path):
     notebook = tmp_path / EXAMPLE.name
     notebook.write_bytes(EXAMPLE.read_bytes())
-    deployment = deploy(notebook, "report", interval=3, kernel=kernel,
-                        parameters={"n": "4", "day": "2026-02-01"})
+    deployment = deploy(
+        notebook, "report", interval=3, kernel=kernel, parameters={"n": "4", "day": "2026-02-01"}
+    )
     scheduler = Scheduler(slots=2)
     started = time.time()
     scheduler.run(duration=7)
     assert not scheduler.running_runs and scheduler.error is None
-    runs = store.sql("SELECT id, state_name, parameters FROM flow_runs WHERE deployment_id = ? "
-                     "ORDER BY created", [deployment.id])
+    runs = store.sql(
+        "SELECT id, state_name, parameters FROM flow_runs WHERE deployment_id = ? ORDER BY created",
+        [deployment.id],
+    )
     assert 1 <= len(runs) <= 4 and set(runs["state_name"]) == {"Completed"}, runs
     assert time.time() - started < 240
     for run_id in runs["id"]:

@@ -23,8 +23,10 @@ def notebook(source: str | None) -> nbformat.NotebookNode:
     return nb
 
 
-NB = notebook('n: int = 10\nday: str = "2026-01-01"\nratio = 0.5\nflag = False\n'
-              'names: list = []\nopts = {"a": 1}\nthing = object()')
+NB = notebook(
+    'n: int = 10\nday: str = "2026-01-01"\nratio = 0.5\nflag = False\n'
+    'names: list = []\nopts = {"a": 1}\nthing = object()'
+)
 
 
 class TestDeclaredTypes:
@@ -44,21 +46,24 @@ class TestDeclaredTypes:
 
 class TestCoercion:
     def test_text_is_converted_to_the_declared_type(self):
-        values = coerce_parameters(NB, {"n": "5", "ratio": "2", "flag": "yes",
-                                        "names": '["a"]', "day": "2026-02-02"}, "nb")
-        assert values == {"n": 5, "ratio": 2.0, "flag": True, "names": ["a"],
-                          "day": "2026-02-02"}
+        values = coerce_parameters(
+            NB, {"n": "5", "ratio": "2", "flag": "yes", "names": '["a"]', "day": "2026-02-02"}, "nb"
+        )
+        assert values == {"n": 5, "ratio": 2.0, "flag": True, "names": ["a"], "day": "2026-02-02"}
 
     def test_typed_values_pass_and_ints_widen_to_float(self):
         assert coerce_parameters(NB, {"n": 3, "ratio": 1}, "nb") == {"n": 3, "ratio": 1.0}
 
-    @pytest.mark.parametrize(("given", "message"), [
-        ({"n": "five"}, "Parameter 'n' of nb is an int; 'five' is not"),
-        ({"ratio": "x"}, "Parameter 'ratio' of nb is a float"),
-        ({"flag": "maybe"}, "Parameter 'flag' of nb is a bool"),
-        ({"names": "{}"}, "Parameter 'names' of nb is a list"),
-        ({"n": True}, "Parameter 'n' of nb is an int; got True"),
-    ])
+    @pytest.mark.parametrize(
+        ("given", "message"),
+        [
+            ({"n": "five"}, "Parameter 'n' of nb is an int; 'five' is not"),
+            ({"ratio": "x"}, "Parameter 'ratio' of nb is a float"),
+            ({"flag": "maybe"}, "Parameter 'flag' of nb is a bool"),
+            ({"names": "{}"}, "Parameter 'names' of nb is a list"),
+            ({"n": True}, "Parameter 'n' of nb is an int; got True"),
+        ],
+    )
     def test_a_wrong_type_is_refused_naming_the_parameter(self, given, message):
         with pytest.raises(ConfigurationError, match=message):
             coerce_parameters(NB, given, "nb")

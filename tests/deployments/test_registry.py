@@ -19,23 +19,34 @@ def nb(make_notebook):
 
 
 class TestBadInput:
-    @pytest.mark.parametrize(("kwargs", "message"), [
-        ({"cron": "0 25 * * *"}, "the hour field '25' is not valid"),
-        ({"cron": "0 6 * * *", "timezone": "Europe/Nowhere"}, "Unknown time zone"),
-        ({"interval": 0}, "Interval must be > 0"),
-        ({"interval": -3}, "Interval must be > 0"),
-        ({"interval": 5, "cron": "* * * * *"}, "not both"),
-        ({"interval": 5, "parameters": {"m": "1"}}, "has no parameter 'm'; its parameters are: "
-                                                    "n \\(int\\), day \\(str\\)"),
-        ({"interval": 5, "parameters": {"n": "ten"}}, "Parameter 'n' .* is an int; 'ten' is not"),
-        ({"interval": 5, "kernel": "no-such-kernel"}, "Kernel 'no-such-kernel' is not installed"),
-        ({"interval": 5, "after": "ghost"}, "--after 'ghost' names no deployment"),
-        ({"interval": 5, "catchup": "sometimes"}, "--catchup must be one of"),
-        ({"interval": 5, "retries": -1}, "--retries must be a whole number >= 0"),
-        ({"interval": 5, "timeout": 0}, "--timeout must be a number of seconds > 0"),
-        ({"interval": 5, "limit": 0}, "--limit must be a whole number >= 1"),
-        ({"interval": 5, "notify": ["ftp://x"]}, "--notify needs an http"),
-    ])
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"cron": "0 25 * * *"}, "the hour field '25' is not valid"),
+            ({"cron": "0 6 * * *", "timezone": "Europe/Nowhere"}, "Unknown time zone"),
+            ({"interval": 0}, "Interval must be > 0"),
+            ({"interval": -3}, "Interval must be > 0"),
+            ({"interval": 5, "cron": "* * * * *"}, "not both"),
+            (
+                {"interval": 5, "parameters": {"m": "1"}},
+                "has no parameter 'm'; its parameters are: n \\(int\\), day \\(str\\)",
+            ),
+            (
+                {"interval": 5, "parameters": {"n": "ten"}},
+                "Parameter 'n' .* is an int; 'ten' is not",
+            ),
+            (
+                {"interval": 5, "kernel": "no-such-kernel"},
+                "Kernel 'no-such-kernel' is not installed",
+            ),
+            ({"interval": 5, "after": "ghost"}, "--after 'ghost' names no deployment"),
+            ({"interval": 5, "catchup": "sometimes"}, "--catchup must be one of"),
+            ({"interval": 5, "retries": -1}, "--retries must be a whole number >= 0"),
+            ({"interval": 5, "timeout": 0}, "--timeout must be a number of seconds > 0"),
+            ({"interval": 5, "limit": 0}, "--limit must be a whole number >= 1"),
+            ({"interval": 5, "notify": ["ftp://x"]}, "--notify needs an http"),
+        ],
+    )
     def test_refused_with_one_line(self, nb, kwargs, message):
         with pytest.raises(ConfigurationError, match=message) as caught:
             deploy(nb, "r", **kwargs)
@@ -99,10 +110,12 @@ class TestSnapshot:
     def test_pause_resume_delete_and_the_table(self, nb, store):
         deployment = deploy(nb, "r", interval=60, tags=["b", "a"])
         assert pause("r").paused and not resume("r").paused
-        rows = store.sql("SELECT name, schedule, paused, array_to_string(tags, ',') AS tags "
-                         "FROM deployments")
+        rows = store.sql(
+            "SELECT name, schedule, paused, array_to_string(tags, ',') AS tags FROM deployments"
+        )
         assert rows.to_dict("records") == [
-            {"name": "r", "schedule": "every 60 s", "paused": False, "tags": "a,b"}]
+            {"name": "r", "schedule": "every 60 s", "paused": False, "tags": "a,b"}
+        ]
         delete_deployment("r")
         with pytest.raises(DeploymentNotFoundError, match="kernelflow deployment ls"):
             get("r")
@@ -129,16 +142,27 @@ def test_project_file_applies_idempotently(nb, tmp_path):
 
 class TestCommandLine:
     def kernelflow(self, *args, cwd):
-        return subprocess.run([sys.executable, "-m", "kernelflow.cli", *args], cwd=cwd,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "kernelflow.cli", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
-    @pytest.mark.parametrize(("args", "message"), [
-        (["--cron", "0 0 * 13 *"], "the month field '13' is not valid"),
-        (["--interval", "0"], "Interval must be > 0"),
-        (["--interval", "5", "-p", "n=x"], "Parameter 'n' of notebook 'report.ipynb' is an int"),
-        (["--interval", "5", "-p", "nokey"], "-p 'nokey' is not KEY=VALUE"),
-        (["--interval", "5", "--timezone", "Moon/Base"], "Unknown time zone 'Moon/Base'"),
-    ])
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (["--cron", "0 0 * 13 *"], "the month field '13' is not valid"),
+            (["--interval", "0"], "Interval must be > 0"),
+            (
+                ["--interval", "5", "-p", "n=x"],
+                "Parameter 'n' of notebook 'report.ipynb' is an int",
+            ),
+            (["--interval", "5", "-p", "nokey"], "-p 'nokey' is not KEY=VALUE"),
+            (["--interval", "5", "--timezone", "Moon/Base"], "Unknown time zone 'Moon/Base'"),
+        ],
+    )
     def test_bad_input_is_one_line_exit_2(self, nb, tmp_path, args, message):
         done = self.kernelflow("deploy", str(nb), "--name", "r", *args, cwd=tmp_path)
         assert done.returncode == 2, done.stderr
@@ -146,20 +170,38 @@ class TestCommandLine:
         assert len(lines) == 1 and message in lines[0] and "Traceback" not in done.stderr
 
     def test_deploy_ls_inspect_pause_delete(self, nb, tmp_path):
-        done = self.kernelflow("deploy", str(nb), "--name", "daily", "--cron", "0 6 * * *",
-                               "--timezone", "Europe/Berlin", "-p", "n=5", cwd=tmp_path)
+        done = self.kernelflow(
+            "deploy",
+            str(nb),
+            "--name",
+            "daily",
+            "--cron",
+            "0 6 * * *",
+            "--timezone",
+            "Europe/Berlin",
+            "-p",
+            "n=5",
+            cwd=tmp_path,
+        )
         assert done.returncode == 0, done.stderr
         assert "Deployed 'daily' (cron '0 6 * * *' (Europe/Berlin), active)" in done.stdout
         listing = self.kernelflow("deployment", "ls", cwd=tmp_path).stdout
         assert "daily" in listing and "active" in listing
         shown = self.kernelflow("deployment", "inspect", "daily", cwd=tmp_path).stdout
-        rows = [[c.strip() for c in line.split("│")[1:-1]] for line in shown.splitlines()
-                if line.count("│") == 5]
+        rows = [
+            [c.strip() for c in line.split("│")[1:-1]]
+            for line in shown.splitlines()
+            if line.count("│") == 5
+        ]
         assert ["n", "int", "1", "5"] in rows and ["day", "str", "'2026-01-01'", ""] in rows
-        assert "Paused 'daily'." in self.kernelflow("deployment", "pause", "daily",
-                                                    cwd=tmp_path).stdout
+        assert (
+            "Paused 'daily'."
+            in self.kernelflow("deployment", "pause", "daily", cwd=tmp_path).stdout
+        )
         assert "paused" in self.kernelflow("deployment", "ls", cwd=tmp_path).stdout
         missing = self.kernelflow("deployment", "inspect", "nope", cwd=tmp_path)
         assert missing.returncode == 1 and "No deployment is called 'nope'" in missing.stderr
-        assert "Deleted 'daily'." in self.kernelflow("deployment", "delete", "daily",
-                                                     cwd=tmp_path).stdout
+        assert (
+            "Deleted 'daily'."
+            in self.kernelflow("deployment", "delete", "daily", cwd=tmp_path).stdout
+        )

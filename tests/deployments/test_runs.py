@@ -20,8 +20,9 @@ pytestmark = pytest.mark.slow
 
 
 def states_of(store, run_id: str) -> list[str]:
-    frame = store.sql("SELECT state_name FROM states WHERE run_id = ? ORDER BY timestamp, seq",
-                      [run_id])
+    frame = store.sql(
+        "SELECT state_name FROM states WHERE run_id = ? ORDER BY timestamp, seq", [run_id]
+    )
     return list(frame["state_name"])
 
 
@@ -58,8 +59,10 @@ class TestARun:
         # The kernel's session is a child of the deployment run; its tasks are under it.
         children = store.sql("SELECT id FROM flow_runs WHERE parent_flow_run_id = ?", [run.id])
         assert len(children) == 1
-        tasks = store.sql("SELECT name, state_name FROM task_runs WHERE flow_run_id = ? "
-                          "ORDER BY created", [children["id"].iloc[0]])
+        tasks = store.sql(
+            "SELECT name, state_name FROM task_runs WHERE flow_run_id = ? ORDER BY created",
+            [children["id"].iloc[0]],
+        )
         assert list(tasks["name"]) == ["square-0", "doubled-0"]
         assert set(tasks["state_name"]) == {"Completed"}
 
@@ -96,7 +99,13 @@ class TestARun:
         pids = (tmp_path / "tries.txt").read_text().split()
         assert len(pids) == 2 and pids[0] != pids[1]
         assert states_of(store, run.id) == [
-            "Scheduled", "Pending", "Running", "AwaitingRetry", "Retrying", "Completed"]
+            "Scheduled",
+            "Pending",
+            "Running",
+            "AwaitingRetry",
+            "Retrying",
+            "Completed",
+        ]
         assert store.sql("SELECT run_count FROM flow_runs WHERE id = ?", [run.id]).iloc[0, 0] == 2
 
     def test_timeout_kills_the_kernel_and_its_children(self, make_notebook, store):
@@ -165,8 +174,9 @@ def test_notifications_on_failure_and_a_failing_webhook(make_notebook, store):
 
 def test_after_another_deployment(make_notebook, store):
     upstream = make_notebook("extract", "print('extracted')")
-    downstream = make_notebook("load", "print('upstream was', upstream_run_id)",
-                               parameters='upstream_run_id: str = ""')
+    downstream = make_notebook(
+        "load", "print('upstream was', upstream_run_id)", parameters='upstream_run_id: str = ""'
+    )
     deploy(upstream, "extract", interval=3600)
     deploy(downstream, "load", after="extract")
     first = run_deployment("extract")
@@ -186,8 +196,9 @@ def test_runs_on_a_dask_cluster(make_notebook, store):
     from distributed import LocalCluster
 
     nb = make_notebook("remote", "import os\nprint('ran in', os.getpid())")
-    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None,
-                      processes=True) as cluster:
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, dashboard_address=None, processes=True
+    ) as cluster:
         deploy(nb, "remote", interval=3600, dask=cluster.scheduler_address)
         run = run_deployment("remote")
     assert run.state.name == "Completed", run.state.message

@@ -19,7 +19,9 @@ def fires(store, name: str):
     return store.sql(
         "SELECT epoch(f.scheduled_time) AS t, f.kind, f.flow_run_id, r.state_name, r.run_count "
         "FROM deployment_fires f JOIN deployments d ON d.id = f.deployment_id "
-        "LEFT JOIN flow_runs r ON r.id = f.flow_run_id WHERE d.name = ? ORDER BY t", [name])
+        "LEFT JOIN flow_runs r ON r.id = f.flow_run_id WHERE d.name = ? ORDER BY t",
+        [name],
+    )
 
 
 def lease_holder(store) -> int | None:
@@ -49,13 +51,16 @@ def test_three_racing_schedulers_run_every_slot_exactly_once(make_notebook, stor
     assert len(set(slots)) == len(slots) and found["flow_run_id"].is_unique
     assert set(found["kind"]) <= {"scheduled", "catchup"}
     assert set(found["state_name"]) == {"Completed"}, found
-    runs = store.sql("SELECT count(*) FROM flow_runs r JOIN deployments d "
-                     "ON d.id = r.deployment_id WHERE d.name = 'tick'").iloc[0, 0]
+    runs = store.sql(
+        "SELECT count(*) FROM flow_runs r JOIN deployments d "
+        "ON d.id = r.deployment_id WHERE d.name = 'tick'"
+    ).iloc[0, 0]
     assert runs == len(slots)  # one run per slot, no more
 
 
 def test_a_killed_scheduler_is_replaced_and_its_run_crashed_then_retried(
-        make_notebook, store, schedulers):
+    make_notebook, store, schedulers
+):
     nb = make_notebook("sleepy", "import time\ntime.sleep(12)\nprint('done')")
     deploy(nb, "sleepy", retries=1)  # on demand: only our run fires
     first = schedulers.start("--slots", "1")
@@ -71,12 +76,16 @@ def test_a_killed_scheduler_is_replaced_and_its_run_crashed_then_retried(
     wait_for(lambda: lease_holder(store) == second.pid, 10, "the standby to take over")
     assert time.monotonic() - killed_at < 10
     # The killed scheduler's worker saw its parent go and killed the kernel.
-    wait_for(lambda: not any(k in try_one_kernels for k in kernels_of_run(queued.id)), 15,
-             "the first try's kernel to die")
+    wait_for(
+        lambda: not any(k in try_one_kernels for k in kernels_of_run(queued.id)),
+        15,
+        "the first try's kernel to die",
+    )
 
     def history():
-        states = store.sql("SELECT state_name FROM states WHERE run_id = ? "
-                           "ORDER BY timestamp, seq", [queued.id])
+        states = store.sql(
+            "SELECT state_name FROM states WHERE run_id = ? ORDER BY timestamp, seq", [queued.id]
+        )
         return list(states["state_name"])
 
     wait_for(lambda: "Completed" in history(), 120, "the retry to complete", every=1.0)
@@ -87,8 +96,10 @@ def test_a_killed_scheduler_is_replaced_and_its_run_crashed_then_retried(
     second.wait(60)
     found = fires(store, "sleepy")
     assert len(found) == 1 and found["run_count"].iloc[0] == 2
-    attempts = store.sql("SELECT attempt FROM deployment_attempts WHERE flow_run_id = ? "
-                         "ORDER BY attempt", [queued.id])
+    attempts = store.sql(
+        "SELECT attempt FROM deployment_attempts WHERE flow_run_id = ? ORDER BY attempt",
+        [queued.id],
+    )
     assert list(attempts["attempt"]) == [1, 2]
     assert os.path.exists(store.home / "outputs" / "sleepy" / f"{queued.id}.ipynb")
 
@@ -124,12 +135,17 @@ def test_limit_makes_fires_wait_and_late_after_the_grace_period(make_notebook, s
     nb = make_notebook("busy", "import time\ntime.sleep(2)")
     deployment = deploy(nb, "busy", interval=2, limit=1, grace=0.5)
     Scheduler(slots=4).run(duration=12)
-    runs = store.sql("SELECT id, epoch(start_time) AS s, epoch(end_time) AS e, state_name "
-                     "FROM flow_runs WHERE deployment_id = ? AND start_time IS NOT NULL "
-                     "ORDER BY s", [deployment.id])
+    runs = store.sql(
+        "SELECT id, epoch(start_time) AS s, epoch(end_time) AS e, state_name "
+        "FROM flow_runs WHERE deployment_id = ? AND start_time IS NOT NULL "
+        "ORDER BY s",
+        [deployment.id],
+    )
     assert len(runs) >= 2, runs
     for (_, a), (_, b) in itertools.pairwise(runs.iterrows()):
         assert b["s"] >= a["e"] - 0.05, "two runs of a limit-1 deployment overlapped"
-    second = store.sql("SELECT state_name FROM states WHERE run_id = ? ORDER BY timestamp, seq",
-                       [runs["id"].iloc[1]])
+    second = store.sql(
+        "SELECT state_name FROM states WHERE run_id = ? ORDER BY timestamp, seq",
+        [runs["id"].iloc[1]],
+    )
     assert list(second["state_name"])[:3] == ["Scheduled", "Late", "Pending"]
