@@ -831,7 +831,6 @@ def _detach_compaction() -> None:
     next reader, which compacts before it queries.
     """
     import subprocess
-    import sys
 
     env = dict(os.environ, KERNELFLOW_HOME=str(settings.home()))
     try:
