@@ -183,22 +183,31 @@ def main(argv: list[str] | None = None) -> int:
         wall_on = statistics.median(r["wall_s"] for r in on)
         wall_off = statistics.median(r["wall_s"] for r in off)
         best_ratio = min(r["wall_s"] for r in on) / min(r["wall_s"] for r in off)
-        cpu_ratio = statistics.median(a["cpu_s"] / b["cpu_s"] for a, b in zip(on, off,
-                                                                              strict=True))
+        cpu_ratio = statistics.median(a["cpu_s"] / b["cpu_s"] for a, b in zip(on, off, strict=True))
         msgs = statistics.median(r["comm_messages"] for r in on)
         rate = max(r["comm_per_s"] for r in on)
         met = ratio <= 1.1 and rate <= 10
-        summary[shape] = {"wall_on_s": wall_on, "wall_off_s": wall_off, "wall_ratio": ratio,
-                          "best_wall_ratio": best_ratio, "cpu_ratio": cpu_ratio,
-                          "comm_messages": msgs, "comm_per_s": rate,
-                          "off_comm_messages": statistics.median(r["comm_messages"] for r in off)}
-        lines.append(f"| {shape} | {wall_on:.3f} | {wall_off:.3f} | {ratio:.3f} | "
-                     f"{best_ratio:.3f} | {cpu_ratio:.3f} | <= 1.1 | {msgs:.0f} | {rate:.2f} | "
-                     f"<= 10 | {'yes' if met else 'no'} |")
+        summary[shape] = {
+            "wall_on_s": wall_on,
+            "wall_off_s": wall_off,
+            "wall_ratio": ratio,
+            "best_wall_ratio": best_ratio,
+            "cpu_ratio": cpu_ratio,
+            "comm_messages": msgs,
+            "comm_per_s": rate,
+            "off_comm_messages": statistics.median(r["comm_messages"] for r in off),
+        }
+        lines.append(
+            f"| {shape} | {wall_on:.3f} | {wall_off:.3f} | {ratio:.3f} | "
+            f"{best_ratio:.3f} | {cpu_ratio:.3f} | <= 1.1 | {msgs:.0f} | {rate:.2f} | "
+            f"<= 10 | {'yes' if met else 'no'} |"
+        )
     lines.append("")
-    lines.append("wall ratio: median over back-to-back pairs of (view on / widgets off); "
-                 "walls: medians; comm msgs / s: the worst run's widget messages per second "
-                 "of its flow.")
+    lines.append(
+        "wall ratio: median over back-to-back pairs of (view on / widgets off); "
+        "walls: medians; comm msgs / s: the worst run's widget messages per second "
+        "of its flow."
+    )
     print("\n".join(lines))
     OUT.mkdir(exist_ok=True)
     (OUT / "widgets.json").write_text(

@@ -91,12 +91,23 @@ class Flow(Generic[P, R]):
         self.on_crashed = check_hooks(on_crashed, "on_crashed", owner)
         self.on_running = check_hooks(on_running, "on_running", owner)
         self._options = dict(
-            name=name, version=version, flow_run_name=flow_run_name, retries=retries,
-            retry_delay_seconds=retry_delay_seconds, task_runner=task_runner,
-            description=description, timeout_seconds=timeout_seconds,
-            validate_parameters=validate_parameters, persist_result=persist_result,
-            log_prints=log_prints, tags=tags, on_completion=on_completion, on_failure=on_failure,
-            on_cancellation=on_cancellation, on_crashed=on_crashed, on_running=on_running,
+            name=name,
+            version=version,
+            flow_run_name=flow_run_name,
+            retries=retries,
+            retry_delay_seconds=retry_delay_seconds,
+            task_runner=task_runner,
+            description=description,
+            timeout_seconds=timeout_seconds,
+            validate_parameters=validate_parameters,
+            persist_result=persist_result,
+            log_prints=log_prints,
+            tags=tags,
+            on_completion=on_completion,
+            on_failure=on_failure,
+            on_cancellation=on_cancellation,
+            on_crashed=on_crashed,
+            on_running=on_running,
         )
         self.is_async = engine.is_async_callable(fn)
         self._shape = CallShape(fn)

@@ -105,13 +105,25 @@ class Task(Generic[P, R]):
         self.on_failure = check_hooks(on_failure, "on_failure", owner)
         self.on_running = check_hooks(on_running, "on_running", owner)
         self._options = dict(
-            name=name, description=description, tags=tags, version=version,
-            cache_policy=cache_policy, cache_key_fn=cache_key_fn,
-            cache_expiration=cache_expiration, task_run_name=task_run_name, retries=retries,
-            retry_delay_seconds=retry_delay_seconds, retry_jitter_factor=retry_jitter_factor,
-            persist_result=persist_result, timeout_seconds=timeout_seconds,
-            log_prints=log_prints, refresh_cache=refresh_cache, on_completion=on_completion,
-            on_failure=on_failure, on_running=on_running, retry_condition_fn=retry_condition_fn,
+            name=name,
+            description=description,
+            tags=tags,
+            version=version,
+            cache_policy=cache_policy,
+            cache_key_fn=cache_key_fn,
+            cache_expiration=cache_expiration,
+            task_run_name=task_run_name,
+            retries=retries,
+            retry_delay_seconds=retry_delay_seconds,
+            retry_jitter_factor=retry_jitter_factor,
+            persist_result=persist_result,
+            timeout_seconds=timeout_seconds,
+            log_prints=log_prints,
+            refresh_cache=refresh_cache,
+            on_completion=on_completion,
+            on_failure=on_failure,
+            on_running=on_running,
+            retry_condition_fn=retry_condition_fn,
         )
         self.cache_policy = self._resolve_cache_policy(cache_policy, cache_key_fn, owner)
         self.is_async = engine.is_async_callable(fn)
@@ -122,8 +134,11 @@ class Task(Generic[P, R]):
         if key_fn is not None:
             if not callable(key_fn):
                 raise CachePolicyError(f"cache_key_fn on {owner} must be callable, got {key_fn!r}.")
-            policy = CacheKeyFnPolicy(key_fn) if policy is _NOT_SET or policy is None else (
-                policy + CacheKeyFnPolicy(key_fn))
+            policy = (
+                CacheKeyFnPolicy(key_fn)
+                if policy is _NOT_SET or policy is None
+                else (policy + CacheKeyFnPolicy(key_fn))
+            )
         if policy is _NOT_SET or policy is None:
             return None  # caching is off unless asked for
         if not isinstance(policy, CachePolicy):
@@ -174,8 +189,9 @@ class Task(Generic[P, R]):
         parameters = self._shape.bind(args, kwargs, f"task '{self.name}'")
         return self._submit(parameters, wait_for, _require_flow(self.name, "submit"))
 
-    def _submit(self, parameters: dict[str, Any], wait_for: Any,
-                flow_ctx: context.FlowRunContext) -> TaskRunFuture[R]:
+    def _submit(
+        self, parameters: dict[str, Any], wait_for: Any, flow_ctx: context.FlowRunContext
+    ) -> TaskRunFuture[R]:
         task_run = engine.create_task_run(self, parameters, flow_ctx)
         runner = flow_ctx.get_task_runner()
         inner = runner.submit(
@@ -327,4 +343,3 @@ def task_input_hash(context: Any, arguments: dict[str, Any]) -> str | None:
     for name in sorted(arguments):
         parts.append(f"{name}={hash_value(arguments[name], name=name)}")
     return hash_bytes(*parts)
-

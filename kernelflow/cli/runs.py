@@ -78,8 +78,9 @@ def command() -> None:
     help="Show at most this many runs, newest first.",
 )
 @click.option("--deployment", metavar="NAME", help="Only runs of this notebook deployment.")
-def list_runs(flow_name: str | None, state: str | None, limit: int,
-              deployment: str | None = None) -> None:
+def list_runs(
+    flow_name: str | None, state: str | None, limit: int, deployment: str | None = None
+) -> None:
     """List flow runs, newest first."""
     from kernelflow.store.queries import list_flow_runs, sql
 

@@ -191,8 +191,10 @@ def uninstall(shell: Any = None) -> None:
         if installation is None:
             return
         installation.removed = True
-    for name, callback in (("pre_run_cell", installation.pre_run_cell),
-                           ("post_run_cell", installation.post_run_cell)):
+    for name, callback in (
+        ("pre_run_cell", installation.pre_run_cell),
+        ("post_run_cell", installation.post_run_cell),
+    ):
         try:
             shell.events.unregister(name, callback)
         except ValueError:

@@ -43,22 +43,31 @@ def load_entries() -> tuple[list[dict], str | None]:
     rows = []
     for entry in sorted(entries, key=lambda e: e.created, reverse=True):
         hits, last_hit = usage.get(entry.key, (None, None))
-        rows.append({
-            "key": entry.key, "task": entry.task_name, "size": entry.size,
-            "created": entry.created, "expires": entry.expires,
-            "expired": entry.is_expired(), "duration": entry.duration,
-            "hits": int(hits) if hits is not None and hits == hits else 0,
-            "last_hit": _epoch(last_hit),
-        })
+        rows.append(
+            {
+                "key": entry.key,
+                "task": entry.task_name,
+                "size": entry.size,
+                "created": entry.created,
+                "expires": entry.expires,
+                "expired": entry.is_expired(),
+                "duration": entry.duration,
+                "hits": int(hits) if hits is not None and hits == hits else 0,
+                "last_hit": _epoch(last_hit),
+            }
+        )
     return rows, note
 
 
-def render_cache_html(rows: list[dict], note: str | None, message: str | None,
-                      live: bool = True) -> str:
+def render_cache_html(
+    rows: list[dict], note: str | None, message: str | None, live: bool = True
+) -> str:
     """The cache table, with a delete action per row when ``live``."""
     total = sum(r["size"] or 0 for r in rows)
-    parts = [f'<div style="font-weight:700">Task cache: {len(rows):,} '
-             f'{"entry" if len(rows) == 1 else "entries"}, {esc(format_bytes(total))}</div>']
+    parts = [
+        f'<div style="font-weight:700">Task cache: {len(rows):,} '
+        f"{'entry' if len(rows) == 1 else 'entries'}, {esc(format_bytes(total))}</div>"
+    ]
     for text, color in ((message, "#16a34a"), (note, "#b45309")):
         if text:
             parts.append(f'<div data-kf-note style="color:{color}">{esc(text)}</div>')
@@ -71,12 +80,20 @@ def render_cache_html(rows: list[dict], note: str | None, message: str | None,
             expires = "never" if r["expires"] is None else format_time(r["expires"])
             if r["expired"]:
                 expires += " (expired)"
-            row = [esc(r["task"]), f"<code>{esc(r['key'][:_KEY_PREFIX])}</code>",
-                   esc(format_bytes(r["size"])), esc(format_time(r["created"])),
-                   esc(format_time(r["last_hit"]) or "never"), f"{r['hits']:,}", esc(expires)]
+            row = [
+                esc(r["task"]),
+                f"<code>{esc(r['key'][:_KEY_PREFIX])}</code>",
+                esc(format_bytes(r["size"])),
+                esc(format_time(r["created"])),
+                esc(format_time(r["last_hit"]) or "never"),
+                f"{r['hits']:,}",
+                esc(expires),
+            ]
             if live:
-                row.append(f'<button data-kf-id="{esc(r["key"])}" data-kf-action="delete" '
-                           'style="cursor:pointer">delete</button>')
+                row.append(
+                    f'<button data-kf-id="{esc(r["key"])}" data-kf-action="delete" '
+                    'style="cursor:pointer">delete</button>'
+                )
             cells.append(row)
         parts.append(html_table(headers, cells))
     else:
@@ -89,9 +106,19 @@ def render_cache_text(rows: list[dict]) -> str:
     total = sum(r["size"] or 0 for r in rows)
     table = text_table(
         ("task", "key", "size", "created", "last hit", "hits", "expires"),
-        [(r["task"], r["key"][:_KEY_PREFIX], format_bytes(r["size"]), format_time(r["created"]),
-          format_time(r["last_hit"]) or "never", r["hits"],
-          "never" if r["expires"] is None else format_time(r["expires"])) for r in rows])
+        [
+            (
+                r["task"],
+                r["key"][:_KEY_PREFIX],
+                format_bytes(r["size"]),
+                format_time(r["created"]),
+                format_time(r["last_hit"]) or "never",
+                r["hits"],
+                "never" if r["expires"] is None else format_time(r["expires"]),
+            )
+            for r in rows
+        ],
+    )
     return f"{len(rows):,} cache entries, {format_bytes(total)}\n{table}"
 
 
@@ -129,9 +156,11 @@ class CacheBrowser(ipywidgets.VBox):
 
         removed = cache_index.delete(key)
         task = next((r["task"] for r in self.rows if r["key"] == key), "?")
-        self.message = (f"Deleted the entry of {task} ({key[:_KEY_PREFIX]}) at "
-                        f"{time.strftime('%H:%M:%S')}." if removed
-                        else f"Entry {key[:_KEY_PREFIX]} was already gone.")
+        self.message = (
+            f"Deleted the entry of {task} ({key[:_KEY_PREFIX]}) at {time.strftime('%H:%M:%S')}."
+            if removed
+            else f"Entry {key[:_KEY_PREFIX]} was already gone."
+        )
         self.refresh()
         return removed
 
@@ -143,6 +172,8 @@ class CacheBrowser(ipywidgets.VBox):
         self.table.html = render_cache_html(self.rows, self.note, self.message)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return with_fallbacks(super()._repr_mimebundle_(**kwargs),
-                              lambda: render_cache_html(self.rows, self.note, None, live=False),
-                              lambda: render_cache_text(self.rows))
+        return with_fallbacks(
+            super()._repr_mimebundle_(**kwargs),
+            lambda: render_cache_html(self.rows, self.note, None, live=False),
+            lambda: render_cache_text(self.rows),
+        )

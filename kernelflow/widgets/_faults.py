@@ -34,6 +34,9 @@ def report(where: str, exc: BaseException) -> None:
             return
         _seen.add(key)
     logger.warning(
-        "kernelflow widgets: %s failed (%s: %s); runs are not affected and this is "
-        "logged once", where, type(exc).__name__, exc, exc_info=exc,
+        "kernelflow widgets: %s failed (%s: %s); runs are not affected and this is logged once",
+        where,
+        type(exc).__name__,
+        exc,
+        exc_info=exc,
     )

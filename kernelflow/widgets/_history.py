@@ -39,8 +39,18 @@ __all__ = ["POLL_SECONDS", "RunHistory", "load_page", "load_run"]
 #: Seconds between two refreshes while the history is on screen.
 POLL_SECONDS = 5.0
 _ALL = "(all)"
-_STATES = (_ALL, "Running", "Completed", "Cached", "Failed", "TimedOut", "Crashed",
-           "Cancelled", "Pending", "Scheduled")
+_STATES = (
+    _ALL,
+    "Running",
+    "Completed",
+    "Cached",
+    "Failed",
+    "TimedOut",
+    "Crashed",
+    "Cancelled",
+    "Pending",
+    "Scheduled",
+)
 _LOG_LINES = 300
 
 
@@ -65,9 +75,14 @@ def _clean(value: Any) -> Any:
         return value
 
 
-def load_page(flow: str | None = None, state: str | None = None,
-              since: dt.date | None = None, until: dt.date | None = None,
-              page: int = 0, page_size: int = 20) -> tuple[list[dict], int]:
+def load_page(
+    flow: str | None = None,
+    state: str | None = None,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+    page: int = 0,
+    page_size: int = 20,
+) -> tuple[list[dict], int]:
     """One page of flow runs, newest first, and how many runs match in all.
 
     Parameters
@@ -109,14 +124,22 @@ def load_page(flow: str | None = None, state: str | None = None,
     )
     rows = []
     for record in frame.to_dict("records"):
-        rows.append({
-            "id": record["id"], "flow": record["flow_name"], "name": record["name"],
-            "state": record["state_name"], "type": record["state_type"],
-            "message": _clean(record["state_message"]), "created": _epoch(record["created"]),
-            "start": _epoch(record["start_time"]), "end": _epoch(record["end_time"]),
-            "duration": _clean(record["duration_s"]), "tries": _clean(record["run_count"]),
-            "task_runs": int(record["task_runs"]),
-        })
+        rows.append(
+            {
+                "id": record["id"],
+                "flow": record["flow_name"],
+                "name": record["name"],
+                "state": record["state_name"],
+                "type": record["state_type"],
+                "message": _clean(record["state_message"]),
+                "created": _epoch(record["created"]),
+                "start": _epoch(record["start_time"]),
+                "end": _epoch(record["end_time"]),
+                "duration": _clean(record["duration_s"]),
+                "tries": _clean(record["run_count"]),
+                "task_runs": int(record["task_runs"]),
+            }
+        )
     return rows, total
 
 
@@ -124,8 +147,9 @@ def flow_names() -> list[str]:
     """Every flow name in the store, sorted."""
     from kernelflow.store.queries import sql
 
-    frame = sql("SELECT DISTINCT flow_name FROM flow_runs WHERE flow_name IS NOT NULL "
-                "ORDER BY flow_name")
+    frame = sql(
+        "SELECT DISTINCT flow_name FROM flow_runs WHERE flow_name IS NOT NULL ORDER BY flow_name"
+    )
     return [str(name) for name in frame["flow_name"]]
 
 
@@ -142,13 +166,21 @@ def load_run(flow_run_id: str) -> dict:
     run = get_flow_run(flow_run_id).to_dict("records")[0]
     tasks = []
     for record in task_runs_of(run["id"]).to_dict("records"):
-        tasks.append({
-            "id": record["id"], "name": record["name"], "task": record["task_name"],
-            "state": record["state_name"], "type": record["state_type"],
-            "message": _clean(record["state_message"]), "start": _epoch(record["start_time"]),
-            "end": _epoch(record["end_time"]), "duration": _clean(record["duration_s"]),
-            "tries": _clean(record["run_count"]), "cached": bool(_clean(record["cached"])),
-        })
+        tasks.append(
+            {
+                "id": record["id"],
+                "name": record["name"],
+                "task": record["task_name"],
+                "state": record["state_name"],
+                "type": record["state_type"],
+                "message": _clean(record["state_message"]),
+                "start": _epoch(record["start_time"]),
+                "end": _epoch(record["end_time"]),
+                "duration": _clean(record["duration_s"]),
+                "tries": _clean(record["run_count"]),
+                "cached": bool(_clean(record["cached"])),
+            }
+        )
     names = {t["id"]: t["name"] for t in tasks}
     logs = logs_of(run["id"]).tail(_LOG_LINES).to_dict("records")
     lines = [
@@ -157,17 +189,30 @@ def load_run(flow_run_id: str) -> dict:
         for r in logs
     ]
     return {
-        "id": run["id"], "flow": run["flow_name"], "name": run["name"],
-        "state": run["state_name"], "type": run["state_type"],
-        "message": _clean(run["state_message"]), "start": _epoch(run["start_time"]),
-        "end": _epoch(run["end_time"]), "duration": _clean(run["duration_s"]),
-        "tasks": tasks, "logs": lines,
+        "id": run["id"],
+        "flow": run["flow_name"],
+        "name": run["name"],
+        "state": run["state_name"],
+        "type": run["state_type"],
+        "message": _clean(run["state_message"]),
+        "start": _epoch(run["start_time"]),
+        "end": _epoch(run["end_time"]),
+        "duration": _clean(run["duration_s"]),
+        "tasks": tasks,
+        "logs": lines,
     }
 
 
-def render_history_html(rows: list[dict], total: int, page: int, page_size: int,
-                        selected: str | None, detail: dict | None, note: str | None,
-                        live: bool = True) -> str:
+def render_history_html(
+    rows: list[dict],
+    total: int,
+    page: int,
+    page_size: int,
+    selected: str | None,
+    detail: dict | None,
+    note: str | None,
+    live: bool = True,
+) -> str:
     """The page of runs and the opened run as HTML."""
     parts = []
     if note:
@@ -176,53 +221,83 @@ def render_history_html(rows: list[dict], total: int, page: int, page_size: int,
         parts.append('<div style="opacity:.75">No flow runs match.</div>')
     else:
         first = page * page_size + 1
-        parts.append(f'<div style="opacity:.75">Runs {first:,} to {first + len(rows) - 1:,} of '
-                     f"{total:,}, newest first{'; click one to open it' if live else ''}</div>")
-        cells = [[esc(format_time(r["created"])), esc(r["flow"]), esc(r["name"]),
-                  badge(r["state"], r["type"]),
-                  esc(format_seconds(r["duration"]) if r["duration"] is not None else ""),
-                  f"{r['task_runs']:,}"] for r in rows]
-        parts.append(html_table(("Created", "Flow", "Run", "State", "Duration", "Task runs"),
-                                cells, ids=[r["id"] for r in rows] if live else None,
-                                selected=selected))
+        parts.append(
+            f'<div style="opacity:.75">Runs {first:,} to {first + len(rows) - 1:,} of '
+            f"{total:,}, newest first{'; click one to open it' if live else ''}</div>"
+        )
+        cells = [
+            [
+                esc(format_time(r["created"])),
+                esc(r["flow"]),
+                esc(r["name"]),
+                badge(r["state"], r["type"]),
+                esc(format_seconds(r["duration"]) if r["duration"] is not None else ""),
+                f"{r['task_runs']:,}",
+            ]
+            for r in rows
+        ]
+        parts.append(
+            html_table(
+                ("Created", "Flow", "Run", "State", "Duration", "Task runs"),
+                cells,
+                ids=[r["id"] for r in rows] if live else None,
+                selected=selected,
+            )
+        )
     if detail is not None:
-        parts.append('<div data-kf-detail style="margin-top:10px;padding-top:6px;'
-                     f'border-top:1px solid #9ca3af">{render_run_detail(detail)}</div>')
+        parts.append(
+            '<div data-kf-detail style="margin-top:10px;padding-top:6px;'
+            f'border-top:1px solid #9ca3af">{render_run_detail(detail)}</div>'
+        )
     return root("".join(parts), "history")
 
 
 def render_run_detail(detail: dict) -> str:
     """One stored flow run: header, task runs, timeline, logs."""
     if detail.get("deleted"):
-        return (f'<div data-kf-deleted style="color:#dc2626">Flow run {esc(detail["id"])} is no '
-                "longer in the store (it was deleted).</div>")
-    head = (f'<div style="font-weight:700">{esc(detail["flow"])} · {esc(detail["name"])} '
-            f'{badge(detail["state"], detail["type"])} <span style="font-weight:400;'
-            f'opacity:.75">{esc(format_seconds(detail["duration"]))}</span></div>')
+        return (
+            f'<div data-kf-deleted style="color:#dc2626">Flow run {esc(detail["id"])} is no '
+            "longer in the store (it was deleted).</div>"
+        )
+    head = (
+        f'<div style="font-weight:700">{esc(detail["flow"])} · {esc(detail["name"])} '
+        f'{badge(detail["state"], detail["type"])} <span style="font-weight:400;'
+        f'opacity:.75">{esc(format_seconds(detail["duration"]))}</span></div>'
+    )
     parts = [head]
     if detail.get("message") and detail.get("type") in ("FAILED", "CRASHED"):
         parts.append(f'<div style="color:#dc2626">{esc(detail["message"])}</div>')
     tasks = detail["tasks"]
     if tasks:
-        cells = [[esc(t["name"]), badge(t["state"], t["type"]),
-                  esc(format_seconds(t["duration"]) if t["duration"] is not None else ""),
-                  esc(t["tries"] if t["tries"] is not None else ""),
-                  "yes" if t["cached"] else ""] for t in tasks[:200]]
+        cells = [
+            [
+                esc(t["name"]),
+                badge(t["state"], t["type"]),
+                esc(format_seconds(t["duration"]) if t["duration"] is not None else ""),
+                esc(t["tries"] if t["tries"] is not None else ""),
+                "yes" if t["cached"] else "",
+            ]
+            for t in tasks[:200]
+        ]
         parts.append(html_table(("Task run", "State", "Duration", "Tries", "Cached"), cells))
         if len(tasks) > 200:
             parts.append(f'<div style="opacity:.7">… and {len(tasks) - 200:,} more</div>')
         failed = [t for t in tasks if t["type"] in ("FAILED", "CRASHED") and t["message"]]
         for t in failed[:20]:
-            parts.append(f'<div data-kf-error style="color:#dc2626">{esc(t["name"])}: '
-                         f'{esc(t["message"])}</div>')
+            parts.append(
+                f'<div data-kf-error style="color:#dc2626">{esc(t["name"])}: '
+                f"{esc(t['message'])}</div>"
+            )
         parts.append('<div style="margin-top:6px;font-weight:600">Timeline</div>')
-        parts.append(timeline_svg([(t["name"], t["start"], t["end"], t["state"])
-                                   for t in tasks]))
+        parts.append(timeline_svg([(t["name"], t["start"], t["end"], t["state"]) for t in tasks]))
     else:
         parts.append('<div style="opacity:.75">No task runs.</div>')
     parts.append('<div style="margin-top:6px;font-weight:600">Logs</div>')
-    parts.append(pre("\n".join(detail["logs"]), "logs") if detail["logs"]
-                 else '<div style="opacity:.75">No log lines.</div>')
+    parts.append(
+        pre("\n".join(detail["logs"]), "logs")
+        if detail["logs"]
+        else '<div style="opacity:.75">No log lines.</div>'
+    )
     return "".join(parts)
 
 
@@ -232,15 +307,31 @@ def render_history_text(rows: list[dict], total: int, detail: dict | None) -> st
         return "No flow runs match."
     table = text_table(
         ("created", "flow", "run", "state", "duration", "task runs", "id"),
-        [(format_time(r["created"]), r["flow"], r["name"], r["state"],
-          format_seconds(r["duration"]) if r["duration"] is not None else "", r["task_runs"],
-          r["id"][:8]) for r in rows])
+        [
+            (
+                format_time(r["created"]),
+                r["flow"],
+                r["name"],
+                r["state"],
+                format_seconds(r["duration"]) if r["duration"] is not None else "",
+                r["task_runs"],
+                r["id"][:8],
+            )
+            for r in rows
+        ],
+    )
     lines = [f"{total:,} flow runs, newest first", table]
     if detail is not None and not detail.get("deleted"):
         lines.append(f"\n{detail['flow']} · {detail['name']} · {detail['state']}")
-        lines.append(text_table(("task run", "state", "duration", "tries"),
-                                [(t["name"], t["state"], format_seconds(t["duration"]),
-                                  t["tries"]) for t in detail["tasks"]]))
+        lines.append(
+            text_table(
+                ("task run", "state", "duration", "tries"),
+                [
+                    (t["name"], t["state"], format_seconds(t["duration"]), t["tries"])
+                    for t in detail["tasks"]
+                ],
+            )
+        )
     return "\n".join(lines)
 
 
@@ -262,8 +353,9 @@ class RunHistory(ipywidgets.VBox):
     >>> RunHistory(state="Failed")  # doctest: +SKIP
     """
 
-    def __init__(self, flow: str | None = None, state: str | None = None,
-                 page_size: int = 20) -> None:
+    def __init__(
+        self, flow: str | None = None, state: str | None = None, page_size: int = 20
+    ) -> None:
         self.page = 0
         self.page_size = int(page_size)
         self.rows: list[dict] = []
@@ -276,11 +368,15 @@ class RunHistory(ipywidgets.VBox):
         if flow and flow not in names:
             names.append(flow)
         style = {"description_width": "initial"}
-        self.flow_filter = ipywidgets.Dropdown(options=[_ALL, *names], value=flow or _ALL,
-                                               description="Flow", style=style)
+        self.flow_filter = ipywidgets.Dropdown(
+            options=[_ALL, *names], value=flow or _ALL, description="Flow", style=style
+        )
         self.state_filter = ipywidgets.Dropdown(
             options=list(dict.fromkeys([*_STATES, *([state] if state else [])])),
-            value=state or _ALL, description="State", style=style)
+            value=state or _ALL,
+            description="State",
+            style=style,
+        )
         self.since = ipywidgets.DatePicker(description="From", style=style)
         self.until = ipywidgets.DatePicker(description="To", style=style)
         self.refresh_button = ipywidgets.Button(description="Refresh", icon="refresh")
@@ -294,13 +390,17 @@ class RunHistory(ipywidgets.VBox):
         self.previous_button.on_click(lambda _button: self._turn(-1))
         self.next_button.on_click(lambda _button: self._turn(1))
         layout = ipywidgets.Layout(flex_flow="row wrap")
-        super().__init__([
-            ipywidgets.HBox([self.flow_filter, self.state_filter, self.since, self.until],
-                            layout=layout),
-            ipywidgets.HBox([self.refresh_button, self.previous_button, self.next_button],
-                            layout=layout),
-            self.table,
-        ])
+        super().__init__(
+            [
+                ipywidgets.HBox(
+                    [self.flow_filter, self.state_filter, self.since, self.until], layout=layout
+                ),
+                ipywidgets.HBox(
+                    [self.refresh_button, self.previous_button, self.next_button], layout=layout
+                ),
+                self.table,
+            ]
+        )
         self.refresh()
 
     # --- data ---------------------------------------------------------------------------
@@ -310,8 +410,9 @@ class RunHistory(ipywidgets.VBox):
         try:
             flow = None if self.flow_filter.value == _ALL else self.flow_filter.value
             state = None if self.state_filter.value == _ALL else self.state_filter.value
-            self.rows, self.total = load_page(flow, state, self.since.value, self.until.value,
-                                              self.page, self.page_size)
+            self.rows, self.total = load_page(
+                flow, state, self.since.value, self.until.value, self.page, self.page_size
+            )
             self.note = None
         except Exception as exc:  # the store may be locked or unreadable for a moment
             report("reading the run history", exc)
@@ -333,8 +434,9 @@ class RunHistory(ipywidgets.VBox):
             return None
 
     def _render(self) -> None:
-        self.table.html = render_history_html(self.rows, self.total, self.page, self.page_size,
-                                              self.selected, self.detail, self.note)
+        self.table.html = render_history_html(
+            self.rows, self.total, self.page, self.page_size, self.selected, self.detail, self.note
+        )
 
     def select(self, flow_run_id: str | None) -> None:
         """Open a flow run (or close it when it is open)."""
@@ -375,8 +477,16 @@ class RunHistory(ipywidgets.VBox):
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return with_fallbacks(
             super()._repr_mimebundle_(**kwargs),
-            lambda: render_history_html(self.rows, self.total, self.page, self.page_size,
-                                        None, self.detail, self.note, live=False),
+            lambda: render_history_html(
+                self.rows,
+                self.total,
+                self.page,
+                self.page_size,
+                None,
+                self.detail,
+                self.note,
+                live=False,
+            ),
             lambda: render_history_text(self.rows, self.total, self.detail),
         )
 

@@ -68,8 +68,9 @@ def when_imported(name: str, callback: Callable[[ModuleType], None]) -> None:
     with _lock:
         module = sys.modules.get(name)
         if module is None:
-            finder = next((f for f in sys.meta_path
-                           if isinstance(f, _Finder) and f.name == name), None)
+            finder = next(
+                (f for f in sys.meta_path if isinstance(f, _Finder) and f.name == name), None
+            )
             if finder is None:
                 finder = _Finder(name)
                 sys.meta_path.insert(0, finder)

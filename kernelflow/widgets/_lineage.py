@@ -84,9 +84,11 @@ def load_graph(notebook: str | None = None) -> Graph:
     from kernelflow.store.queries import sql
 
     notebook = notebook or default_notebook()
-    query = ("SELECT t.id, t.task_name, t.state_name, t.inputs, t.outputs, t.created "
-             "FROM task_runs t JOIN flow_runs f ON t.flow_run_id = f.id "
-             "WHERE t.outputs IS NOT NULL")
+    query = (
+        "SELECT t.id, t.task_name, t.state_name, t.inputs, t.outputs, t.created "
+        "FROM task_runs t JOIN flow_runs f ON t.flow_run_id = f.id "
+        "WHERE t.outputs IS NOT NULL"
+    )
     params: list[Any] = []
     if notebook:
         query += " AND f.flow_name = ?"
@@ -98,8 +100,11 @@ def load_graph(notebook: str | None = None) -> Graph:
         producer_of[record["id"]] = record["task_name"]
         latest.pop(record["task_name"], None)  # re-inserted: dict order = latest-run order
         latest[record["task_name"]] = Cell(
-            name=record["task_name"], run_id=record["id"], state=record["state_name"],
-            created=_epoch(record["created"]), inputs=_json(record["inputs"]),
+            name=record["task_name"],
+            run_id=record["id"],
+            state=record["state_name"],
+            created=_epoch(record["created"]),
+            inputs=_json(record["inputs"]),
             outputs=_json(record["outputs"]),
         )
     cells = list(latest.values())
@@ -115,8 +120,11 @@ def load_graph(notebook: str | None = None) -> Graph:
             edges.append((producer, cell.name, variable))
             source = latest[producer]
             made_again = order[producer] > order[cell.name]
-            if made_again and variable in source.outputs and \
-                    source.outputs[variable] != read.get("hash"):
+            if (
+                made_again
+                and variable in source.outputs
+                and source.outputs[variable] != read.get("hash")
+            ):
                 cell.stale.append(f"`{variable}` changed (re-made by cell '{producer}')")
             elif producer in stale:
                 cell.stale.append(f"`{variable}` comes from stale cell '{producer}'")
@@ -143,24 +151,31 @@ def render_graph_svg(graph: Graph, selected: str | None = None, live: bool = Tru
             position[cell.name] = (10 + layer * (_BOX_W + _GAP_X), 10 + index * (_BOX_H + _GAP_Y))
     width = 20 + (max(layers) + 1) * (_BOX_W + _GAP_X) - _GAP_X
     height = 20 + max(len(m) for m in layers.values()) * (_BOX_H + _GAP_Y) - _GAP_Y
-    parts = [f'<svg data-kf-graph xmlns="http://www.w3.org/2000/svg" width="{width}" '
-             f'height="{height}" style="font-size:12px;font-family:inherit">'
-             '<defs><marker id="kf-arrow" viewBox="0 0 10 10" refX="10" refY="5" '
-             'markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" '
-             'fill="#6b7280"/></marker></defs>']
+    parts = [
+        f'<svg data-kf-graph xmlns="http://www.w3.org/2000/svg" width="{width}" '
+        f'height="{height}" style="font-size:12px;font-family:inherit">'
+        '<defs><marker id="kf-arrow" viewBox="0 0 10 10" refX="10" refY="5" '
+        'markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" '
+        'fill="#6b7280"/></marker></defs>'
+    ]
     for producer, consumer, variable in graph.edges:
         x1, y1 = position[producer]
         x2, y2 = position[consumer]
         x1, y1, y2 = x1 + _BOX_W, y1 + _BOX_H / 2, y2 + _BOX_H / 2
-        parts.append(f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="#6b7280" '
-                     f'stroke-width="1.5" marker-end="url(#kf-arrow)"/>'
-                     f'<text x="{(x1 + x2) / 2}" y="{(y1 + y2) / 2 - 4}" text-anchor="middle" '
-                     f'fill="currentColor">{esc(variable)}</text>')
+        parts.append(
+            f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="#6b7280" '
+            f'stroke-width="1.5" marker-end="url(#kf-arrow)"/>'
+            f'<text x="{(x1 + x2) / 2}" y="{(y1 + y2) / 2 - 4}" text-anchor="middle" '
+            f'fill="currentColor">{esc(variable)}</text>'
+        )
     for cell in graph.cells:
         x, y = position[cell.name]
         color = STATE_COLORS.get(cell.state, "#6b7280")
-        stroke = ('stroke="#d97706" stroke-width="3" stroke-dasharray="6 3"' if cell.stale
-                  else f'stroke="{color}" stroke-width="2"')
+        stroke = (
+            'stroke="#d97706" stroke-width="3" stroke-dasharray="6 3"'
+            if cell.stale
+            else f'stroke="{color}" stroke-width="2"'
+        )
         if cell.name == selected:
             stroke = 'stroke="#2563eb" stroke-width="3"'
         click = f' data-kf-id="{esc(cell.name)}" style="cursor:pointer"' if live else ""
@@ -173,33 +188,40 @@ def render_graph_svg(graph: Graph, selected: str | None = None, live: bool = Tru
             f'<text x="{x + 8}" y="{y + 18}" font-weight="600" fill="currentColor">'
             f"{esc(label)}</text>"
             f'<text x="{x + 8}" y="{y + 35}" fill="{"#d97706" if cell.stale else color}">'
-            f"{esc(status)}</text></g>")
+            f"{esc(status)}</text></g>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 
 
-def render_lineage_html(graph: Graph, selected: str | None, note: str | None,
-                        live: bool = True) -> str:
+def render_lineage_html(
+    graph: Graph, selected: str | None, note: str | None, live: bool = True
+) -> str:
     """Header, graph and the opened cell's details."""
     stale = [c for c in graph.cells if c.stale]
     title = f"Lineage of {graph.notebook}" if graph.notebook else "Lineage of %%task cells"
-    parts = [f'<div style="font-weight:700">{esc(title)}: {len(graph.cells)} cells, '
-             f'{len(graph.edges)} hand-overs, {len(stale)} stale</div>']
+    parts = [
+        f'<div style="font-weight:700">{esc(title)}: {len(graph.cells)} cells, '
+        f"{len(graph.edges)} hand-overs, {len(stale)} stale</div>"
+    ]
     if note:
         parts.append(f'<div data-kf-note style="color:#b45309">{esc(note)}</div>')
     parts.append(render_graph_svg(graph, selected, live))
     cell = next((c for c in graph.cells if c.name == selected), None)
     if cell is not None:
-        lines = [f'<div style="font-weight:600">{esc(cell.name)} {badge(cell.state)} '
-                 f'<span style="font-weight:400;opacity:.75">last run '
-                 f"{esc(format_time(cell.created))}</span></div>",
-                 f"<div>inputs: {esc(', '.join(cell.inputs) or 'none')}</div>",
-                 f"<div>outputs: {esc(', '.join(cell.outputs) or 'none')}</div>"]
+        lines = [
+            f'<div style="font-weight:600">{esc(cell.name)} {badge(cell.state)} '
+            f'<span style="font-weight:400;opacity:.75">last run '
+            f"{esc(format_time(cell.created))}</span></div>",
+            f"<div>inputs: {esc(', '.join(cell.inputs) or 'none')}</div>",
+            f"<div>outputs: {esc(', '.join(cell.outputs) or 'none')}</div>",
+        ]
         lines += [f'<div style="color:#d97706">stale: {esc(r)}</div>' for r in cell.stale]
         parts.append('<div data-kf-detail style="margin-top:6px">' + "".join(lines) + "</div>")
     elif live and graph.cells:
-        parts.append('<div style="opacity:.6;font-size:11px">Click a cell for its inputs and '
-                     "outputs.</div>")
+        parts.append(
+            '<div style="opacity:.6;font-size:11px">Click a cell for its inputs and outputs.</div>'
+        )
     return root("".join(parts), "lineage")
 
 
@@ -207,9 +229,13 @@ def render_lineage_text(graph: Graph) -> str:
     """Cells and hand-overs as text."""
     if not graph.cells:
         return "No %%task cells recorded for this notebook yet."
-    cells = text_table(("cell", "state", "stale", "inputs", "outputs"),
-                       [(c.name, c.state, "; ".join(c.stale) or "", ", ".join(c.inputs),
-                         ", ".join(c.outputs)) for c in graph.cells])
+    cells = text_table(
+        ("cell", "state", "stale", "inputs", "outputs"),
+        [
+            (c.name, c.state, "; ".join(c.stale) or "", ", ".join(c.inputs), ", ".join(c.outputs))
+            for c in graph.cells
+        ],
+    )
     edges = "\n".join(f"{p} --{v}--> {c}" for p, c, v in graph.edges) or "(no hand-overs)"
     return f"{cells}\n\n{edges}"
 
@@ -257,6 +283,8 @@ class LineageView(ipywidgets.VBox):
         self.view.html = render_lineage_html(self.graph, self.selected, self.note)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return with_fallbacks(super()._repr_mimebundle_(**kwargs),
-                              lambda: render_lineage_html(self.graph, None, self.note, False),
-                              lambda: render_lineage_text(self.graph))
+        return with_fallbacks(
+            super()._repr_mimebundle_(**kwargs),
+            lambda: render_lineage_html(self.graph, None, self.note, False),
+            lambda: render_lineage_text(self.graph),
+        )

@@ -106,8 +106,10 @@ class LiveRun:
             self.view.refresh()
         elif self.mode == "html" and self.handle is not None:
             now = time.monotonic()
-            if (self.model.version != self._html_version
-                    and now - self._last_html >= HTML_REFRESH_SECONDS):
+            if (
+                self.model.version != self._html_version
+                and now - self._last_html >= HTML_REFRESH_SECONDS
+            ):
                 self._html_version = self.model.version
                 self._last_html = now
                 self.handle.update(self.view)
@@ -198,8 +200,11 @@ class Tracker:
                 live = self.owner.get(run.id)
             if live is not None:
                 live.model.push(run, state)
-                if (run.id == live.final_run_id and state.type._value_ in _FINAL
-                        and threading.get_ident() == _MAIN):
+                if (
+                    run.id == live.final_run_id
+                    and state.type._value_ in _FINAL
+                    and threading.get_ident() == _MAIN
+                ):
                     # Now rather than on the ticker's next round, so the final table is
                     # recorded in the output of the cell that ran it (headless runs).
                     live.finish()
@@ -355,8 +360,11 @@ def _mode_for(shell: Any) -> str:
         import anywidget  # noqa: F401
         import ipywidgets  # noqa: F401
     except ImportError as exc:
-        logger.warning("kernelflow: live views fall back to HTML (%s); pip install anywidget "
-                       "ipywidgets for interactive ones", exc)
+        logger.warning(
+            "kernelflow: live views fall back to HTML (%s); pip install anywidget "
+            "ipywidgets for interactive ones",
+            exc,
+        )
         return "html"
     return "widget"
 

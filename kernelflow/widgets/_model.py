@@ -33,8 +33,16 @@ from typing import Any
 from kernelflow.runs import FlowRun, TaskRun
 from kernelflow.states import State
 
-__all__ = ["GROUP_THRESHOLD", "LOG_LINES", "Event", "LogLine", "Row", "RunModel", "Snapshot",
-           "event_of"]
+__all__ = [
+    "GROUP_THRESHOLD",
+    "LOG_LINES",
+    "Event",
+    "LogLine",
+    "Row",
+    "RunModel",
+    "Snapshot",
+    "event_of",
+]
 
 #: Above this many task runs, the table shows one row per task name with counts.
 GROUP_THRESHOLD = 40
@@ -62,8 +70,9 @@ class LogLine:
 
     __slots__ = ("_message", "_record", "level", "t")
 
-    def __init__(self, t: float, level: str, message: str | None = None,
-                 record: Any = None) -> None:
+    def __init__(
+        self, t: float, level: str, message: str | None = None, record: Any = None
+    ) -> None:
         self.t = t
         self.level = level
         self._message = message
@@ -136,18 +145,52 @@ def event_of(run: TaskRun | FlowRun, state: State) -> Event:
     error = _error_text(state) if kind in _FAILED_VALUES else None
     task_name = getattr(run, "task_name", None)
     if task_name is None:  # a subflow run, shown as a row of its parent's view
-        return (run.id, f"{run.flow_name} / {run.name}", f"subflow {run.flow_name}", True,
-                state.name, kind, state.message, run.start_time, run.end_time, run.run_count,
-                error)
-    return (run.id, run.name, task_name, False, state.name, kind, state.message,
-            run.start_time, run.end_time, run.run_count, error)
+        return (
+            run.id,
+            f"{run.flow_name} / {run.name}",
+            f"subflow {run.flow_name}",
+            True,
+            state.name,
+            kind,
+            state.message,
+            run.start_time,
+            run.end_time,
+            run.run_count,
+            error,
+        )
+    return (
+        run.id,
+        run.name,
+        task_name,
+        False,
+        state.name,
+        kind,
+        state.message,
+        run.start_time,
+        run.end_time,
+        run.run_count,
+        error,
+    )
 
 
 class Row:
     """What a view keeps of one run it lists: fields copied at each transition."""
 
-    __slots__ = ("end", "error", "final", "group", "id", "is_flow", "message", "name",
-                 "retry_errors", "start", "state_name", "state_type", "tries")
+    __slots__ = (
+        "end",
+        "error",
+        "final",
+        "group",
+        "id",
+        "is_flow",
+        "message",
+        "name",
+        "retry_errors",
+        "start",
+        "state_name",
+        "state_type",
+        "tries",
+    )
 
     def __init__(self, event: Event) -> None:
         self.id, self.name, self.group, self.is_flow = event[0], event[1], event[2], event[3]
@@ -164,8 +207,19 @@ class Row:
 
     def update(self, event: Event) -> None:
         """Copy the fields of a transition."""
-        (_, _, _, _, self.state_name, kind, self.message, self.start, self.end, self.tries,
-         error) = event
+        (
+            _,
+            _,
+            _,
+            _,
+            self.state_name,
+            kind,
+            self.message,
+            self.start,
+            self.end,
+            self.tries,
+            error,
+        ) = event
         self.state_type = kind
         self.final = kind in _FINAL_VALUES
         if error is not None:
@@ -202,8 +256,9 @@ class RunModel:
         The flow run shown (None for a cell's task runs). Only its id is kept.
     """
 
-    def __init__(self, kind: str, title: str, subtitle: str,
-                 flow_run: FlowRun | None = None) -> None:
+    def __init__(
+        self, kind: str, title: str, subtitle: str, flow_run: FlowRun | None = None
+    ) -> None:
         self.kind = kind
         self.title = title
         self.subtitle = subtitle
@@ -328,8 +383,10 @@ class RunModel:
         if start is not None and (self.first_start is None or start < self.first_start):
             self.first_start = start
         row = self.rows.get(run_id)
-        if row is None and (len(self.state_of) <= GROUP_THRESHOLD
-                            or (kind in _FAILED_VALUES and len(self.rows) < FAILED_ROWS)):
+        if row is None and (
+            len(self.state_of) <= GROUP_THRESHOLD
+            or (kind in _FAILED_VALUES and len(self.rows) < FAILED_ROWS)
+        ):
             row = self.rows[run_id] = Row(event)
         if row is not None:
             row.update(event)
@@ -362,11 +419,17 @@ class RunModel:
         total = len(self.state_of)
         if self.finished < total or not total:
             return {"name": "Running", "type": "RUNNING", "message": None}
-        failed = sum(counts.get(k, 0) for counts in self.groups.values()
-                     for k in ("Failed", "TimedOut", "Crashed"))
+        failed = sum(
+            counts.get(k, 0)
+            for counts in self.groups.values()
+            for k in ("Failed", "TimedOut", "Crashed")
+        )
         if failed:
-            return {"name": "Failed", "type": "FAILED",
-                    "message": f"{failed}/{total} task runs failed."}
+            return {
+                "name": "Failed",
+                "type": "FAILED",
+                "message": f"{failed}/{total} task runs failed.",
+            }
         return {"name": "Completed", "type": "COMPLETED", "message": None}
 
     def is_final(self) -> bool:
@@ -398,9 +461,18 @@ class RunModel:
             finished, selected, state = self.finished, self.selected, self.state()
         start, end = self.times()
         return Snapshot(
-            kind=self.kind, title=self.title, subtitle=self.subtitle, state=state,
-            start=start, end=end, now=time.time(), finished=finished, total=total,
-            grouped=grouped, rows=rows, detail=self._detail(selected) if selected else None,
+            kind=self.kind,
+            title=self.title,
+            subtitle=self.subtitle,
+            state=state,
+            start=start,
+            end=end,
+            now=time.time(),
+            finished=finished,
+            total=total,
+            grouped=grouped,
+            rows=rows,
+            detail=self._detail(selected) if selected else None,
             note=self.note,
         )
 
@@ -408,8 +480,7 @@ class RunModel:
         """The view as HTML (``live=False``: static, for saved outputs)."""
         from kernelflow.widgets._render import render_run_html
 
-        return render_run_html(self.snapshot(), selected=self.selected if live else None,
-                               live=live)
+        return render_run_html(self.snapshot(), selected=self.selected if live else None, live=live)
 
     def text(self) -> str:
         """The view as a text table."""
@@ -420,35 +491,56 @@ class RunModel:
     def _detail(self, selected: str) -> dict | None:
         with self.lock:
             if selected.startswith("group:"):
-                name = selected[len("group:"):]
+                name = selected[len("group:") :]
                 # Worth opening first: runs that failed, retried or have not finished.
-                failed = [r for r in self.rows.values() if r.group == name and (
-                    r.retry_errors or not (r.final and r.state_type == "COMPLETED"))]
+                failed = [
+                    r
+                    for r in self.rows.values()
+                    if r.group == name
+                    and (r.retry_errors or not (r.final and r.state_type == "COMPLETED"))
+                ]
                 failed.sort(key=lambda r: (r.state_type not in _FAILED_VALUES, not r.final))
                 recent = list(reversed(self.recent.get(name, ())))
                 seen = {r.id for r in failed}
                 picked = (failed + [r for r in recent if r.id not in seen])[:GROUP_DETAIL_ROWS]
-                total = sum(v for k, v in self.groups.get(name, {}).items()
-                            if not k.startswith("_"))
-                return {"kind": "group", "name": name, "total": total,
-                        "rows": [r.as_dict(self.retry_at.get(r.id)) for r in picked]}
+                total = sum(
+                    v for k, v in self.groups.get(name, {}).items() if not k.startswith("_")
+                )
+                return {
+                    "kind": "group",
+                    "name": name,
+                    "total": total,
+                    "rows": [r.as_dict(self.retry_at.get(r.id)) for r in picked],
+                }
             row = self.rows.get(selected)
             if row is None:
-                row = next((r for rows in self.recent.values() for r in rows
-                            if r.id == selected), None)
+                row = next(
+                    (r for rows in self.recent.values() for r in rows if r.id == selected), None
+                )
             if row is None:
                 return None
             lines = list(self.logs.get(selected, ()))
-            return {"kind": "run", "row": row.as_dict(self.retry_at.get(row.id)), "logs": lines,
-                    "error": row.error, "retry_errors": list(row.retry_errors or ())}
+            return {
+                "kind": "run",
+                "row": row.as_dict(self.retry_at.get(row.id)),
+                "logs": lines,
+                "error": row.error,
+                "retry_errors": list(row.retry_errors or ()),
+            }
 
 
 def _group_row(name: str, counts: dict[str, int]) -> dict:
     retries = counts.pop("_retries", 0)
     counts = {k: v for k, v in counts.items() if v > 0}
-    return {"id": f"group:{name}", "name": name, "kind": "group", "counts": dict(counts),
-            "total": sum(counts.values()), "retries": retries,
-            "cached": counts.get("Cached", 0)}
+    return {
+        "id": f"group:{name}",
+        "name": name,
+        "kind": "group",
+        "counts": dict(counts),
+        "total": sum(counts.values()),
+        "retries": retries,
+        "cached": counts.get("Cached", 0),
+    }
 
 
 def _error_text(state: State | None, limit: int = 30) -> str | None:

@@ -47,17 +47,28 @@ STATE_COLORS = {
     "TimedOut": "#c2410c",
     "Crashed": "#7c3aed",
 }
-_TYPE_COLORS = {"RUNNING": "#2563eb", "COMPLETED": "#16a34a", "FAILED": "#dc2626",
-                "CRASHED": "#7c3aed", "CANCELLED": "#6b7280"}
+_TYPE_COLORS = {
+    "RUNNING": "#2563eb",
+    "COMPLETED": "#16a34a",
+    "FAILED": "#dc2626",
+    "CRASHED": "#7c3aed",
+    "CANCELLED": "#6b7280",
+}
 
-_ROOT = ("font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:13px;"
-         "line-height:1.45;max-width:900px")
+_ROOT = (
+    "font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:13px;"
+    "line-height:1.45;max-width:900px"
+)
 _TABLE = "border-collapse:collapse;width:100%;margin-top:6px"
-_TH = ("text-align:left;padding:3px 8px;border-bottom:1px solid #9ca3af;font-weight:600;"
-       "white-space:nowrap")
+_TH = (
+    "text-align:left;padding:3px 8px;border-bottom:1px solid #9ca3af;font-weight:600;"
+    "white-space:nowrap"
+)
 _TD = "padding:2px 8px;border-bottom:1px solid rgba(156,163,175,.35);vertical-align:top"
-_PRE = ("white-space:pre-wrap;margin:4px 0;padding:6px;font-size:12px;max-height:18em;"
-        "overflow:auto;background:rgba(156,163,175,.12);border-radius:4px")
+_PRE = (
+    "white-space:pre-wrap;margin:4px 0;padding:6px;font-size:12px;max-height:18em;"
+    "overflow:auto;background:rgba(156,163,175,.12);border-radius:4px"
+)
 _CLICK = "cursor:pointer"
 
 
@@ -104,9 +115,11 @@ def badge(name: str | None, state_type: str | None = None) -> str:
     if not name:
         return ""
     color = STATE_COLORS.get(name) or _TYPE_COLORS.get(state_type or "", "#6b7280")
-    return (f'<span data-kf-state="{esc(name)}" style="background:{color};color:#fff;'
-            f'border-radius:9px;padding:0 7px;font-size:11px;font-weight:600;'
-            f'white-space:nowrap">{esc(name)}</span>')
+    return (
+        f'<span data-kf-state="{esc(name)}" style="background:{color};color:#fff;'
+        f"border-radius:9px;padding:0 7px;font-size:11px;font-weight:600;"
+        f'white-space:nowrap">{esc(name)}</span>'
+    )
 
 
 def _ticking(start: float | None, end: float | None, now: float) -> str:
@@ -133,8 +146,9 @@ def _progress(finished: int, total: int, failed: int) -> str:
 
 def _failed_count(snap: Snapshot) -> int:
     if snap.grouped:
-        return sum(r["counts"].get(n, 0) for r in snap.rows
-                   for n in ("Failed", "TimedOut", "Crashed"))
+        return sum(
+            r["counts"].get(n, 0) for r in snap.rows for n in ("Failed", "TimedOut", "Crashed")
+        )
     return sum(1 for r in snap.rows if r["state"] and r["state"]["type"] in ("FAILED", "CRASHED"))
 
 
@@ -146,8 +160,10 @@ def _state_cell(row: dict, now: float) -> str:
     retry_at = row.get("retry_at")
     if state["name"] == "AwaitingRetry" and retry_at:
         left = max(0.0, retry_at - now)
-        cell += (f' <span style="opacity:.75">try {row["tries"] + 1} in '
-                 f'<span data-kf-until="{retry_at:.3f}">{format_seconds(left)}</span></span>')
+        cell += (
+            f' <span style="opacity:.75">try {row["tries"] + 1} in '
+            f'<span data-kf-until="{retry_at:.3f}">{format_seconds(left)}</span></span>'
+        )
     return cell
 
 
@@ -198,29 +214,37 @@ def _is_final_name(name: str) -> bool:
 
 def _detail_html(detail: dict, now: float) -> str:
     if detail["kind"] == "group":
-        head = (f'<div style="font-weight:600">{esc(detail["name"])}: '
-                f'{len(detail["rows"])} of {detail["total"]:,} runs '
-                "(failures first; click one for its logs)</div>")
+        head = (
+            f'<div style="font-weight:600">{esc(detail["name"])}: '
+            f"{len(detail['rows'])} of {detail['total']:,} runs "
+            "(failures first; click one for its logs)</div>"
+        )
         return head + _run_table(detail["rows"], now, None)
     row = detail["row"]
     state = row["state"] or {}
     parts = [
         f'<div style="font-weight:600">{esc(row["name"])} '
-        f'{badge(state.get("name"), state.get("type"))}'
+        f"{badge(state.get('name'), state.get('type'))}"
         f' <span style="font-weight:400;opacity:.75">tries {row["tries"]}</span></div>'
     ]
     for number, message in enumerate(detail.get("retry_errors") or (), start=1):
-        parts.append(f'<div style="color:#d97706;margin-top:4px">Try {number} failed: '
-                     f"{esc(message)}</div>")
+        parts.append(
+            f'<div style="color:#d97706;margin-top:4px">Try {number} failed: {esc(message)}</div>'
+        )
     if detail.get("error"):
-        parts.append(f'<div style="color:#dc2626;margin-top:4px">Error</div>'
-                     f'<pre data-kf-error style="{_PRE}">{esc(detail["error"])}</pre>')
+        parts.append(
+            f'<div style="color:#dc2626;margin-top:4px">Error</div>'
+            f'<pre data-kf-error style="{_PRE}">{esc(detail["error"])}</pre>'
+        )
     lines = detail.get("logs") or []
     if lines:
-        text = "\n".join(f"{format_time(line.t)[11:]} | {line.level:<7} | {line.message}"
-                         for line in lines)
-        parts.append(f'<div style="margin-top:4px">Logs</div><pre data-kf-logs style="{_PRE}">'
-                     f"{esc(text)}</pre>")
+        text = "\n".join(
+            f"{format_time(line.t)[11:]} | {line.level:<7} | {line.message}" for line in lines
+        )
+        parts.append(
+            f'<div style="margin-top:4px">Logs</div><pre data-kf-logs style="{_PRE}">'
+            f"{esc(text)}</pre>"
+        )
     elif detail.get("logs_note"):
         parts.append(f'<div style="opacity:.75">{esc(detail["logs_note"])}</div>')
     else:
@@ -229,10 +253,13 @@ def _detail_html(detail: dict, now: float) -> str:
 
 
 def _run_table(rows: Sequence[dict], now: float, selected: str | None) -> str:
-    head = "".join(f'<th style="{_TH}">{h}</th>'
-                   for h in ("Task run", "State", "Duration", "Tries", "Cached"))
-    return (f'<table style="{_TABLE}"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{_run_rows(rows, now, selected)}</tbody></table>")
+    head = "".join(
+        f'<th style="{_TH}">{h}</th>' for h in ("Task run", "State", "Duration", "Tries", "Cached")
+    )
+    return (
+        f'<table style="{_TABLE}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{_run_rows(rows, now, selected)}</tbody></table>"
+    )
 
 
 def render_run_html(snap: Snapshot, selected: str | None = None, live: bool = True) -> str:
@@ -252,7 +279,7 @@ def render_run_html(snap: Snapshot, selected: str | None = None, live: bool = Tr
         f'<div style="display:flex;flex-wrap:wrap;align-items:baseline;gap:8px">'
         f'<span style="font-weight:700">{esc(snap.title)}</span>'
         f'<span style="opacity:.8">{esc(snap.subtitle)}</span>'
-        f'{badge(state.get("name"), state.get("type"))}'
+        f"{badge(state.get('name'), state.get('type'))}"
         f'<span style="opacity:.8">elapsed {_ticking(snap.start, snap.end, snap.now) or "—"}'
         "</span></div>"
     )
@@ -263,18 +290,26 @@ def render_run_html(snap: Snapshot, selected: str | None = None, live: bool = Tr
         parts.append(f'<div data-kf-note style="color:#b45309">{esc(snap.note)}</div>')
     parts.append(_progress(snap.finished, snap.total, _failed_count(snap)))
     if snap.grouped:
-        head = "".join(f'<th style="{_TH}">{h}</th>'
-                       for h in ("Task", "States", "Finished", "Retries", "Cached"))
-        parts.append(f'<table style="{_TABLE}"><thead><tr>{head}</tr></thead>'
-                     f"<tbody>{_group_rows(snap.rows, selected)}</tbody></table>")
+        head = "".join(
+            f'<th style="{_TH}">{h}</th>'
+            for h in ("Task", "States", "Finished", "Retries", "Cached")
+        )
+        parts.append(
+            f'<table style="{_TABLE}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{_group_rows(snap.rows, selected)}</tbody></table>"
+        )
     elif snap.rows:
         parts.append(_run_table(snap.rows, snap.now, selected))
     if snap.detail is not None:
-        parts.append(f'<div data-kf-detail style="margin-top:8px;padding-top:6px;'
-                     f'border-top:1px solid #9ca3af">{_detail_html(snap.detail, snap.now)}</div>')
+        parts.append(
+            f'<div data-kf-detail style="margin-top:8px;padding-top:6px;'
+            f'border-top:1px solid #9ca3af">{_detail_html(snap.detail, snap.now)}</div>'
+        )
     elif live and snap.rows:
-        parts.append('<div style="opacity:.6;font-size:11px;margin-top:2px">'
-                     "Click a row for its logs and error.</div>")
+        parts.append(
+            '<div style="opacity:.6;font-size:11px;margin-top:2px">'
+            "Click a row for its logs and error.</div>"
+        )
     parts.append("</div>")
     out = "".join(parts)
     if not live:
@@ -284,11 +319,13 @@ def render_run_html(snap: Snapshot, selected: str | None = None, live: bool = Tr
 
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], limit: int = 60) -> str:
     """A plain text table with aligned columns (at most ``limit`` rows, then a count)."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r]
-                                            for r in rows[:limit]]
+    cells = [[str(h) for h in headers]] + [
+        ["" if c is None else str(c) for c in r] for r in rows[:limit]
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in cells]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     if len(rows) > limit:
         lines.append(f"... and {len(rows) - limit:,} more")
@@ -310,23 +347,41 @@ def render_run_text(snap: Snapshot) -> str:
     if snap.note:
         lines.append(snap.note)
     if snap.grouped:
-        rows = [(r["name"], ", ".join(f"{k} {v:,}" for k, v in sorted(r["counts"].items())),
-                 f"{r['retries']:,}", f"{r['cached']:,}") for r in snap.rows]
+        rows = [
+            (
+                r["name"],
+                ", ".join(f"{k} {v:,}" for k, v in sorted(r["counts"].items())),
+                f"{r['retries']:,}",
+                f"{r['cached']:,}",
+            )
+            for r in snap.rows
+        ]
         lines.append(text_table(("task", "states", "retries", "cached"), rows))
     elif snap.rows:
         rows = []
         for r in snap.rows:
             end = r["end"] if r["end"] is not None else (snap.now if r["start"] else None)
             duration = format_seconds(end - r["start"]) if r["start"] and end else ""
-            rows.append((r["name"], (r["state"] or {}).get("name", ""), duration, r["tries"],
-                         "yes" if r["cached"] else ""))
+            rows.append(
+                (
+                    r["name"],
+                    (r["state"] or {}).get("name", ""),
+                    duration,
+                    r["tries"],
+                    "yes" if r["cached"] else "",
+                )
+            )
         lines.append(text_table(("task run", "state", "duration", "tries", "cached"), rows))
     return "\n".join(lines)
 
 
-def html_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
-               ids: Sequence[str | None] | None = None, selected: str | None = None,
-               actions: Sequence[str | None] | None = None) -> str:
+def html_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    ids: Sequence[str | None] | None = None,
+    selected: str | None = None,
+    actions: Sequence[str | None] | None = None,
+) -> str:
     """An HTML table; cells are HTML already (escape text with :func:`esc`).
 
     Parameters
@@ -352,8 +407,10 @@ def html_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
                 attrs += f' data-kf-action="{esc(actions[index])}"'
         cells = "".join(f'<td style="{_TD}">{cell}</td>' for cell in row)
         body.append(f"<tr{attrs}>{cells}</tr>")
-    return (f'<table style="{_TABLE}"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table>")
+    return (
+        f'<table style="{_TABLE}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
 
 
 def root(content: str, view: str, now: float | None = None) -> str:
@@ -361,8 +418,9 @@ def root(content: str, view: str, now: float | None = None) -> str:
     import time
 
     now = time.time() if now is None else now
-    return (f'<div data-kf-view="{esc(view)}" data-kf-now="{now:.3f}" style="{_ROOT}">'
-            f"{content}</div>")
+    return (
+        f'<div data-kf-view="{esc(view)}" data-kf-now="{now:.3f}" style="{_ROOT}">{content}</div>'
+    )
 
 
 def pre(text: str, marker: str = "") -> str:
@@ -371,8 +429,12 @@ def pre(text: str, marker: str = "") -> str:
     return f'<pre{attr} style="{_PRE}">{esc(text)}</pre>'
 
 
-def timeline_svg(spans: Sequence[tuple[str, float | None, float | None, str | None]],
-                 width: int = 640, row_height: int = 16, limit: int = 200) -> str:
+def timeline_svg(
+    spans: Sequence[tuple[str, float | None, float | None, str | None]],
+    width: int = 640,
+    row_height: int = 16,
+    limit: int = 200,
+) -> str:
     """Task runs on one time axis: one bar per ``(label, start, end, state name)``.
 
     Bars are coloured by state; a run without an end is drawn up to the latest
@@ -387,22 +449,28 @@ def timeline_svg(spans: Sequence[tuple[str, float | None, float | None, str | No
     label_w = 160
     plot_w = width - label_w - 10
     height = row_height * len(shown) + 22
-    parts = [f'<svg data-kf-timeline xmlns="http://www.w3.org/2000/svg" width="{width}" '
-             f'height="{height}" style="font-size:11px;font-family:inherit">']
+    parts = [
+        f'<svg data-kf-timeline xmlns="http://www.w3.org/2000/svg" width="{width}" '
+        f'height="{height}" style="font-size:11px;font-family:inherit">'
+    ]
     for index, (label, start, end, state) in enumerate(shown):
         y = index * row_height + 2
         x = label_w + (start - t0) / (t1 - t0) * plot_w
         w = max(2.0, ((end or t1) - start) / (t1 - t0) * plot_w)
         color = STATE_COLORS.get(state or "", "#6b7280")
         text = label if len(label) <= 24 else label[:23] + "…"
-        parts.append(f'<text x="0" y="{y + row_height - 5}" fill="currentColor">{esc(text)}</text>'
-                     f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row_height - 4}" '
-                     f'rx="2" fill="{color}"><title>{esc(label)}: {esc(state)} '
-                     f'{esc(format_seconds((end or t1) - start))}</title></rect>')
+        parts.append(
+            f'<text x="0" y="{y + row_height - 5}" fill="currentColor">{esc(text)}</text>'
+            f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row_height - 4}" '
+            f'rx="2" fill="{color}"><title>{esc(label)}: {esc(state)} '
+            f"{esc(format_seconds((end or t1) - start))}</title></rect>"
+        )
     axis_y = row_height * len(shown) + 14
-    parts.append(f'<text x="{label_w}" y="{axis_y}" fill="currentColor">0 s</text>'
-                 f'<text x="{width - 10}" y="{axis_y}" text-anchor="end" fill="currentColor">'
-                 f"{esc(format_seconds(t1 - t0))}</text></svg>")
+    parts.append(
+        f'<text x="{label_w}" y="{axis_y}" fill="currentColor">0 s</text>'
+        f'<text x="{width - 10}" y="{axis_y}" text-anchor="end" fill="currentColor">'
+        f"{esc(format_seconds(t1 - t0))}</text></svg>"
+    )
     if len(known) > limit:
         parts.append(f'<div style="opacity:.7">… and {len(known) - limit:,} more task runs</div>')
     return "".join(parts)

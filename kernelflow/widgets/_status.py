@@ -99,8 +99,11 @@ class StatusModel:
     selected = None
 
     def __init__(self, run: TaskRun) -> None:
-        self.row = Row(event_of(run, run.state) if run.state is not None
-                       else (run.id, run.name, run.task_name, False))
+        self.row = Row(
+            event_of(run, run.state)
+            if run.state is not None
+            else (run.id, run.name, run.task_name, False)
+        )
         self.task_name = run.task_name
         self.runs = {run.id: self.row}
         self.lock = threading.Lock()
@@ -181,16 +184,22 @@ class StatusModel:
         name, words, ticking = self.describe(now)
         tail = ""
         if "since" in ticking:
-            tail = (f' <span data-kf-since="{ticking["since"]:.3f}">'
-                    f'{esc(format_seconds(now - ticking["since"]))}</span>')
+            tail = (
+                f' <span data-kf-since="{ticking["since"]:.3f}">'
+                f"{esc(format_seconds(now - ticking['since']))}</span>"
+            )
         elif "until" in ticking:
-            tail = (f' <span data-kf-until="{ticking["until"]:.3f}">'
-                    f'{esc(format_seconds(ticking["until"] - now))}</span>')
-        return (f'<div data-kf-view="status" data-kf-now="{now:.3f}" style="font-family:'
-                f'var(--jp-ui-font-family,system-ui,sans-serif);font-size:13px;display:flex;'
-                f'gap:8px;align-items:baseline">{badge(name, self.row.state_type)}'
-                f'<span style="font-weight:600">{esc(self.task_name)}</span>'
-                f'<span data-kf-words>{esc(words)}{tail}</span></div>')
+            tail = (
+                f' <span data-kf-until="{ticking["until"]:.3f}">'
+                f"{esc(format_seconds(ticking['until'] - now))}</span>"
+            )
+        return (
+            f'<div data-kf-view="status" data-kf-now="{now:.3f}" style="font-family:'
+            f"var(--jp-ui-font-family,system-ui,sans-serif);font-size:13px;display:flex;"
+            f'gap:8px;align-items:baseline">{badge(name, self.row.state_type)}'
+            f'<span style="font-weight:600">{esc(self.task_name)}</span>'
+            f"<span data-kf-words>{esc(words)}{tail}</span></div>"
+        )
 
     def text(self) -> str:
         """The status line as text."""
@@ -216,7 +225,7 @@ def _short(message: str, limit: int = 160) -> str:
     line = message.strip().splitlines()[-1] if message.strip() else message
     for prefix in _PREFIXES:
         if line.startswith(prefix):
-            line = line[len(prefix):]
+            line = line[len(prefix) :]
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
@@ -237,4 +246,3 @@ def _saved_seconds(key: str) -> float | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return None
-

@@ -58,7 +58,9 @@ class Ticker:
                 # messages carry the parent of the latest request (ipykernel's
                 # fallback), not that of the cell that started it.
                 self._thread = threading.Thread(
-                    target=self._run, args=(self._stop,), name="kernelflow-widgets",
+                    target=self._run,
+                    args=(self._stop,),
+                    name="kernelflow-widgets",
                     daemon=True,
                 )
                 self._thread.start()

@@ -61,8 +61,9 @@ class LiveHTML(anywidget.AnyWidget):
     _esm = _ESM
     html = traitlets.Unicode("").tag(sync=True)
 
-    def __init__(self, html: str = "", on_click: Callable[[str, str], None] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, html: str = "", on_click: Callable[[str, str], None] | None = None, **kwargs: Any
+    ) -> None:
         # Every DOMWidget opens a Layout model of its own (one more comm_open); views
         # never style theirs, so they all share one.
         kwargs.setdefault("layout", _shared_layout())
@@ -108,8 +109,9 @@ class LiveHTML(anywidget.AnyWidget):
         return "kernelflow view (open the notebook in Jupyter to see it)"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return with_fallbacks(super()._repr_mimebundle_(**kwargs), self.static_html,
-                              self.static_text)
+        return with_fallbacks(
+            super()._repr_mimebundle_(**kwargs), self.static_html, self.static_text
+        )
 
 
 def with_fallbacks(bundle: Any, html: Callable[[], str], text: Callable[[], str]) -> Any:

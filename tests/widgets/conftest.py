@@ -45,18 +45,21 @@ def write_kernelspec(data: Path) -> str:
     spec = data / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True)
     python_path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    spec.joinpath("kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "kernelflow widgets test",
-        "language": "python",
-        "env": {"PYTHONPATH": python_path},
-    }))
+    spec.joinpath("kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "kernelflow widgets test",
+                "language": "python",
+                "env": {"PYTHONPATH": python_path},
+            }
+        )
+    )
     return KERNEL_NAME
 
 
 @pytest.fixture
-def kernel_name(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-                ) -> str:
+def kernel_name(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
     """A kernelspec running ``sys.executable`` with this checkout on the path."""
     data = tmp_path_factory.mktemp("jupyter")
     monkeypatch.setenv("JUPYTER_PATH", str(data))

@@ -33,9 +33,16 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 TOKEN = "kernelflow-widgets-test"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update",
-               "--disable-sync"]
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 CELLS = [
     """%load_ext kernelflow
@@ -71,34 +78,52 @@ def free_port() -> int:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running ``jupyter lab`` serving a directory with the test notebook; its URL."""
     assert Path(CHROMIUM).exists(), (
-        f"{CHROMIUM} is missing: `make test` installs it (apt-get install -y chromium)")
+        f"{CHROMIUM} is missing: `make test` installs it (apt-get install -y chromium)"
+    )
     root = tmp_path_factory.mktemp("lab")
-    dirs = {name: root / name for name in ("notebooks", "workspaces", "settings", "config",
-                                           "runtime", "data", "home")}
+    dirs = {
+        name: root / name
+        for name in ("notebooks", "workspaces", "settings", "config", "runtime", "data", "home")
+    }
     for path in dirs.values():
         path.mkdir()
     news = dirs["settings"] / "@jupyterlab" / "apputils-extension"
     news.mkdir(parents=True)
     (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
-    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {
-        "name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb = nbformat.v4.new_notebook(
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        }
+    )
     nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
     nbformat.write(nb, dirs["notebooks"] / "live.ipynb")
     port = free_port()
     env = dict(os.environ)
     env.update(
         PYTHONPATH=os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p),
-        KERNELFLOW_HOME=str(dirs["home"]), JUPYTER_CONFIG_DIR=str(dirs["config"]),
-        JUPYTER_RUNTIME_DIR=str(dirs["runtime"]), JUPYTER_DATA_DIR=str(dirs["data"]),
+        KERNELFLOW_HOME=str(dirs["home"]),
+        JUPYTER_CONFIG_DIR=str(dirs["config"]),
+        JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
+        JUPYTER_DATA_DIR=str(dirs["data"]),
     )
     log = open(root / "lab.log", "w")  # closed after the server stops
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
-         "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}", "--allow-root",
-         f"--ServerApp.root_dir={dirs['notebooks']}",
-         f"--LabApp.workspaces_dir={dirs['workspaces']}",
-         f"--LabApp.user_settings_dir={dirs['settings']}"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            f"--port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            f"--IdentityProvider.token={TOKEN}",
+            "--allow-root",
+            f"--ServerApp.root_dir={dirs['notebooks']}",
+            f"--LabApp.workspaces_dir={dirs['workspaces']}",
+            f"--LabApp.user_settings_dir={dirs['settings']}",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -127,8 +152,9 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                              args=LAUNCH_ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS
+        )
         try:
             yield chromium
         finally:
@@ -147,7 +173,9 @@ def run_cell(page: Any, index: int) -> None:
     """Run cell ``index`` with Shift+Enter, once the kernel is idle, and check it started."""
     page.wait_for_function(
         "[...document.querySelectorAll('.jp-StatusBar-TextItem')]"
-        ".some(e => e.textContent.includes('| Idle'))", timeout=60_000)
+        ".some(e => e.textContent.includes('| Idle'))",
+        timeout=60_000,
+    )
     cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
     cell.locator(".jp-InputArea-editor").click()
     page.keyboard.press("Shift+Enter")
@@ -162,8 +190,7 @@ def row_states(page: Any, cell: Any) -> list[str]:
     return cell.locator("[data-kf-view=run] tbody tr [data-kf-state]").all_text_contents()
 
 
-def test_live_view_changes_state_in_the_browser(lab: str, browser: Any,
-                                                screenshots: Path) -> None:
+def test_live_view_changes_state_in_the_browser(lab: str, browser: Any, screenshots: Path) -> None:
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -230,4 +257,3 @@ def test_live_view_changes_state_in_the_browser(lab: str, browser: Any,
     page.screenshot(path=str(screenshots / "run-history.png"), full_page=True)
     assert not [e for e in errors if "kernelflow" in e or "anywidget" in e.lower()], errors
     page.close()
-

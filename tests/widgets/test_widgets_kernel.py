@@ -74,9 +74,12 @@ def views(client: RecordingClient) -> dict[str, dict]:
         if msg["msg_type"] == "comm_open":
             state = content["data"]["state"]
             if state.get("_anywidget_id", "").startswith("kernelflow.widgets"):
-                found[content["comm_id"]] = {"class": state["_anywidget_id"].rsplit(".", 1)[1],
-                                             "cell": cell_index, "html": [state["html"]],
-                                             "cells": [cell_index]}
+                found[content["comm_id"]] = {
+                    "class": state["_anywidget_id"].rsplit(".", 1)[1],
+                    "cell": cell_index,
+                    "html": [state["html"]],
+                    "cells": [cell_index],
+                }
         elif msg["msg_type"] == "comm_msg" and content["comm_id"] in found:
             state = content["data"].get("state", {})
             if "html" in state:
@@ -88,16 +91,23 @@ def views(client: RecordingClient) -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def executed(module_kernel: str, tmp_path_factory: Any) -> tuple[RecordingClient, Any]:
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in (
-        SETUP,
-        "pipeline()",
-        "cached_flow()",
-        "cached_flow()",
-        "futures = [slow.submit(10 + i) for i in range(3)]",
-        "time.sleep(2.5)",
-    )]
-    client = RecordingClient(nb, kernel_name=module_kernel, timeout=120,
-                             resources={"metadata": {"path": str(tmp_path_factory.mktemp("nb"))}})
+    nb.cells = [
+        nbformat.v4.new_code_cell(source)
+        for source in (
+            SETUP,
+            "pipeline()",
+            "cached_flow()",
+            "cached_flow()",
+            "futures = [slow.submit(10 + i) for i in range(3)]",
+            "time.sleep(2.5)",
+        )
+    ]
+    client = RecordingClient(
+        nb,
+        kernel_name=module_kernel,
+        timeout=120,
+        resources={"metadata": {"path": str(tmp_path_factory.mktemp("nb"))}},
+    )
     client.execute()
     return client, nb
 

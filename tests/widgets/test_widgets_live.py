@@ -77,8 +77,7 @@ class TestTerminal:
         assert set(lines) == {"step-0", "step-1", "step-2"}
         assert lines["step-1"].split()[-1] == "2", "step-1 took two tries"
 
-    def test_top_level_submissions_print_when_they_finish(self, shell: Any,
-                                                          capsys: Any) -> None:
+    def test_top_level_submissions_print_when_they_finish(self, shell: Any, capsys: Any) -> None:
         shell.run_cell(DEFINE)
         shell.run_cell("futures = [step.submit(i) for i in range(3)]")
         wait_until(lambda: "Task runs of cell" in capsys.readouterr().out)
@@ -134,8 +133,10 @@ class TestWidgetView:
 
     def test_top_level_submissions_keep_updating_after_the_cell(self, shell: Any) -> None:
         tracker = widget_mode(shell)
-        shell.run_cell(DEFINE + "\nimport threading\ngate = threading.Event()\n"
-                       "@task\ndef wait_for_gate(i):\n    gate.wait(10)\n    return i\n")
+        shell.run_cell(
+            DEFINE + "\nimport threading\ngate = threading.Event()\n"
+            "@task\ndef wait_for_gate(i):\n    gate.wait(10)\n    return i\n"
+        )
         with capture_output() as captured:
             shell.run_cell("futures = [wait_for_gate.submit(i) for i in range(3)]")
         (bundle,) = bundles(captured)
@@ -162,7 +163,8 @@ class TestWidgetView:
         assert len(bundles(captured)) == 2
 
     def test_a_broken_view_is_logged_once_and_the_run_goes_on(
-            self, shell: Any, monkeypatch: Any) -> None:
+        self, shell: Any, monkeypatch: Any
+    ) -> None:
         widget_mode(shell)
         records: list[logging.LogRecord] = []
         handler = logging.Handler()
@@ -219,8 +221,10 @@ class TestCellTaskStatus:
         StatusModel.push = spy  # type: ignore[method-assign]
         try:
             shell.run_cell("tries = []")
-            shell.run_cell("%%task flaky --no-cache --retries 3 --retry-delay 0.3\n"
-                           "tries.append(1)\nassert len(tries) > 1, 'first try fails'")
+            shell.run_cell(
+                "%%task flaky --no-cache --retries 3 --retry-delay 0.3\n"
+                "tries.append(1)\nassert len(tries) > 1, 'first try fails'"
+            )
         finally:
             StatusModel.push = original  # type: ignore[method-assign]
         assert any(line.startswith("flaky: retrying: try 2 of 4 next") for line in seen), seen
@@ -236,13 +240,16 @@ def test_load_ext_imports_no_widget_library(tmp_path: Any) -> None:
         "heavy = [m for m in ('ipywidgets', 'anywidget', 'duckdb', 'pandas') if m in sys.modules]\n"
         "print(heavy, 'kernelflow.engine' in sys.modules)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[] False"
 
 
-@pytest.mark.parametrize("seconds,text", [(0.042, "42 ms"), (3.24, "3.2 s"), (125, "2 min 5 s"),
-                                          (3720, "1 h 2 min"), (None, "")])
+@pytest.mark.parametrize(
+    "seconds,text",
+    [(0.042, "42 ms"), (3.24, "3.2 s"), (125, "2 min 5 s"), (3720, "1 h 2 min"), (None, "")],
+)
 def test_format_seconds(seconds: float | None, text: str) -> None:
     assert _render.format_seconds(seconds) == text

@@ -35,8 +35,9 @@ def code_cells(nb: Any) -> list[Any]:
 
 def displays(cell: Any) -> list[dict]:
     """Rich outputs of a cell (shown with display(), or as the cell's value)."""
-    return [o["data"] for o in cell.outputs
-            if o["output_type"] in ("display_data", "execute_result")]
+    return [
+        o["data"] for o in cell.outputs if o["output_type"] in ("display_data", "execute_result")
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +45,9 @@ def executed(module_kernel: str, tmp_path_factory: pytest.TempPathFactory) -> An
     import papermill
 
     out = tmp_path_factory.mktemp("papermill") / "03-out.ipynb"
-    papermill.execute_notebook(str(NOTEBOOK), str(out), kernel_name=module_kernel,
-                               progress_bar=False, cwd=str(out.parent))
+    papermill.execute_notebook(
+        str(NOTEBOOK), str(out), kernel_name=module_kernel, progress_bar=False, cwd=str(out.parent)
+    )
     return nbformat.read(out, as_version=4)
 
 

@@ -108,14 +108,16 @@ class TestRunHistory:
 
         history = RunHistory()
         assert history not in _ticker.ticker._items
-        history.table._handle_message(history.table, {"event": "visible", "view": "v1",
-                                                      "visible": True}, [])
+        history.table._handle_message(
+            history.table, {"event": "visible", "view": "v1", "visible": True}, []
+        )
         assert history in _ticker.ticker._items
         other()
         history._last_refresh = 0.0
         assert history.tick() is False and len(history.rows) == 1, "a visible history polls"
-        history.table._handle_message(history.table, {"event": "visible", "view": "v1",
-                                                      "visible": False}, [])
+        history.table._handle_message(
+            history.table, {"event": "visible", "view": "v1", "visible": False}, []
+        )
         assert history not in _ticker.ticker._items
         other()
         assert history.tick() is True and len(history.rows) == 1, "a hidden one does not"
@@ -142,8 +144,9 @@ class TestCacheBrowser:
         html = browser.table.html
         assert "2 entries" in html and html.count('data-kf-action="delete"') == 2
         assert small["key"][:12] in html
-        browser.table._handle_message(browser.table, {"event": "click", "id": big["key"],
-                                                      "action": "delete"}, [])
+        browser.table._handle_message(
+            browser.table, {"event": "click", "id": big["key"], "action": "delete"}, []
+        )
         assert [r["key"] for r in browser.rows] == [small["key"]]
         assert "Deleted the entry of cached" in browser.table.html
         from kernelflow import cache_index
