@@ -107,8 +107,14 @@ def _state_event(kind: str, run: FlowRun | TaskRun, state: State, result: str | 
     }
 
 
-def set_state(kind: str, run: FlowRun | TaskRun, state: State, *, result: str | None = None,
-              before: list[dict] | None = None) -> State:
+def set_state(
+    kind: str,
+    run: FlowRun | TaskRun,
+    state: State,
+    *,
+    result: str | None = None,
+    before: list[dict] | None = None,
+) -> State:
     """Move ``run`` to ``state``: the only function that changes a run's state.
 
     ``before`` are events (e.g. the run's creation) written in the same
@@ -249,9 +255,12 @@ _detached_counts: dict[str, int] = {}
 _detached_lock = threading.Lock()
 
 
-def create_task_run(task: Task, parameters: dict[str, Any],
-                    flow_ctx: context.FlowRunContext | None,
-                    inputs: dict[str, dict] | None = None) -> TaskRun:
+def create_task_run(
+    task: Task,
+    parameters: dict[str, Any],
+    flow_ctx: context.FlowRunContext | None,
+    inputs: dict[str, dict] | None = None,
+) -> TaskRun:
     """Create a task run in state Pending and record it.
 
     ``inputs`` overrides the recorded lineage of the run's inputs (name ->
@@ -286,8 +295,13 @@ class TaskAttempt:
 
     __slots__ = ("ctx", "events", "flow_ctx", "key", "task", "task_run", "token")
 
-    def __init__(self, task: Task, task_run: TaskRun, parameters: dict[str, Any],
-                 flow_ctx: context.FlowRunContext | None) -> None:
+    def __init__(
+        self,
+        task: Task,
+        task_run: TaskRun,
+        parameters: dict[str, Any],
+        flow_ctx: context.FlowRunContext | None,
+    ) -> None:
         log_prints = task.log_prints
         if log_prints is None:
             log_prints = flow_ctx.log_prints if flow_ctx is not None else False
@@ -334,8 +348,14 @@ class TaskAttempt:
         if hashes or self.key is not None:
             # The key is known only now (inputs resolved), after the task_run
             # event: this event carries it to task_runs.cache_key.
-            self.events.append({"ev": "inputs", "run_id": self.task_run.id,
-                                "cache_key": self.key, "inputs": hashes})
+            self.events.append(
+                {
+                    "ev": "inputs",
+                    "run_id": self.task_run.id,
+                    "cache_key": self.key,
+                    "inputs": hashes,
+                }
+            )
         if self.key is None or task.refresh_cache:
             return None
         from kernelflow import cache_index
@@ -352,13 +372,15 @@ class TaskAttempt:
         run.run_count += 1
         if run.start_time is None:
             run.start_time = time.time()
-        set_state("task", run, Running() if run.run_count == 1 else Retrying(),
-                  before=self._take_events())
+        set_state(
+            "task", run, Running() if run.run_count == 1 else Retrying(), before=self._take_events()
+        )
         if self.task.on_running:
             _call_hooks(self.task.on_running, self.task, run, run.state, "task")
 
-    def outcome(self, value: Any = None, error: BaseException | None = None,
-                timed_out: bool = False) -> State:
+    def outcome(
+        self, value: Any = None, error: BaseException | None = None, timed_out: bool = False
+    ) -> State:
         """The state a try ended in."""
         if timed_out:
             seconds = self.task.timeout_seconds
@@ -420,8 +442,12 @@ class TaskAttempt:
                 expires = time.time() + task.cache_expiration
             run = self.task_run
             entry = cache_index.store(
-                self.key, state.data, task_name=task.name, expires=expires,
-                task_run_id=run.id, duration=time.time() - (run.start_time or time.time()),
+                self.key,
+                state.data,
+                task_name=task.name,
+                expires=expires,
+                task_run_id=run.id,
+                duration=time.time() - (run.start_time or time.time()),
             )
             return entry.result
         if task.persist_result:
@@ -468,8 +494,14 @@ def call_task_fn(task: Task, parameters: dict[str, Any]) -> Any:
     return call_with_timeout(task.fn, args, kwargs, task.timeout_seconds, TaskRunTimeout)
 
 
-def run_task(task: Task, task_run: TaskRun, parameters: dict[str, Any], wait_for: Any,
-             flow_ctx: context.FlowRunContext | None, runner: TaskRunner | None = None) -> State:
+def run_task(
+    task: Task,
+    task_run: TaskRun,
+    parameters: dict[str, Any],
+    wait_for: Any,
+    flow_ctx: context.FlowRunContext | None,
+    runner: TaskRunner | None = None,
+) -> State:
     """Run a sync task to its final state (all tries) in the calling thread.
 
     Each try's function call goes to ``runner.call`` when the run was submitted
@@ -518,8 +550,13 @@ def run_task(task: Task, task_run: TaskRun, parameters: dict[str, Any], wait_for
         attempt.exit()
 
 
-async def run_task_async(task: Task, task_run: TaskRun, parameters: dict[str, Any],
-                         wait_for: Any, flow_ctx: context.FlowRunContext | None) -> State:
+async def run_task_async(
+    task: Task,
+    task_run: TaskRun,
+    parameters: dict[str, Any],
+    wait_for: Any,
+    flow_ctx: context.FlowRunContext | None,
+) -> State:
     """Run an async task to its final state (all tries)."""
     import asyncio
 
@@ -593,9 +630,14 @@ def run_coro_sync(coro: Coroutine) -> Any:
     return outcome["value"]
 
 
-def run_task_any(task: Task, task_run: TaskRun, parameters: dict[str, Any], wait_for: Any,
-                 flow_ctx: context.FlowRunContext | None, runner: TaskRunner | None = None
-                 ) -> State:
+def run_task_any(
+    task: Task,
+    task_run: TaskRun,
+    parameters: dict[str, Any],
+    wait_for: Any,
+    flow_ctx: context.FlowRunContext | None,
+    runner: TaskRunner | None = None,
+) -> State:
     """Run a sync or async task to its final state from sync code."""
     if task.is_async:
         return run_coro_sync(run_task_async(task, task_run, parameters, wait_for, flow_ctx))
@@ -681,7 +723,10 @@ class FlowAttempt:
         # Labelled by the engine, not the run, as Prefect prints it:
         # "prefect.engine - Created flow run 'nimble-falcon' for flow 'My Pipeline'".
         run_logger("flow", run, "kernelflow.engine").info(
-            "Created %s '%s' for flow '%s'", what, run.name, flow.name,
+            "Created %s '%s' for flow '%s'",
+            what,
+            run.name,
+            flow.name,
             extra={"journal": False, "run_label": "kernelflow.engine"},
         )
 
@@ -725,15 +770,19 @@ class FlowAttempt:
         runner = self.ctx.task_runner
         for future in self.ctx.futures:
             if future._future.cancel():
-                set_state("task", future.task_run,
-                          Cancelled(message="The flow run ended before this task started"))
+                set_state(
+                    "task",
+                    future.task_run,
+                    Cancelled(message="The flow run ended before this task started"),
+                )
         self.ctx.futures.clear()
         if runner is not None:
             runner.shutdown(wait=False)
             self.ctx.task_runner = None
 
-    def outcome(self, value: Any = None, error: BaseException | None = None,
-                timed_out: bool = False) -> State:
+    def outcome(
+        self, value: Any = None, error: BaseException | None = None, timed_out: bool = False
+    ) -> State:
         """The state a try ended in."""
         if timed_out:
             self.abandon_futures()
@@ -791,9 +840,15 @@ def _short_repr(value: Any) -> str:
     return text if len(text) <= 200 else text[:199] + "…"
 
 
-def create_deployment_flow_run(flow_name: str, name: str, deployment_id: str,
-                               parameters: dict[str, Any], tags: list[str], state: State,
-                               run_id: str | None = None) -> FlowRun:
+def create_deployment_flow_run(
+    flow_name: str,
+    name: str,
+    deployment_id: str,
+    parameters: dict[str, Any],
+    tags: list[str],
+    state: State,
+    run_id: str | None = None,
+) -> FlowRun:
     """Record a flow run of a deployment (no Python :class:`Flow` behind it) in ``state``.
 
     A notebook deployment's run is executed by papermill in another process;
@@ -834,8 +889,9 @@ def run_flow(flow: Flow, parameters: dict[str, Any]) -> State:
                 if flow.timeout_seconds is None:
                     value = flow.fn(*args, **kwargs)
                 else:
-                    value = call_with_timeout(flow.fn, args, kwargs, flow.timeout_seconds,
-                                              FlowRunTimeout)
+                    value = call_with_timeout(
+                        flow.fn, args, kwargs, flow.timeout_seconds, FlowRunTimeout
+                    )
                 state = attempt.outcome(value)
             except DeadlineExceeded:
                 state = attempt.outcome(timed_out=True)

@@ -4,8 +4,8 @@ The cached value of a cell run is a small *manifest*: the output names, each
 output's value hash (for lineage), the recorded printed and displayed output,
 the final expression's formatted display, and when the run started and how long
 it took. Tables (pandas and polars DataFrames, Arrow tables) are written to the
-result store as Arrow files (see :mod:`kernelflow.results`), so an 80 MB frame
-loads fast; every other output is pickled into the manifest itself, so a cell
+result store in its table formats (see :mod:`kernelflow.results`: memory-mapped
+buffers for pandas, Arrow for polars and pyarrow), so an 80 MB frame loads fast; every other output is pickled into the manifest itself, so a cell
 with small outputs costs one file; and an output that cannot be saved is known
 by name (see ``docs/decisions/task-cell-caching.md``).
 """
@@ -98,7 +98,7 @@ def save_outputs(manifest: dict[str, Any], prepared: PreparedCell, shell: Any, c
     """Serialize each output now; False (and one :class:`CacheWarning`) if one cannot be.
 
     Tables (pandas and polars DataFrames, Arrow tables) are written to the result
-    store as Arrow files, which load fastest; everything else is pickled into the
+    store in its table formats, which load fastest; everything else is pickled into the
     manifest itself, so a cell with small outputs costs one file.
     """
     import cloudpickle

@@ -11,7 +11,6 @@ starts ``kernelflow scheduler`` processes and kills whatever is left of them
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from kernelspecs import checkout_pythonpath, write_kernelspec
 
 REPO = Path(__file__).resolve().parents[2]
 KERNEL_NAME = "kernelflow-deploy-test"
@@ -30,19 +30,8 @@ KERNEL_NAME = "kernelflow-deploy-test"
 def kernel(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
     """A kernelspec that starts this very Python with this checkout importable."""
     data = tmp_path_factory.mktemp("jupyter")
-    spec = data / "kernels" / KERNEL_NAME
-    spec.mkdir(parents=True)
-    python_path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    spec.joinpath("kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "display_name": "kernelflow deployments test",
-                "language": "python",
-                "env": {"PYTHONPATH": python_path},
-            }
-        )
-    )
+    write_kernelspec(data, KERNEL_NAME, "kernelflow deployments test")
+    python_path = checkout_pythonpath()
     monkeypatch.setenv("JUPYTER_PATH", str(data))
     monkeypatch.setenv("PYTHONPATH", python_path)
     return KERNEL_NAME

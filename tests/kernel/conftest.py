@@ -10,14 +10,12 @@ cell by cell through nbclient, as a person at a notebook would.
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kernelspecs import write_kernelspec
 
 REPO = Path(__file__).resolve().parents[2]
 KERNEL_NAME = "kernelflow-test"
@@ -43,18 +41,6 @@ def ip() -> Iterator[Any]:
 def kernel_name(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
     """A kernelspec running ``sys.executable`` with this checkout on the path."""
     data = tmp_path_factory.mktemp("jupyter")
-    spec = data / "kernels" / KERNEL_NAME
-    spec.mkdir(parents=True)
-    python_path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    spec.joinpath("kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "display_name": "kernelflow test",
-                "language": "python",
-                "env": {"PYTHONPATH": python_path},
-            }
-        )
-    )
+    write_kernelspec(data, KERNEL_NAME, "kernelflow test")
     monkeypatch.setenv("JUPYTER_PATH", str(data))
     return KERNEL_NAME

@@ -8,14 +8,12 @@ Python with this checkout importable.
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kernelspecs import write_kernelspec as write_spec
 
 REPO = Path(__file__).resolve().parents[2]
 KERNEL_NAME = "kernelflow-widgets-test"
@@ -42,20 +40,7 @@ def shell() -> Iterator[Any]:
 
 def write_kernelspec(data: Path) -> str:
     """Write a kernelspec running ``sys.executable`` with this checkout on the path."""
-    spec = data / "kernels" / KERNEL_NAME
-    spec.mkdir(parents=True)
-    python_path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    spec.joinpath("kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "display_name": "kernelflow widgets test",
-                "language": "python",
-                "env": {"PYTHONPATH": python_path},
-            }
-        )
-    )
-    return KERNEL_NAME
+    return write_spec(data, KERNEL_NAME, "kernelflow widgets test")
 
 
 @pytest.fixture
