@@ -760,7 +760,7 @@ class _Compactor(threading.Thread):
             try:
                 size = journal.path.stat().st_size
             except FileNotFoundError:
-                continue  # nothing written yet
+                continue  # nothing written yet, or the store was removed (a test's temporary one)
             if compacted.get(journal.path) != size and _compact_quietly("background"):
                 compacted[journal.path] = size
 
