@@ -5,8 +5,9 @@ output's value hash (for lineage), the recorded printed and displayed output,
 the final expression's formatted display, and when the run started and how long
 it took. Tables (pandas and polars DataFrames, Arrow tables) are written to the
 result store in its table formats (see :mod:`kernelflow.results`: memory-mapped
-buffers for pandas, Arrow for polars and pyarrow), so an 80 MB frame loads fast; every other output is pickled into the manifest itself, so a cell
-with small outputs costs one file; and an output that cannot be saved is known
+buffers for pandas, Arrow for polars and pyarrow), so an 80 MB frame loads
+fast; every other output is pickled into the manifest itself, so a cell with
+small outputs costs one file; and an output that cannot be saved is known
 by name (see ``docs/decisions/task-cell-caching.md``).
 """
 
