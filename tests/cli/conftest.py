@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from cli_flows import Recorded, record_runs
 from click.testing import CliRunner, Result
+from kernelspecs import checkout_pythonpath
 
 from kernelflow.cli import main
 
@@ -39,17 +40,11 @@ def cli():
 
 
 def _child_env(**extra: str) -> dict[str, str]:
-    """This process's environment (so the test's ``KERNELFLOW_HOME``), this checkout first."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    env.update(extra)
-    return env
+    """This process's environment (so the test's ``KERNELFLOW_HOME``), this checkout first.
 
-
-@pytest.fixture
-def child_env() -> dict[str, str]:
-    """The environment for a child Python process that uses the test's store."""
-    return _child_env()
+    The ``child_env`` fixture itself comes from tests/conftest.py.
+    """
+    return {**os.environ, "PYTHONPATH": checkout_pythonpath(), **extra}
 
 
 @pytest.fixture
