@@ -16,7 +16,9 @@ The tree::
     │   ├── StoreLockedError                   another program holds the database
     │   ├── StoreCorruptError                  the file is not a readable database
     │   ├── StoreNotWritableError              the store directory cannot be written
+    │   ├── StoreNotPrivateError               others can write the store, or it is theirs
     │   └── SchemaTooNewError                  written by a newer kernelflow
+    ├── QueryError (ValueError)                a store query that is refused or fails
     ├── RunNotFoundError (LookupError)         no run with that id
     ├── LimitNotFoundError (LookupError)       no concurrency limit has that name
     ├── DeploymentNotFoundError (LookupError)  no deployment has that name
@@ -47,6 +49,7 @@ __all__ = [
     "KernelflowError",
     "LimitNotFoundError",
     "MissingContextError",
+    "QueryError",
     "ResultMissingError",
     "ResultSerializationError",
     "RunNotFoundError",
@@ -54,6 +57,7 @@ __all__ = [
     "StoreCorruptError",
     "StoreError",
     "StoreLockedError",
+    "StoreNotPrivateError",
     "StoreNotWritableError",
     "TaskRunTimeout",
     "TaskRunnerError",
@@ -108,8 +112,33 @@ class StoreNotWritableError(StoreError):
     """The store directory (``KERNELFLOW_HOME``) cannot be created or written."""
 
 
+class StoreNotPrivateError(StoreError):
+    """The store directory can be written by other users, or belongs to another user.
+
+    Anyone who can write the store could plant results that kernelflow would
+    load, so kernelflow refuses such a store; the message names the ``chmod``
+    (or the other directory) that fixes it.
+    """
+
+
 class SchemaTooNewError(StoreError):
     """The database was written by a newer kernelflow with an unknown schema."""
+
+
+class QueryError(KernelflowError, ValueError):
+    """A query on the store was refused or failed; the message says what to change.
+
+    Store queries (``kernelflow.sql``, ``kernelflow sql``, ``%kf sql``) run one
+    read-only statement over the store's tables, without access to files, the
+    network or extensions.
+
+    Examples
+    --------
+    >>> import kernelflow
+    >>> kernelflow.sql("DELETE FROM flow_runs")  # doctest: +SKIP
+    Traceback (most recent call last):
+    QueryError: Store queries are read-only: a DELETE statement is not run; ...
+    """
 
 
 class RunNotFoundError(KernelflowError, LookupError):

@@ -34,7 +34,10 @@ pickled instead.
 
 Writes go to a temporary file in ``results/`` and are renamed into place, so a
 reader never sees half a file, and a mapped file never changes under its
-reader. Importing this module imports neither cloudpickle, pandas nor pyarrow.
+reader. Files are created with mode 0600 and folders 0700, whatever the umask.
+:func:`read_result` reads only files inside ``results/``: a path that is
+absolute or climbs out with ``..`` (or a file that is a symbolic link) is refused.
+Importing this module imports neither cloudpickle, pandas nor pyarrow.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from typing import Any, NamedTuple
 import xxhash
 
 from kernelflow.errors import ResultMissingError, ResultSerializationError
-from kernelflow.settings import paths
+from kernelflow.settings import open_private, paths
 
 __all__ = ["PANDAS_FORMAT", "TABLE_FORMAT", "ResultRecord", "read_result", "write_result"]
 
@@ -142,7 +145,8 @@ def read_result(path: str | os.PathLike[str], checksum: str) -> Any:
     Parameters
     ----------
     path
-        The file, relative to the store home (an absolute path also works).
+        The file, relative to the store home: ``results/...``. Absolute paths and
+        paths that leave ``results/`` are refused.
     checksum
         The expected xxh3_128 hex digest of the file.
 
@@ -154,7 +158,8 @@ def read_result(path: str | os.PathLike[str], checksum: str) -> Any:
     Raises
     ------
     ResultMissingError
-        If the file is missing, fails its checksum or cannot be loaded.
+        If the file is missing, fails its checksum or cannot be loaded, or the
+        path is not inside ``results/``.
     """
     path = os.fspath(path)
     file, fmt = _locate(path)
@@ -194,6 +199,14 @@ def _locate(path: str) -> tuple[str, str | None]:
     home = paths().home
     found = _located.get((home, path))
     if found is None:
+        parts = path.split("/")
+        # Only paths that stay in results/: an entry or manifest naming any other file
+        # (../, an absolute path) must not make us read, let alone unpickle, it.
+        if parts[0] != "results" or len(parts) < 2 or any(p in ("", ".", "..") for p in parts):
+            raise ResultMissingError(
+                f"The result path {path!r} is not inside the store's results/ folder; "
+                "refusing to read it (rerun the task to recompute the result)."
+            )
         file = os.path.join(home, path)
         found = (file, _FORMATS.get(os.path.splitext(file)[1]))
         if len(_located) >= _LOCATED_SIZE:
@@ -213,7 +226,9 @@ def _read(file: str | Path, writable: bool = False) -> Any:
     them can be written to without touching the file; else read-only, which Arrow
     reads without copying.
     """
-    fd = os.open(file, os.O_RDONLY)
+    # O_NOFOLLOW: a result is never a symbolic link; one planted in results/ must not
+    # point the read at another file.
+    fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW)
     try:
         size = os.fstat(fd).st_size
         if size < _MAP_THRESHOLD:
@@ -231,7 +246,10 @@ def _read(file: str | Path, writable: bool = False) -> Any:
 
 
 def _temporary() -> Path:
-    return paths().results / f".tmp-{os.getpid()}-{os.urandom(6).hex()}"
+    """A new, empty, private (0600) file with a random name in ``results/``."""
+    temporary = paths().results / f".tmp-{os.getpid()}-{os.urandom(6).hex()}"
+    os.close(open_private(temporary, os.O_WRONLY | os.O_EXCL))
+    return temporary
 
 
 def _commit(temporary: Path, checksum: str, fmt: str, size: int) -> ResultRecord:
@@ -241,7 +259,7 @@ def _commit(temporary: Path, checksum: str, fmt: str, size: int) -> ResultRecord
     if _intact(final, checksum):
         temporary.unlink()
     else:
-        final.parent.mkdir(exist_ok=True)
+        store.ensure(final.parent)
         os.replace(temporary, final)
     return ResultRecord(final.relative_to(store.home).as_posix(), checksum, size, fmt)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import mmap
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -317,6 +318,49 @@ class TestFiles:
             "'_thread.lock' object): return something picklable, or set persist_result=False "
             "(for a cached task, also drop its cache_policy / cache_key_fn)."
         )
+
+    @pytest.mark.parametrize(
+        "where",
+        [
+            "{outside}/value.pkl",  # absolute
+            "results/../../outside/value.pkl",
+            "results/ab/../../../outside/value.pkl",
+            "../outside/value.pkl",
+            "cache/value.pkl",  # in the store, but not a result
+            "results",
+            "results//value.pkl",
+            "./results/value.pkl",
+        ],
+    )
+    def test_paths_outside_results_are_refused(self, home: Path, where: str) -> None:
+        # A valid pickle with the right checksum, outside results/: never read.
+        outside = home.parent / "outside"
+        outside.mkdir(exist_ok=True)
+        data = pickle.dumps("planted")
+        checksum = xxhash.xxh3_128_hexdigest(data)
+        for folder in (outside, home / "cache"):
+            folder.mkdir(exist_ok=True)
+            (folder / "value.pkl").write_bytes(data)
+        path = where.format(outside=outside)
+        with pytest.raises(ResultMissingError) as caught:
+            read_result(path, checksum)
+        assert str(caught.value) == (
+            f"The result path {path!r} is not inside the store's results/ folder; refusing "
+            "to read it (rerun the task to recompute the result)."
+        )
+
+    def test_a_symbolic_link_in_results_is_not_followed(self, home: Path) -> None:
+        record = write_result("genuine")
+        planted = home / "planted.pkl"
+        planted.write_bytes(pickle.dumps("planted"))
+        checksum = xxhash.xxh3_128_hexdigest(planted.read_bytes())
+        link = home / "results" / checksum[:2] / f"{checksum}.pkl"
+        link.parent.mkdir(exist_ok=True)
+        link.symlink_to(planted)
+        path = link.relative_to(home).as_posix()
+        with pytest.raises(ResultMissingError, match="unreadable"):
+            read_result(path, checksum)
+        assert read_result(record.path, record.checksum) == "genuine"
 
     def test_missing_file(self, home: Path) -> None:
         record = write_result("value")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from kernelflow import settings
 from kernelflow.errors import ConfigurationError, LimitNotFoundError
-from kernelflow.settings import paths
+from kernelflow.settings import paths, write_private
 
 __all__ = [
     "LimitDefinition",
@@ -197,9 +197,7 @@ def write_definition(
     definition = replace(definition, created=definition.created or now, updated=now)
     directory = Path(limit_dir(definition.name, root))
     paths().ensure(directory)
-    temporary = directory / f".{_FILE}.{os.getpid()}.{threading.get_ident()}"
-    temporary.write_text(json.dumps(asdict(definition)))
-    os.replace(temporary, directory / _FILE)
+    write_private(directory / _FILE, json.dumps(asdict(definition)).encode())
     return definition
 
 

@@ -19,13 +19,15 @@ import os
 import struct
 import time
 
+from kernelflow.settings import open_private
+
 __all__ = ["give_back", "occupied", "try_take"]
 
 _FORMAT = struct.Struct("<dd")  # occupied slots, time of that value
 
 
 def _update(path: str, limit: int, decay: float, change) -> float:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = open_private(path, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         raw = os.pread(fd, _FORMAT.size, 0)

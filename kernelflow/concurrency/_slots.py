@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass
 
 from kernelflow import context
+from kernelflow.settings import open_private
 
 __all__ = ["SlotHolder", "held_slots", "release_slots", "try_acquire_slots"]
 
@@ -73,7 +74,7 @@ def try_acquire_slots(directory: str, limit: int, occupy: int) -> list[int] | No
     start = random.randrange(limit) if limit > 1 else 0
     for step in range(limit):
         path = f"{directory}/slot-{(start + step) % limit}"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = open_private(path, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

@@ -136,9 +136,8 @@ def deploy(
     settings.paths().ensure(folder)
     snapshot = folder / f"{digest[:16]}.ipynb"
     if not snapshot.exists():
-        partial = snapshot.with_suffix(".partial")
-        partial.write_bytes(data)
-        partial.replace(snapshot)  # atomic: a scheduler never reads half a snapshot
+        # Atomic, under a random temporary name: a scheduler never reads half a snapshot.
+        settings.write_private(snapshot, data)
     deployment = Deployment(
         name=name,
         notebook=str(source),

@@ -246,9 +246,14 @@ def execute(job: dict[str, Any], timed_out: threading.Event) -> dict[str, Any]:
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
+    from kernelflow import settings
+
     run_id = job["flow_run_id"]
     output = Path(job["output"])
-    output.parent.mkdir(parents=True, exist_ok=True)
+    settings.paths().ensure(output.parent)
+    # papermill rewrites the output in place, keeping the mode of a file that exists:
+    # create it private first (an executed notebook holds the run's data).
+    os.close(settings.open_private(output, os.O_WRONLY))
     nb = nbformat.read(job["snapshot"], as_version=4)
     log = _RunLog(run_id, sum(1 for c in nb.cells if c.cell_type == "code"))
     os.environ[PARENT_RUN_ENV] = run_id
@@ -307,7 +312,8 @@ def execute(job: dict[str, Any], timed_out: threading.Event) -> dict[str, Any]:
     if timed_out.is_set() and outcome["status"] == "completed":
         outcome["status"] = "timed_out"
         outcome["message"] = f"Notebook run exceeded timeout of {job.get('timeout')} second(s)"
-    if not output.exists():
+    if not output.exists() or output.stat().st_size == 0:
+        output.unlink(missing_ok=True)  # created empty above, never written by papermill
         outcome["output"] = None
     return outcome
 
@@ -339,8 +345,10 @@ def export_html(output: str | None, html: str) -> str | None:
     import nbformat
     from nbconvert import HTMLExporter
 
+    from kernelflow import settings
+
     body, _ = HTMLExporter().from_notebook_node(nbformat.read(output, as_version=4))
-    Path(html).write_text(body, encoding="utf-8")
+    settings.write_private(html, body.encode("utf-8"))
     return html
 
 

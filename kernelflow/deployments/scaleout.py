@@ -32,10 +32,10 @@ def remote_execute(job: dict[str, Any], notebook: bytes) -> dict[str, Any]:
     """On a Dask worker: run one try in a worker process; return outcome, files, journals."""
     from kernelflow.deployments.runner import launch
 
-    home = Path(tempfile.mkdtemp(prefix="kernelflow-dask-"))
+    home = Path(tempfile.mkdtemp(prefix="kernelflow-dask-"))  # mode 0700
     try:
         snapshot = home / "snapshot.ipynb"
-        snapshot.write_bytes(notebook)
+        settings.write_private(snapshot, notebook)
         local = dict(
             job,
             home=str(home),
@@ -91,15 +91,13 @@ def run_on_dask(
     for key in ("output", "html"):
         data = result["files"].get(key)
         if data is not None:
-            Path(job[key]).parent.mkdir(parents=True, exist_ok=True)
-            Path(job[key]).write_bytes(data)
+            paths.ensure(Path(job[key]).parent)
+            settings.write_private(job[key], data)
     paths.ensure(paths.journal)
     for name, data in result["journals"].items():
         target = paths.journal / name
         if not target.exists():  # a dead process's journal, complete: compaction imports it
-            partial = target.with_suffix(".partial")
-            partial.write_bytes(data)
-            partial.replace(target)
+            settings.write_private(target, data)  # atomic: compaction never sees half of it
     outcome = result["outcome"]
     if outcome is not None:
         for key in ("output", "html"):

@@ -281,7 +281,7 @@ class Scheduler:
 
     def _take_lease(self) -> bool:
         self.home.ensure()
-        fd = os.open(self.lease_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = settings.open_private(self.lease_path, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -10,6 +10,12 @@ own lock error is retried too. Both waits share one deadline:
 
 The connection is only ever held for the few milliseconds of a compaction or
 a query, never while user code runs, and is closed in ``finally``.
+
+Read-only connections run users' queries (:func:`kernelflow.store.queries.sql`),
+so every one is opened sandboxed (:data:`SANDBOX`): no files, no network, no
+extensions, and settings no query can change. DuckDB lets one process open a
+file several times only with the same configuration, so all read-only opens
+share it. Write connections run kernelflow's own statements only.
 """
 
 from __future__ import annotations
@@ -32,12 +38,25 @@ from kernelflow.errors import (
     StoreLockedError,
     StoreNotWritableError,
 )
-from kernelflow.settings import StorePaths, env
+from kernelflow.settings import PRIVATE_FILE, StorePaths, env, open_private
 from kernelflow.store.schema import SCHEMA_VERSION, check_not_too_new, migrate, schema_version
 
-__all__ = ["connect", "lock_timeout", "translate_error"]
+__all__ = ["SANDBOX", "connect", "lock_timeout", "translate_error"]
 
 _HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+
+#: The configuration of every read-only connection (DuckDB's "Securing DuckDB" settings).
+SANDBOX: dict[str, bool] = {
+    # No COPY TO/FROM files, ATTACH of other files, read_csv/read_text/glob, http(s)
+    # URLs or Python replacement scans: the store's own file is all a query sees.
+    "enable_external_access": False,
+    # No INSTALL behind the user's back (an extension is code from the network)...
+    "autoinstall_known_extensions": False,
+    # ...and no LOAD of one installed before.
+    "autoload_known_extensions": False,
+    # Last: no SET or PRAGMA can loosen the settings above.
+    "lock_configuration": True,
+}
 
 
 def lock_timeout() -> float:
@@ -65,8 +84,9 @@ def connect(
     paths
         The store to open.
     read_only
-        Open for reading: several readers may share the file. A missing or
-        outdated database is first created or migrated with a short write open.
+        Open for reading, sandboxed (:data:`SANDBOX`): several readers may share
+        the file. A missing or outdated database is first created or migrated
+        with a short write open.
     timeout
         Seconds to wait for other processes; default :func:`lock_timeout`.
 
@@ -83,6 +103,8 @@ def connect(
         The file is not a readable DuckDB database.
     StoreNotWritableError
         The store directory or file cannot be written.
+    StoreNotPrivateError
+        Other users can write the store directory, or it is another user's.
     SchemaTooNewError
         The database was written by a newer kernelflow.
 
@@ -94,7 +116,9 @@ def connect(
     deadline = time.monotonic() + (lock_timeout() if timeout is None else timeout)
     if not read_only:
         paths.ensure()
-    elif not paths.database.exists():
+    else:
+        paths.check_private()
+    if read_only and not paths.database.exists():
         # Nothing to read yet: create an empty, migrated database first.
         with connect(paths, timeout=max(0.0, deadline - time.monotonic())):
             pass
@@ -144,7 +168,12 @@ def _open(
         lock_fd = _lock(paths, read_only)
         if lock_fd != _BUSY:
             try:
-                return lock_fd, duckdb.connect(str(paths.database), read_only=read_only)
+                if read_only:
+                    con = duckdb.connect(str(paths.database), read_only=True, config=SANDBOX)
+                else:
+                    con = duckdb.connect(str(paths.database))
+                    _make_private(paths)
+                return lock_fd, con
             except duckdb.Error as exc:
                 _release(lock_fd, read_only)
                 error = translate_error(exc, paths)
@@ -161,13 +190,27 @@ def _open(
         delay = min(delay * 2, 0.1)
 
 
+def _make_private(paths: StorePaths) -> None:
+    """Give the database file and its write-ahead log mode 0600, whatever the umask.
+
+    DuckDB creates both with the umask's mode. The database is chmod-ed once
+    open; the WAL is created here, empty and private, before anything is written,
+    and DuckDB then appends to our file (an empty WAL is valid, even after a crash).
+    """
+    try:
+        os.chmod(paths.database, PRIVATE_FILE)
+        os.close(open_private(f"{paths.database}.wal", os.O_WRONLY))
+    except OSError:
+        pass  # not ours to change (e.g. made by root): the home itself is private
+
+
 _BUSY = -1  # sentinel for "our lock is held by another process"
 
 
 def _lock(paths: StorePaths, read_only: bool) -> int | None:
     """Try our flock once: the locked fd, ``_BUSY``, or None when reading an unwritable store."""
     try:
-        fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = open_private(paths.lock, os.O_RDWR)
     except OSError as exc:
         if read_only and exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
             # A read-only store (e.g. a shared, read-only mount): DuckDB's own

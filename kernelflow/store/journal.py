@@ -65,7 +65,7 @@ import threading
 import time
 from pathlib import Path
 
-from kernelflow.settings import paths
+from kernelflow.settings import open_private, paths
 
 __all__ = [
     "Journal",
@@ -147,7 +147,8 @@ class Journal:
 
     def _open(self) -> int:
         paths().ensure(self._directory)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # 0600: a journal holds parameters, logs and argv, which are nobody else's.
+        fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
         ident = self.identity
         header = {
             "ev": "process",

@@ -3,8 +3,16 @@
 Each call first folds pending journals into the database (best effort: a
 failure there is logged, and the query still runs on what is already
 imported), then opens the database read-only, so several readers can query
-at once and a stray ``DELETE`` in :func:`sql` cannot damage the history.
-The tables and their columns are documented in ``docs/schema.md``.
+at once. The tables and their columns are documented in ``docs/schema.md``.
+
+:func:`sql` is the one way users' SQL reaches the store: ``kernelflow.sql``,
+``kernelflow sql`` and ``%kf sql`` all call it. It runs exactly one statement,
+and only a ``SELECT`` (which includes ``WITH``, ``VALUES``, ``FROM ...``,
+``DESCRIBE``, ``SHOW`` and ``SUMMARIZE``), on a sandboxed connection (see
+:data:`kernelflow.store.db.SANDBOX`): no files, network or extensions, and no
+setting can be changed. The statement is checked with DuckDB's own parser,
+and the parsed statement is what runs, so the check and the run cannot
+disagree. Every DuckDB error becomes a one-line :class:`QueryError`.
 """
 
 from __future__ import annotations
@@ -15,8 +23,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
+
 from kernelflow import settings
-from kernelflow.errors import RunNotFoundError
+from kernelflow.errors import QueryError, RunNotFoundError
 from kernelflow.settings import StorePaths
 from kernelflow.store.compact import compact
 from kernelflow.store.db import connect
@@ -35,8 +45,9 @@ def sql(query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> 
     Parameters
     ----------
     query
-        DuckDB SQL over the tables in ``docs/schema.md``; ``?`` or ``$name``
-        placeholders are bound from ``params``.
+        One DuckDB ``SELECT`` over the tables in ``docs/schema.md``; ``?`` or
+        ``$name`` placeholders are bound from ``params``. Files, the network and
+        extensions are out of reach, and settings cannot be changed.
     params
         Values for the placeholders.
 
@@ -46,8 +57,9 @@ def sql(query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> 
 
     Raises
     ------
-    duckdb.Error
-        The query itself is invalid (DuckDB's message names the problem).
+    QueryError
+        The query is not one read-only statement, reaches outside the store,
+        or is invalid (the message keeps DuckDB's, on one line).
     StoreError
         The database cannot be opened (see :mod:`kernelflow.errors`).
 
@@ -64,7 +76,61 @@ def sql(query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> 
     paths = settings.paths()
     _compact_before_query(paths)
     with connect(paths, read_only=True) as con:
-        return con.execute(query, params).df()
+        try:
+            statement = _one_read(con, query)
+            return con.execute(statement, params).df()
+        except duckdb.Error as exc:
+            raise _query_error(exc) from None
+
+
+#: Where a refused query is sent, in every message.
+_SCHEMA_HINT = "the store's tables are in docs/schema.md"
+
+
+def _one_read(con: duckdb.DuckDBPyConnection, query: str) -> duckdb.Statement:
+    """The one ``SELECT`` statement ``query`` holds, parsed; else a :class:`QueryError`."""
+    if not isinstance(query, str):
+        raise QueryError(f"A query is a string of SQL, not {type(query).__name__}.")
+    statements = con.extract_statements(query)
+    if not statements:
+        raise QueryError(f"The query is empty; write one SELECT ({_SCHEMA_HINT}).")
+    if len(statements) > 1:
+        raise QueryError(
+            f"A store query runs one statement, and this has {len(statements)}; run them "
+            "one at a time (without ';' between them)."
+        )
+    (statement,) = statements
+    if statement.type != duckdb.StatementType.SELECT:
+        # INSTALL parses as LOAD; name what the user wrote.
+        kind = "an INSTALL or LOAD" if statement.type.name == "LOAD" else statement.type.name
+        if not kind.startswith("an "):
+            kind = f"{'an' if kind[0] in 'AEIOU' else 'a'} {kind.replace('_', ' ')}"
+        raise QueryError(
+            f"Store queries are read-only: {kind} statement is not run; write one SELECT "
+            f"(or WITH, DESCRIBE, SHOW, SUMMARIZE) ({_SCHEMA_HINT})."
+        )
+    return statement
+
+
+def _query_error(exc: duckdb.Error) -> QueryError:
+    """DuckDB's error as one line that says what to change."""
+    message = (
+        " ".join(
+            line.strip()
+            for line in str(exc).splitlines()
+            # Drop the "LINE 1: ..." excerpt and its caret pointer: they need two lines.
+            if line.strip() and not line.startswith("LINE ") and set(line.strip()) != {"^"}
+        )
+        or type(exc).__name__
+    )
+    if isinstance(exc, duckdb.PermissionException):
+        return QueryError(
+            f"{message}: store queries read only the store's tables (no files, network or "
+            "extensions); to query a file, use duckdb itself (duckdb.sql(...))."
+        )
+    if "configuration has been locked" in message:
+        return QueryError(f"{message}: store queries cannot change DuckDB settings.")
+    return QueryError(f"{message} (fix the query; {_SCHEMA_HINT}).")
 
 
 # Store home -> when a compaction before a query last failed. For a while

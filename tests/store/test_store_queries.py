@@ -9,12 +9,11 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
 from store_workers import flow_run, log, new_id, state, task_run
 
-from kernelflow.errors import RunNotFoundError
+from kernelflow.errors import QueryError, RunNotFoundError
 from kernelflow.store import (
     cache_entries,
     get_flow_run,
@@ -95,7 +94,7 @@ class TestSql:
         assert created.dt.tz is not None
 
     def test_the_store_cannot_be_changed_through_sql(self, history):
-        with pytest.raises(duckdb.Error, match="read-only"):
+        with pytest.raises(QueryError, match="read-only"):
             sql("DELETE FROM flow_runs")
         assert len(sql("SELECT * FROM flow_runs")) == 2
 
