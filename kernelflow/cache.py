@@ -49,6 +49,14 @@ class CachePolicy:
         """
         raise NotImplementedError
 
+    def refuse(self, value: Any) -> str | None:
+        """Why a cached ``value`` found under this policy's key must not be used (None: use it).
+
+        For what the key cannot hold: a ``%%task`` cell refuses an entry made
+        while a global random generator was in another state.
+        """
+        return None
+
     def __add__(self, other: CachePolicy) -> CachePolicy:
         if not isinstance(other, CachePolicy):
             return NotImplemented

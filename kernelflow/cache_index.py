@@ -17,6 +17,13 @@ sees the old entry or the new one, never half of one. An index or result file
 that turns out to be corrupt is reported in one log line, deleted, and the
 lookup counts as a miss, so the task simply runs again.
 
+Every entry is signed with the store's key (:mod:`kernelflow.store.signing`):
+the index file holds the entry's fields and ``mac``, an HMAC-SHA256 of them.
+The fields include the result's path and checksum, and :func:`read_result`
+checks the file's bytes against that checksum before it loads anything. An
+entry without a valid signature was not written by kernelflow (or was changed
+since): it is a miss with one warning, and its result is never loaded.
+
 A key that is not a plain file name (cache_key_fn may return any string) is
 stored under the hash of the key instead; the entry keeps the key itself.
 """
@@ -28,13 +35,15 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from kernelflow.errors import ResultMissingError
+from kernelflow.errors import ResultMissingError, StoreError
 from kernelflow.hashing import hash_bytes
 from kernelflow.results import read_result, write_result
-from kernelflow.settings import paths
+from kernelflow.settings import paths, write_private
+from kernelflow.store import signing
 from kernelflow.store.journal import record
 
 __all__ = ["CacheEntry", "CacheHit", "clear", "delete", "entries", "lookup", "store"]
@@ -42,6 +51,9 @@ __all__ = ["CacheEntry", "CacheHit", "clear", "delete", "entries", "lookup", "st
 logger = logging.getLogger("kernelflow.cache")
 
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")
+
+#: What an index file's signature is for (a signature made for anything else never fits).
+_PURPOSE = b"kernelflow cache entry v1"
 
 
 class CacheEntry(NamedTuple):
@@ -93,7 +105,11 @@ class CacheHit(NamedTuple):
 
 
 def lookup(
-    key: str, *, task_run_id: str | None = None, events: list[dict] | None = None
+    key: str,
+    *,
+    task_run_id: str | None = None,
+    events: list[dict] | None = None,
+    refuse: Callable[[Any], str | None] | None = None,
 ) -> CacheHit | None:
     """Find the cached result of ``key``.
 
@@ -106,12 +122,21 @@ def lookup(
     events
         A list to append the ``cache_hit`` event to, for the caller to journal with
         its next events in one write; by default it is journaled at once.
+    refuse
+        Called with the cached value: a reason (not None) makes the entry a miss,
+        kept for others (see :meth:`kernelflow.cache.CachePolicy.refuse`).
 
     Returns
     -------
     CacheHit or None
-        None when there is no entry, it has expired, or its files are corrupt
-        (then one warning is logged to ``kernelflow.cache`` and the entry removed).
+        None when there is no entry, it has expired, its files are corrupt, or it
+        is not signed with the store's key (then one warning is logged to
+        ``kernelflow.cache`` and the entry removed).
+
+    Raises
+    ------
+    StoreNotPrivateError
+        Other users can write the store, or its key is not private.
 
     Examples
     --------
@@ -127,6 +152,14 @@ def lookup(
     try:
         entry = _parse_entry(file, raw, key)
         expired = entry.is_expired()
+    except _Unsigned:
+        where = os.path.relpath(file, paths().home)
+        _discard(
+            key,
+            f"Cache entry for key {key!r} is not signed with this store's key (file {where}), "
+            "so kernelflow did not write it; its result is not loaded",
+        )
+        return None
     except (ValueError, TypeError):  # bad JSON, fields missing, unknown or mistyped
         where = os.path.relpath(file, paths().home)
         _discard(key, f"Cache entry for key {key!r} is corrupt (file {where})")
@@ -139,6 +172,8 @@ def lookup(
         state = "corrupt" if (paths().home / entry.result).exists() else "missing"
         task = entry.task_name
         _discard(key, f"Cached result for task {task!r} is {state} (file {entry.result})")
+        return None
+    if refuse is not None and refuse(value) is not None:
         return None
     event = {"ev": "cache_hit", "key": key, "task_run_id": task_run_id, "t": time.time()}
     if events is None:
@@ -197,14 +232,11 @@ def store(
         duration=duration,
     )
     file = Path(_index_file(key))
-    paths().ensure(file.parent)
-    temporary = file.with_name(f".tmp-{os.getpid()}-{os.urandom(6).hex()}")
-    try:
-        temporary.write_bytes(json.dumps(entry._asdict()).encode())
-        os.replace(temporary, file)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    store_paths = paths()
+    store_paths.ensure(file.parent)
+    fields = entry._asdict()
+    signature = signing.sign(store_paths, _PURPOSE, _signed_bytes(fields))
+    write_private(file, json.dumps({**fields, "mac": signature}).encode())
     event = {"ev": "cache_write", **entry._asdict()}
     del event["format"]  # not part of the journal's cache_write format
     record(event)
@@ -246,13 +278,21 @@ def clear(task_name: str | None = None, older_than: float | None = None) -> int:
 
 
 def entries() -> list[CacheEntry]:
-    """Every readable cache entry, oldest first (expired ones included)."""
+    """Every readable, signed cache entry, oldest first (expired ones included).
+
+    Raises
+    ------
+    StoreNotPrivateError
+        Other users can write the store, or its key is not private.
+    """
     found = []
     for file in paths().cache.glob("*/*.json"):
         try:
-            found.append(CacheEntry(**json.loads(file.read_bytes())))
-        except (OSError, ValueError, TypeError):
-            continue  # deleted meanwhile, or corrupt: lookup reports and removes those
+            found.append(_verified(json.loads(file.read_bytes())))
+        except StoreError:
+            raise  # an unsafe store or key: say so, rather than list nothing
+        except (OSError, ValueError, TypeError, _Unsigned):
+            continue  # deleted meanwhile, corrupt or unsigned: lookup reports and removes those
     return sorted(found, key=lambda entry: entry.created)
 
 
@@ -284,9 +324,9 @@ def _parse_entry(file: str, raw: bytes, key: str) -> CacheEntry:
     """
     seen = _parsed.get(file)
     if seen is not None and seen[0] == raw:
-        return seen[1]
-    entry = CacheEntry(**json.loads(raw))
-    if entry.key != key or not isinstance(entry.result, str):
+        return seen[1]  # these very bytes were verified before
+    entry = _verified(json.loads(raw))
+    if entry.key != key:
         raise ValueError(key)
     if len(_parsed) >= _INDEX_MEMO_SIZE:
         _parsed.clear()
@@ -295,6 +335,38 @@ def _parse_entry(file: str, raw: bytes, key: str) -> CacheEntry:
 
 
 _parsed: dict[str, tuple[bytes, CacheEntry]] = {}
+
+
+class _Unsigned(Exception):
+    """An index file that is a well-formed entry, but not signed with the store's key."""
+
+
+def _verified(data: Any) -> CacheEntry:
+    """The entry an index file's JSON holds, if its signature is the store's.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Not an entry (fields missing, unknown or mistyped).
+    _Unsigned
+        An entry without a valid signature.
+    """
+    if not isinstance(data, dict):
+        raise TypeError("an index file holds a JSON object")
+    fields = dict(data)
+    signature = fields.pop("mac", None)
+    entry = CacheEntry(**fields)
+    if not isinstance(entry.result, str) or not isinstance(entry.checksum, str):
+        raise TypeError("mistyped result or checksum")
+    # Sign what is used: the entry as kernelflow reads it, in one canonical form.
+    if not signing.verify(paths(), _PURPOSE, _signed_bytes(entry._asdict()), signature):
+        raise _Unsigned(entry.key)
+    return entry
+
+
+def _signed_bytes(fields: dict[str, Any]) -> bytes:
+    """The canonical bytes of an entry's fields, which its signature covers."""
+    return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _read_small(file: str) -> bytes:

@@ -360,7 +360,12 @@ class TaskAttempt:
             return None
         from kernelflow import cache_index
 
-        hit = cache_index.lookup(self.key, task_run_id=self.task_run.id, events=self.events)
+        hit = cache_index.lookup(
+            self.key,
+            task_run_id=self.task_run.id,
+            events=self.events,
+            refuse=task.cache_policy.refuse,
+        )
         if hit is None:
             return None
         entry = hit.entry

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
+import stat
 import subprocess
 import sys
 import time
@@ -12,9 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import xxhash
 
+from kernelflow import cache_index
 from kernelflow.cache_index import CacheEntry, CacheHit, clear, delete, entries, lookup, store
-from kernelflow.settings import use_home
+from kernelflow.settings import paths, use_home
+from kernelflow.store import signing
 
 
 @pytest.fixture(autouse=True)
@@ -43,6 +48,13 @@ def index_file(home: Path, key: str) -> Path:
     return home / "cache" / key[:2] / f"{key}.json"
 
 
+def write_signed(file: Path, stored: dict) -> None:
+    """Rewrite an index file with changed fields, signed as kernelflow signs them."""
+    fields = {name: value for name, value in stored.items() if name != "mac"}
+    mac = signing.sign(paths(), cache_index._PURPOSE, cache_index._signed_bytes(fields))
+    file.write_text(json.dumps({**fields, "mac": mac}))
+
+
 def cache_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "kernelflow.cache"]
 
@@ -60,6 +72,8 @@ class TestStoreAndLookup:
     def test_index_file_holds_the_entry(self, home: Path) -> None:
         entry = put("abc123")
         stored = json.loads(index_file(home, "abc123").read_text())
+        signature = stored.pop("mac")  # HMAC-SHA256 with the store's key
+        assert len(signature) == 64 and int(signature, 16) >= 0
         assert stored == {
             "key": "abc123",
             "task_name": "load",
@@ -250,7 +264,7 @@ class TestDeleteAndClear:
             file = index_file(home, key)
             stored = json.loads(file.read_text())
             stored["created"] = time.time() - age
-            file.write_text(json.dumps(stored))
+            write_signed(file, stored)
         assert clear(older_than=3600) == 1
         assert [e.key for e in entries()] == ["new"]
 
@@ -264,6 +278,151 @@ class TestDeleteAndClear:
         put("first")
         put("second")
         assert [e.key for e in entries()] == ["first", "second"]
+
+
+class _Plant:
+    """Loading its pickle creates a file: proof that a planted result was unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (open, (str(self.marker), "w"))
+
+
+def plant(home: Path, key: str, marker: Path, **fields: object) -> Path:
+    """Write what an attacker would: a pickle in results/ and a well-formed entry for it."""
+    data = pickle.dumps(_Plant(marker))
+    checksum = xxhash.xxh3_128_hexdigest(data)
+    result = home / "results" / checksum[:2] / f"{checksum}.pkl"
+    result.parent.mkdir(parents=True, exist_ok=True)
+    result.write_bytes(data)
+    entry = {
+        "key": key,
+        "task_name": "load",
+        "result": result.relative_to(home).as_posix(),
+        "checksum": checksum,
+        "size": len(data),
+        "format": "pickle",
+        "created": time.time(),
+        "expires": None,
+        "task_run_id": None,
+        "duration": 1.0,
+        **fields,
+    }
+    file = index_file(home, key)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(json.dumps(entry))
+    return file
+
+
+class TestSignatures:
+    UNSIGNED = (
+        "Cache entry for key {key!r} is not signed with this store's key (file {file}), so "
+        "kernelflow did not write it; its result is not loaded; recomputing."
+    )
+
+    def assert_refused(
+        self, home: Path, key: str, marker: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        with caplog.at_level(logging.WARNING, logger="kernelflow.cache"):
+            assert lookup(key) is None
+            assert lookup(key) is None  # removed: one warning, not one per lookup
+        file = index_file(home, key).relative_to(home)
+        assert cache_warnings(caplog) == [self.UNSIGNED.format(key=key, file=file)]
+        assert not marker.exists()  # never unpickled
+        assert not index_file(home, key).exists()
+
+    def test_a_planted_entry_without_signature_is_a_miss(self, home, tmp_path, caplog):
+        put("other")  # the store has a key
+        marker = tmp_path / "pwned"
+        plant(home, "abc123", marker)
+        self.assert_refused(home, "abc123", marker, caplog)
+
+    def test_a_planted_entry_with_a_made_up_signature_is_a_miss(self, home, tmp_path, caplog):
+        put("other")
+        marker = tmp_path / "pwned"
+        plant(home, "abc123", marker, mac="0" * 64)
+        self.assert_refused(home, "abc123", marker, caplog)
+
+    def test_a_signature_does_not_move_to_another_result(self, home, tmp_path, caplog):
+        genuine = json.loads(index_file(home, put("abc123").key).read_text())
+        marker = tmp_path / "pwned"
+        planted = json.loads(plant(home, "abc123", marker).read_text())
+        # The genuine entry's signature on the planted result's fields.
+        index_file(home, "abc123").write_text(json.dumps({**planted, "mac": genuine["mac"]}))
+        self.assert_refused(home, "abc123", marker, caplog)
+
+    def test_an_entry_signed_by_another_store_is_a_miss(self, home, tmp_path, caplog):
+        put("abc123")
+        signed_elsewhere = index_file(home, "abc123").read_bytes()
+        (home / "kernelflow.key").unlink()  # as if this store were another one
+        signing._keys.clear()
+        put("other")  # a new key
+        index_file(home, "abc123").write_bytes(signed_elsewhere)
+        self.assert_refused(home, "abc123", tmp_path / "no-marker", caplog)
+
+    def test_the_key_is_private_and_made_with_the_first_entry(self, home):
+        assert not (home / "kernelflow.key").exists()
+        assert lookup("abc123") is None  # a lookup makes no key
+        assert not (home / "kernelflow.key").exists()
+        put("abc123")
+        key = home / "kernelflow.key"
+        assert key.stat().st_size == signing.KEY_BYTES
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+        assert sorted(p.name for p in home.iterdir() if p.name.startswith(".")) == []
+
+    def test_processes_racing_to_make_the_key_agree_on_one(self, home):
+        code = (
+            "import sys\n"
+            "from kernelflow.cache_index import store\n"
+            "store(sys.argv[1], sys.argv[1], task_name='t', expires=None, task_run_id=None,"
+            " duration=0.0)\n"
+        )
+        environment = {
+            **os.environ,
+            "KERNELFLOW_HOME": str(home),
+            "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        }
+        workers = [
+            subprocess.Popen([sys.executable, "-c", code, f"k{i}"], env=environment)
+            for i in range(4)
+        ]
+        assert [worker.wait(60) for worker in workers] == [0] * 4
+        assert [lookup(f"k{i}").value for i in range(4)] == ["k0", "k1", "k2", "k3"]
+
+    def test_a_planted_result_is_computed_again_by_a_cached_task(self, home, tmp_path):
+        from kernelflow import task
+
+        calls = []
+
+        @task(cache_key_fn=lambda *args, **kwargs: "always-the-same")
+        def load() -> str:
+            calls.append(1)
+            return "computed"
+
+        assert load(return_state=True).name == "Completed"
+        (stored,) = entries()  # the key also covers the task's identity
+        marker = tmp_path / "pwned"
+        plant(home, stored.key, marker, task_name="load")
+        # Listen on the logger itself: whether kernelflow's console logging lets records
+        # propagate to caplog depends on what ran before in this process.
+        warned: list[logging.LogRecord] = []
+        listener = logging.Handler(logging.WARNING)
+        listener.emit = warned.append  # type: ignore[method-assign]
+        cache_logger = logging.getLogger("kernelflow.cache")
+        cache_logger.addHandler(listener)
+        try:
+            second = load(return_state=True)
+        finally:
+            cache_logger.removeHandler(listener)
+        assert (second.name, second.result()) == ("Completed", "computed")
+        assert len(calls) == 2 and not marker.exists()
+        assert [r.getMessage().split(" (")[0] for r in warned] == [
+            f"Cache entry for key {stored.key!r} is not signed with this store's key"
+        ]
+        third = load(return_state=True)  # the recomputed result was stored, signed
+        assert (third.name, third.result(), len(calls)) == ("Cached", "computed", 2)
 
 
 class TestJournalOfCachedTaskRuns:

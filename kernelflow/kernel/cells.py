@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ast
 import symtable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["CellAnalysis", "analyze", "default_name"]
 
@@ -63,6 +63,13 @@ class CellAnalysis:
         Line (1-based, within the analysed source) where each output is first bound.
     imports
         Outputs bound only by ``import`` statements.
+    attributes
+        Name -> attributes the cell loads from it (``mymod.SCALE``).
+    path_literals, path_names
+        Paths (string literals) and names of variables passed to reading
+        calls such as ``open`` or ``pandas.read_csv`` (see :mod:`.files`).
+    deletes
+        Names the cell deletes at the top level (``del tmp``).
     """
 
     tree: ast.Module
@@ -72,6 +79,10 @@ class CellAnalysis:
     has_top_level_await: bool
     binding_lines: dict[str, int]
     imports: frozenset[str] = frozenset()
+    attributes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    path_literals: tuple[str, ...] = ()
+    path_names: tuple[str, ...] = ()
+    deletes: tuple[str, ...] = ()
 
 
 _memo: dict[str, CellAnalysis] = {}
@@ -89,11 +100,13 @@ def analyze(source: str) -> CellAnalysis:
     if found is not None:
         return found
     from kernelflow.hashing import hash_bytes
+    from kernelflow.kernel.files import path_arguments
 
     tree = ast.parse(source, mode="exec", type_comments=False)
     names = _Names()
     names.block(tree.body, frozenset())
     reads, outputs = names.reads, names.writes
+    path_literals, path_names = path_arguments(tree)
     analysis = CellAnalysis(
         tree=tree,
         reads=tuple(reads),
@@ -102,6 +115,16 @@ def analyze(source: str) -> CellAnalysis:
         has_top_level_await=_has_top_level_await(tree),
         binding_lines=outputs,
         imports=frozenset(names.imports - names.assigned),
+        attributes=_attribute_reads(tree),
+        path_literals=path_literals,
+        path_names=path_names,
+        deletes=tuple(
+            target.id
+            for stmt in tree.body
+            if isinstance(stmt, ast.Delete)
+            for target in stmt.targets
+            if isinstance(target, ast.Name)
+        ),
     )
     if len(_memo) >= _MEMO_LIMIT:
         _memo.clear()
@@ -268,6 +291,15 @@ def _nested_globals(table: symtable.SymbolTable) -> list[tuple[str, bool, bool]]
                 found.append((symbol.get_name(), symbol.is_referenced(), assigned))
         found.extend(_nested_globals(child))
     return found
+
+
+def _attribute_reads(tree: ast.Module) -> dict[str, tuple[str, ...]]:
+    """Name -> attributes loaded from it anywhere in the cell (``np.pi``, ``cfg.SCALE``)."""
+    found: dict[str, dict[str, None]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            found.setdefault(node.value.id, {}).setdefault(node.attr)
+    return {name: tuple(attributes) for name, attributes in found.items()}
 
 
 def _has_top_level_await(tree: ast.Module) -> bool:

@@ -124,21 +124,26 @@ def why(runner: CellRunner, rest: str) -> None:
     name = record.name
     if record.key is None:
         return views.render_text(f"Cell {name!r} ran with --no-cache: it never uses the cache.")
+    if record.cached:
+        ago = _ago(record.ran_at)
+        text = f"Cell {name!r} used its cache on its last run (a cached run from {ago})."
+    else:
+        reasons = record.miss_reasons or ["unknown"]
+        text = f"Cell {name!r} did not use the cache on its last run, because:\n" + "\n".join(
+            f"  - {line}" for line in reasons
+        )
     now = _parts_now(runner, record)
     if now is not None and now.key_part() != record.parts.key_part():
         lines = describe_changes(record.parts, now)
-        head = f"Cell {name!r} would run again: since its last run ({_ago(record.ran_at)}),"
-        return views.render_text(head + "\n" + "\n".join(f"  - {line}" for line in lines))
-    if record.cached:
-        return views.render_text(
-            f"Cell {name!r} used its cache (cached run from {_ago(record.ran_at)}); nothing "
-            "it depends on changed since."
+        changed_here = set(record.changed) & {line.split("`")[1] for line in lines if "`" in line}
+        if changed_here:
+            lines.append(f"(the cell itself changed {', '.join(sorted(changed_here))} in place)")
+        text += "\nIt would run if run now: since then,\n" + "\n".join(
+            f"  - {line}" for line in lines
         )
-    reasons = record.miss_reasons or ["unknown"]
-    return views.render_text(
-        f"Cell {name!r} did not use the cache on its last run, because:\n"
-        + "\n".join(f"  - {line}" for line in reasons)
-    )
+    elif record.cached:
+        text += " Nothing it depends on changed since."
+    return views.render_text(text)
 
 
 def _parts_now(runner: CellRunner, record: Any) -> Any:
@@ -146,7 +151,7 @@ def _parts_now(runner: CellRunner, record: Any) -> Any:
 
     options = record.options or CellOptions()
     prepared = prepare(runner.shell, record.line, record.body)
-    return runner.hash_inputs(prepared, options, record.name, strict=False).parts
+    return runner.hash_inputs(prepared, options).parts
 
 
 def stale(runner: CellRunner, rest: str) -> None:

@@ -25,6 +25,7 @@ the journal's ``task_run`` and ``outputs`` events.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import sys
@@ -33,12 +34,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kernelflow.cache import CachePolicy
+from kernelflow.kernel import hidden_state
+from kernelflow.kernel.bundle import map_parts
 from kernelflow.kernel.cells import CellAnalysis, default_name
 from kernelflow.kernel.lineage import CellRecord, Lineage
 from kernelflow.kernel.options import CellOptions
 from kernelflow.kernel.outputs import (
     HIDDEN_NAMES,
+    MANIFEST_VERSION,
     ReplayedResult,
+    identity_hash,
     load_outputs,
     make_manifest,
     render_cached_line,
@@ -58,22 +63,48 @@ _FINISHED_LOG = "Finished in state %r"
 
 @dataclass
 class _Inputs:
-    """The values a cell reads, hashed: what its key and lineage are made of."""
+    """The values a cell reads, hashed: what its key and lineage are made of.
+
+    Attributes
+    ----------
+    parts
+        The key's parts.
+    hashes
+        Every input by name -> its hash (None: excluded or unhashable), for lineage.
+    values
+        Keyed data inputs by name -> value, to see after the run which it changed.
+    unhashable
+        Inputs that cannot be hashed: name -> what they are. The cell then runs uncached.
+    """
 
     parts: KeyParts
     hashes: dict[str, str | None] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    unhashable: dict[str, str] = field(default_factory=dict)
 
 
 class _CellPolicy(CachePolicy):
-    """A cache policy whose key part was computed before the run (by :class:`CellRunner`)."""
+    """A cache policy whose key part was computed before the run (by :class:`CellRunner`).
+
+    It refuses entries the key cannot vouch for (see :mod:`.hidden_state`), and
+    remembers why, for ``%kf why``.
+    """
 
     uses_inputs = True
 
     def __init__(self, part: str) -> None:
         self.part = part
+        self.refused: str | None = None
 
     def key_part(self, ctx: Any, inputs: dict[str, Any], hashes: dict[str, str]) -> str:
         return self.part
+
+    def refuse(self, value: Any) -> str | None:
+        if not isinstance(value, dict) or value.get("version") != MANIFEST_VERSION:
+            self.refused = "its cached result was written by an older kernelflow"
+        else:
+            self.refused = hidden_state.check(value.get("globals"))
+        return self.refused
 
     def __repr__(self) -> str:
         return "CELL"
@@ -138,46 +169,53 @@ class CellRunner:
             found.append(name)
         return found
 
-    def hash_inputs(
-        self, prepared: PreparedCell, options: CellOptions, cell: str, strict: bool
-    ) -> _Inputs:
-        """Hash what the cell reads; ``strict`` raises on a value that cannot be hashed."""
-        from kernelflow.errors import HashingError
+    def hash_inputs(self, prepared: PreparedCell, options: CellOptions) -> _Inputs:
+        """Hash what the cell reads: values, helpers, modules, libraries and files.
+
+        Never raises for a value: one that cannot be hashed is listed in
+        ``unhashable`` (the cell then runs uncached, saying so).
+        """
         from kernelflow.hashing import hash_value
         from kernelflow.kernel.dependencies import find_dependencies
+        from kernelflow.kernel.files import file_digest, path_value
 
         ns = self.shell.user_ns
-        deps = find_dependencies(self.namespace_inputs(prepared.analysis), ns)
+        analysis = prepared.analysis
+        deps = find_dependencies(self.namespace_inputs(analysis), ns, analysis.attributes)
         excluded = set(options.exclude)
-        parts = KeyParts(code=prepared.analysis.code_hash, source=prepared.body)
-        hashes: dict[str, str | None] = {}
-        for name in deps.data:
+        found = _Inputs(parts=KeyParts(code=analysis.code_hash, source=prepared.body))
+        parts, hashes = found.parts, found.hashes
+        for name, value in deps.data.items():
             if name in excluded:
                 hashes[name] = None
                 continue
             try:
-                digest = hash_value(ns[name], name=name)
-            except Exception as exc:  # HashingError, or a value whose pickling raises
-                if not strict:
-                    hashes[name] = None
-                    continue
-                what = type_name(ns.get(name))
-                via = f" (read by `{deps.via[name]}`)" if name in deps.via else ""
-                raise HashingError(
-                    f"Cannot hash input {name!r}{via} of %%task cell {cell!r} ({what}) for "
-                    f"its cache key: add --exclude {name} to the %%task line, or use --no-cache."
-                ) from exc
+                digest = hash_value(value, name=name)
+            except Exception:  # HashingError, or a value whose pickling raises
+                via = f", read by `{deps.via[name]}`" if name in deps.via else ""
+                found.unhashable[name] = f"{type_name(value)}{via}"
+                hashes[name] = None
+                continue
             parts.inputs[name] = digest
             hashes[name] = digest
-        for name, digest in deps.helpers.items():
+            found.values[name] = value
+        for name, why in deps.unhashable.items():
             if name not in excluded:
-                parts.helpers[name] = digest
-            hashes[name] = digest
-        for name, digest in deps.libraries.items():
-            if name not in excluded:
-                parts.libraries[name] = digest
-            hashes[name] = digest
-        return _Inputs(parts=parts, hashes=hashes)
+                found.unhashable[name] = f"a helper: {why}"
+        for mapping, kind in (
+            (deps.helpers, parts.helpers),
+            (deps.libraries, parts.libraries),
+            (deps.modules, parts.modules),
+        ):
+            for name, digest in mapping.items():
+                if name not in excluded:
+                    kind[name] = digest
+                hashes[name] = digest
+        paths = list(analysis.path_literals) + list(options.reads)
+        paths += [p for p in (path_value(ns.get(n)) for n in analysis.path_names) if p]
+        for path in dict.fromkeys(paths):
+            parts.files[path] = file_digest(path)
+        return found
 
     # --- running ---------------------------------------------------------------------
     def run(self, line: str, body: str, options: CellOptions, *, cell_id: str | None = None) -> Any:
@@ -191,17 +229,15 @@ class CellRunner:
         """
         prepared = prepare(self.shell, line, body)
         name = self.lineage.name_for(options.name, default_name(prepared.analysis), cell_id)
-        inputs = self.hash_inputs(prepared, options, name, strict=options.cache)
-        parts = inputs.parts
-        key_part = parts.key_part() if options.cache else None
+        inputs = self.hash_inputs(prepared, options)
+        caching = options.cache and not inputs.unhashable
+        key_part = inputs.parts.key_part() if caching else None
         previous = None
         if key_part is not None:
             self.writer.wait(key_part)  # the same cell's entry may still be being written
             previous = self.last_cached(name)
-        state, task_run, run_info = self._run_task(prepared, options, name, inputs, key_part)
-        return self._finish(
-            prepared, options, name, cell_id, inputs, state, task_run, run_info, previous, key_part
-        )
+        run_info = self._run_task(prepared, options, name, inputs, key_part)
+        return self._finish(prepared, options, name, cell_id, inputs, run_info, previous, key_part)
 
     def _run_task(
         self,
@@ -210,7 +246,8 @@ class CellRunner:
         name: str,
         inputs: _Inputs,
         key_part: str | None,
-    ) -> tuple[Any, Any, dict]:
+    ) -> dict[str, Any]:
+        """Run the cell through the engine; what happened, in a dict (see :meth:`_finish`)."""
         from kernelflow import context, engine
         from kernelflow.tasks import Task
 
@@ -218,13 +255,16 @@ class CellRunner:
         recorder = OutputRecorder(self.shell)
         slot = _concurrency_slot(options.concurrency)
         shell = self.shell
-        saving = options.cache
+        saving = key_part is not None
 
         def run_cell() -> dict[str, Any]:
             recorder.reset()
             started = time.time()
             run_info["started"] = started
-            with recorder:
+            watch = hidden_state.RunWatch() if saving else contextlib.nullcontext()
+            if saving:
+                run_info["parts"] = map_parts(inputs.values)
+            with recorder, watch:
                 if slot is None:
                     value = execute(prepared, shell)
                 else:
@@ -236,10 +276,17 @@ class CellRunner:
             run_info["duration"] = duration
             manifest = make_manifest(prepared, shell, recorder.outputs, value, started, duration)
             run_info["manifest"] = manifest
-            run_info["saved"] = saving and save_outputs(manifest, prepared, shell, name)
+            if saving:
+                _save_run(manifest, prepared, shell, name, inputs, run_info)
+                manifest["globals"] = watch.effects(
+                    displayed=bool(recorder.outputs) or manifest["result"] is not None,
+                    displayed_image=_shows_image(recorder.outputs, manifest["result"]),
+                ).to_manifest()
             return manifest
 
         run_cell.__qualname__ = "kernelflow_cell"
+        policy = _CellPolicy(key_part) if key_part is not None else None
+        run_info["policy"] = policy
         cell_task = Task(
             run_cell,
             name=name,
@@ -247,7 +294,7 @@ class CellRunner:
             retries=options.retries,
             retry_delay_seconds=options.retry_delay,
             timeout_seconds=options.timeout,
-            cache_policy=_CellPolicy(key_part) if key_part is not None else None,
+            cache_policy=policy,
             cache_expiration=options.expire,
             refresh_cache=options.refresh,
         )
@@ -270,10 +317,11 @@ class CellRunner:
         if not options.verbose:
             self._log_filter.quiet_runs.add(task_run.id)
         try:
-            state = engine.run_task(cell_task, task_run, {}, None, flow_ctx)
+            run_info["state"] = engine.run_task(cell_task, task_run, {}, None, flow_ctx)
         finally:
             self._log_filter.quiet_runs.discard(task_run.id)
-        return state, task_run, run_info
+        run_info["task_run"] = task_run
+        return run_info
 
     def _finish(
         self,
@@ -282,8 +330,6 @@ class CellRunner:
         name: str,
         cell_id: str | None,
         inputs: _Inputs,
-        state: Any,
-        task_run: Any,
         run_info: dict,
         previous: dict | None,
         key_part: str | None,
@@ -291,6 +337,7 @@ class CellRunner:
         from kernelflow.errors import ResultMissingError
         from kernelflow.store.journal import record as journal_record
 
+        state, task_run = run_info["state"], run_info["task_run"]
         cached = state.name == "Cached"
         record = CellRecord(
             name=name,
@@ -313,27 +360,39 @@ class CellRunner:
             self.lineage.record(record)
             raise _user_error(state, prepared, self.shell, name, options)
         manifest = state.data
+        ns = self.shell.user_ns
         if cached:
             try:
                 restored = load_outputs(manifest, self.shell)
             except ResultMissingError:
-                # An output file vanished since: compute the cell again, afresh.
+                # An output file vanished since, or an input it referred to: run afresh.
                 retry = dataclasses.replace(options, refresh=True)
                 return self.run(prepared.line, prepared.body, retry, cell_id=cell_id)
-            self.shell.user_ns.update(restored)
+            for variable, value in restored.items():
+                _assign(ns, variable, value)
+            for variable in manifest.get("deleted", ()):
+                ns.pop(variable, None)
+            hidden_state.restore(manifest.get("globals"))
             render_cached_line(manifest)
             replay(manifest.get("displays", []), self.shell)
             value = ReplayedResult(manifest["result"]) if manifest.get("result") else None
         else:
             value = None if prepared.quiet else run_info.get("value")
+            problems = _problems(inputs.unhashable, run_info.get("problems", {}))
+            if options.cache and problems:
+                _warn_uncached(prepared, name, problems)
         outputs = manifest.get("hashes", {})
         journal_record({"ev": "outputs", "run_id": task_run.id, "outputs": outputs})
         record.outputs = dict(outputs)
+        record.changed = list(manifest.get("changed", ()))
         record.duration = manifest.get("duration")
         record.ran_at = manifest.get("started")
         if key_part is not None and task_run.cache_key is not None:
-            record.miss_reasons = None if cached else _miss_reasons(previous, record, options)
-            if cached or run_info.get("saved"):
+            policy = run_info["policy"]
+            record.miss_reasons = (
+                None if cached else _miss_reasons(previous, record, options, policy.refused)
+            )
+            if cached or (manifest.get("bundle") is not None and not run_info.get("problems")):
                 self._remember_cached(
                     name, key_part, task_run, record, manifest, options, store=not cached
                 )
@@ -354,6 +413,9 @@ class CellRunner:
     ) -> None:
         """Note the cell's newest cached run; write its cache entry (in the background)."""
         key = task_run.cache_key
+        latest = self.last_cached(name)
+        if not store and latest is not None and latest.get("key") == key:
+            return  # a hit on the entry `%kf why` already compares with: nothing to write
         self._last_cached[name] = {"key": key, "parts": record.parts, "t": time.time()}
         notebook = self.session.name
         duration = record.duration or 0.0
@@ -384,9 +446,119 @@ class CellRunner:
         self.writer.submit(key_part, write)
 
 
-def _miss_reasons(previous: dict | None, record: CellRecord, options: CellOptions) -> list[str]:
+def _save_run(
+    manifest: dict[str, Any],
+    prepared: PreparedCell,
+    shell: Any,
+    name: str,
+    inputs: _Inputs,
+    run_info: dict[str, Any],
+) -> None:
+    """Find the inputs the run changed in place, and save them with the outputs.
+
+    An input name bound to another object after the run (a helper's ``global``
+    statement did it) is saved as an output; one the cell deleted is deleted
+    again on a hit.
+    """
+    from kernelflow.hashing import hash_value
+    from kernelflow.kernel.dependencies import lookup
+
+    ns = shell.user_ns
+    outputs = set(manifest["names"])
+    changed: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    for variable, value in inputs.values.items():
+        if variable in outputs:
+            continue
+        try:
+            live = lookup(ns, variable)
+        except KeyError:  # the cell deleted it
+            continue
+        if live is not value:
+            manifest["names"].append(variable)
+            manifest["hashes"][variable] = identity_hash(live, variable)
+            continue
+        try:
+            digest = hash_value(live, name=variable)
+        except Exception:  # it could be hashed before the run: the cell broke it
+            problems[variable] = "changed in place, and can no longer be hashed"
+            continue
+        if digest != inputs.hashes.get(variable):
+            changed[variable] = live
+            manifest["hashes"][variable] = digest
+    deleted = [n for n in inputs.values if not _bound(ns, n)]
+    deleted += [n for n in prepared.analysis.deletes if n not in ns]
+    if deleted:
+        manifest["deleted"] = list(dict.fromkeys(deleted))
+    if not problems:
+        problems = save_outputs(manifest, changed, run_info.pop("parts"), shell, name)
+    run_info["problems"] = problems
+
+
+def _bound(ns: dict[str, Any], name: str) -> bool:
+    from kernelflow.kernel.dependencies import lookup
+
+    try:
+        lookup(ns, name)
+    except KeyError:
+        return False
+    return True
+
+
+def _shows_image(displays: list, result: Any) -> bool:
+    bundles = [d[1] for d in displays if d[0] == "display"]
+    if result is not None:
+        bundles.append(result[0])
+    return any(mime.startswith("image/") for bundle in bundles for mime in bundle)
+
+
+def _assign(ns: dict[str, Any], name: str, value: Any) -> None:
+    """Bind a restored output: in the namespace, or on its module (``mymod.SCALE``)."""
+    head, _, attribute = name.rpartition(".")
+    if not head:
+        ns[name] = value
+        return
+    import sys
+    import types
+
+    owner = ns.get(head)
+    if not isinstance(owner, types.ModuleType):
+        owner = sys.modules.get(head)
+    if owner is not None:
+        setattr(owner, attribute, value)
+
+
+def _problems(unhashable: dict[str, str], unsaveable: dict[str, str]) -> dict[str, str]:
+    found = {name: f"{what}, cannot be hashed" for name, what in unhashable.items()}
+    found.update(unsaveable)
+    return found
+
+
+def _warn_uncached(prepared: PreparedCell, cell: str, problems: dict[str, str]) -> None:
+    """One :class:`CacheWarning` naming everything that kept the cell from being cached."""
+    import warnings
+
+    from kernelflow.errors import CacheWarning
+
+    listed = "; ".join(f"`{name}`: {why}" for name, why in problems.items())
+    first = next(iter(problems))
+    warnings.warn_explicit(
+        f"%%task cell {cell!r} ran but is not cached ({listed}). Use --exclude NAME for an "
+        "input that does not change the result, end the cell with `del NAME` for an "
+        "output, or use --no-cache.",
+        CacheWarning,
+        prepared.filename,
+        prepared.analysis.binding_lines.get(first, 0) + 1,
+    )
+
+
+def _miss_reasons(
+    previous: dict | None, record: CellRecord, options: CellOptions, refused: str | None
+) -> list[str]:
     if options.refresh:
         return ["--refresh asked to run it again"]
+    if refused is not None:
+        return [f"a cached run was found but not used: {refused}"]
     if previous is None:
         return ["no cached run of this cell was recorded before"]
     if previous.get("key") == record.key:

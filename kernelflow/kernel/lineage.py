@@ -41,6 +41,8 @@ class CellRecord:
         The front end's cell id, when known.
     inputs, outputs
         Name -> value hash (None when a value cannot be hashed).
+    changed
+        Inputs the run changed in place (also in ``outputs``, with their new hash).
     helpers
         Notebook helpers the cell used (name -> code hash).
     task_run_id, state, cached, duration, ran_at
@@ -63,6 +65,7 @@ class CellRecord:
     cell_id: str | None
     inputs: dict[str, str | None] = field(default_factory=dict)
     outputs: dict[str, str | None] = field(default_factory=dict)
+    changed: list[str] = field(default_factory=list)
     helpers: dict[str, str] = field(default_factory=dict)
     task_run_id: str | None = None
     state: str = "Pending"

@@ -206,6 +206,14 @@ class KernelflowMagics(Magics):
         help="Inputs left out of the cache key (e.g. a connection).",
     )
     @argument(
+        "--reads",
+        type=_names,
+        default=(),
+        metavar="PATH[,PATH]",
+        help="Files the cell reads, keyed on their content (literal paths passed to "
+        "open, pandas.read_*, numpy.load ... are found without it).",
+    )
+    @argument(
         "--concurrency",
         default=None,
         metavar="KEY",
@@ -224,9 +232,10 @@ class KernelflowMagics(Magics):
         The cell runs in the notebook's namespace as a normal cell would. Its
         inputs (names it reads that exist before it runs) and outputs (names it
         assigns) are found from its code. Unless --no-cache, a cell whose code,
-        input values and notebook helper functions are unchanged restores its
-        outputs and replays its printed and displayed output instead of
-        running; `%kf why NAME` says why it did not.
+        input values, helper functions, user modules and files read are
+        unchanged restores its outputs (and the inputs it changed in place)
+        and replays its printed and displayed output instead of running;
+        `%kf why NAME` says why it did not.
         """
         args = _parse(self.task, line)
         options = CellOptions(
@@ -239,6 +248,7 @@ class KernelflowMagics(Magics):
             refresh=args.refresh,
             tags=tuple(args.tags),
             exclude=tuple(args.exclude),
+            reads=tuple(args.reads),
             concurrency=args.concurrency,
             verbose=args.verbose,
         )

@@ -26,6 +26,8 @@ class CellOptions:
         Tags of the task run.
     exclude
         Inputs left out of the cache key.
+    reads
+        Files the cell reads, keyed on their content (besides those found in its code).
     concurrency
         A global concurrency limit to hold a slot of while running.
     verbose
@@ -41,5 +43,6 @@ class CellOptions:
     refresh: bool = False
     tags: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
     concurrency: str | None = None
     verbose: bool = False

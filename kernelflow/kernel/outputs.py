@@ -1,14 +1,13 @@
 """A ``%%task`` cell's outputs: serialized one by one, restored into the namespace.
 
-The cached value of a cell run is a small *manifest*: the output names, each
-output's value hash (for lineage), the recorded printed and displayed output,
-the final expression's formatted display, and when the run started and how long
-it took. Tables (pandas and polars DataFrames, Arrow tables) are written to the
-result store in its table formats (see :mod:`kernelflow.results`: memory-mapped
-buffers for pandas, Arrow for polars and pyarrow), so an 80 MB frame loads
-fast; every other output is pickled into the manifest itself, so a cell with
-small outputs costs one file; and an output that cannot be saved is known
-by name (see ``docs/decisions/task-cell-caching.md``).
+The cached value of a cell run is a small *manifest*: the output names and the
+inputs the run changed in place, each one's value hash (for lineage), the
+*bundle* that holds them all (see :mod:`kernelflow.kernel.bundle`: one pickle,
+so shared references stay shared, with tables written apart through
+:mod:`kernelflow.results` so an 80 MB frame loads fast), the recorded printed
+and displayed output, the final expression's formatted display, what the run
+needs of and leaves in the global state (see :mod:`.hidden_state`), and when
+the run started and how long it took (see ``docs/decisions/task-cell-caching.md``).
 """
 
 from __future__ import annotations
@@ -16,13 +15,13 @@ from __future__ import annotations
 import re
 import time
 import types
-import warnings
 from typing import Any
 
 from kernelflow.kernel.prepare import PreparedCell
 
 __all__ = [
     "HIDDEN_NAMES",
+    "MANIFEST_VERSION",
     "ReplayedResult",
     "ago_text",
     "identity_hash",
@@ -69,6 +68,9 @@ def identity_hash(value: Any, name: str) -> str | None:
         return None
 
 
+MANIFEST_VERSION = 2
+
+
 def make_manifest(
     prepared: PreparedCell, shell: Any, displays: list, value: Any, started: float, duration: float
 ) -> dict[str, Any]:
@@ -83,87 +85,56 @@ def make_manifest(
         except Exception:  # a broken _repr_html_: IPython shows the error itself; not replayed
             result = None
     return {
-        "version": 1,
+        "version": MANIFEST_VERSION,
         "names": names,
+        "changed": [],
         "hashes": {name: identity_hash(ns[name], name) for name in names},
-        "files": {},
-        "inline": {},
+        "bundle": None,
         "displays": list(displays),
         "result": result,
         "started": started,
         "duration": duration,
+        "globals": None,
     }
 
 
-def save_outputs(manifest: dict[str, Any], prepared: PreparedCell, shell: Any, cell: str) -> bool:
-    """Serialize each output now; False (and one :class:`CacheWarning`) if one cannot be.
+def save_outputs(
+    manifest: dict[str, Any],
+    changed: dict[str, Any],
+    parts: Any,
+    shell: Any,
+    cell: str,
+) -> dict[str, str]:
+    """Serialize the outputs and changed inputs now, into ``manifest["bundle"]``.
 
-    Tables (pandas and polars DataFrames, Arrow tables) are written to the result
-    store in its table formats, which load fastest; everything else is pickled into the
-    manifest itself, so a cell with small outputs costs one file.
+    Returns what could not be saved faithfully (name -> why); empty when all was.
+    See :mod:`kernelflow.kernel.bundle`.
     """
-    import cloudpickle
-
-    from kernelflow.errors import CacheWarning
-    from kernelflow.results import write_result
+    from kernelflow.kernel.bundle import Unsaveable, save
 
     ns = shell.user_ns
-    failed: list[str] = []
-    for name in manifest["names"]:
-        value = ns[name]
-        try:
-            if _is_table(value):
-                record = write_result(value, task_name=cell)
-                manifest["files"][name] = {"path": record.path, "checksum": record.checksum}
-            else:
-                manifest["inline"][name] = cloudpickle.dumps(value, protocol=5)
-        except Exception:  # pickling runs the value's own __reduce__: anything can fail
-            failed.append(name)  # recorded: the warning below names it
-    if not failed:
-        return True
-    listed = ", ".join(f"{name!r} ({type_name(ns[name])})" for name in failed)
-    noun = "output" if len(failed) == 1 else "outputs"
-    warnings.warn_explicit(
-        f"%%task cell {cell!r} ran but is not cached: its {noun} {listed} cannot be saved. "
-        f"Delete {'it' if len(failed) == 1 else 'them'} at the end of the cell "
-        f"(del {', '.join(failed)}), or use --no-cache.",
-        CacheWarning,
-        prepared.filename,
-        prepared.analysis.binding_lines.get(failed[0], 0) + 1,
-    )
-    return False
-
-
-def _is_table(value: Any) -> bool:
-    cls = type(value)
-    return (cls.__module__.partition(".")[0], cls.__name__) in {
-        ("pandas", "DataFrame"),
-        ("polars", "DataFrame"),
-        ("pyarrow", "Table"),
-    }
+    outputs = {name: ns[name] for name in manifest["names"]}
+    try:
+        manifest["bundle"] = save(outputs, changed, parts, cell)
+    except Unsaveable as exc:
+        return exc.problems
+    manifest["changed"] = list(changed)
+    return {}
 
 
 def load_outputs(manifest: dict[str, Any], shell: Any) -> dict[str, Any]:
     """The outputs of a cached run, ready to put in the namespace.
 
+    Inputs the run changed in place are updated in place here.
+
     Raises
     ------
     ResultMissingError
-        An output's file is gone or corrupt, or an inline value cannot be loaded.
+        A file is gone or corrupt, or the outputs cannot be restored as they were.
     """
-    import pickle
+    from kernelflow.kernel.bundle import load
 
-    from kernelflow.errors import ResultMissingError
-    from kernelflow.results import read_result
-
-    values = {}
-    for name, where in manifest["files"].items():
-        values[name] = read_result(where["path"], where["checksum"])
-    for name, data in manifest["inline"].items():
-        try:
-            values[name] = pickle.loads(data)
-        except Exception as exc:  # a class renamed or removed since
-            raise ResultMissingError(f"Cannot load cached output {name!r}: {exc}") from exc
+    values = load(manifest["bundle"], shell.user_ns)
     return {name: _rebind(value, shell.user_ns) for name, value in values.items()}
 
 

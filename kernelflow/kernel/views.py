@@ -89,7 +89,9 @@ def render_info(record: CellRecord) -> None:
         "  inputs:",
         listing(record.inputs),
         "  outputs:",
-        listing(record.outputs),
+        listing({k: v for k, v in record.outputs.items() if k not in record.changed}),
+        "  changed in place:",
+        listing({k: record.outputs.get(k) for k in record.changed}),
     ]
     print("\n".join(lines))
 

@@ -1,15 +1,16 @@
 """Why a ``%%task`` cell missed its cache: the parts of its key, kept and compared.
 
 A cell's cache key is built from :class:`KeyParts`: the hash of its code, the
-hash of each input value by name, and the hash of each notebook helper and
-library it uses. Those parts (not just the key) are kept for every cached run
+hash of each input value by name, and the hash of each notebook helper, user
+module, file and library it uses. Those parts (not just the key) are kept for every cached run
 of a cell in a small side file, ``<home>/cells/<id>.json``, where ``id`` hashes
 the notebook path and the cell's name, so a later run of the same cell, in
 this kernel or another, can say what differs: the code, which input, which
 helper.
 
 The side file keeps the last few entries per cell and is replaced atomically
-(temporary file + ``os.replace``), so concurrent kernels never see half of one.
+(:func:`kernelflow.settings.write_private`: a private temporary file, renamed), so
+concurrent kernels never see half of one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import difflib
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,6 +43,10 @@ class KeyParts:
         Notebook function/class name -> hash of its code.
     libraries
         Module or library object name -> hash of its import path and version.
+    modules
+        User module name -> hash of its source file.
+    files
+        Path the cell reads -> hash of the file's content (see :mod:`.files`).
     source
         The cell's body, to show how the code changed.
     """
@@ -52,13 +56,21 @@ class KeyParts:
     helpers: dict[str, str] = field(default_factory=dict)
     libraries: dict[str, str] = field(default_factory=dict)
     source: str = ""
+    modules: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
 
     def key_part(self) -> str:
         """The cell's contribution to the cache key (the source text excluded)."""
         from kernelflow.hashing import hash_bytes
 
         parts = [self.code]
-        for kind, mapping in (("i", self.inputs), ("h", self.helpers), ("l", self.libraries)):
+        for kind, mapping in (
+            ("i", self.inputs),
+            ("h", self.helpers),
+            ("l", self.libraries),
+            ("m", self.modules),
+            ("f", self.files),
+        ):
             parts.extend(f"{kind}:{name}={digest}" for name, digest in sorted(mapping.items()))
         return hash_bytes(*parts)
 
@@ -77,11 +89,25 @@ class KeyParts:
             helpers=dict(data.get("helpers") or {}),
             libraries=dict(data.get("libraries") or {}),
             source=str(data.get("source", "")),
+            modules=dict(data.get("modules") or {}),
+            files=dict(data.get("files") or {}),
         )
 
 
+_CHANGED = {
+    "input": "input `{}` changed",
+    "helper": "helper `{}` changed (its code, defaults or closure)",
+    "module": "module `{}` changed (its source file was edited)",
+    "file": "file `{}` changed",
+    "library": "library `{}` changed (another version)",
+}
+
+
 def describe_changes(before: KeyParts, after: KeyParts) -> list[str]:
-    """One line per difference between two runs' key parts, code last.
+    """One line per difference between two runs' key parts, the first cause first.
+
+    The code comes first: when it changed, names it newly reads or no longer
+    reads follow from that and are not listed apart.
 
     Examples
     --------
@@ -89,21 +115,25 @@ def describe_changes(before: KeyParts, after: KeyParts) -> list[str]:
     ['input `n` changed']
     """
     lines: list[str] = []
+    code_changed = before.code != after.code
+    if code_changed:
+        lines.append("the code changed" + _code_diff(before.source, after.source))
     for label, old, new in (
         ("input", before.inputs, after.inputs),
         ("helper", before.helpers, after.helpers),
+        ("module", before.modules, after.modules),
+        ("file", before.files, after.files),
         ("library", before.libraries, after.libraries),
     ):
         for name in new:
             if name not in old:
-                lines.append(f"{label} `{name}` is new (not read by the cached run)")
+                if not code_changed:
+                    lines.append(f"{label} `{name}` is new (not read by the cached run)")
             elif old[name] != new[name]:
-                lines.append(f"{label} `{name}` changed")
+                lines.append(_CHANGED[label].format(name))
         for name in old:
-            if name not in new:
+            if name not in new and not code_changed:
                 lines.append(f"{label} `{name}` is no longer used")
-    if before.code != after.code:
-        lines.append("the code changed" + _code_diff(before.source, after.source))
     return lines
 
 
@@ -156,7 +186,7 @@ def history_append(
     notebook: str, cell: str, key: str, parts: KeyParts, *, duration: float, task_run_id: str
 ) -> None:
     """Remember one cached run of a cell (best effort: a read-only store only loses ``why``)."""
-    from kernelflow.settings import paths
+    from kernelflow.settings import paths, write_private
 
     file = _history_file(notebook, cell)
     entries = [e for e in _read(file) if e.get("key") != key]
@@ -172,9 +202,7 @@ def history_append(
     payload = {"notebook": notebook, "cell": cell, "entries": entries[-_HISTORY_LIMIT:]}
     try:
         paths().ensure(file.parent)
-        temporary = file.with_name(f".tmp-{os.getpid()}-{os.urandom(6).hex()}")
-        temporary.write_text(json.dumps(payload))
-        os.replace(temporary, file)
+        write_private(file, json.dumps(payload).encode())
     except OSError as exc:
         # The cell ran and is cached; only the `%kf why` explanation is lost.
         logging.getLogger("kernelflow.kernel").debug("Cannot write %s: %s", file, exc)
