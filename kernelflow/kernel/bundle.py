@@ -121,6 +121,7 @@ class _Pickler:
             from kernelflow.results import write_result
 
             record = write_result(obj, task_name=self.task_name)
+            self.tables.append({"path": record.path, "checksum": record.checksum})
             return ("table", record.path, record.checksum)
         if cls.__name__ == "ndarray" and cls.__module__ == "numpy" and obj.base is not None:
             return self._view(obj)
@@ -136,9 +137,9 @@ class _Pickler:
                     owner = obj if obj.base is None else obj.base
                     self.owners.setdefault(id(owner), obj)
         root = self.owners.get(id(array.base))
-        if root is None:
+        ref = self.refs.get(id(root)) if root is not None else None
+        if ref is None:
             return None
-        ref = self.refs[id(root)]
         start = root.__array_interface__["data"][0]
         offset = array.__array_interface__["data"][0] - start
         layout = (root.shape, root.strides, root.dtype.str)
@@ -350,6 +351,13 @@ def _walk(root: Any) -> list[Any]:
 
 
 def _children(obj: Any) -> list[tuple[tuple[str, Any], Any]]:
+    try:
+        return _parts_of(obj)
+    except Exception:  # a proxy whose attribute access runs code: not walked into
+        return []
+
+
+def _parts_of(obj: Any) -> list[tuple[tuple[str, Any], Any]]:
     cls = type(obj)
     if cls in (list, tuple):
         if len(obj) > _WALK_LIMIT:

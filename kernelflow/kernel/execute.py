@@ -7,14 +7,18 @@ in the notebook's namespace, as a normal cell would: the same names are defined
 afterwards, and the value of a final expression is the cell's ``Out``.
 
 Caching. The task's cache policy keys on the cell's :class:`~kernelflow.kernel.why.KeyParts`
-(normalised code, input value hashes by name, helper and library hashes); the
-engine looks the key up and records the ``Cached`` state. The cached value is a
-small manifest (see :mod:`kernelflow.kernel.outputs`): every output is
-serialized while the cell runs, and the entry's files are written after the
-cell returns, by :class:`~kernelflow.kernel.writer.BackgroundWriter`. On a hit
-the outputs are loaded back into the namespace, the recorded output (text,
-HTML, images) is replayed, and one line says so. An output that cannot be
-saved leaves the cell uncached, with one
+(normalised code, input value hashes by name, helper, module, library and file
+hashes); the engine looks the key up, the policy refuses an entry made in
+another global state (see :mod:`.hidden_state`), and the engine records the
+``Cached`` state. On a miss, the inputs' parts are mapped before the body runs,
+every keyed input is hashed again after it, and the outputs plus the inputs it
+changed in place are saved as one bundle (see :mod:`.bundle`) while the cell
+returns; the entry's files are written by
+:class:`~kernelflow.kernel.writer.BackgroundWriter`. On a hit the changed
+inputs are updated in place, the outputs are loaded back into the namespace,
+the global state is left as running would have, the recorded output (text,
+HTML, images) is replayed, and one line says so. What cannot be hashed or
+restored faithfully leaves the cell uncached, with one
 :class:`~kernelflow.errors.CacheWarning` naming it. Why it is built this way,
 with measurements: ``docs/decisions/task-cell-caching.md``.
 
@@ -467,12 +471,14 @@ def _save_run(
     outputs = set(manifest["names"])
     changed: dict[str, Any] = {}
     problems: dict[str, str] = {}
+    deleted = [n for n in prepared.analysis.deletes if n not in ns]
     for variable, value in inputs.values.items():
         if variable in outputs:
             continue
         try:
             live = lookup(ns, variable)
-        except KeyError:  # the cell deleted it
+        except KeyError:  # the cell (or a helper) deleted it
+            deleted.append(variable)
             continue
         if live is not value:
             manifest["names"].append(variable)
@@ -486,23 +492,11 @@ def _save_run(
         if digest != inputs.hashes.get(variable):
             changed[variable] = live
             manifest["hashes"][variable] = digest
-    deleted = [n for n in inputs.values if not _bound(ns, n)]
-    deleted += [n for n in prepared.analysis.deletes if n not in ns]
     if deleted:
         manifest["deleted"] = list(dict.fromkeys(deleted))
     if not problems:
         problems = save_outputs(manifest, changed, run_info.pop("parts"), shell, name)
     run_info["problems"] = problems
-
-
-def _bound(ns: dict[str, Any], name: str) -> bool:
-    from kernelflow.kernel.dependencies import lookup
-
-    try:
-        lookup(ns, name)
-    except KeyError:
-        return False
-    return True
 
 
 def _shows_image(displays: list, result: Any) -> bool:
