@@ -130,7 +130,11 @@ def describe_changes(before: KeyParts, after: KeyParts) -> list[str]:
                 if not code_changed:
                     lines.append(f"{label} `{name}` is new (not read by the cached run)")
             elif old[name] != new[name]:
-                lines.append(_CHANGED[label].format(name))
+                if label == "file" and "missing" in (old[name], new[name]):
+                    gone = new[name] == "missing"
+                    lines.append(f"file `{name}` {'is missing' if gone else 'appeared'}")
+                else:
+                    lines.append(_CHANGED[label].format(name))
         for name in old:
             if name not in new and not code_changed:
                 lines.append(f"{label} `{name}` is no longer used")
