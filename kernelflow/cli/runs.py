@@ -117,15 +117,19 @@ def list_runs(
 @click.argument("run_id")
 @click.option("--no-logs", is_flag=True, help="Leave out the log lines.")
 def show_run(run_id: str, no_logs: bool) -> None:
-    """Show flow run RUN_ID (or a unique prefix of it): its task runs, subflows and logs."""
-    from kernelflow.store.queries import get_flow_run, logs_of, sql, task_runs_of
+    """Show flow run RUN_ID (or a unique prefix of it): its task runs, subflows, webhooks, logs."""
+    from kernelflow.store.queries import (
+        get_flow_run,
+        logs_of,
+        subflows_of,
+        task_runs_of,
+        webhooks_of,
+    )
 
     run = get_flow_run(run_id).iloc[0]
     tasks = task_runs_of(run["id"])
-    subflows = sql(
-        "SELECT * FROM flow_runs WHERE parent_flow_run_id = ? ORDER BY created NULLS LAST, id",
-        [run["id"]],
-    )
+    subflows = subflows_of(run["id"])
+    webhooks = webhooks_of(run["id"])
     out = console()
     out.print(_header(run))
     if not tasks.empty:
@@ -147,6 +151,20 @@ def show_run(run_id: str, no_logs: bool) -> None:
                 headers=_LIST_COLUMNS,
                 title=f"Subflow runs ({len(subflows)})",
                 no_wrap=["id"],
+            )
+        )
+    if not webhooks.empty:
+        out.print(
+            frame_table(
+                webhooks,
+                ["url", "outcome", "detail", "timestamp"],
+                headers={
+                    "url": "webhook",
+                    "outcome": "outcome",
+                    "detail": "why",
+                    "timestamp": "at",
+                },
+                title=f"Webhooks ({len(webhooks)})",
             )
         )
     if no_logs:

@@ -2,15 +2,24 @@
 
 Installing kernelflow enables it (``jupyter-config/server-config/kernelflow.json``
 ships in the wheel); ``jupyter server extension list`` shows it. It serves,
-behind the server's authentication:
+behind the server's authentication and its ``Authorizer`` (each endpoint needs
+``read`` on the resource in brackets):
 
-=====================================  ==============================================
-``GET /kernelflow/api/runs``           flow runs, newest first
-                                       (``?flow=&state=&limit=&offset=``)
-``GET /kernelflow/api/runs/<id>``      one run with its task runs, subflows and logs
-``GET /kernelflow/api/deployments``    deployments with their next and last run
-``GET /kernelflow/api/health``         the extension's version and store
-=====================================  ==============================================
+======================================  =============================================
+``GET /kernelflow/api/runs``            flow runs, newest first
+                                        (``?flow=&state=&limit=&offset=``)
+                                        [``kernelflow.runs``]
+``GET /kernelflow/api/runs/<id>``       one run with its task runs, subflows and one
+                                        page of its logs, the newest by default
+                                        (``?log_offset=&log_limit=``)
+                                        [``kernelflow.runs``]
+``GET /kernelflow/api/runs/<id>/logs``  one page of a run's logs
+                                        (``?offset=&limit=``) [``kernelflow.runs``]
+``GET /kernelflow/api/deployments``     deployments with their next and last run
+                                        [``kernelflow.deployments``]
+``GET /kernelflow/api/health``          the extension's version and store
+                                        [``kernelflow.health``]
+======================================  =============================================
 
 Only the server imports this package: ``import kernelflow`` does not.
 """

@@ -1,4 +1,14 @@
-"""Tornado handlers: thin, authenticated, JSON in and out.
+"""Tornado handlers: thin, authenticated, authorized, JSON in and out.
+
+Every handler method is ``@tornado.web.authenticated`` (who is asking) and
+then ``@authorized`` (may they): jupyter_server asks its configured
+``Authorizer`` (``ServerApp.authorizer_class``: read-only sharing, JupyterHub
+scopes, ...) whether the user may perform the action on the handler's
+``auth_resource``. Reads are ``read``; a handler that changes the store is
+``write``, one that runs a notebook ``execute``. A refusal is a 403, like an
+unauthenticated request. The resources are :data:`RUNS_RESOURCE`,
+:data:`DEPLOYMENTS_RESOURCE` and :data:`HEALTH_RESOURCE`, so an authorizer can
+share runs without deployments.
 
 Each handler reads its arguments on the IOLoop, then runs the blocking store
 read (:mod:`kernelflow.extension.payloads`) on one worker thread, so a slow
@@ -16,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import tornado.web
+from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado.ioloop import IOLoop
@@ -30,11 +41,15 @@ from kernelflow.errors import (
 from kernelflow.extension import payloads
 
 __all__ = [
+    "DEPLOYMENTS_RESOURCE",
     "ERROR_STATUS",
+    "HEALTH_RESOURCE",
+    "RUNS_RESOURCE",
     "DeploymentsHandler",
     "HealthHandler",
     "KernelflowHandler",
     "RunHandler",
+    "RunLogsHandler",
     "RunsHandler",
     "error_status",
     "routes",
@@ -47,6 +62,13 @@ ERROR_STATUS: tuple[tuple[type[KernelflowError], int], ...] = (
     (DeploymentNotFoundError, 404),
     (StoreError, 409),  # locked, corrupt or too new a store: the store's state, not the request
 )
+
+#: The ``auth_resource`` of the run endpoints (runs, one run, its logs).
+RUNS_RESOURCE = "kernelflow.runs"
+#: The ``auth_resource`` of the deployments endpoint.
+DEPLOYMENTS_RESOURCE = "kernelflow.deployments"
+#: The ``auth_resource`` of the health endpoint.
+HEALTH_RESOURCE = "kernelflow.health"
 
 _executor: ThreadPoolExecutor | None = None
 
@@ -102,7 +124,10 @@ class KernelflowHandler(APIHandler):
 class RunsHandler(KernelflowHandler):
     """``GET /kernelflow/api/runs?flow=&state=&limit=&offset=``."""
 
+    auth_resource = RUNS_RESOURCE
+
     @tornado.web.authenticated
+    @authorized("read")
     async def get(self) -> None:
         await self.answer(
             payloads.runs_page,
@@ -114,17 +139,44 @@ class RunsHandler(KernelflowHandler):
 
 
 class RunHandler(KernelflowHandler):
-    """``GET /kernelflow/api/runs/<id>``: the run, its task runs, subflows and logs."""
+    """``GET /kernelflow/api/runs/<id>?log_offset=&log_limit=``.
+
+    The run, its task runs, subflows and one page of its logs (the newest by default).
+    """
+
+    auth_resource = RUNS_RESOURCE
 
     @tornado.web.authenticated
+    @authorized("read")
     async def get(self, run_id: str) -> None:
-        await self.answer(payloads.run_detail, run_id)
+        await self.answer(
+            payloads.run_detail,
+            run_id,
+            log_offset=self.query("log_offset"),
+            log_limit=self.query("log_limit"),
+        )
+
+
+class RunLogsHandler(KernelflowHandler):
+    """``GET /kernelflow/api/runs/<id>/logs?offset=&limit=``: one page of a run's logs."""
+
+    auth_resource = RUNS_RESOURCE
+
+    @tornado.web.authenticated
+    @authorized("read")
+    async def get(self, run_id: str) -> None:
+        await self.answer(
+            payloads.run_logs, run_id, offset=self.query("offset"), limit=self.query("limit")
+        )
 
 
 class DeploymentsHandler(KernelflowHandler):
     """``GET /kernelflow/api/deployments``."""
 
+    auth_resource = DEPLOYMENTS_RESOURCE
+
     @tornado.web.authenticated
+    @authorized("read")
     async def get(self) -> None:
         await self.answer(payloads.deployments_overview)
 
@@ -132,7 +184,10 @@ class DeploymentsHandler(KernelflowHandler):
 class HealthHandler(KernelflowHandler):
     """``GET /kernelflow/api/health``."""
 
+    auth_resource = HEALTH_RESOURCE
+
     @tornado.web.authenticated
+    @authorized("read")
     async def get(self) -> None:
         await self.answer(payloads.health)
 
@@ -140,9 +195,11 @@ class HealthHandler(KernelflowHandler):
 def routes(base_url: str) -> list[tuple[str, type[KernelflowHandler]]]:
     """The URL patterns under the server's ``base_url`` and their handlers."""
     api = url_path_join(base_url, "kernelflow", "api")
+    run = url_path_join(api, "runs", r"(?P<run_id>[^/]+)")
     return [
         (url_path_join(api, "runs"), RunsHandler),
-        (url_path_join(api, "runs", r"(?P<run_id>[^/]+)"), RunHandler),
+        (run, RunHandler),
+        (url_path_join(run, "logs"), RunLogsHandler),
         (url_path_join(api, "deployments"), DeploymentsHandler),
         (url_path_join(api, "health"), HealthHandler),
     ]

@@ -21,12 +21,15 @@ if TYPE_CHECKING:
     import pandas
 
 __all__ = [
+    "DEFAULT_LOG_LINES",
     "MAX_LIMIT",
     "MAX_LOG_LINES",
+    "MAX_LOG_OFFSET",
     "MAX_OFFSET",
     "deployments_overview",
     "health",
     "run_detail",
+    "run_logs",
     "runs_page",
 ]
 
@@ -34,8 +37,12 @@ __all__ = [
 MAX_LIMIT = 500
 #: Pages start at most this far back (``offset``); older runs are for ``kernelflow.sql``.
 MAX_OFFSET = 10_000
-#: A run's detail carries at most its last this many log lines.
+#: A page of a run's logs has at most this many lines (``limit``, ``log_limit``).
 MAX_LOG_LINES = 1_000
+#: A page of a run's logs has this many lines unless asked otherwise.
+DEFAULT_LOG_LINES = 200
+#: The furthest a page of logs may start (``offset``, ``log_offset``): far past any real run.
+MAX_LOG_OFFSET = 1_000_000_000
 _DEFAULT_LIMIT = 50
 
 # Columns stored as JSON text; the API returns them as JSON values.
@@ -164,38 +171,43 @@ def runs_page(
     }
 
 
-def run_detail(run_id: str) -> dict[str, Any]:
+def run_detail(
+    run_id: str, log_offset: str | None = None, log_limit: str | None = None
+) -> dict[str, Any]:
     """``GET /kernelflow/api/runs/<id>``: one flow run with its task runs, subflows and logs.
 
     Parameters
     ----------
     run_id
         The flow run's id, or a prefix of it that matches one run.
+    log_offset, log_limit
+        Which page of the logs to include, as for :func:`run_logs`
+        (default: the newest :data:`DEFAULT_LOG_LINES` lines).
 
     Returns
     -------
     dict
         ``run``, ``task_runs`` (oldest first), ``subflows`` (flow runs whose
-        parent is this run), ``logs`` (the last :data:`MAX_LOG_LINES` lines of
-        the run and its task runs, oldest first) and ``logs_omitted``.
+        parent is this run), ``logs`` (one page of the lines of the run and its
+        task runs, oldest first), ``logs_page`` (that page's ``offset``,
+        ``limit``, ``total``, and the parameters of the ``earlier`` and
+        ``later`` pages, or null at either end) and ``logs_omitted`` (how many
+        lines come before the page).
 
     Raises
     ------
     RunNotFoundError
         No flow run matches ``run_id``, or several do.
+    ConfigurationError
+        ``log_offset`` or ``log_limit`` has a value the API does not accept.
     """
-    from kernelflow.store.queries import get_flow_run, logs_of, sql, task_runs_of
+    from kernelflow.store.queries import get_flow_run, subflows_of, task_runs_of
 
+    offset, limit = _parse_log_page(log_offset, log_limit, "log_offset", "log_limit")
     run = _records(get_flow_run(run_id))[0]
     task_runs = _records(task_runs_of(run["id"]))
-    subflows = _records(
-        sql(
-            "SELECT * FROM flow_runs WHERE parent_flow_run_id = ? ORDER BY created NULLS LAST, id",
-            [run["id"]],
-        )
-    )
-    logs = _records(logs_of(run["id"]))
-    omitted = max(0, len(logs) - MAX_LOG_LINES)
+    subflows = _records(subflows_of(run["id"]))
+    logs = _log_page(run["id"], offset, limit)
     run["task_runs"] = {
         "total": len(task_runs),
         "by_state": _count_states(task_runs),
@@ -204,8 +216,81 @@ def run_detail(run_id: str) -> dict[str, Any]:
         "run": run,
         "task_runs": task_runs,
         "subflows": _with_task_runs(subflows),
-        "logs": logs[omitted:],
-        "logs_omitted": omitted,
+        "logs": logs.pop("logs"),
+        "logs_page": logs,
+        "logs_omitted": logs["offset"],
+    }
+
+
+def run_logs(run_id: str, offset: str | None = None, limit: str | None = None) -> dict[str, Any]:
+    """``GET /kernelflow/api/runs/<id>/logs``: one page of a flow run's log lines.
+
+    The lines of the run and its task runs are numbered from 0, oldest first;
+    a page is ``limit`` lines from ``offset``.
+
+    Parameters
+    ----------
+    run_id
+        The flow run's id, or a prefix of it that matches one run.
+    offset
+        The first line of the page, from 0 (the oldest); empty for the newest page.
+    limit
+        At most this many lines (default :data:`DEFAULT_LOG_LINES`, at most
+        :data:`MAX_LOG_LINES`).
+
+    Returns
+    -------
+    dict
+        ``run_id``, ``logs`` (oldest first), ``offset`` and ``limit`` (of this
+        page), ``total`` (lines in all), and ``earlier`` and ``later``: the
+        ``{"offset", "limit"}`` to ask for the neighbouring pages, or null
+        when this page is the first or last.
+
+    Raises
+    ------
+    RunNotFoundError
+        No flow run matches ``run_id``, or several do.
+    ConfigurationError
+        ``offset`` or ``limit`` has a value the API does not accept.
+    """
+    from kernelflow.store.queries import get_flow_run
+
+    start, page = _parse_log_page(offset, limit, "offset", "limit")
+    found = str(get_flow_run(run_id)["id"].iloc[0])
+    return {"run_id": found, **_log_page(found, start, page)}
+
+
+def _parse_log_page(
+    offset: str | None, limit: str | None, offset_name: str, limit_name: str
+) -> tuple[int | None, int]:
+    start = None
+    if offset is not None and offset != "":
+        start = _parse_count(offset, offset_name, 0, 0, MAX_LOG_OFFSET)
+    page = _parse_count(limit, limit_name, DEFAULT_LOG_LINES, 1, MAX_LOG_LINES)
+    return start, page
+
+
+def _log_page(run_id: str, offset: int | None, limit: int) -> dict[str, Any]:
+    """One page of logs (from the store, cut in SQL) with what a client needs to go on."""
+    from kernelflow.store.queries import log_page
+
+    page = log_page(run_id, limit=limit, offset=offset)
+    earlier = None
+    # The page just before, ending where this one starts (shorter near the start);
+    # from past the end, the last lines.
+    end = min(page.offset, page.total)
+    if end > 0:
+        earlier = {"offset": max(0, end - limit), "limit": min(limit, end)}
+    later = None
+    if page.offset + limit < page.total:
+        later = {"offset": page.offset + limit, "limit": limit}
+    return {
+        "logs": _records(page.lines),
+        "offset": page.offset,
+        "limit": limit,
+        "total": page.total,
+        "earlier": earlier,
+        "later": later,
     }
 
 

@@ -22,25 +22,33 @@ from kernelflow.store.compact import CompactReport, compact, start_background_co
 if TYPE_CHECKING:
     from kernelflow.store.db import connect
     from kernelflow.store.queries import (
+        LogPage,
         cache_entries,
         get_flow_run,
         list_flow_runs,
+        log_page,
         logs_of,
         sql,
+        subflows_of,
         task_runs_of,
+        webhooks_of,
     )
 
 __all__ = [
     "CompactReport",
+    "LogPage",
     "cache_entries",
     "compact",
     "connect",
     "get_flow_run",
     "list_flow_runs",
+    "log_page",
     "logs_of",
     "sql",
     "start_background_compaction",
+    "subflows_of",
     "task_runs_of",
+    "webhooks_of",
 ]
 
 _LAZY = {
@@ -48,9 +56,13 @@ _LAZY = {
     "cache_entries": "kernelflow.store.queries",
     "get_flow_run": "kernelflow.store.queries",
     "list_flow_runs": "kernelflow.store.queries",
+    "LogPage": "kernelflow.store.queries",
+    "log_page": "kernelflow.store.queries",
     "logs_of": "kernelflow.store.queries",
     "sql": "kernelflow.store.queries",
+    "subflows_of": "kernelflow.store.queries",
     "task_runs_of": "kernelflow.store.queries",
+    "webhooks_of": "kernelflow.store.queries",
 }
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,18 @@ from kernelflow.store.db import connect
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["cache_entries", "get_flow_run", "list_flow_runs", "logs_of", "sql", "task_runs_of"]
+__all__ = [
+    "LogPage",
+    "cache_entries",
+    "get_flow_run",
+    "list_flow_runs",
+    "log_page",
+    "logs_of",
+    "sql",
+    "subflows_of",
+    "task_runs_of",
+    "webhooks_of",
+]
 
 logger = logging.getLogger("kernelflow.store")
 
@@ -254,6 +266,13 @@ def task_runs_of(flow_run_id: str) -> pandas.DataFrame:
     )
 
 
+# The log lines of one run (and, with its task runs, theirs), and their one total order:
+# (process, seq) is unique, so the order is the same on every call and pages never overlap.
+_RUN_LOGS = "run_id = ?"
+_RUN_AND_TASK_LOGS = "run_id = ? OR run_id IN (SELECT id FROM task_runs WHERE flow_run_id = ?)"
+_LOG_ORDER = "ORDER BY timestamp, process, seq"
+
+
 def logs_of(run_id: str, include_task_runs: bool = True) -> pandas.DataFrame:
     """The log lines of a run, oldest first.
 
@@ -270,13 +289,114 @@ def logs_of(run_id: str, include_task_runs: bool = True) -> pandas.DataFrame:
         Rows of ``logs``.
     """
     if include_task_runs:
-        query = (
-            "SELECT * FROM logs WHERE run_id = ? "
-            "OR run_id IN (SELECT id FROM task_runs WHERE flow_run_id = ?) "
-            "ORDER BY timestamp, process, seq"
-        )
-        return sql(query, [run_id, run_id])
-    return sql("SELECT * FROM logs WHERE run_id = ? ORDER BY timestamp, process, seq", [run_id])
+        return sql(f"SELECT * FROM logs WHERE {_RUN_AND_TASK_LOGS} {_LOG_ORDER}", [run_id, run_id])
+    return sql(f"SELECT * FROM logs WHERE {_RUN_LOGS} {_LOG_ORDER}", [run_id])
+
+
+@dataclass
+class LogPage:
+    """One page of a run's log lines (see :func:`log_page`).
+
+    Attributes
+    ----------
+    lines
+        Rows of ``logs``, oldest first.
+    offset
+        How many of the run's lines come before the first one in ``lines``.
+    total
+        How many lines the run has in all.
+    """
+
+    lines: pandas.DataFrame
+    offset: int
+    total: int
+
+
+def log_page(
+    run_id: str, limit: int, offset: int | None = None, include_task_runs: bool = True
+) -> LogPage:
+    """One page of a run's log lines, oldest first, cut in SQL.
+
+    Only the page leaves the database, however many lines the run logged.
+
+    Parameters
+    ----------
+    run_id
+        A flow run or task run id.
+    limit
+        At most this many lines.
+    offset
+        Skip this many of the run's oldest lines; ``None`` for the newest page
+        (the last ``limit`` lines).
+    include_task_runs
+        For a flow run, also the lines logged by its task runs.
+
+    Returns
+    -------
+    LogPage
+    """
+    where = _RUN_AND_TASK_LOGS if include_task_runs else _RUN_LOGS
+    params: list[Any] = [run_id, run_id] if include_task_runs else [run_id]
+    paths = settings.paths()
+    _compact_before_query(paths)
+    # One connection for the count and the page, so both see the same lines.
+    with connect(paths, read_only=True) as con:
+        try:
+            (total,) = con.execute(f"SELECT count(*) FROM logs WHERE {where}", params).fetchone()
+            start = max(0, total - limit) if offset is None else offset
+            lines = con.execute(
+                f"SELECT * FROM logs WHERE {where} {_LOG_ORDER} LIMIT ? OFFSET ?",
+                [*params, int(limit), int(start)],
+            ).df()
+        except duckdb.Error as exc:
+            raise _query_error(exc) from None
+    return LogPage(lines=lines, offset=start, total=int(total))
+
+
+def subflows_of(flow_run_id: str) -> pandas.DataFrame:
+    """The flow runs a flow run called (its subflows), in the order they were created.
+
+    Parameters
+    ----------
+    flow_run_id
+        The parent flow run's id.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows of ``flow_runs``.
+    """
+    return sql(
+        "SELECT * FROM flow_runs WHERE parent_flow_run_id = ? ORDER BY created NULLS LAST, id",
+        [flow_run_id],
+    )
+
+
+def webhooks_of(flow_run_id: str) -> pandas.DataFrame:
+    """The webhook notifications sent for a flow run, oldest first.
+
+    Parameters
+    ----------
+    flow_run_id
+        The flow run's id.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows of the ``webhooks`` view (``url``, ``outcome``, ``detail``,
+        ``timestamp``); empty for a store older than the view.
+    """
+    views = sql(
+        "SELECT count(*) AS n FROM duckdb_views() "
+        "WHERE schema_name = 'main' AND view_name = 'webhooks'"
+    )
+    if int(views["n"].iloc[0]) == 0:
+        return sql("SELECT NULL::VARCHAR AS url WHERE FALSE")
+    return sql(
+        "SELECT url, outcome, detail, timestamp FROM webhooks WHERE flow_run_id = ? "
+        "ORDER BY timestamp",
+        [flow_run_id],
+    )
 
 
 def cache_entries(include_deleted: bool = False) -> pandas.DataFrame:

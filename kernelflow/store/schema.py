@@ -203,8 +203,24 @@ WHERE logger = 'kernelflow.deployments.progress'
 QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY timestamp DESC, seq DESC) = 1;
 """
 
+# Webhook outcomes (kernelflow.deployments.notify). Each delivery is journaled
+# as one log line of the run, "Webhook to <url> sent|failed: <detail>" (the URL
+# with no whitespace), so it travels through the journal and compaction like
+# every other event and needs no table of its own; this view gives it columns.
+_V4_WEBHOOKS = """
+CREATE VIEW webhooks AS
+SELECT run_id AS flow_run_id,
+       regexp_extract(message, '^Webhook to (\\S+) (sent|failed): (.*)$', 1) AS url,
+       regexp_extract(message, '^Webhook to (\\S+) (sent|failed): (.*)$', 2) AS outcome,
+       regexp_extract(message, '^Webhook to (\\S+) (sent|failed): (.*)$', 3) AS detail,
+       timestamp
+FROM logs
+WHERE logger = 'kernelflow.deployments.webhook'
+  AND regexp_matches(message, '^Webhook to \\S+ (sent|failed): ');
+"""
+
 #: One SQL script per schema version, oldest first. Append; never edit.
-MIGRATIONS: list[str] = [_V1, _V2_LIMITS, _V3_DEPLOYMENTS]
+MIGRATIONS: list[str] = [_V1, _V2_LIMITS, _V3_DEPLOYMENTS, _V4_WEBHOOKS]
 
 #: The schema version this kernelflow writes and understands.
 SCHEMA_VERSION = len(MIGRATIONS)

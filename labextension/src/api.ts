@@ -59,12 +59,36 @@ export interface ILogLine {
   timestamp: string | null;
 }
 
-/** `GET /kernelflow/api/runs/<id>`. */
+/** The parameters that ask for a page of a run's logs. */
+export interface ILogPageRequest {
+  offset: number;
+  limit: number;
+}
+
+/**
+ * Where a page of a run's logs lies: lines are numbered from 0 (the oldest);
+ * `earlier` and `later` ask for the neighbouring pages (null at either end).
+ */
+export interface ILogPage extends ILogPageRequest {
+  total: number;
+  earlier: ILogPageRequest | null;
+  later: ILogPageRequest | null;
+}
+
+/** `GET /kernelflow/api/runs/<id>/logs?offset=&limit=`: one page of a run's logs. */
+export interface IRunLogs extends ILogPage {
+  run_id: string;
+  logs: ILogLine[];
+}
+
+/** `GET /kernelflow/api/runs/<id>?log_offset=&log_limit=` (default: the newest log page). */
 export interface IRunDetail {
   run: IRunSummary & { parameters: unknown; host: string | null; pid: number | null };
   task_runs: ITaskRun[];
   subflows: IRunSummary[];
   logs: ILogLine[];
+  logs_page: ILogPage;
+  /** Lines before this page (`logs_page.offset`). */
   logs_omitted: number;
 }
 

@@ -15,6 +15,8 @@ import {
   getJSON,
   IDeploymentList,
   ILogLine,
+  ILogPage,
+  ILogPageRequest,
   IRunDetail,
   IRunList,
   IRunSummary,
@@ -34,6 +36,9 @@ export const REFRESH_MS = 5000;
 
 /** Runs fetched per page ("Load more" asks for one more page). */
 const PAGE = 50;
+
+/** Log lines per page of a run's logs. */
+export const LOG_PAGE = 200;
 
 function badge(name: string | null, type: string | null): HTMLSpanElement {
   return stateBadge(name, type, stateClass(name, type));
@@ -116,6 +121,7 @@ export class RunsPanel extends Widget {
   /** Show one run's task runs and logs. */
   showRun(id: string): void {
     this._selected = id;
+    this._logPage = null;
     this._rendered = '';
     this._body.replaceChildren(h('div', { class: 'kf-Placeholder' }, 'Loading run…'));
     void this.refresh();
@@ -369,7 +375,12 @@ export class RunsPanel extends Widget {
   private async _refreshDetail(id: string): Promise<void> {
     let detail: IRunDetail;
     try {
-      detail = await getJSON<IRunDetail>(`runs/${encodeURIComponent(id)}`);
+      // The newest lines unless the reader paged back; the server cuts the page.
+      const page = this._logPage;
+      detail = await getJSON<IRunDetail>(`runs/${encodeURIComponent(id)}`, {
+        log_offset: page?.offset,
+        log_limit: page?.limit ?? LOG_PAGE
+      });
     } catch (error) {
       if (this._selected !== id) {
         return;
@@ -458,8 +469,9 @@ export class RunsPanel extends Widget {
             h('ul', { class: 'kf-RunList' }, detail.subflows.map(s => this._runRow(s)))
           ]
         : null,
-      h('h3', { class: 'kf-SectionTitle' }, `Logs (${detail.logs.length + detail.logs_omitted})`),
-      this._logs(detail.logs, detail.logs_omitted, names)
+      h('h3', { class: 'kf-SectionTitle' }, `Logs (${detail.logs_page.total})`),
+      this._logPager(detail.logs_page),
+      this._logs(detail.logs, names)
     );
   }
 
@@ -499,16 +511,54 @@ export class RunsPanel extends Widget {
     );
   }
 
-  private _logs(logs: ILogLine[], omitted: number, names: Map<string, string>): HTMLElement {
+  /**
+   * Which lines are shown, and buttons to page through the rest: every line of
+   * a long run is reachable, a page at a time.
+   */
+  private _logPager(page: ILogPage): HTMLElement | null {
+    if (page.earlier === null && page.later === null) {
+      return null; // everything is on this page
+    }
+    const first = Math.min(page.offset + 1, page.total);
+    const last = Math.min(page.offset + page.limit, page.total);
+    const button = (
+      label: string,
+      kind: string,
+      target: ILogPageRequest | null,
+      enabled: boolean
+    ): HTMLButtonElement => {
+      const b = h(
+        'button',
+        { class: `kf-LogPage kf-LogPage-${kind} jp-Button jp-mod-minimal` },
+        label
+      );
+      b.disabled = !enabled;
+      b.addEventListener('click', () => {
+        this._logPage = target;
+        this._rendered = '';
+        void this.refresh();
+      });
+      return b;
+    };
+    return h(
+      'div',
+      { class: 'kf-LogPager' },
+      h('span', { class: 'kf-LogRange' }, `lines ${first}–${last} of ${page.total}`),
+      button('« Oldest', 'oldest', { offset: 0, limit: LOG_PAGE }, page.earlier !== null),
+      button('‹ Earlier', 'earlier', page.earlier, page.earlier !== null),
+      button('Later ›', 'later', page.later, page.later !== null),
+      // null: follow the newest lines again as the run logs more.
+      button('Newest »', 'newest', null, page.later !== null || this._logPage !== null)
+    );
+  }
+
+  private _logs(logs: ILogLine[], names: Map<string, string>): HTMLElement {
     if (logs.length === 0) {
       return h('div', { class: 'kf-Note' }, 'Nothing was logged.');
     }
     return h(
       'div',
       { class: 'kf-Logs' },
-      omitted
-        ? h('div', { class: 'kf-Note' }, `${omitted} earlier lines not shown.`)
-        : null,
       logs.map(line =>
         h(
           'div',
@@ -528,6 +578,8 @@ export class RunsPanel extends Widget {
   private _status: HTMLDivElement;
   private _body: HTMLDivElement;
   private _selected: string | null = null;
+  /** The page of the selected run's logs the reader asked for; null: the newest lines. */
+  private _logPage: ILogPageRequest | null = null;
   private _limit = PAGE;
   private _loading = false;
   private _again = false;

@@ -14,6 +14,7 @@ import pytest
 from deploy_helpers import kernels_of_run, wait_for
 
 from kernelflow.deployments import Scheduler, deploy, run_deployment
+from kernelflow.deployments.notify import wait_for_deliveries
 from kernelflow.errors import ConfigurationError
 
 pytestmark = pytest.mark.slow
@@ -159,6 +160,8 @@ def test_notifications_on_failure_and_a_failing_webhook(make_notebook, store):
         nb = make_notebook("alerts", "raise KeyError('gone')")
         deploy(nb, "alerts", interval=3600, notify=[dead_url, url])
         run = run_deployment("alerts")
+        # Webhooks are sent in the background; the run did not wait for them.
+        assert wait_for_deliveries(timeout=30)
     finally:
         server.shutdown()
         server.server_close()
@@ -169,7 +172,11 @@ def test_notifications_on_failure_and_a_failing_webhook(make_notebook, store):
     assert message["text"].startswith("kernelflow: deployment 'alerts' run")
     assert "KeyError" in message["text"] and message["output"].endswith(f"{run.id}.ipynb")
     logs = store.sql("SELECT message FROM logs WHERE run_id = ? AND level = 30", [run.id])
-    assert any(m.startswith(f"Notification to {dead_url} failed") for m in logs["message"])
+    assert f"Webhook to {dead_url} failed: connection refused" in " ".join(logs["message"])
+    outcomes = store.sql("SELECT url, outcome FROM webhooks WHERE flow_run_id = ?", [run.id])
+    assert sorted(zip(outcomes["url"], outcomes["outcome"], strict=True)) == sorted(
+        [(dead_url, "failed"), (url, "sent")]
+    )
 
 
 def test_after_another_deployment(make_notebook, store):

@@ -121,6 +121,13 @@ SCRIPT = textwrap.dedent('''
         return wait(seconds)
 
 
+    @flow(name="chatty-job")
+    def chatty(lines: int) -> None:
+        log = get_run_logger()
+        for i in range(lines):
+            log.info("line %04d", i)
+
+
     if sys.argv[1] == "record":
         nightly_etl()
         sensor_check(return_state=True)
@@ -137,6 +144,11 @@ SCRIPT = textwrap.dedent('''
 
         runs = kernelflow.sql("SELECT id, flow_name FROM flow_runs ORDER BY created DESC, id")
         print(json.dumps(runs.to_dict(orient="records")))
+    elif sys.argv[1] == "chatty":
+        chatty(int(sys.argv[2]))
+        import kernelflow
+
+        print(kernelflow.sql("SELECT id FROM flow_runs WHERE flow_name = 'chatty-job'")["id"][0])
     else:
         slow_report(float(sys.argv[2]))
 ''')
@@ -472,4 +484,60 @@ def test_panel_refreshes_itself_only_while_visible(
         3,
         "a refresh when shown again",
     )
+    page.close()
+
+
+DASH = "\N{EN DASH}"
+
+
+def test_panel_pages_through_a_long_log(
+    lab: dict[str, Any], browser: Any, screenshots: Path
+) -> None:
+    recorded = subprocess.run(
+        [sys.executable, str(lab["script"]), "chatty", "450"],
+        cwd=lab["root"],
+        env=lab["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert recorded.returncode == 0, recorded.stderr[-3000:]
+    run_id = recorded.stdout.strip().splitlines()[-1]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    _, panel = open_panel(page, lab["url"])
+    panel.locator(f'.kf-RunRow[data-kf-run-id="{run_id}"]').click()
+    detail = panel.locator(f'.kf-RunDetail[data-kf-run-id="{run_id}"]')
+    detail.wait_for(timeout=10_000)
+    pager = detail.locator(".kf-LogPager")
+    lines = detail.locator(".kf-Logs .kf-LogMessage")
+
+    def shown() -> list[str]:
+        return [m for m in lines.all_text_contents() if m.startswith("line ")]
+
+    # The newest page first: the last 200 lines, the earlier ones a click away.
+    total = int(detail.locator(".kf-SectionTitle", has_text="Logs").inner_text()[6:-1])
+    assert total >= 450
+    assert (
+        pager.locator(".kf-LogRange").inner_text() == f"lines {total - 199}{DASH}{total} of {total}"
+    )
+    assert lines.count() == 200 and shown()[-1] == "line 0449"
+    assert pager.locator(".kf-LogPage-later").is_disabled()
+
+    pager.locator(".kf-LogPage-oldest").click()
+    wait_until(page, lambda: "line 0000" in shown(), 10, "the oldest page")
+    assert pager.locator(".kf-LogRange").inner_text() == f"lines 1{DASH}200 of {total}"
+    assert pager.locator(".kf-LogPage-earlier").is_disabled()
+    page.screenshot(path=str(screenshots / "panel-log-pages.png"))
+
+    pager.locator(".kf-LogPage-later").click()
+    wait_until(
+        page,
+        lambda: pager.locator(".kf-LogRange").inner_text() == f"lines 201{DASH}400 of {total}",
+        10,
+        "the next page",
+    )
+    assert lines.count() == 200 and "line 0000" not in shown()
+
+    pager.locator(".kf-LogPage-newest").click()
+    wait_until(page, lambda: shown() and shown()[-1] == "line 0449", 10, "the newest page again")
     page.close()

@@ -219,6 +219,122 @@ class TestRunDetail:
         assert "give more characters" in body["message"]
 
 
+@flow(name="chatty")
+def chatty(lines: int) -> None:
+    log = get_run_logger()
+    for i in range(lines):
+        log.info("line %04d", i)
+
+
+class TestRunLogs:
+    """A run with 3,000 log lines, paged in SQL: every line reachable, pages that chain."""
+
+    LINES = 3000
+
+    @pytest.fixture
+    def run_id(self) -> str:
+        state = chatty(self.LINES, return_state=True)
+        assert state.is_completed()
+        import kernelflow
+
+        return str(kernelflow.sql("SELECT id FROM flow_runs")["id"].iloc[0])
+
+    @staticmethod
+    def ours(page: dict[str, Any]) -> list[str]:
+        return [m["message"] for m in page["logs"] if m["message"].startswith("line ")]
+
+    async def test_first_next_and_last_page_reach_every_line_in_order(
+        self, jp_fetch: Any, run_id: str
+    ) -> None:
+        from kernelflow.store.queries import logs_of
+
+        everything = list(logs_of(run_id)["message"])
+        first = await get_json(jp_fetch, "runs", run_id, "logs", offset=0, limit=1000)
+        assert first["run_id"] == run_id and first["total"] == len(everything) >= self.LINES
+        assert (first["offset"], first["limit"], first["earlier"]) == (0, 1000, None)
+        assert [m["message"] for m in first["logs"]] == everything[:1000]
+        assert self.ours(first)[0] == "line 0000"  # the earliest line is reachable
+        assert first["later"] == {"offset": 1000, "limit": 1000}
+
+        second = await get_json(jp_fetch, "runs", run_id, "logs", **first["later"])
+        assert [m["message"] for m in second["logs"]] == everything[1000:2000]
+        assert second["earlier"] == {"offset": 0, "limit": 1000}
+
+        pages, page = [first, second], second
+        while page["later"] is not None:
+            page = await get_json(jp_fetch, "runs", run_id, "logs", **page["later"])
+            pages.append(page)
+        assert page["later"] is None and len(pages) == -(-len(everything) // 1000)
+        assert self.ours(page)[-1] == "line 2999"
+        joined = [m["message"] for p in pages for m in p["logs"]]
+        assert joined == everything
+        assert [m for m in joined if m.startswith("line ")] == [
+            f"line {i:04d}" for i in range(self.LINES)
+        ]
+
+    async def test_by_default_the_newest_page_and_the_way_back(
+        self, jp_fetch: Any, run_id: str
+    ) -> None:
+        newest = await get_json(jp_fetch, "runs", run_id, "logs")
+        total = newest["total"]
+        assert (newest["offset"], newest["limit"], newest["later"]) == (total - 200, 200, None)
+        assert newest["earlier"] == {"offset": total - 400, "limit": 200}
+        assert len(newest["logs"]) == 200
+        # Walking back from the newest page reaches the first line.
+        page, steps = newest, 0
+        while page["earlier"] is not None:
+            page = await get_json(jp_fetch, "runs", run_id, "logs", **page["earlier"])
+            steps += 1
+        assert page["offset"] == 0 and self.ours(page)[0] == "line 0000"
+        assert steps == -(-(total - 200) // 200)
+
+    async def test_the_run_detail_carries_one_page_and_takes_its_parameters(
+        self, jp_fetch: Any, run_id: str
+    ) -> None:
+        detail = await get_json(jp_fetch, "runs", run_id)
+        total = detail["logs_page"]["total"]
+        assert len(detail["logs"]) == 200 and detail["logs_omitted"] == total - 200
+        newest = await get_json(jp_fetch, "runs", run_id, "logs")
+        assert detail["logs"] == newest["logs"]
+        assert detail["logs_page"] == {
+            k: v for k, v in newest.items() if k not in ("logs", "run_id")
+        }
+        oldest = await get_json(jp_fetch, "runs", run_id, log_offset=0, log_limit=5)
+        assert len(oldest["logs"]) == 5 and oldest["logs_omitted"] == 0
+        assert oldest["logs_page"]["later"] == {"offset": 5, "limit": 5}
+        assert "line 0000" in [m["message"] for m in oldest["logs"]]
+
+    async def test_past_the_end_is_empty_and_points_back(self, jp_fetch: Any, run_id: str) -> None:
+        page = await get_json(jp_fetch, "runs", run_id, "logs", offset=10**6, limit=100)
+        total = page["total"]
+        assert page["logs"] == [] and page["later"] is None
+        assert page["earlier"] == {"offset": total - 100, "limit": 100}
+
+    @pytest.mark.parametrize(
+        ("path", "params", "words"),
+        [
+            ("logs", {"limit": "0"}, "limit='0'"),
+            ("logs", {"limit": "1001"}, "limit='1001'"),
+            ("logs", {"limit": "ten"}, "limit='ten'"),
+            ("logs", {"offset": "-1"}, "offset='-1'"),
+            ("logs", {"offset": "1.5"}, "offset='1.5'"),
+            ("logs", {"offset": "9" * 5000}, "offset='999"),
+            ("", {"log_limit": "all"}, "log_limit='all'"),
+            ("", {"log_offset": "-5"}, "log_offset='-5'"),
+        ],
+    )
+    async def test_bad_paging_is_400_with_one_line(
+        self, jp_fetch: Any, run_id: str, path: str, params: dict[str, str], words: str
+    ) -> None:
+        code, body = await get_error(jp_fetch, "runs", run_id, *[p for p in [path] if p], **params)
+        assert code == 400 and body["reason"] == "ConfigurationError"
+        assert words in body["message"] and "\n" not in body["message"]
+
+    async def test_logs_of_an_unknown_run_are_404(self, jp_fetch: Any) -> None:
+        code, body = await get_error(jp_fetch, "runs", "0000dead", "logs")
+        assert code == 404 and body["reason"] == "RunNotFoundError"
+
+
 class TestStoreErrors:
     async def test_a_locked_store_is_409(
         self, jp_fetch: Any, store: Any, monkeypatch: pytest.MonkeyPatch
