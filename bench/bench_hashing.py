@@ -1,14 +1,18 @@
-"""How much hashing a DataFrame costs over hashing its raw bytes, and what a cache hit costs.
+"""How much hashing costs: a DataFrame against its raw bytes, common values, a cache hit.
 
 Target: ``hash_value`` of an 80 MB pandas DataFrame (10 float64 columns x 1M rows)
-within 2x of xxh3_128 over the columns' raw buffers. Prints figures; not a
-timed test, so a busy machine cannot fail the suite.
+within 2x of xxh3_128 over the columns' raw buffers. Then the CPU time of
+``hash_value`` on the values cells commonly read (builtins, arrays, a fitted
+scikit-learn pipeline, a matplotlib figure), next to what ``cloudpickle.dumps``
+of the same value costs: generic objects used to be hashed through that pickle.
+Prints figures; not a timed test, so a busy machine cannot fail the suite.
 
-Usage: ``python bench/bench_hashing.py``
+Usage: ``python bench/bench_hashing.py [--values-only]``
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import statistics
 import sys
@@ -45,7 +49,76 @@ def median_seconds(
     return statistics.median(times)
 
 
+@dataclasses.dataclass
+class Record:
+    """A row as a notebook defines one (in __main__ when this file runs as a script)."""
+
+    id: int
+    name: str
+    score: float
+
+
+def common_values() -> dict[str, object]:
+    """Values a notebook cell commonly reads, built the same way on every run."""
+    rng = np.random.default_rng(0)
+    values: dict[str, object] = {
+        "int": 12345,
+        "small dict": {"lr": 0.01, "epochs": 10, "layers": [64, 32], "name": "run"},
+        "100k floats (list)": rng.standard_normal(100_000).tolist(),
+        "10k str->int (dict)": {f"key{i}": i for i in range(10_000)},
+        "10k str (set)": {f"item{i}" for i in range(10_000)},
+        "10k records (list of dicts)": [
+            {"id": i, "name": f"n{i}", "score": i / 7, "tags": ["a", "b"]} for i in range(10_000)
+        ],
+        "100k pairs (list of tuples)": [(i, i * 0.5) for i in range(100_000)],
+        # Each list is numbered (to tell [a, a] from [a, copy(a)]): the worst case.
+        "100k pairs (list of lists)": [[i, i * 0.5] for i in range(100_000)],
+        "10k dataclass objects": [Record(i, f"n{i}", i / 7) for i in range(10_000)],
+        "8 MB ndarray": rng.standard_normal(1_000_000),
+    }
+    try:
+        from sklearn.datasets import make_classification
+        from sklearn.decomposition import PCA
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        x, y = make_classification(n_samples=2000, n_features=50, random_state=0)
+        values["sklearn Pipeline (fitted)"] = make_pipeline(
+            StandardScaler(), PCA(10), LogisticRegression()
+        ).fit(x, y)
+    except ImportError:
+        pass
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(2, 2)
+        for ax in axes.flat:
+            ax.plot(rng.standard_normal(1000), label="noise")
+            ax.legend()
+        values["matplotlib figure (4 axes)"] = fig
+    except ImportError:
+        pass
+    return values
+
+
+def bench_values() -> None:
+    import cloudpickle
+
+    print(f"{'value':<30} {'hash_value':>12} {'cloudpickle':>12}   (median CPU time)")
+    for label, value in common_values().items():
+        hash_s = median_seconds(lambda v=value: hash_value(v), 7, time.process_time)
+        pickle_s = median_seconds(lambda v=value: cloudpickle.dumps(v), 7, time.process_time)
+        print(f"{label:<30} {hash_s * 1e3:9.3f} ms {pickle_s * 1e3:9.3f} ms")
+
+
 def main() -> None:
+    if "--values-only" in sys.argv:
+        bench_values()
+        return
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({f"c{i}": rng.standard_normal(1_000_000) for i in range(10)})
     buffers = [frame[name].to_numpy() for name in frame.columns]
@@ -99,6 +172,8 @@ def main() -> None:
             use_home(previous)
     print(f"cache hit of a small value (lookup + verified read + journal event): "
           f"{wall_s / n * 1e6:.0f} us wall, {cpu_s / n * 1e6:.0f} us CPU")  # fmt: skip
+    print()
+    bench_values()
 
 
 if __name__ == "__main__":
