@@ -72,8 +72,8 @@ Known limits, each of which can only cause a cache miss, never a wrong hit:
   defines it (scikit-learn stores ``_sklearn_version``). Conversely a library
   class is known by name: its instances hash alike before and after an upgrade
   that changed its code but not their state.
-- A pyarrow or polars value hashes chunk by chunk, so the same rows chunked
-  differently hash differently.
+- A pyarrow or polars value in several chunks is combined into one before it is
+  hashed (a copy), so the same rows chunked differently hash alike.
 - State that depends on the process: an object whose ``__getstate__`` returns
   ``id()`` values, addresses, timestamps (a ``GridSearchCV``'s fit times),
   random tokens or a counter that pickling advances hashes differently each time
@@ -877,6 +877,9 @@ _TRANSIENT_STATE: dict[str, frozenset[str]] = {
     "matplotlib.cbook:CallbackRegistry": frozenset({"_cid_gen"}),
     # pyplot's figure number: unpickling registers the figure under a new one.
     "matplotlib.figure:Figure": frozenset({"_number", "number"}),
+    # Warnings a Bunch still has to give for deprecated keys: its __setstate__
+    # ignores the state, so a restored Bunch (load_digits(), a CV result) has none.
+    "sklearn.utils._bunch:Bunch": frozenset({"_deprecated_key_to_warnings"}),
 }
 
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: classes created at run time (class statements)
@@ -976,7 +979,8 @@ def _transient_state(cls: type) -> frozenset[str]:
 def _without(state: Any, names: frozenset[str]) -> Any:
     """``state`` (a dict, or pickle's ``(dict, slots)`` pair) without ``names``."""
     if type(state) is dict:
-        return {key: item for key, item in state.items() if key not in names}
+        # Nothing left is what object.__getstate__ gives for an empty __dict__: None.
+        return {key: item for key, item in state.items() if key not in names} or None
     if type(state) is tuple and len(state) == 2:
         return tuple(_without(part, names) if type(part) is dict else part for part in state)
     return state
@@ -1364,14 +1368,20 @@ def _feed_pyarrow(hasher: Any, value: Any) -> bool:
 
 
 def _feed_arrow_value(hasher: Any, value: Any) -> None:
-    """An Arrow Array or ChunkedArray, chunk by chunk."""
+    """An Arrow Array or ChunkedArray, as one chunk.
+
+    The same rows chunked differently are one value: ``pd.concat`` leaves a
+    column in two chunks that a pickle round trip makes one, and the restored
+    frame must hash as the original did. Several chunks are combined first (a
+    copy, paid only then); one chunk hashes exactly as an Array.
+    """
     import pyarrow as pa
 
-    chunks = value.chunks if isinstance(value, pa.ChunkedArray) else [value]
+    if isinstance(value, pa.ChunkedArray):
+        value = value.chunk(0) if value.num_chunks == 1 else value.combine_chunks()
     _put(hasher, b"k", str(value.type).encode())
-    hasher.update(_pack_u64(len(value)) + _pack_u64(len(chunks)))
-    for chunk in chunks:
-        _feed_arrow_array(hasher, chunk)
+    hasher.update(_pack_u64(len(value)) + _pack_u64(1))
+    _feed_arrow_array(hasher, value)
 
 
 def _feed_arrow_array(hasher: Any, array: Any) -> None:

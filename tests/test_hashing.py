@@ -8,6 +8,7 @@ import decimal
 import enum
 import json
 import os
+import pickle
 import socket
 import sqlite3
 import subprocess
@@ -352,3 +353,16 @@ def test_importing_and_hashing_builtins_imports_no_data_library() -> None:
         " if m in sys.modules))\n"
     )
     assert run_python(code).strip() == "[]"
+
+
+def test_the_same_rows_chunked_differently_hash_alike() -> None:
+    import pandas as pd
+    import pyarrow as pa
+
+    one = pa.chunked_array([pa.array(["a", "b", "c"])])
+    two = pa.chunked_array([pa.array(["a"]), pa.array(["b", "c"])])
+    assert hash_value(one) == hash_value(two)
+    assert hash_value(one) != hash_value(pa.chunked_array([pa.array(["a", "b", "d"])]))
+    # pd.concat leaves a string index in two chunks; a pickle round trip makes it one.
+    frame = pd.concat([pd.DataFrame({"x": [1.0]}), pd.DataFrame({"y": [2.0]})], axis=1)
+    assert hash_value(frame) == hash_value(pickle.loads(pickle.dumps(frame)))

@@ -678,3 +678,10 @@ class TestProperties:
         )
         there = json.loads(run_python(script, stdin=cloudpickle.dumps(batch), PYTHONHASHSEED="3"))
         assert there == [hash_value(value) for value in batch]
+
+
+def test_a_restored_scikit_learn_bunch_hashes_as_the_original() -> None:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    assert hash_value(digits) == hash_value(pickle.loads(cloudpickle.dumps(digits)))

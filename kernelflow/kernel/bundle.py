@@ -32,6 +32,7 @@ naming them: the cell then runs uncached, with one warning.
 
 from __future__ import annotations
 
+import collections
 import copy
 import io
 import pickle
@@ -51,6 +52,7 @@ _NOT_DATA = (
     types.BuiltinFunctionType,
     types.ModuleType,
 )
+_DICT_KINDS = (collections.defaultdict, collections.OrderedDict, collections.Counter)
 _WALK_LIMIT = 10_000  # objects visited per input when mapping its parts
 
 
@@ -409,6 +411,8 @@ def _updater(value: Any) -> Any:
         return _update_polars
     if isinstance(value, _NOT_DATA):
         return None
+    if cls in _DICT_KINDS:
+        return _update_dict_kind
     if isinstance(value, (list, dict, set, bytearray)):
         return None  # a subclass: its own state may live outside the container
     state = getattr(value, "__dict__", None)
@@ -451,6 +455,13 @@ def _update_set(live: set, saved: set) -> None:
 
 def _update_bytearray(live: bytearray, saved: bytearray) -> None:
     live[:] = saved
+
+
+def _update_dict_kind(live: Any, saved: Any) -> None:
+    if isinstance(live, collections.defaultdict):
+        live.default_factory = saved.default_factory
+    live.clear()
+    live.update(saved)
 
 
 def _update_object(live: Any, saved: Any) -> None:

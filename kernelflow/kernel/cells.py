@@ -70,6 +70,10 @@ class CellAnalysis:
         calls such as ``open`` or ``pandas.read_csv`` (see :mod:`.files`).
     deletes
         Names the cell deletes at the top level (``del tmp``).
+    opaque
+        What in the cell reads state kernelflow cannot see: shell commands
+        (``!head data.csv``) and magics other than a few that only configure
+        (``%whos``, ``%time f(x)``), one description each.
     """
 
     tree: ast.Module
@@ -83,6 +87,7 @@ class CellAnalysis:
     path_literals: tuple[str, ...] = ()
     path_names: tuple[str, ...] = ()
     deletes: tuple[str, ...] = ()
+    opaque: tuple[str, ...] = ()
 
 
 _memo: dict[str, CellAnalysis] = {}
@@ -118,6 +123,7 @@ def analyze(source: str) -> CellAnalysis:
         attributes=_attribute_reads(tree),
         path_literals=path_literals,
         path_names=path_names,
+        opaque=_opaque_calls(tree),
         deletes=tuple(
             target.id
             for stmt in tree.body
@@ -291,6 +297,42 @@ def _nested_globals(table: symtable.SymbolTable) -> list[tuple[str, bool, bool]]
                 found.append((symbol.get_name(), symbol.is_referenced(), assigned))
         found.extend(_nested_globals(child))
     return found
+
+
+# Magics that only configure the session: what they do cannot change a cell's result
+# without showing up in its inputs (a reloaded module, the plotting backend).
+_CONFIGURING_MAGICS = frozenset(
+    {"matplotlib", "load_ext", "reload_ext", "unload_ext", "autoreload", "aimport", "config"}
+)
+
+
+_UNSEEN = "which reads what kernelflow cannot see"
+
+
+def _opaque_calls(tree: ast.Module) -> tuple[str, ...]:
+    """Shell commands and magics in the (IPython-transformed) code, described."""
+    found: dict[str, None] = {}
+    for node in ast.walk(tree):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Call)
+            and isinstance(node.func.value.func, ast.Name)
+            and node.func.value.func.id == "get_ipython"
+        ):
+            continue
+        method = node.func.attr
+        first = node.args[0] if node.args else None
+        text = first.value if isinstance(first, ast.Constant) else None
+        if method in ("system", "getoutput"):
+            command = str(text or "").split(maxsplit=1)[0] if text else "..."
+            found.setdefault(
+                f"`!{command}` runs a shell command, which reads what kernelflow cannot see"
+            )
+        elif method in ("run_line_magic", "run_cell_magic") and text not in _CONFIGURING_MAGICS:
+            prefix = "%" if method == "run_line_magic" else "%%"
+            found.setdefault(f"`{prefix}{text}` is a magic, {_UNSEEN}")
+    return tuple(found)
 
 
 def _attribute_reads(tree: ast.Module) -> dict[str, tuple[str, ...]]:

@@ -122,6 +122,9 @@ def why(runner: CellRunner, rest: str) -> None:
             raise UsageError(f"No %%task cell named {rest!r} ran in this session (cells: {known}).")
         return views.render_text(text)
     name = record.name
+    if record.not_cached:
+        listed = "\n".join(f"  - {what}: {why}" for what, why in record.not_cached.items())
+        return views.render_text(f"Cell {name!r} runs uncached, because:\n{listed}")
     if record.key is None:
         return views.render_text(f"Cell {name!r} ran with --no-cache: it never uses the cache.")
     if record.cached:

@@ -216,6 +216,20 @@ def helper_hash(target: Any) -> str:
     HashingError
         A closure value cannot be hashed.
     """
+
+    if target in _in_progress:  # a method's super() holds its class: a cycle
+        return f"self:{target.__qualname__}"
+    _in_progress.append(target)
+    try:
+        return _helper_hash(target)
+    finally:
+        _in_progress.pop()
+
+
+_in_progress: list[Any] = []
+
+
+def _helper_hash(target: Any) -> str:
     from kernelflow.hashing import hash_bytes
 
     if isinstance(target, type):

@@ -34,6 +34,7 @@ import dataclasses
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +56,7 @@ from kernelflow.kernel.outputs import (
     type_name,
 )
 from kernelflow.kernel.prepare import PreparedCell, execute, prepare
-from kernelflow.kernel.replay import OutputRecorder, replay
+from kernelflow.kernel.replay import OutputRecorder, after_cell, inline_figures_active, replay
 from kernelflow.kernel.session import NotebookSession
 from kernelflow.kernel.why import KeyParts, describe_changes, history_append, history_latest
 from kernelflow.kernel.writer import BackgroundWriter
@@ -234,7 +235,7 @@ class CellRunner:
         prepared = prepare(self.shell, line, body)
         name = self.lineage.name_for(options.name, default_name(prepared.analysis), cell_id)
         inputs = self.hash_inputs(prepared, options)
-        caching = options.cache and not inputs.unhashable
+        caching = options.cache and not inputs.unhashable and not prepared.analysis.opaque
         key_part = inputs.parts.key_part() if caching else None
         previous = None
         if key_part is not None:
@@ -274,7 +275,6 @@ class CellRunner:
                 else:
                     with slot():
                         value = execute(prepared, shell)
-                recorder.flush_figures()
             duration = time.time() - started
             run_info["value"] = value
             run_info["duration"] = duration
@@ -282,9 +282,10 @@ class CellRunner:
             run_info["manifest"] = manifest
             if saving:
                 _save_run(manifest, prepared, shell, name, inputs, run_info)
+                figures = inline_figures_active() and _open_figures()  # shown after the cell
                 manifest["globals"] = watch.effects(
-                    displayed=bool(recorder.outputs) or manifest["result"] is not None,
-                    displayed_image=_shows_image(recorder.outputs, manifest["result"]),
+                    displayed=bool(recorder.outputs or figures) or manifest["result"] is not None,
+                    displayed_image=figures or _shows_image(recorder.outputs, manifest["result"]),
                 ).to_manifest()
             return manifest
 
@@ -367,7 +368,8 @@ class CellRunner:
         ns = self.shell.user_ns
         if cached:
             try:
-                restored = load_outputs(manifest, self.shell)
+                with _figures_left_closed():
+                    restored = load_outputs(manifest, self.shell)
             except ResultMissingError:
                 # An output file vanished since, or an input it referred to: run afresh.
                 retry = dataclasses.replace(options, refresh=True)
@@ -379,11 +381,17 @@ class CellRunner:
             hidden_state.restore(manifest.get("globals"))
             render_cached_line(manifest)
             replay(manifest.get("displays", []), self.shell)
+            if manifest.get("after"):
+                after = manifest["after"]
+                after_cell(self.shell, lambda _: replay(after, self.shell), record=False)
             value = ReplayedResult(manifest["result"]) if manifest.get("result") else None
         else:
             value = None if prepared.quiet else run_info.get("value")
-            problems = _problems(inputs.unhashable, run_info.get("problems", {}))
+            if manifest.get("result") is not None:
+                _reuse_format(self.shell, value, manifest["result"])
+            problems = _problems(prepared, inputs.unhashable, run_info.get("problems", {}))
             if options.cache and problems:
+                record.not_cached = problems
                 _warn_uncached(prepared, name, problems)
         outputs = manifest.get("hashes", {})
         journal_record({"ev": "outputs", "run_id": task_run.id, "outputs": outputs})
@@ -447,7 +455,15 @@ class CellRunner:
                 notebook, name, key, record.parts, duration=duration, task_run_id=task_run.id
             )
 
-        self.writer.submit(key_part, write)
+        if store and inline_figures_active():
+            # Figures are shown by IPython after Out[]: caught then, and saved with the entry.
+            def then(images: list) -> None:
+                manifest.setdefault("after", []).extend(images)
+                self.writer.submit(key_part, write)
+
+            after_cell(self.shell, then, record=True)
+        else:
+            self.writer.submit(key_part, write)
 
 
 def _save_run(
@@ -499,6 +515,51 @@ def _save_run(
     run_info["problems"] = problems
 
 
+@contextlib.contextmanager
+def _figures_left_closed() -> Iterator[None]:
+    """Close the figures that loading outputs reopened, as the inline backend closed them.
+
+    A figure pickled while pyplot managed it registers itself again when
+    unpickled; the inline backend would show it a second time after the cell.
+    """
+
+    def numbers() -> set[int]:
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        return set(pyplot.get_fignums()) if pyplot is not None else set()
+
+    before = numbers()  # unpickling a figure may be what imports pyplot
+    try:
+        yield
+    finally:
+        reopened = numbers() - before
+        if reopened and inline_figures_active():
+            for number in reopened:
+                sys.modules["matplotlib.pyplot"].close(number)
+
+
+def _reuse_format(shell: Any, value: Any, bundle: tuple[dict, dict]) -> None:
+    """Let IPython show ``value`` as Out[] with the bundle formatted for the manifest.
+
+    Formatting twice would call ``_repr_html_`` twice, and some reprs count their
+    calls (scikit-learn numbers its diagrams): the second would show other ids.
+    """
+    hook = getattr(shell, "displayhook", None)
+    if hook is None:
+        return
+    original = hook.compute_format_data
+
+    def compute_format_data(result: Any) -> Any:
+        hook.__dict__.pop("compute_format_data", None)  # once: the next value is not ours
+        return bundle if result is value else original(result)
+
+    hook.compute_format_data = compute_format_data
+
+
+def _open_figures() -> bool:
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    return pyplot is not None and bool(pyplot.get_fignums())
+
+
 def _shows_image(displays: list, result: Any) -> bool:
     bundles = [d[1] for d in displays if d[0] == "display"]
     if result is not None:
@@ -522,9 +583,13 @@ def _assign(ns: dict[str, Any], name: str, value: Any) -> None:
         setattr(owner, attribute, value)
 
 
-def _problems(unhashable: dict[str, str], unsaveable: dict[str, str]) -> dict[str, str]:
-    found = {name: f"{what}, cannot be hashed" for name, what in unhashable.items()}
-    found.update(unsaveable)
+def _problems(
+    prepared: PreparedCell, unhashable: dict[str, str], unsaveable: dict[str, str]
+) -> dict[str, str]:
+    """What kept a run from being cached: name -> why (one line each)."""
+    found = {f"`{name}`": f"{what}, cannot be hashed" for name, what in unhashable.items()}
+    found.update({f"`{name}`": why for name, why in unsaveable.items()})
+    found.update({why.split(" ", 1)[0]: why.split(" ", 1)[1] for why in prepared.analysis.opaque})
     return found
 
 
@@ -534,15 +599,21 @@ def _warn_uncached(prepared: PreparedCell, cell: str, problems: dict[str, str]) 
 
     from kernelflow.errors import CacheWarning
 
-    listed = "; ".join(f"`{name}`: {why}" for name, why in problems.items())
-    first = next(iter(problems))
+    listed = "; ".join(f"{name}: {why}" for name, why in problems.items())
+    advice = []
+    if any(why.endswith("cannot be hashed") for why in problems.values()):
+        advice.append("--exclude NAME for an input that does not change the result")
+    if any(name.startswith("`!") or name.startswith("`%") for name in problems):
+        advice.append("a cell of its own for the shell command or magic")
+    if len(advice) < len(problems) or not advice:
+        advice.append("`del NAME` at the end of the cell for an output")
     warnings.warn_explicit(
-        f"%%task cell {cell!r} ran but is not cached ({listed}). Use --exclude NAME for an "
-        "input that does not change the result, end the cell with `del NAME` for an "
-        "output, or use --no-cache.",
+        f"%%task cell {cell!r} ran but is not cached ({listed}). Use "
+        + ", ".join(advice)
+        + ", or --no-cache.",
         CacheWarning,
         prepared.filename,
-        prepared.analysis.binding_lines.get(first, 0) + 1,
+        prepared.analysis.binding_lines.get(next(iter(problems)).strip("`"), 0) + 1,
     )
 
 

@@ -43,6 +43,8 @@ class CellRecord:
         Name -> value hash (None when a value cannot be hashed).
     changed
         Inputs the run changed in place (also in ``outputs``, with their new hash).
+    not_cached
+        Why the run could not be cached (``%%task`` without ``--no-cache``), if so.
     helpers
         Notebook helpers the cell used (name -> code hash).
     task_run_id, state, cached, duration, ran_at
@@ -66,6 +68,7 @@ class CellRecord:
     inputs: dict[str, str | None] = field(default_factory=dict)
     outputs: dict[str, str | None] = field(default_factory=dict)
     changed: list[str] = field(default_factory=list)
+    not_cached: dict[str, str] | None = None
     helpers: dict[str, str] = field(default_factory=dict)
     task_run_id: str | None = None
     state: str = "Pending"

@@ -91,6 +91,7 @@ def make_manifest(
         "hashes": {name: identity_hash(ns[name], name) for name in names},
         "bundle": None,
         "displays": list(displays),
+        "after": [],
         "result": result,
         "started": started,
         "duration": duration,

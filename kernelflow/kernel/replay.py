@@ -4,8 +4,8 @@ While a ``%%task`` cell runs, :class:`OutputRecorder` tees ``sys.stdout``,
 ``sys.stderr`` and the shell's display publisher: everything still reaches the
 notebook as it happens, and a copy is kept. Unlike IPython's
 ``capture_output``, nothing is hidden. Figures of matplotlib's inline backend,
-which IPython shows only after the whole cell, are flushed inside the
-recording so that plots are replayed too.
+which IPython shows after the cell's ``Out[]``, are left to IPython and caught
+as they are shown (:func:`after_cell`), so a replay shows them in the same place.
 
 :func:`replay` writes the recorded text back to the streams and re-publishes
 each display (text, HTML, images...) through the shell's publisher, so a cached
@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-__all__ = ["OutputRecorder", "replay"]
+__all__ = ["OutputRecorder", "after_cell", "inline_figures_active", "replay"]
 
 _WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 _TEXT_LIMIT = 5_000_000  # characters kept per cell; a runaway print loop is not replayed whole
@@ -110,19 +110,6 @@ class OutputRecorder:
             self._publisher = publisher
         return self
 
-    def flush_figures(self) -> None:
-        """Show pending inline matplotlib figures now, inside the recording."""
-        backend = sys.modules.get("matplotlib_inline.backend_inline")
-        pyplot = sys.modules.get("matplotlib.pyplot")
-        if backend is None or pyplot is None:
-            return
-        try:
-            if "inline" not in str(pyplot.get_backend()):
-                return
-            backend.flush_figures()
-        except Exception as exc:  # plotting errors belong to the user's cell, shown once
-            print(f"kernelflow: could not show figures: {exc}", file=sys.stderr)
-
     def __exit__(self, *exc_info: Any) -> None:
         if self._saved is not None:
             # Restore only our own tees: the cell may have replaced the streams itself.
@@ -154,3 +141,48 @@ def replay(outputs: list[Output], shell: Any) -> None:
             publisher.publish(data=output[1], metadata=output[2])
     sys.stdout.flush()
     sys.stderr.flush()
+
+
+def inline_figures_active() -> bool:
+    """Whether matplotlib's inline backend shows figures at the end of each cell."""
+    backend = sys.modules.get("matplotlib_inline.backend_inline")
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if backend is None or pyplot is None:
+        return False
+    try:
+        return "inline" in str(pyplot.get_backend())
+    except Exception:  # a broken matplotlib set-up: no figures to care about
+        return False
+
+
+def after_cell(shell: Any, then: Any, *, record: bool) -> None:
+    """Call ``then(images)`` once the cell is over (IPython's ``post_execute``).
+
+    With ``record``, the images published until then (the inline backend's
+    figures, shown after ``Out[]``) are caught and passed on; they still reach
+    the notebook.
+    """
+    publisher = getattr(shell, "display_pub", None)
+    images: list[Output] = []
+    shadowed = None
+    if record and publisher is not None:
+        original = publisher.publish
+        shadowed = publisher.__dict__.get("publish")
+
+        def publish(data: dict, metadata: dict | None = None, *args: Any, **kwargs: Any) -> Any:
+            if any(str(mime).startswith("image/") for mime in data):
+                images.append(("display", dict(data), dict(metadata or {})))
+            return original(data, metadata, *args, **kwargs)
+
+        publisher.publish = publish
+
+    def done(*_: Any) -> None:
+        shell.events.unregister("post_execute", done)
+        if record and publisher is not None:
+            if shadowed is not None:
+                publisher.publish = shadowed
+            else:
+                publisher.__dict__.pop("publish", None)
+        then(images)
+
+    shell.events.register("post_execute", done)

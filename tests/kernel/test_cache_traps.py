@@ -425,3 +425,49 @@ class TestWhy:
         out = why(ip, "v", capsys)
         assert "used its cache on its last run (a cached run from" in out
         assert "Nothing it depends on changed since." in out
+
+
+class TestWhatKernelflowCannotSee:
+    def test_shell_commands_and_magics_run_uncached_saying_why(
+        self, ip: Any, store: Any, capsys: Any
+    ) -> None:
+        for body in ("listing = !echo hi\n", "%whos\nseen = 1\n"):
+            for _ in range(2):
+                with pytest.warns(CacheWarning, match=r"which reads what kernelflow cannot see"):
+                    cell(ip, body, "opaque")
+        assert states(store) == ["Completed"] * 4
+        assert "runs uncached, because" in why(ip, "opaque", capsys)
+
+    def test_configuring_magics_are_cached(self, ip: Any, store: Any) -> None:
+        cell(ip, "%config InteractiveShell.ast_node_interactivity = 'last_expr'\nn = 1\n")
+        cell(ip, "%config InteractiveShell.ast_node_interactivity = 'last_expr'\nn = 1\n")
+        assert states(store) == ["Completed", "Cached"]
+
+    def test_a_helper_class_using_super_is_hashed(self, ip: Any, store: Any) -> None:
+        plain(
+            ip,
+            """
+            class Base:
+                def size(self):
+                    return 1
+            class Child(Base):
+                def size(self):
+                    return super().size() + 1
+            """,
+        )
+        cell(ip, "n = Child().size()\n")
+        cell(ip, "n = Child().size()\n")
+        assert ip.user_ns["n"] == 2
+        assert states(store) == ["Completed", "Cached"]
+
+    def test_dict_kinds_changed_in_place_come_back(self, ip: Any, store: Any) -> None:
+        setup = (
+            "import collections\ngroups = collections.defaultdict(list)\n"
+            "counts = collections.Counter()\nordered = collections.OrderedDict(a=1)"
+        )
+        body = "groups['x'].append(1)\ncounts['y'] += 2\nordered['b'] = 2\n"
+        twice(ip, setup, body)
+        assert states(store) == ["Completed", "Cached"]
+        ns = ip.user_ns
+        assert ns["groups"] == {"x": [1]} and ns["groups"].default_factory is list
+        assert ns["counts"] == {"y": 2} and list(ns["ordered"]) == ["a", "b"]

@@ -44,6 +44,11 @@ sample = np.random.rand(2).round(6).tolist()
 print(sample)""",
     "%%task noise\nimport random\nprint(random.random())",
     "print(model.steps[-1][1].coef_.shape, square.sides, sample)",
+    """%%task plot
+import matplotlib.pyplot as plt
+fig, ax = plt.subplots(figsize=(2, 2))
+ax.plot([1, 3, 2])""",
+    "%%task pipe\nmodel",
 ]
 
 
@@ -60,13 +65,38 @@ def test_restored_values_hash_as_before_so_readers_hit_in_a_new_kernel(
     second = _run(kernel_name, tmp_path)
     for ran in (first, second):
         assert [error_of(c) for c in ran] == [None] * len(CELLS)
-    for index in range(1, len(CELLS) - 2):
+    for index in (*range(1, len(CELLS) - 4), len(CELLS) - 2, len(CELLS) - 1):
         assert stdout_of(second[index]).startswith("cached · took "), CELLS[index]
         replayed = stdout_of(second[index]).split("\n", 1)[1]
         assert replayed == stdout_of(first[index]), CELLS[index]
-    assert not stdout_of(second[-2]).startswith("cached")  # unseeded: never frozen
-    assert stdout_of(second[-2]) != stdout_of(first[-2])
-    assert stdout_of(second[-1]) == stdout_of(first[-1]) == "(3, 2) 4 [0.550798, 0.708148]\n"
+    noise, check, plot, pipe = (len(CELLS) - 4, len(CELLS) - 3, len(CELLS) - 2, len(CELLS) - 1)
+    assert not stdout_of(second[noise]).startswith("cached")  # unseeded: never frozen
+    assert stdout_of(second[noise]) != stdout_of(first[noise])
+    assert stdout_of(second[check]) == stdout_of(first[check])
+    assert stdout_of(first[check]) == "(3, 2) 4 [0.550798, 0.708148]\n"
+    # The figure comes after Out[], as in a plain cell, once; a hit shows the same image.
+    for ran in (first, second):
+        kinds = [o["output_type"] for o in ran[plot].outputs if o["output_type"] != "stream"]
+        assert kinds == ["execute_result", "display_data"], kinds
+    images = [
+        [
+            o["data"]["image/png"]
+            for o in ran[plot].outputs
+            if "data" in o and "image/png" in o["data"]
+        ]
+        for ran in (first, second)
+    ]
+    assert images[0] == images[1] and len(images[0]) == 1
+    # scikit-learn numbers its HTML diagrams per call: shown once, the ids match.
+    html = [
+        next(
+            o["data"]["text/html"]
+            for o in ran[pipe].outputs
+            if o["output_type"] == "execute_result"
+        )
+        for ran in (first, second)
+    ]
+    assert html[0] == html[1]
     names = store.sql(
         "SELECT name, list(state_name ORDER BY created) AS states FROM task_runs "
         "GROUP BY name ORDER BY name"
@@ -75,6 +105,6 @@ def test_restored_values_hash_as_before_so_readers_hit_in_a_new_kernel(
     states = {
         n.rsplit("-", 1)[0]: list(s) for n, s in zip(names["name"], names["states"], strict=True)
     }
-    for cell in ("data", "build", "fit", "score", "shapes", "describe", "seeded"):
+    for cell in ("data", "build", "fit", "score", "shapes", "describe", "seeded", "plot", "pipe"):
         assert states[cell] == ["Completed", "Cached"], cell
     assert states["noise"] == ["Completed", "Completed"]
