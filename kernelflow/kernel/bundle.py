@@ -27,7 +27,9 @@ Inputs changed in place (``model.fit(X, y)``, ``df["e"] = 1``,
 change, as after running the cell. Objects kernelflow cannot restore
 faithfully (open files, sockets, locks, threads, generators; an input of a
 type it cannot update in place) make :func:`save` raise :class:`Unsaveable`
-naming them: the cell then runs uncached, with one warning.
+naming them: the cell then runs uncached, with one warning. A *closed* file
+(``with open(...) as f:``) comes back as a :class:`ClosedFile` with its name
+and mode.
 """
 
 from __future__ import annotations
@@ -42,7 +44,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PartMap", "Unsaveable", "load", "map_parts", "save", "transplantable"]
+__all__ = [
+    "ClosedFile",
+    "PartMap",
+    "Unsaveable",
+    "load",
+    "map_parts",
+    "save",
+    "transplantable",
+]
 
 _ATOMS = (int, float, complex, str, bytes, bool, type(None))
 _NOT_DATA = (
@@ -68,6 +78,47 @@ class _Refused(Exception):
     def __init__(self, why: str) -> None:
         super().__init__(why)
         self.why = why
+
+
+class ClosedFile:
+    """What a closed file (``with open(...) as f:``) comes back as from the cache.
+
+    A closed file has nothing left but its name and mode; this stand-in keeps
+    them, and refuses I/O the way the closed file does.
+    """
+
+    closed = True
+
+    def __init__(self, name: Any, mode: str, kind: str) -> None:
+        self.name = name
+        self.mode = mode
+        self.kind = kind
+
+    def _closed(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValueError("I/O operation on closed file.")
+
+    read = readline = readlines = write = writelines = _closed
+    seek = tell = flush = fileno = truncate = __iter__ = __enter__ = _closed
+
+    def close(self) -> None:
+        """Closing a closed file does nothing, as for a real one."""
+
+    def __repr__(self) -> str:
+        return f"<closed {self.kind} name={self.name!r} mode={self.mode!r}>"
+
+
+def _closed_file(obj: Any) -> tuple | None:
+    """The persistent id of a closed file (None for anything else)."""
+    if not isinstance(obj, io.IOBase) or isinstance(obj, (io.StringIO, io.BytesIO)):
+        return None
+    try:
+        if not obj.closed:
+            return None
+        name = getattr(obj, "name", None)
+        mode = getattr(obj, "mode", "")
+    except Exception:  # a file-like object with odd properties: treated as open
+        return None
+    return ("closed", name if isinstance(name, (str, int)) else None, str(mode), type(obj).__name__)
 
 
 def _unfaithful(obj: Any) -> str | None:
@@ -117,6 +168,9 @@ class _Pickler:
             return ("ns", *ref)
         why = _unfaithful(obj)
         if why is not None:
+            closed = _closed_file(obj)
+            if closed is not None:
+                return closed
             raise _Refused(why)
         cls = type(obj)
         if _is_table(cls):
@@ -266,6 +320,8 @@ class _Unpickler(pickle.Unpickler):
             return read_result(pid[1], pid[2])
         if kind == "ns":
             return _follow(self.namespace, pid[1], pid[2])
+        if kind == "closed":
+            return ClosedFile(*pid[1:])
         if kind == "view":
             _, name, path, offset, shape, strides, dtype, layout = pid
             root = _follow(self.namespace, name, path)

@@ -68,6 +68,8 @@ class CellAnalysis:
     path_literals, path_names
         Paths (string literals) and names of variables passed to reading
         calls such as ``open`` or ``pandas.read_csv`` (see :mod:`.files`).
+    write_literals, write_names
+        The same for writing calls (``np.save``, ``df.to_csv``, ``savefig``).
     deletes
         Names the cell deletes at the top level (``del tmp``).
     opaque
@@ -86,6 +88,8 @@ class CellAnalysis:
     attributes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     path_literals: tuple[str, ...] = ()
     path_names: tuple[str, ...] = ()
+    write_literals: tuple[str, ...] = ()
+    write_names: tuple[str, ...] = ()
     deletes: tuple[str, ...] = ()
     opaque: tuple[str, ...] = ()
 
@@ -105,13 +109,14 @@ def analyze(source: str) -> CellAnalysis:
     if found is not None:
         return found
     from kernelflow.hashing import hash_bytes
-    from kernelflow.kernel.files import path_arguments
+    from kernelflow.kernel.files import path_arguments, written_paths
 
     tree = ast.parse(source, mode="exec", type_comments=False)
     names = _Names()
     names.block(tree.body, frozenset())
     reads, outputs = names.reads, names.writes
     path_literals, path_names = path_arguments(tree)
+    write_literals, write_names = written_paths(tree)
     analysis = CellAnalysis(
         tree=tree,
         reads=tuple(reads),
@@ -123,6 +128,8 @@ def analyze(source: str) -> CellAnalysis:
         attributes=_attribute_reads(tree),
         path_literals=path_literals,
         path_names=path_names,
+        write_literals=write_literals,
+        write_names=write_names,
         opaque=_opaque_calls(tree),
         deletes=tuple(
             target.id

@@ -42,6 +42,7 @@ from kernelflow.cache import CachePolicy
 from kernelflow.kernel import hidden_state
 from kernelflow.kernel.bundle import map_parts
 from kernelflow.kernel.cells import CellAnalysis, default_name
+from kernelflow.kernel.files import changed_written, keep_written, path_value, restore_written
 from kernelflow.kernel.lineage import CellRecord, Lineage
 from kernelflow.kernel.options import CellOptions
 from kernelflow.kernel.outputs import (
@@ -108,7 +109,9 @@ class _CellPolicy(CachePolicy):
         if not isinstance(value, dict) or value.get("version") != MANIFEST_VERSION:
             self.refused = "its cached result was written by an older kernelflow"
         else:
-            self.refused = hidden_state.check(value.get("globals"))
+            self.refused = hidden_state.check(value.get("globals")) or changed_written(
+                value.get("writes") or {}
+            )
         return self.refused
 
     def __repr__(self) -> str:
@@ -370,6 +373,7 @@ class CellRunner:
             try:
                 with _figures_left_closed():
                     restored = load_outputs(manifest, self.shell)
+                restore_written(manifest.get("writes") or {})
             except ResultMissingError:
                 # An output file vanished since, or an input it referred to: run afresh.
                 retry = dataclasses.replace(options, refresh=True)
@@ -510,6 +514,11 @@ def _save_run(
             manifest["hashes"][variable] = digest
     if deleted:
         manifest["deleted"] = list(dict.fromkeys(deleted))
+    analysis = prepared.analysis
+    written = list(analysis.write_literals)
+    written += [p for p in (path_value(ns.get(n)) for n in analysis.write_names) if p]
+    if written:
+        manifest["writes"] = keep_written(list(dict.fromkeys(written)), name)
     if not problems:
         problems = save_outputs(manifest, changed, run_info.pop("parts"), shell, name)
     run_info["problems"] = problems

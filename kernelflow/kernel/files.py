@@ -1,4 +1,4 @@
-"""Files a ``%%task`` cell reads: found in its code, or named with ``--reads``, and hashed.
+"""Files a ``%%task`` cell reads and writes: found in its code (or named with ``--reads``).
 
 Found automatically: a path written as a string literal (or held by an input
 variable whose value is a ``str`` or ``os.PathLike``) passed as the first
@@ -7,6 +7,10 @@ argument of a reading call: ``open`` (not in a writing mode), ``pandas.read_*``
 ``fromfile``/``memmap``, ``pathlib.Path(...).read_text``/``read_bytes``/
 ``open``, ``json.load(open(...))`` through ``open``. Files opened by helper
 functions or library code are not seen: name them with ``--reads``.
+
+A file written by a literal path (or a path variable) passed to a writing call
+(see :func:`written_paths`) is kept with the cache entry when small, and written
+back on a hit if it differs; a bigger one must still be as the run left it.
 
 A file is keyed by its size and content (a content hash for files up to
 :data:`CONTENT_LIMIT` bytes, memoized by size and modification time), so a
@@ -21,7 +25,16 @@ import ast
 import os
 from typing import Any
 
-__all__ = ["CONTENT_LIMIT", "file_digest", "path_arguments"]
+__all__ = [
+    "CONTENT_LIMIT",
+    "changed_written",
+    "file_digest",
+    "keep_written",
+    "path_arguments",
+    "path_value",
+    "restore_written",
+    "written_paths",
+]
 
 CONTENT_LIMIT = 64 * 1024 * 1024
 _READ_CALLS = frozenset(
@@ -41,8 +54,64 @@ _READ_CALLS = frozenset(
 _WRITE_MODES = frozenset("wax+")
 
 
+# Calls whose first argument (``dump``: second) is a path they write.
+_WRITE_CALLS = frozenset(
+    {
+        "savefig",
+        "save",
+        "savez",
+        "savez_compressed",
+        "savetxt",
+        "tofile",
+        "imwrite",
+        "imsave",
+        "write_text",
+        "write_bytes",
+        "dump",
+    }
+)
+
+
+def written_paths(tree: ast.AST) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(literal paths, names of variables) passed as a path to a writing call in ``tree``.
+
+    ``open`` in a writing mode, pandas' ``to_*`` and polars' ``write_*`` methods,
+    numpy's ``save*``/``tofile``, ``savefig``, ``Path(...).write_text`` and
+    ``joblib.dump(value, path)``.
+    """
+    literals: dict[str, None] = {}
+    names: dict[str, None] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+        if called is None:
+            continue
+        if called == "open":
+            if not _writes(node):
+                continue
+        elif not (called in _WRITE_CALLS or called.startswith(("to_", "write_"))):
+            continue
+        if isinstance(func, ast.Attribute) and called in {"write_text", "write_bytes", "open"}:
+            receiver = func.value  # Path("out.txt").write_text(...)
+            if isinstance(receiver, ast.Call) and receiver.args:
+                _note(receiver.args[0], literals, names)
+                continue
+        position = 1 if called == "dump" else 0
+        argument = node.args[position] if len(node.args) > position else None
+        if argument is None:
+            argument = _keyword(node, ("path", "path_or_buf", "fname", "file", "filename"))
+        if argument is not None:
+            _note(argument, literals, names)
+    return tuple(literals), tuple(names)
+
+
 def path_arguments(tree: ast.AST) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(literal paths, names of variables) passed as a path to a reading call in ``tree``."""
+    """(literal paths, names of variables) passed as a path to a reading call in ``tree``.
+
+    A file opened to append or update (``"a"``, ``"r+"``) is read too.
+    """
     literals: dict[str, None] = {}
     names: dict[str, None] = {}
     for node in ast.walk(tree):
@@ -63,7 +132,7 @@ def path_arguments(tree: ast.AST) -> tuple[tuple[str, ...], tuple[str, ...]]:
                 continue
         if not (called in _READ_CALLS or called.startswith(("read_", "scan_"))):
             continue
-        if called == "open" and _writes(node):
+        if called == "open" and _writes(node) and not _updates(node):
             continue
         argument = node.args[0] if node.args else _keyword(node, ("filepath_or_buffer", "file"))
         if argument is not None:
@@ -85,13 +154,18 @@ def _keyword(node: ast.Call, wanted: tuple[str, ...]) -> ast.AST | None:
     return None
 
 
-def _writes(node: ast.Call) -> bool:
+def _mode(node: ast.Call) -> str:
     mode = node.args[1] if len(node.args) > 1 else _keyword(node, ("mode",))
-    return (
-        isinstance(mode, ast.Constant)
-        and isinstance(mode.value, str)
-        and bool(_WRITE_MODES & set(mode.value))
-    )
+    return mode.value if isinstance(mode, ast.Constant) and isinstance(mode.value, str) else ""
+
+
+def _writes(node: ast.Call) -> bool:
+    return bool(_WRITE_MODES & set(_mode(node)))
+
+
+def _updates(node: ast.Call) -> bool:
+    """Appending or updating: what was in the file matters too."""
+    return bool({"a", "+"} & set(_mode(node)))
 
 
 _content_memo: dict[tuple[str, int, int, int], str] = {}
@@ -156,3 +230,55 @@ def path_value(value: Any) -> str | None:
         except TypeError:
             return None
     return None
+
+
+def keep_written(paths: list[str], task_name: str) -> dict[str, dict[str, str]]:
+    """What a run left in the files it wrote: digest, and the content when small.
+
+    ``np.save("x", a)`` writes ``x.npy``: a path that does not exist is tried
+    with numpy's suffixes. Kept content goes to the result store.
+    """
+    from kernelflow.results import write_result
+
+    kept: dict[str, dict[str, str]] = {}
+    for path in paths:
+        found = next((p for p in (path, f"{path}.npy", f"{path}.npz") if os.path.isfile(p)), None)
+        if found is None:
+            continue
+        entry = {"digest": file_digest(found)}
+        if os.path.getsize(found) <= CONTENT_LIMIT:
+            with open(found, "rb") as handle:
+                record = write_result(handle.read(), task_name=task_name)
+            entry.update(result=record.path, checksum=record.checksum)
+        kept[found] = entry
+    return kept
+
+
+def changed_written(kept: dict[str, dict[str, str]]) -> str | None:
+    """Why a hit cannot put back the files its run wrote (None: it can)."""
+    for path, entry in kept.items():
+        if "result" not in entry and file_digest(path) != entry["digest"]:
+            return f"the file `{path}` it writes, too big to keep in the cache, changed since"
+    return None
+
+
+def restore_written(kept: dict[str, dict[str, str]]) -> None:
+    """Write back the files a cached run wrote, where they differ from what it left.
+
+    Raises
+    ------
+    ResultMissingError
+        A kept content is gone from the result store.
+    """
+    from kernelflow.results import read_result
+
+    for path, entry in kept.items():
+        if "result" not in entry or file_digest(path) == entry["digest"]:
+            continue
+        data = read_result(entry["result"], entry["checksum"])
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        # Written as the cell would (the umask decides the mode), and whole or not at all.
+        temporary = f"{path}.{os.urandom(6).hex()}.partial"
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)

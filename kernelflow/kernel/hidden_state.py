@@ -48,6 +48,8 @@ class _Tracker:
     get: Callable[[], Any]
     put: Callable[[Any], None]
     same: Callable[[Any, Any], bool]
+    # The state the module starts in when imported (None: not known).
+    default: Callable[[], Any] | None = None
 
 
 def _numpy_state() -> Any:
@@ -72,6 +74,17 @@ def _pandas_options() -> dict[str, Any]:
             else:
                 flat[prefix + key] = value
     return flat
+
+
+def _pandas_defaults() -> dict[str, Any]:
+    from pandas._config import config
+
+    return {key: option.defval for key, option in config._registered_options.items()}
+
+
+def _pandas_same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    # Compared on the options both know (a default table has no deprecated aliases).
+    return all(_same(a[key], b[key]) for key in a.keys() & b.keys())
 
 
 def _set_pandas_options(options: dict[str, Any]) -> None:
@@ -125,8 +138,22 @@ _TRACKERS = (
         lambda options: sys.modules["numpy"].set_printoptions(**options),
         _same,
     ),
-    _Tracker(PANDAS_OPTIONS, "pandas", _pandas_options, _set_pandas_options, _same),
-    _Tracker(MPL_RC, "matplotlib", _rc_params, _set_rc_params, _same),
+    _Tracker(
+        PANDAS_OPTIONS,
+        "pandas",
+        _pandas_options,
+        _set_pandas_options,
+        _pandas_same,
+        _pandas_defaults,
+    ),
+    _Tracker(
+        MPL_RC,
+        "matplotlib",
+        _rc_params,
+        _set_rc_params,
+        _same,
+        lambda: dict.copy(sys.modules["matplotlib"].rcParamsOrig),
+    ),
 )
 _BY_NAME = {tracker.name: tracker for tracker in _TRACKERS}
 
@@ -247,6 +274,10 @@ class RunWatch:
             uses = displayed_image if name == MPL_RC else displayed
             if uses and known:
                 found.requires[name] = self.start[name]
+                if tracker.default is not None and tracker.same(
+                    self.start[name], tracker.default()
+                ):
+                    found.at_default.append(name)
         return found
 
 
@@ -263,17 +294,26 @@ class GlobalEffects:
     incidental
         Generator -> (state before, state after) of a change made only by
         imports: applied on a hit only when the generator is in the state before.
+    at_default
+        Required options that were the module's defaults: met as well when the
+        module is not imported (it would start with its defaults).
     """
 
     requires: dict[str, Any] = field(default_factory=dict)
     leaves: dict[str, Any] = field(default_factory=dict)
     incidental: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    at_default: list[str] = field(default_factory=list)
 
     def to_manifest(self) -> dict[str, Any] | None:
         """The manifest's ``globals`` field (None when the run touched nothing)."""
         if not (self.requires or self.leaves or self.incidental):
             return None
-        return {"requires": self.requires, "leaves": self.leaves, "incidental": self.incidental}
+        return {
+            "requires": self.requires,
+            "leaves": self.leaves,
+            "incidental": self.incidental,
+            "at_default": self.at_default,
+        }
 
 
 def check(globals_needed: dict[str, Any] | None) -> str | None:
@@ -283,7 +323,11 @@ def check(globals_needed: dict[str, Any] | None) -> str | None:
     modules = sys.modules
     for name, wanted in (globals_needed.get("requires") or {}).items():
         tracker = _BY_NAME.get(name)
-        if tracker is None or tracker.module not in modules:
+        if tracker is not None and tracker.module not in modules:
+            if name in (globals_needed.get("at_default") or ()):
+                continue  # not imported: it would start with the defaults the run had
+            return f"the {name} were not the defaults in the cached run"
+        if tracker is None:
             return f"`{name}` is not set up as it was for the cached run"
         if not tracker.same(tracker.get(), wanted):
             if name in _GENERATORS:

@@ -362,6 +362,25 @@ class TestGlobalState:
             plain(ip, "np.set_printoptions(precision=8)")
 
 
+    def test_options_of_a_module_not_imported_are_its_defaults(self, monkeypatch: Any) -> None:
+        import sys
+
+        import pandas as pd
+
+        from kernelflow.kernel import hidden_state
+
+        with hidden_state.RunWatch() as watch:
+            pass
+        needed = watch.effects(displayed=True, displayed_image=False).to_manifest()
+        assert needed is not None and "pandas options" in needed["at_default"]
+        # A new kernel where nothing imported pandas yet: it would start at the defaults.
+        monkeypatch.delitem(sys.modules, "pandas")
+        assert hidden_state.check(needed) is None
+        needed["at_default"] = []
+        assert "were not the defaults" in hidden_state.check(needed)
+        monkeypatch.setitem(sys.modules, "pandas", pd)
+
+
 class TestIdentity:
     def test_shared_references_stay_shared(self, ip: Any, store: Any) -> None:
         twice(ip, "base = [0]", "a = b = [1]\nd = {'k': a, 'base': base}\nsame = base\n")
@@ -471,3 +490,42 @@ class TestWhatKernelflowCannotSee:
         ns = ip.user_ns
         assert ns["groups"] == {"x": [1]} and ns["groups"].default_factory is list
         assert ns["counts"] == {"y": 2} and list(ns["ordered"]) == ["a", "b"]
+
+
+class TestFilesWritten:
+    def test_a_hit_writes_back_the_files_the_cell_wrote(
+        self, ip: Any, store: Any, tmp_path: Path, monkeypatch: Any
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        setup = "import numpy as np\nimport pandas as pd\nvalues = np.arange(4)"
+        body = (
+            "np.save('squares', values ** 2)\n"
+            "pd.DataFrame({'v': values}).to_csv('table.csv', index=False)\n"
+            "with open('notes.txt', 'w') as handle:\n"
+            "    handle.write('done')\n"
+        )
+        for name in ("squares.npy", "table.csv", "notes.txt"):
+            (tmp_path / name).unlink(missing_ok=True)
+        restart(ip)
+        plain(ip, setup)
+        cell(ip, body, "save")
+        written = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+        for path in tmp_path.iterdir():
+            path.unlink()
+        (tmp_path / "notes.txt").write_text("edited by hand")
+        restart(ip)
+        plain(ip, setup)
+        cell(ip, body, "save")
+        assert states(store) == ["Completed", "Cached"]
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == written
+        assert plain(ip, "np.load('squares.npy').tolist()") == [0, 1, 4, 9]
+
+    def test_appending_to_a_file_keys_on_what_was_in_it(
+        self, ip: Any, store: Any, tmp_path: Path, monkeypatch: Any
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        body = "with open('log.txt', 'a') as handle:\n    handle.write('x')\n"
+        for _ in range(3):
+            cell(ip, body, "append")
+        assert (tmp_path / "log.txt").read_text() == "xxx"
+        assert states(store) == ["Completed"] * 3
