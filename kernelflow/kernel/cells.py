@@ -75,7 +75,7 @@ class CellAnalysis:
     opaque
         What in the cell reads state kernelflow cannot see: shell commands
         (``!head data.csv``) and magics other than a few that only configure
-        (``%whos``, ``%time f(x)``), one description each.
+        (``%whos``, ``%time f(x)``), as (what, why) pairs.
     """
 
     tree: ast.Module
@@ -91,7 +91,7 @@ class CellAnalysis:
     write_literals: tuple[str, ...] = ()
     write_names: tuple[str, ...] = ()
     deletes: tuple[str, ...] = ()
-    opaque: tuple[str, ...] = ()
+    opaque: tuple[tuple[str, str], ...] = ()
 
 
 _memo: dict[str, CellAnalysis] = {}
@@ -316,9 +316,9 @@ _CONFIGURING_MAGICS = frozenset(
 _UNSEEN = "which reads what kernelflow cannot see"
 
 
-def _opaque_calls(tree: ast.Module) -> tuple[str, ...]:
-    """Shell commands and magics in the (IPython-transformed) code, described."""
-    found: dict[str, None] = {}
+def _opaque_calls(tree: ast.Module) -> tuple[tuple[str, str], ...]:
+    """Shell commands and magics in the (IPython-transformed) code: (what, why) pairs."""
+    found: dict[str, str] = {}
     for node in ast.walk(tree):
         if not (
             isinstance(node, ast.Call)
@@ -332,14 +332,12 @@ def _opaque_calls(tree: ast.Module) -> tuple[str, ...]:
         first = node.args[0] if node.args else None
         text = first.value if isinstance(first, ast.Constant) else None
         if method in ("system", "getoutput"):
-            command = str(text or "").split(maxsplit=1)[0] if text else "..."
-            found.setdefault(
-                f"`!{command}` runs a shell command, which reads what kernelflow cannot see"
-            )
+            command = str(text).split(maxsplit=1)[0] if text else "..."
+            found.setdefault(f"`!{command}`", f"a shell command, {_UNSEEN}")
         elif method in ("run_line_magic", "run_cell_magic") and text not in _CONFIGURING_MAGICS:
             prefix = "%" if method == "run_line_magic" else "%%"
-            found.setdefault(f"`{prefix}{text}` is a magic, {_UNSEEN}")
-    return tuple(found)
+            found.setdefault(f"`{prefix}{text}`", f"a magic, {_UNSEEN}")
+    return tuple(found.items())
 
 
 def _attribute_reads(tree: ast.Module) -> dict[str, tuple[str, ...]]:

@@ -598,7 +598,7 @@ def _problems(
     """What kept a run from being cached: name -> why (one line each)."""
     found = {f"`{name}`": f"{what}, cannot be hashed" for name, what in unhashable.items()}
     found.update({f"`{name}`": why for name, why in unsaveable.items()})
-    found.update({why.split(" ", 1)[0]: why.split(" ", 1)[1] for why in prepared.analysis.opaque})
+    found.update(prepared.analysis.opaque)
     return found
 
 
