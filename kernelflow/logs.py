@@ -86,6 +86,23 @@ class JournalHandler(logging.Handler):
             self.handleError(record)
 
 
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _level() -> str:
+    """``KERNELFLOW_LOGGING_LEVEL``, checked: a bad value is one line, not a traceback."""
+    raw = env("LOGGING_LEVEL", "INFO")
+    level = raw.strip().upper() or "INFO"
+    if level not in _LEVELS:
+        from kernelflow.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"KERNELFLOW_LOGGING_LEVEL={raw!r} is not a log level; set it to one of "
+            f"{', '.join(_LEVELS)}."
+        )
+    return level
+
+
 def configure() -> logging.Logger:
     """Install the console and journal handlers on the ``kernelflow`` logger, once."""
     global _configured
@@ -94,8 +111,7 @@ def configure() -> logging.Logger:
         return logger
     with _setup_lock:
         if not _configured:
-            level = env("LOGGING_LEVEL", "INFO").upper()
-            logger.setLevel(level)
+            logger.setLevel(_level())
             console = _StderrHandler()
             console.setFormatter(ConsoleFormatter())
             logger.addHandler(console)

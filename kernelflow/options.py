@@ -50,10 +50,10 @@ def check_seconds(value: Any, option: str, owner: str, *, allow_zero: bool = Fal
         raise ConfigurationError(
             f"{option}{_where(owner)} must be a number of seconds, got {value!r}."
         )
-    if value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigurationError(f"{option}{_where(owner)} must be {bound} seconds, got {value!r}.")
-    return float(value)
+    # The shared check: also refuses NaN, infinities and absurdly long durations.
+    from kernelflow._durations import check_seconds as check
+
+    return check(value, f"{option}{_where(owner)}", allow_zero=allow_zero)
 
 
 def check_delays(value: Any, retries: int, owner: str) -> Callable[[int], float]:

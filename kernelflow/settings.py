@@ -11,8 +11,15 @@ variable                       default                      meaning
 ``KERNELFLOW_HOME``            ``~/.kernelflow``            where the store lives
 ``KERNELFLOW_LOGGING_LEVEL``   ``INFO``                     console log level
 ``KERNELFLOW_COMPACT_SECONDS`` ``5``                        background compaction period
+``KERNELFLOW_COMPACT_AT_EXIT`` ``detach``                   ``detach``, ``inline`` or ``off``
+``KERNELFLOW_LOCK_TIMEOUT``    ``10``                       seconds to wait for the database
 ``KERNELFLOW_WIDGETS``         ``on``                       live widgets in notebooks
 =============================  ===========================  ===========================
+
+A value that cannot be used is refused with one
+:class:`~kernelflow.errors.ConfigurationError` line naming the variable and
+what to write (:func:`env_seconds`, :func:`env_bool`, :func:`env_choice`),
+as a bad command-line flag is.
 
 The store is private to its user: kernelflow creates the home and every
 folder in it with mode 0700 and every file with 0600, whatever the umask
@@ -37,6 +44,9 @@ __all__ = [
     "PRIVATE_FILE",
     "StorePaths",
     "env",
+    "env_bool",
+    "env_choice",
+    "env_seconds",
     "home",
     "open_private",
     "paths",
@@ -56,6 +66,74 @@ _home_override: Path | None = None
 def env(name: str, default: str) -> str:
     """Return ``KERNELFLOW_<name>`` from the environment, or ``default``."""
     return os.environ.get(f"KERNELFLOW_{name}", default)
+
+
+def env_seconds(name: str, default: float, *, allow_zero: bool = False) -> float:
+    """``KERNELFLOW_<name>`` as a finite number of seconds (units allowed: ``30s``, ``5m``).
+
+    Raises
+    ------
+    ConfigurationError
+        One line naming the variable and what to write.
+    """
+    raw = os.environ.get(f"KERNELFLOW_{name}")
+    if raw is None or not raw.strip():
+        return default
+    from kernelflow._durations import check_seconds
+    from kernelflow.errors import ConfigurationError
+
+    try:
+        return check_seconds(raw, f"KERNELFLOW_{name}", allow_zero=allow_zero)
+    except ConfigurationError:
+        bound = "" if allow_zero else " > 0"
+        raise ConfigurationError(
+            f"KERNELFLOW_{name}={raw!r} is not a number of seconds{bound}; "
+            f"set it to e.g. {default:g}."
+        ) from None
+
+
+_TRUE = frozenset({"on", "1", "true", "yes"})
+_FALSE = frozenset({"off", "0", "false", "no"})
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """``KERNELFLOW_<name>`` as on/off (``on``, ``off``, ``true``, ``false``, ``1``, ``0``...).
+
+    Raises
+    ------
+    ConfigurationError
+        One line naming the variable and what to write.
+    """
+    raw = os.environ.get(f"KERNELFLOW_{name}")
+    if raw is None or not raw.strip():
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE or value in _FALSE:
+        return value in _TRUE
+    from kernelflow.errors import ConfigurationError
+
+    raise ConfigurationError(f"KERNELFLOW_{name}={raw!r} is not on or off; set it to on or off.")
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """``KERNELFLOW_<name>``, one of ``choices`` (case-insensitive).
+
+    Raises
+    ------
+    ConfigurationError
+        One line naming the variable and the values it takes.
+    """
+    raw = os.environ.get(f"KERNELFLOW_{name}")
+    if raw is None or not raw.strip():
+        return default
+    value = raw.strip().lower()
+    if value in choices:
+        return value
+    from kernelflow.errors import ConfigurationError
+
+    raise ConfigurationError(
+        f"KERNELFLOW_{name}={raw!r} is not one of {', '.join(choices)}; set it to one of those."
+    )
 
 
 def home() -> Path:

@@ -17,7 +17,46 @@ import click
 
 from kernelflow.errors import ConfigurationError
 
-__all__ = ["commands", "deploy_command", "deployment_group", "scheduler_command"]
+__all__ = [
+    "SECONDS",
+    "SECONDS_OR_ZERO",
+    "Seconds",
+    "commands",
+    "deploy_command",
+    "deployment_group",
+    "scheduler_command",
+]
+
+
+class Seconds(click.ParamType):
+    """A click option type for a duration (``90``, ``2.5``, ``30s``, ``5m``, ``1h30m``).
+
+    Text goes through :func:`kernelflow._durations.parse_duration`, the parser
+    every entry point shares, so ``nan``, ``inf`` or ``-1`` are a one-line
+    usage error here as they are in ``kernelflow.yaml`` or the Python API.
+    """
+
+    name = "seconds"
+
+    def __init__(self, allow_zero: bool = False) -> None:
+        self.allow_zero = allow_zero
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        """The option's text as seconds, or a one-line usage error saying what to write."""
+        from kernelflow._durations import check_seconds
+
+        if isinstance(value, float):
+            return value
+        try:
+            what = param.opts[0] if param is not None else "the value"
+            return check_seconds(str(value), what, allow_zero=self.allow_zero)
+        except ConfigurationError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+#: The shared instances: ``click.option("--timeout", type=SECONDS)`` (> 0), and >= 0.
+SECONDS = Seconds()
+SECONDS_OR_ZERO = Seconds(allow_zero=True)
 
 
 def _parse_parameters(pairs: tuple[str, ...], params_file: str | None) -> dict[str, Any]:
@@ -49,7 +88,12 @@ def _parse_parameters(pairs: tuple[str, ...], params_file: str | None) -> dict[s
 @click.argument("notebook", required=False, type=click.Path(dir_okay=False))
 @click.option("--name", help="The deployment's name (letters, digits, - _ .).")
 @click.option("--cron", metavar="EXPR", help="Cron expression: 5 fields, or 6 with seconds first.")
-@click.option("--interval", type=float, metavar="SECONDS", help="Run every SECONDS instead.")
+@click.option(
+    "--interval",
+    type=SECONDS,
+    metavar="SECONDS",
+    help="Run every SECONDS (or 30s, 5m, 1h) instead.",
+)
 @click.option("--timezone", metavar="TZ", help="IANA time zone of the schedule (default UTC).")
 @click.option(
     "-p",
@@ -67,13 +111,15 @@ def _parse_parameters(pairs: tuple[str, ...], params_file: str | None) -> dict[s
 )
 @click.option(
     "--timeout",
-    type=float,
+    type=SECONDS,
     metavar="SECONDS",
     help="Whole-notebook limit: the kernel is killed, the run TimedOut.",
 )
-@click.option("--cell-timeout", type=float, metavar="SECONDS", help="Per-cell limit (nbclient).")
+@click.option("--cell-timeout", type=SECONDS, metavar="SECONDS", help="Per-cell limit (nbclient).")
 @click.option("--retries", type=int, default=0, show_default=True, help="Further tries.")
-@click.option("--retry-delay", type=float, default=0.0, show_default=True, metavar="SECONDS")
+@click.option(
+    "--retry-delay", type=SECONDS_OR_ZERO, default=0.0, show_default=True, metavar="SECONDS"
+)
 @click.option(
     "--catchup",
     type=click.Choice(["skip", "latest", "all"]),
@@ -92,7 +138,7 @@ def _parse_parameters(pairs: tuple[str, ...], params_file: str | None) -> dict[s
 @click.option("--limit", type=int, metavar="N", help="At most N runs of it at once.")
 @click.option(
     "--grace",
-    type=float,
+    type=SECONDS_OR_ZERO,
     default=60.0,
     show_default=True,
     metavar="SECONDS",
@@ -204,11 +250,15 @@ def deployment_group() -> None:
 
 
 def _next_fire(deployment: Any) -> str:
-    schedule = deployment.schedule()
-    if schedule is None or deployment.paused:
+    if deployment.problem is not None or deployment.paused:
         return "-"
-    now = dt.datetime.now(dt.timezone.utc)
-    when = schedule.next_after(now).astimezone()
+    try:
+        schedule = deployment.schedule()
+        if schedule is None:
+            return "-"
+        when = schedule.next_after(dt.datetime.now(dt.timezone.utc)).astimezone()
+    except ConfigurationError:
+        return "-"  # e.g. a schedule whose dates ran out
     return when.strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -233,18 +283,22 @@ def list_command() -> None:
     )
     states = {r.deployment_id: (r.state, r.type) for r in last.itertuples()}
     table = Table(title=f"{len(deployments)} deployment{'s' * (len(deployments) != 1)}")
-    for header in ("name", "schedule", "status", "next fire", "last run", "notebook"):
+    # The problem column appears when a deployment cannot run: it says why and how to fix it.
+    problems = any(d.problem for d in deployments)
+    headers = ("name", "schedule", "status", "next fire", "last run", "notebook")
+    for header in (*headers, "problem") if problems else headers:
         table.add_column(header)
     for d in deployments:
         name, kind = states.get(d.id, (None, None))
-        table.add_row(
+        row = [
             d.name,
             d.describe_schedule(),
-            "paused" if d.paused else "active",
+            "broken" if d.problem else "paused" if d.paused else "active",
             _next_fire(d),
             state_text(name, kind) if name else "-",
             Path(d.notebook).name,
-        )
+        ]
+        table.add_row(*row, *([d.problem or ""] if problems else []))
     out.print(table)
 
 
@@ -267,19 +321,20 @@ def inspect_command(name: str) -> None:
     grid.add_column()
     rows = [
         ("name", d.name),
+        ("problem", d.problem),
         ("id", d.id),
         ("notebook", d.notebook),
         ("snapshot", f"{d.snapshot} (sha256 {d.content_hash[:16]})"),
         ("schedule", d.describe_schedule()),
-        ("status", "paused" if d.paused else "active"),
+        ("status", "broken" if d.problem else "paused" if d.paused else "active"),
         ("next fire", _next_fire(d)),
         ("kernel", d.kernel or "(the notebook's)"),
         ("timeout", d.timeout),
         ("cell timeout", d.cell_timeout),
-        ("retries", f"{d.retries} (delay {d.retry_delay:g} s)"),
+        ("retries", f"{d.retries} (delay {d.retry_delay!r} s)"),
         ("catch-up", f"{d.catchup} (max {d.max_catchup})"),
         ("limit", d.limit),
-        ("grace", f"{d.grace:g} s"),
+        ("grace", f"{d.grace!r} s"),
         ("after", d.after),
         ("tags", ", ".join(d.tags) or None),
         ("notify", ", ".join(d.notify) or None),
@@ -289,7 +344,12 @@ def inspect_command(name: str) -> None:
         if value is not None:
             grid.add_row(label, str(value))
     out.print(grid)
-    declared = notebook_parameters(read_notebook(d.snapshot_path(paths().home)))
+    try:
+        declared = notebook_parameters(read_notebook(d.snapshot_path(paths().home)))
+    except ConfigurationError as exc:
+        # A broken deployment is still shown (with its runs); the reason is one line.
+        out.print(f"Parameters unknown: {exc}")
+        declared = False
     params = Table(title="Parameters")
     for header in ("name", "type", "default", "deployed value"):
         params.add_column(header)
@@ -298,7 +358,7 @@ def inspect_command(name: str) -> None:
         params.add_row(p.name, p.type, repr(p.default) if p.has_default else "", value)
     if declared is None:
         out.print("The notebook has no cell tagged 'parameters'.")
-    else:
+    elif declared is not False:
         out.print(params)
     runs = list_flow_runs(deployment=d.id, limit=10)
     if len(runs):
@@ -358,7 +418,7 @@ for _action, _verb in (("pause", "Paused"), ("resume", "Resumed"), ("delete", "D
 @click.option(
     "--for",
     "duration",
-    type=float,
+    type=SECONDS,
     metavar="SECONDS",
     help="Stop after this long (runs in progress finish first).",
 )
@@ -382,24 +442,30 @@ def scheduler_command(duration: float | None, once: bool, slots: int) -> None:
     configure()
     scheduler = Scheduler(slots=slots)
     if once:
-        scheduler.run(once=True)
+        try:
+            scheduler.run(once=True)
+        except Exception:
+            raise SystemExit(1) from None  # the scheduler logged why, in one line
         return
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
         stop.set()
+        scheduler.stop(cancel_running=True, wait=False)  # the main thread waits below
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         click.echo(f"Scheduler started (pid {os.getpid()}, {slots} slots).")
         scheduler.start()
-        stop.wait(duration)
+        # Returns when --for elapses, a signal stops it, or the scheduler's loop dies:
+        # a dead loop never leaves this process running and doing nothing.
+        scheduler.wait(duration)
         scheduler.stop(cancel_running=stop.is_set())
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if scheduler.error is not None:
-        raise scheduler.error
+        raise SystemExit(1)  # the scheduler logged why, in one line
 
 
 commands = [deploy_command, deployment_group, scheduler_command]

@@ -109,7 +109,15 @@ def run_deployment(
     from kernelflow.deployments.scheduler import after_hook
     from kernelflow.settings import paths
 
+    if timeout is not None:
+        from kernelflow._durations import check_seconds
+
+        timeout = check_seconds(timeout, "timeout", allow_zero=True)
     deployment = get(name.rsplit("/", 1)[-1])
+    if deployment.problem is not None:
+        from kernelflow.errors import ConfigurationError
+
+        raise ConfigurationError(deployment.problem)
     nb = read_notebook(deployment.snapshot_path(paths().home))
     typed = coerce_parameters(nb, dict(parameters or {}), f"deployment {deployment.name!r}")
     now = time.time()

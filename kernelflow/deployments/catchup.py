@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from kernelflow.deployments.schedules import Schedule
 from kernelflow.errors import ConfigurationError
 
-__all__ = ["MAX_SKIPPED_RECORDS", "CatchUp", "plan_catchup"]
+__all__ = ["MAX_SKIPPED_RECORDS", "CatchUp", "plan_catchup", "split_by_policy"]
 
 MAX_SKIPPED_RECORDS = 1000
 #: A bound on slots looked at (an every-second schedule down for months).
@@ -35,6 +35,24 @@ class CatchUp:
     run: list[float] = field(default_factory=list)
     skip: list[float] = field(default_factory=list)
     omitted: int = 0  #: skipped slots beyond :data:`MAX_SKIPPED_RECORDS`, not recorded
+
+
+def split_by_policy(
+    missed: list[float], policy: str, max_catchup: int
+) -> tuple[list[float], list[float]]:
+    """(slots to run, slots to skip) of ``missed`` (oldest first) under ``policy``.
+
+    The one rule for missed slots, whether they were never claimed (no
+    scheduler ran) or claimed and never started (a scheduler stopped first).
+    """
+    missed = sorted(missed)
+    if policy == "latest" and missed:
+        return missed[-1:], missed[:-1]
+    if policy == "all":
+        keep = max(0, max_catchup)
+        run = missed[len(missed) - keep :] if keep else []
+        return run, missed[: len(missed) - len(run)]
+    return [], missed
 
 
 def plan_catchup(
@@ -56,15 +74,7 @@ def plan_catchup(
         if len(missed) >= _MAX_SCAN:
             del missed[: _MAX_SCAN // 2]  # keep the newest: those are the ones that may run
     plan = CatchUp()
-    if policy == "latest" and missed:
-        plan.run = missed[-1:]
-        plan.skip = missed[:-1]
-    elif policy == "all":
-        keep = max(0, max_catchup)
-        plan.run = missed[len(missed) - keep :] if keep else []
-        plan.skip = missed[: len(missed) - len(plan.run)]
-    else:
-        plan.skip = missed
+    plan.run, plan.skip = split_by_policy(missed, policy, max_catchup)
     if len(plan.skip) > MAX_SKIPPED_RECORDS:
         plan.omitted = len(plan.skip) - MAX_SKIPPED_RECORDS
         plan.skip = plan.skip[-MAX_SKIPPED_RECORDS:]

@@ -165,6 +165,12 @@ class RunExecution:
             when = _iso(self.scheduled_time)
             self._set(Late(message=f"Not started {late_by:.1f} s after {when}"))
 
+    def skip(self, message: str) -> State:
+        """Enter Skipped (a Cancelled state): the catch-up policy does not run this slot."""
+        from kernelflow.states import StateType
+
+        return self._set(State(StateType.CANCELLED, "Skipped", message))
+
     # -- the run ---------------------------------------------------------------------------
     def execute(self) -> State:
         """Run every try needed; return the final state (never raises for a run's failure)."""

@@ -151,17 +151,31 @@ def serve_flow(
     return None
 
 
+def _seconds(allow_zero: bool = False) -> Any:
+    """An argparse type for a duration, through the parser every entry point shares."""
+    from kernelflow._durations import check_seconds
+
+    def convert(text: str) -> float:
+        try:
+            return check_seconds(text, "the value", allow_zero=allow_zero)
+        except ConfigurationError as exc:
+            raise argparse.ArgumentTypeError(str(exc).replace("the value ", "", 1)) from None
+
+    convert.__name__ = "seconds"
+    return convert
+
+
 def _magic_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="%kf deploy", add_help=False, exit_on_error=False)
     parser.add_argument("--name", required=True)
     parser.add_argument("--cron")
-    parser.add_argument("--interval", type=float)
+    parser.add_argument("--interval", type=_seconds())
     parser.add_argument("--timezone")
     parser.add_argument("-p", "--param", action="append", default=[])
-    parser.add_argument("--timeout", type=float)
-    parser.add_argument("--cell-timeout", type=float)
+    parser.add_argument("--timeout", type=_seconds())
+    parser.add_argument("--cell-timeout", type=_seconds())
     parser.add_argument("--retries", type=int, default=0)
-    parser.add_argument("--retry-delay", type=float, default=0.0)
+    parser.add_argument("--retry-delay", type=_seconds(allow_zero=True), default=0.0)
     parser.add_argument("--catchup", default="skip")
     parser.add_argument("--max-catchup", type=int, default=10)
     parser.add_argument("--limit", type=int)

@@ -18,7 +18,7 @@ from typing import Any
 from kernelflow.deployments.schedules import CronSchedule, IntervalSchedule, Schedule
 from kernelflow.errors import ConfigurationError
 
-__all__ = ["CATCHUP_POLICIES", "Deployment", "check_name"]
+__all__ = ["CATCHUP_POLICIES", "Deployment", "check_count", "check_name"]
 
 #: What the scheduler does with slots missed while no scheduler ran.
 CATCHUP_POLICIES = ("skip", "latest", "all")
@@ -76,6 +76,11 @@ class Deployment:
         Labels; paused deployments do not fire; ``after`` names a deployment
         whose completed runs trigger this one; webhook URLs told of Failed,
         TimedOut and Crashed runs; a Dask scheduler address to run on.
+    problem
+        Why a stored deployment cannot run (a definition written by an older
+        version, or by hand), or None. Set by :meth:`from_definition`, never
+        stored: such a deployment is listed with its problem and never fired,
+        and the others keep firing.
     """
 
     name: str
@@ -104,9 +109,21 @@ class Deployment:
     dask: str | None = None
     created: float = 0.0
     updated: float = 0.0
+    problem: str | None = field(default=None, compare=False)
 
     def schedule(self) -> Schedule | None:
-        """The deployment's schedule, or None when it only runs on demand or after another."""
+        """The deployment's schedule, or None when it only runs on demand or after another.
+
+        Raises
+        ------
+        ConfigurationError
+            The deployment has a :attr:`problem` (it cannot be scheduled).
+        """
+        if self.problem is not None:
+            raise ConfigurationError(self.problem)
+        return self._schedule()
+
+    def _schedule(self) -> Schedule | None:
         if self.cron:
             return CronSchedule(self.cron, self.timezone)
         if self.interval:
@@ -117,8 +134,16 @@ class Deployment:
         return None
 
     def describe_schedule(self) -> str:
-        """One line for listings: the schedule, ``after <name>``, or ``on demand``."""
-        schedule = self.schedule()
+        """One line for listings: the schedule, ``after <name>``, or ``on demand``.
+
+        Never raises: a schedule that cannot be built is described from its fields.
+        """
+        try:
+            schedule = self._schedule()
+        except ConfigurationError:
+            if self.cron:
+                return f"cron {self.cron!r} ({self.timezone}), invalid"
+            return f"every {self.interval!r} s, invalid"
         if schedule is not None:
             return schedule.describe()
         if self.after:
@@ -130,11 +155,90 @@ class Deployment:
         return home / self.snapshot
 
     def definition(self) -> dict[str, Any]:
-        """The whole record as JSON-ready values."""
-        return asdict(self)
+        """The whole record as JSON-ready values (without :attr:`problem`, which is derived)."""
+        data = asdict(self)
+        data.pop("problem")
+        return data
+
+    def validate(self) -> None:
+        """Check every field the scheduler uses, as :func:`~kernelflow.deployments.deploy` does.
+
+        Raises
+        ------
+        ConfigurationError
+            One line naming the first field that cannot be used.
+        """
+        from kernelflow._durations import check_seconds
+
+        if self.interval is not None:
+            check_seconds(self.interval, "--interval")
+        for value, what in ((self.timeout, "--timeout"), (self.cell_timeout, "--cell-timeout")):
+            if value is not None:
+                check_seconds(value, what)
+        check_seconds(self.retry_delay, "--retry-delay", allow_zero=True)
+        check_seconds(self.grace, "--grace", allow_zero=True)
+        check_count(self.retries, "--retries", 0)
+        check_count(self.max_catchup, "--max-catchup", 0)
+        if self.limit is not None:
+            check_count(self.limit, "--limit", 1)
+        if self.catchup not in CATCHUP_POLICIES:
+            raise ConfigurationError(
+                f"--catchup must be one of {', '.join(CATCHUP_POLICIES)}, got {self.catchup!r}."
+            )
+        if self.anchor is not None:
+            check_seconds(self.anchor, "the interval's anchor (epoch seconds)", allow_zero=True)
+        if not isinstance(self.parameters, dict):
+            raise ConfigurationError(f"parameters must be a mapping, got {self.parameters!r}.")
+        for value, what in ((self.tags, "tags"), (self.notify, "--notify")):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigurationError(f"{what} must be a list of strings, got {value!r}.")
+        self._schedule()
 
     @classmethod
-    def from_definition(cls, data: dict[str, Any]) -> Deployment:
-        """The record stored by :meth:`definition` (unknown keys from newer versions ignored)."""
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def from_definition(cls, data: Any) -> Deployment:
+        """The record stored by :meth:`definition` (unknown keys from newer versions ignored).
+
+        Never raises: a definition that cannot be used (written by an older
+        version, a bad value already in the store) gives a deployment whose
+        :attr:`problem` says why and how to fix it.
+        """
+        if not isinstance(data, dict):
+            data = {}
+        known = {f for f in cls.__dataclass_fields__} - {"problem"}
+        try:
+            deployment = cls(**{k: v for k, v in data.items() if k in known})
+            deployment.validate()
+        except (ConfigurationError, TypeError, ValueError) as exc:
+            name = data.get("name") if isinstance(data.get("name"), str) else "?"
+            reason = str(exc) if isinstance(exc, ConfigurationError) else "its definition is "
+            if not isinstance(exc, ConfigurationError):
+                reason += f"incomplete ({' '.join(str(exc).split())})."
+            deployment = cls(
+                name=name,
+                notebook=str(data.get("notebook") or ""),
+                snapshot=str(data.get("snapshot") or ""),
+                content_hash=str(data.get("content_hash") or ""),
+                id=str(data.get("id") or ""),
+                **{
+                    k: data[k]
+                    for k in ("cron", "interval", "timezone", "paused", "after")
+                    if k in data and _plain(data[k])
+                },
+            )
+            deployment.problem = (
+                f"Deployment {name!r} cannot run: {reason} Deploy it again with a valid "
+                f"value (kernelflow deploy NOTEBOOK --name {name} ... --update), or delete it."
+            )
+        return deployment
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is a scalar a listing can show."""
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def check_count(value: Any, flag: str, minimum: int) -> int:
+    """``value`` as a whole number ``>= minimum`` (booleans refused), for ``flag``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigurationError(f"{flag} must be a whole number >= {minimum}, got {value!r}.")
+    return value

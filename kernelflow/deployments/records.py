@@ -36,9 +36,11 @@ __all__ = [
     "last_slots",
     "load_deployments",
     "orphaned_runs",
+    "release_attempt",
     "save_deployment",
     "save_deployments",
     "set_paused",
+    "take_over_attempt",
     "unstarted_fires",
 ]
 
@@ -123,10 +125,21 @@ def save_deployments(deployments: list[Deployment], update: bool) -> list[Deploy
 
 
 def load_deployments() -> list[Deployment]:
-    """Every deployment, by name."""
+    """Every deployment, by name; one that cannot run has its ``problem`` set (never raises)."""
     with _connect(read_only=True) as con:
-        rows = con.execute("SELECT definition FROM deployments ORDER BY name").fetchall()
-    return [Deployment.from_definition(json.loads(r[0])) for r in rows]
+        rows = con.execute("SELECT definition, id, name FROM deployments ORDER BY name").fetchall()
+    return [_from_row(*r) for r in rows]
+
+
+def _from_row(definition: Any, dep_id: Any, name: Any) -> Deployment:
+    """A stored deployment, even from a definition that is not JSON (then with a problem)."""
+    try:
+        data = json.loads(definition)
+    except (TypeError, ValueError):
+        data = None
+    if not isinstance(data, dict):
+        data = {"id": dep_id, "name": name}  # from_definition reports it incomplete
+    return Deployment.from_definition(data)
 
 
 def get_deployment(name: str) -> Deployment:
@@ -138,12 +151,14 @@ def get_deployment(name: str) -> Deployment:
         No deployment has that name.
     """
     with _connect(read_only=True) as con:
-        row = con.execute("SELECT definition FROM deployments WHERE name = ?", [name]).fetchone()
+        row = con.execute(
+            "SELECT definition, id, name FROM deployments WHERE name = ?", [name]
+        ).fetchone()
     if row is None:
         raise DeploymentNotFoundError(
             f"No deployment is called {name!r}; list them with `kernelflow deployment ls`."
         )
-    return Deployment.from_definition(json.loads(row[0]))
+    return _from_row(*row)
 
 
 def set_paused(name: str, paused: bool) -> Deployment:
@@ -236,6 +251,35 @@ def claim_attempt(flow_run_id: str, attempt: int) -> bool:
     return bool(got)
 
 
+def take_over_attempt(flow_run_id: str, attempt: int, dead_claimer: str) -> bool:
+    """Take try ``attempt`` over from ``dead_claimer``, a process that died before starting it.
+
+    Conditional on the claimer, so two schedulers never both take it. True if taken.
+    """
+    with _connect() as con:
+        got = con.execute(
+            "UPDATE deployment_attempts SET claimed_by = ?, claimed_at = now() "
+            "WHERE flow_run_id = ? AND attempt = ? AND claimed_by = ? RETURNING attempt",
+            [claimer(), flow_run_id, attempt, dead_claimer],
+        ).fetchall()
+    return bool(got)
+
+
+def release_attempt(flow_run_id: str, attempt: int) -> bool:
+    """Give back try ``attempt``, claimed by this process but never started.
+
+    The fire is then unstarted again, and the next scheduler takes it over
+    (by the deployment's catch-up policy once it is Late). True if released.
+    """
+    with _connect() as con:
+        got = con.execute(
+            "DELETE FROM deployment_attempts WHERE flow_run_id = ? AND attempt = ? "
+            "AND claimed_by = ? RETURNING attempt",
+            [flow_run_id, attempt, claimer()],
+        ).fetchall()
+    return bool(got)
+
+
 def last_slots() -> dict[str, float]:
     """Deployment id -> the newest schedule slot claimed for it (epoch seconds)."""
     with _connect(read_only=True) as con:
@@ -283,25 +327,31 @@ def orphaned_runs() -> list[dict[str, Any]]:
 
     After a compaction, a run whose process died mid-try is Crashed; one that
     was waiting between tries (AwaitingRetry, Late) keeps its state but its
-    process has ended. Each row: ``id``, ``name``, ``deployment_id``,
-    ``state_type``, ``state_name``, ``run_count``, ``attempts``,
-    ``scheduled_time``, ``parameters`` (of the fire).
+    process has ended. Also listed, whatever its tries: a run whose last try
+    was claimed by a process that died before starting it (``unstarted``; that
+    try is taken over with :func:`take_over_attempt`, not claimed anew). Each
+    row: ``id``, ``name``, ``deployment_id``, ``state_type``, ``state_name``,
+    ``run_count``, ``attempts``, ``scheduled_time``, ``parameters`` and
+    ``kind`` (of the fire), ``process`` (that last wrote the run) and ``unstarted``.
     """
     with _connect(read_only=True) as con:
         rows = con.execute(
             """
             SELECT r.id, r.name, r.deployment_id, r.state_type, r.state_name,
                    coalesce(r.run_count, 0), a.attempts, epoch(f.scheduled_time), f.parameters,
-                   epoch(r.start_time)
+                   epoch(r.start_time), f.kind, r.process,
+                   r.state_type = 'SCHEDULED' AND coalesce(r.run_count, 0) < a.attempts
             FROM flow_runs r
             JOIN deployment_fires f ON f.flow_run_id = r.id
             JOIN deployments d ON d.id = r.deployment_id
             JOIN (SELECT flow_run_id, max(attempt) AS attempts FROM deployment_attempts
                   GROUP BY flow_run_id) a ON a.flow_run_id = r.id
-            WHERE a.attempts < 1 + coalesce(CAST(d.definition ->> 'retries' AS INTEGER), 0)
-              AND (r.state_type = 'CRASHED'
-                   OR (r.state_type = 'SCHEDULED' AND r.process IN
-                       (SELECT process FROM processes WHERE ended IS NOT NULL)))
+            WHERE (a.attempts < 1 + coalesce(TRY_CAST(d.definition ->> 'retries' AS INTEGER), 0)
+                   AND (r.state_type = 'CRASHED'
+                        OR (r.state_type = 'SCHEDULED' AND r.process IN
+                            (SELECT process FROM processes WHERE ended IS NOT NULL))))
+               OR (r.state_type = 'SCHEDULED' AND coalesce(r.run_count, 0) < a.attempts
+                   AND r.process IN (SELECT process FROM processes WHERE ended IS NOT NULL))
             ORDER BY r.id
             """
         ).fetchall()
@@ -316,6 +366,9 @@ def orphaned_runs() -> list[dict[str, Any]]:
         "scheduled_time",
         "parameters",
         "start_time",
+        "kind",
+        "process",
+        "unstarted",
     )
     found = [dict(zip(keys, r, strict=True)) for r in rows]
     for row in found:

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from kernelflow import settings
+from kernelflow._durations import check_seconds
 from kernelflow.deployments import records
-from kernelflow.deployments.models import CATCHUP_POLICIES, Deployment, check_name
+from kernelflow.deployments.models import CATCHUP_POLICIES, Deployment, check_count, check_name
 from kernelflow.deployments.parameters import coerce_parameters, read_notebook
 from kernelflow.deployments.schedules import CronSchedule, IntervalSchedule, parse_timezone
 from kernelflow.errors import ConfigurationError, DeploymentNotFoundError
@@ -92,28 +93,48 @@ def deploy(
     check_name(name)
     if cron is not None and interval is not None:
         raise ConfigurationError("Give --cron or --interval, not both.")
+    if timezone is not None and not isinstance(timezone, str):
+        raise ConfigurationError(
+            f"--timezone must be an IANA name such as 'UTC', got {timezone!r}."
+        )
     tz = timezone or "UTC"
     parse_timezone(tz)
     if cron is not None:
+        if not isinstance(cron, str):
+            raise ConfigurationError(f"--cron must be text such as '0 6 * * *', got {cron!r}.")
         CronSchedule(cron, tz)
     anchor = None
+    # Every duration through the one check (finite, in range): a NaN stored here
+    # would break every listing and the scheduler later.
     if interval is not None:
+        interval = check_seconds(interval, "--interval")
         IntervalSchedule(interval, None, tz)
         anchor = time.time()
     if catchup not in CATCHUP_POLICIES:
         raise ConfigurationError(
             f"--catchup must be one of {', '.join(CATCHUP_POLICIES)}, got {catchup!r}."
         )
-    _check_count(retries, "--retries", 0)
-    _check_count(max_catchup, "--max-catchup", 0)
+    check_count(retries, "--retries", 0)
+    check_count(max_catchup, "--max-catchup", 0)
     if limit is not None:
-        _check_count(limit, "--limit", 1)
-    for value, flag in ((timeout, "--timeout"), (cell_timeout, "--cell-timeout")):
-        if value is not None and not (isinstance(value, (int, float)) and value > 0):
-            raise ConfigurationError(f"{flag} must be a number of seconds > 0, got {value!r}.")
-    for value, flag in ((retry_delay, "--retry-delay"), (grace, "--grace")):
-        if not (isinstance(value, (int, float)) and value >= 0):
-            raise ConfigurationError(f"{flag} must be a number of seconds >= 0, got {value!r}.")
+        check_count(limit, "--limit", 1)
+    if timeout is not None:
+        timeout = check_seconds(timeout, "--timeout")
+    if cell_timeout is not None:
+        cell_timeout = check_seconds(cell_timeout, "--cell-timeout")
+    retry_delay = check_seconds(retry_delay, "--retry-delay", allow_zero=True)
+    grace = check_seconds(grace, "--grace", allow_zero=True)
+    if parameters is not None and not isinstance(parameters, dict):
+        raise ConfigurationError(
+            f"parameters must be a mapping of names to values, got {parameters!r}."
+        )
+    for value, what in ((kernel, "--kernel"), (after, "--after"), (dask, "--dask")):
+        if value is not None and not isinstance(value, str):
+            raise ConfigurationError(f"{what} must be text, got {value!r}.")
+    if not isinstance(paused, bool):
+        raise ConfigurationError(f"paused must be true or false, got {paused!r}.")
+    tags = _strings(tags, "tags")
+    notify = _strings([notify] if isinstance(notify, str) else notify, "--notify")
 
     source = Path(notebook).expanduser().resolve()
     nb = read_notebook(source)
@@ -172,6 +193,7 @@ def deploy(
                 deployment.anchor = previous.anchor  # the same interval keeps its slots
             if _same(previous, deployment):
                 return previous  # idempotent: nothing changed, nothing rescheduled
+    deployment.validate()  # the same check the scheduler applies when it reads it back
     saved = records.save_deployment(deployment, update=update)
     signal_change()
     return saved
@@ -186,9 +208,15 @@ def _same(old: Deployment, new: Deployment) -> bool:
     return all(a.get(k) == b.get(k) for k in a if k not in _BOOKKEEPING)
 
 
-def _check_count(value: Any, flag: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigurationError(f"{flag} must be a whole number >= {minimum}, got {value!r}.")
+def _strings(values: Any, what: str) -> list[str]:
+    """``values`` as a list of text, or a one-line error (a YAML file may hold anything)."""
+    try:
+        found = list(values) if not isinstance(values, (str, bytes, dict)) else None
+    except TypeError:
+        found = None
+    if found is None or not all(isinstance(v, str) for v in found):
+        raise ConfigurationError(f"{what} must be a list of text values, got {values!r}.")
+    return found
 
 
 def check_kernel(name: str | None) -> None:

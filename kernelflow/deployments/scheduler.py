@@ -23,11 +23,24 @@ re-read of the store happens every :data:`RESCAN_S` seconds.
 (:mod:`kernelflow.deployments.catchup`), starts fires other processes
 claimed but did not start (``deployment run`` without waiting, ``--after``
 triggers, a dead scheduler's queue), and retries Crashed runs that have
-tries left.
+tries left. A schedule slot that was claimed but not started within the
+deployment's grace period turns Late, then follows the catch-up policy
+together with the slots nobody claimed: nothing stays Scheduled in the past.
 
 Runs execute concurrently, at most ``slots`` at once and at most a
 deployment's ``limit`` of its own; a fire that finds no room waits in a
 queue and turns Late after the deployment's grace period.
+
+*Stopping* releases the lease first. A graceful stop then finishes what
+this scheduler claimed: runs in progress, and the queued fires, started as
+room frees. A cancelling stop (Ctrl-C) cancels the runs in progress and
+releases the queued fires for the next scheduler.
+
+*One bad deployment stops nothing.* A deployment whose stored definition
+cannot be used (see :attr:`Deployment.problem`), or whose scheduling fails,
+is logged once and left alone; the others keep firing. Only an error of the
+loop itself (a store that needs a human: corrupt, shared, too new) stops
+the scheduler, and :attr:`Scheduler.error` says why.
 """
 
 from __future__ import annotations
@@ -48,10 +61,15 @@ from typing import Any
 
 from kernelflow import settings
 from kernelflow.deployments import records
-from kernelflow.deployments.catchup import plan_catchup
+from kernelflow.deployments.catchup import plan_catchup, split_by_policy
 from kernelflow.deployments.execution import RunExecution, create_run, resume_run
 from kernelflow.deployments.models import UPSTREAM_PARAMETER, Deployment
-from kernelflow.errors import StoreError
+from kernelflow.errors import (
+    SchemaTooNewError,
+    StoreCorruptError,
+    StoreError,
+    StoreNotPrivateError,
+)
 from kernelflow.runs import FlowRun, new_id
 from kernelflow.states import State, StateType
 
@@ -65,6 +83,10 @@ RESCAN_S = 60.0
 #: notebook process starts on time (the run waits for the instant itself). The claim
 #: may wait for the store's lock while another process compacts: this absorbs it.
 LEAD_S = 2.0
+#: Store errors no retry mends (a human must act): they stop the scheduler.
+_FATAL_STORE_ERRORS = (StoreCorruptError, StoreNotPrivateError, SchemaTooNewError)
+#: Fire kinds that are schedule slots (the catch-up policy applies to them when Late).
+_SLOT_FIRES = ("scheduled", "catchup")
 
 
 @dataclass
@@ -99,12 +121,11 @@ class Scheduler:
     def __init__(
         self, slots: int = 4, lease_poll: float = 0.5, home: str | os.PathLike[str] | None = None
     ) -> None:
-        if slots < 1:
-            from kernelflow.errors import ConfigurationError
+        from kernelflow._durations import check_seconds
+        from kernelflow.deployments.models import check_count
 
-            raise ConfigurationError(f"slots must be >= 1, got {slots!r}.")
-        self.slots = slots
-        self.lease_poll = lease_poll
+        self.slots = check_count(slots, "slots", 1)
+        self.lease_poll = check_seconds(lease_poll, "lease_poll")
         self.home = settings.StorePaths(settings.home() if home is None else Path(home))
         self.active = threading.Event()
         self._stopping = threading.Event()
@@ -125,6 +146,8 @@ class Scheduler:
         self._threads: list[threading.Thread] = []  #: run threads, until their files are written
         self._known_runs: set[str] = set()
         self._error: BaseException | None = None
+        #: deployment id -> (its ``updated`` stamp, why it is left alone) for broken ones.
+        self._broken: dict[str, tuple[float, str]] = {}
         #: (deployment name, scheduled time, worker start time) of each started try.
         self.started_fires: list[tuple[str, float, float]] = []
         self._on_idle: Callable[[], None] | None = None
@@ -134,17 +157,39 @@ class Scheduler:
         """Start scheduling in a background thread (returns at once)."""
         if self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._main, name="kernelflow-scheduler", daemon=True)
+        self._thread = threading.Thread(
+            target=self._thread_main, name="kernelflow-scheduler", daemon=True
+        )
         self._thread.start()
 
-    def stop(self, cancel_running: bool = False, timeout: float | None = None) -> None:
-        """Stop firing; wait for runs in progress (or cancel them), then release the lease."""
+    def stop(
+        self, cancel_running: bool = False, timeout: float | None = None, wait: bool = True
+    ) -> None:
+        """Stop firing, release the lease, then finish what this scheduler claimed.
+
+        Parameters
+        ----------
+        cancel_running
+            Cancel the runs in progress and release the queued fires to the
+            next scheduler; otherwise both are run to their end.
+        timeout
+            Seconds to wait for that (None: as long as it takes).
+        wait
+            False: return at once (e.g. from a signal handler); :meth:`wait` later.
+        """
         if cancel_running:
             self._cancel.set()
         self._stopping.set()
         self._wake()
-        if self._thread is not None and threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
+        if wait:
+            self.wait(timeout)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the scheduler's thread ends; True if it has ended (or never started)."""
+        if self._thread is None or threading.current_thread() is self._thread:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def run(self, duration: float | None = None, once: bool = False) -> None:
         """Schedule in this thread for ``duration`` seconds (None: until :meth:`stop`).
@@ -156,6 +201,10 @@ class Scheduler:
         if once:
             self._main(once=True)
             return
+        if duration is not None:
+            from kernelflow._durations import check_seconds
+
+            duration = check_seconds(duration, "duration", allow_zero=True)
         self.start()
         try:
             if self._thread is not None:
@@ -171,6 +220,11 @@ class Scheduler:
         return self._error
 
     @property
+    def broken(self) -> dict[str, str]:
+        """Deployment id -> why this scheduler leaves that deployment alone."""
+        return {dep_id: why for dep_id, (_, why) in self._broken.items()}
+
+    @property
     def running_runs(self) -> list[str]:
         """Ids of the runs this scheduler is executing."""
         with self._lock:
@@ -181,6 +235,12 @@ class Scheduler:
             os.write(self._wake_w, b".")
 
     # -- the loop -------------------------------------------------------------------------
+    def _thread_main(self) -> None:
+        try:
+            self._main()
+        except BaseException:  # recorded in self._error and logged by _main: the owner reports it
+            pass
+
     def _main(self, once: bool = False) -> None:
         previous = settings.use_home(self.home.home)
         try:
@@ -196,9 +256,9 @@ class Scheduler:
             self.active.set()
             from kernelflow.store.compact import start_background_compaction
 
-            start_background_compaction()
             try:
-                self._take_over()
+                start_background_compaction()  # a bad KERNELFLOW_COMPACT_SECONDS stops us here
+                self._retrying(self._take_over)
                 if once:
                     # Catch-up (slots before now), queued fires and retries; no new slots.
                     self._start_queued()
@@ -209,8 +269,8 @@ class Scheduler:
                 else:
                     self._loop()
             finally:
-                # The lease goes first: a standby takes over while our runs finish
-                # (they are claimed; queued fires are left for it).
+                # The lease goes first: a standby takes over while we finish what we
+                # claimed (each try is claimed once, so it never runs twice).
                 self._release()
                 self._drain()
                 from kernelflow.store.compact import compact
@@ -219,27 +279,45 @@ class Scheduler:
                     compact()
         except BaseException as exc:
             self._error = exc
-            logger.exception("kernelflow: the scheduler stopped on an error")
+            # One line; the traceback only for debugging (it is a bug unless ours).
+            logger.error("kernelflow: the scheduler stopped: %s", describe_error(exc))
+            logger.debug("kernelflow: the scheduler's error", exc_info=exc)
             raise
         finally:
             settings.use_home(previous)
 
-    def _loop(self) -> None:
-        last_scan = time.monotonic()
+    def _retrying(self, step: Callable[[], None]) -> bool:
+        """Run ``step``; on a store error a retry can mend, wait 1 s and run it again.
+
+        Returns False if the scheduler was stopped before ``step`` succeeded.
+        """
         while not self._stopping.is_set():
-            now = time.time()
             try:
-                self._fire_due(now)
-                self._start_queued()
-                self._mark_late_queued(now)
+                step()
+                return True
+            except _FATAL_STORE_ERRORS:
+                raise
             except StoreError as exc:
-                # E.g. another program holds the database: nothing was claimed, so the
-                # fire is still due; try again shortly rather than stop scheduling.
+                # E.g. another program holds the database: nothing was claimed, so what
+                # was due is still due; try again shortly rather than stop scheduling.
                 logger.warning(
                     "kernelflow: the scheduler cannot use the store (%s); retrying in 1 s", exc
                 )
                 self._stopping.wait(1.0)
-                continue
+        return False
+
+    def _step(self) -> None:
+        now = time.time()
+        self._fire_due(now)
+        self._start_queued()
+        self._mark_late_queued(now)
+
+    def _loop(self) -> None:
+        last_scan = time.monotonic()
+        while not self._stopping.is_set():
+            if not self._retrying(self._step):
+                break
+            now = time.time()
             timeout = RESCAN_S - (time.monotonic() - last_scan)
             with self._lock:
                 if self._heap:
@@ -256,22 +334,62 @@ class Scheduler:
                 changed = changed or fd == self._fifo_fd
             if changed or time.monotonic() - last_scan >= RESCAN_S:
                 last_scan = time.monotonic()
-                self._reload()
+                self._retrying(self._reload)
 
     def _drain(self) -> None:
-        """Wait for runs in progress (and their HTML copies); queued runs stay claimed."""
+        """Finish what this scheduler claimed, so no fire it claimed is left Scheduled.
+
+        Graceful: wait for runs in progress and start the queued fires as room
+        frees (a standby that took the lease may start some first; each try is
+        claimed once). Cancelling: cancel the runs, release the queued fires
+        to the next scheduler. Then wait for the runs' HTML copies.
+        """
+        starting = True
         while True:
+            if self._cancel.is_set():
+                self._release_queued()
+            elif starting:
+                try:
+                    self._start_queued()
+                except StoreError as exc:
+                    logger.warning(
+                        "kernelflow: cannot start the queued runs while stopping (%s); "
+                        "the next scheduler takes them over",
+                        exc,
+                    )
+                    starting = False
+                    self._release_queued()
             with self._lock:
                 threads = [t for t in self._threads if t.is_alive()]
                 self._threads = threads
                 executions = [e for _, e in self._running.values()]
-            if not threads:
+                queued = bool(self._queue)
+            if not threads and not queued:
                 break
-            if self._stopping.is_set() and self._cancel.is_set():
+            if self._cancel.is_set():
                 for execution in executions:
                     execution.cancel.set()
-            for thread in threads:
-                thread.join(0.5)
+            # A run thread writes to our pipe when it ends: there may be room now.
+            select.select([self._wake_r], [], [], 0.5)
+            _drain_fd(self._wake_r)
+
+    def _release_queued(self) -> None:
+        """Hand the queued fires to the next scheduler: tries we claimed are given back."""
+        with self._lock:
+            queued, self._queue = self._queue, []
+        for item in queued:
+            if item.claimed:
+                try:
+                    records.release_attempt(item.run.id, item.attempt)
+                except StoreError as exc:
+                    logger.warning(
+                        "kernelflow: %s: cannot release run %s (%s)",
+                        item.deployment.name,
+                        item.run.id,
+                        exc,
+                    )
+        if queued:
+            logger.info("kernelflow: %d queued run(s) left for the next scheduler", len(queued))
 
     # -- the lease ------------------------------------------------------------------------
     @property
@@ -309,6 +427,9 @@ class Scheduler:
     def _open_fifo(self) -> None:
         from kernelflow.deployments.registry import WAKE_FIFO, deployments_dir
 
+        if self._fifo_fd is not None:
+            return  # taking over again after a store error
+
         folder = deployments_dir()
         self.home.ensure(folder)
         path = folder / WAKE_FIFO
@@ -338,18 +459,78 @@ class Scheduler:
         last = records.last_slots()
         with self._lock:
             self._deployments = deployments
+        late = self._recover(now)
         for deployment in deployments.values():
+            if not self._usable(deployment):
+                continue
+            pending = late.pop(deployment.id, [])
             if deployment.paused or deployment.schedule() is None:
+                self._isolated(deployment, "catching up", self._settle_late, deployment, pending)
                 continue
             cursor = max(last.get(deployment.id, 0.0), deployment.updated)
-            self._catch_up(deployment, cursor, now)
-            self._schedule_next(deployment, now)
-        self._recover()
+            if self._isolated(
+                deployment, "catching up", self._catch_up, deployment, cursor, now, pending
+            ):
+                self._isolated(deployment, "scheduling", self._schedule_next, deployment, now)
 
-    def _catch_up(self, deployment: Deployment, cursor: float, now: float) -> None:
+    # -- one deployment at a time ------------------------------------------------------------
+    def _usable(self, deployment: Deployment) -> bool:
+        """Whether to schedule ``deployment``: not broken (stored so, or failing here)."""
+        if deployment.problem is not None:
+            self._mark_broken(deployment, deployment.problem)
+            return False
+        seen = self._broken.get(deployment.id)
+        if seen is not None and seen[0] == deployment.updated:
+            return False  # failed here before; a new deploy (a new stamp) tries again
+        self._broken.pop(deployment.id, None)
+        return True
+
+    def _mark_broken(self, deployment: Deployment, why: str) -> None:
+        """Leave ``deployment`` alone until it is deployed again; say so once."""
+        seen = self._broken.get(deployment.id)
+        if seen is None or seen[0] != deployment.updated:
+            logger.error("kernelflow: %s is not scheduled: %s", deployment.name, why)
+        self._broken[deployment.id] = (deployment.updated, why)
+        self._versions[deployment.id] = self._versions.get(deployment.id, 0) + 1
+
+    def _isolated(
+        self, deployment: Deployment, what: str, step: Callable[..., Any], *args: Any
+    ) -> bool:
+        """Run ``step`` for one deployment; its failure stops that deployment, not the others.
+
+        Store errors are the loop's (every deployment needs the store) and propagate.
+        """
+        try:
+            step(*args)
+            return True
+        except StoreError:
+            raise
+        except Exception as exc:  # recorded: the deployment is left alone and listed as broken
+            why = f"{what} failed: {describe_error(exc)}"
+            logger.debug("kernelflow: %s: %s", deployment.name, why, exc_info=exc)
+            self._mark_broken(deployment, why)
+            return False
+
+    def _catch_up(
+        self,
+        deployment: Deployment,
+        cursor: float,
+        now: float,
+        late: list[_Queued] | None = None,
+    ) -> None:
+        """Slots missed since ``cursor``, and ``late`` claimed ones, by the catch-up policy."""
         schedule = deployment.schedule()
         assert schedule is not None
         plan = plan_catchup(schedule, cursor, now, deployment.catchup, deployment.max_catchup)
+        late = late or []
+        if late:
+            # Claimed-but-unstarted slots are missed slots too: one policy over both.
+            missed = [item.scheduled_time for item in late] + plan.run + plan.skip
+            run, _ = split_by_policy(missed, deployment.catchup, deployment.max_catchup)
+            keep = set(run)
+            plan.run = [t for t in plan.run + plan.skip if t in keep]
+            plan.skip = [t for t in plan.skip if t not in keep]
+            self._settle_late(deployment, late, keep)
         if plan.skip:
             ids = {when: new_id() for when in plan.skip}
             got = records.claim_skipped(deployment.id, ids.items())
@@ -362,26 +543,84 @@ class Scheduler:
                     len(got),
                     f" ({plan.omitted} older ones not recorded)" if plan.omitted else "",
                 )
-        for when in plan.run:
+        for when in sorted(plan.run):
             self._fire(deployment, when, "catchup")
 
-    def _recover(self) -> None:
-        """Start fires nobody started, and retry dead processes' runs that have tries left."""
+    def _settle_late(
+        self, deployment: Deployment, late: list[_Queued], keep: set[float] | None = None
+    ) -> None:
+        """Late claimed slots: each becomes Late, then runs if in ``keep``, else Skipped.
+
+        Each try is claimed first, so a slot another scheduler is starting
+        right now (one that is stopping gracefully) is left to it.
+        """
+        if keep is None:
+            runnable = not deployment.paused and deployment.schedule() is not None
+            times = [item.scheduled_time for item in late]
+            run, _ = split_by_policy(times, deployment.catchup, deployment.max_catchup)
+            keep = set(run) if runnable else set()
+        for item in sorted(late, key=lambda q: q.scheduled_time):
+            if not item.claimed and not records.claim_attempt(item.run.id, item.attempt):
+                continue
+            item.claimed = True
+            execution = RunExecution(deployment, item.run, item.scheduled_time)
+            execution.mark_late()
+            if item.scheduled_time in keep:
+                self._enqueue(item)
+            else:
+                why = "paused" if deployment.paused else f"--catchup {deployment.catchup}"
+                execution.skip(f"Claimed but not started before its scheduler stopped ({why})")
+
+    def _recover(self, now: float | None = None) -> dict[str, list[_Queued]]:
+        """Start fires nobody started, and retry dead processes' runs that have tries left.
+
+        Returns the schedule slots among them that are Late (not started within
+        the grace period), by deployment id: the catch-up policy decides those.
+        """
         from kernelflow.store.compact import compact
 
+        now = time.time() if now is None else now
         compact()
         with self._lock:
             deployments = dict(self._deployments)
             known = set(self._known_runs)
+        late: dict[str, list[_Queued]] = {}
         for fire in records.unstarted_fires():
             deployment = deployments.get(fire["deployment_id"])
-            if deployment is None or fire["flow_run_id"] in known:
+            if deployment is None or fire["flow_run_id"] in known or not self._usable(deployment):
                 continue
             run = _existing_or_new_run(deployment, fire)
-            self._enqueue(_Queued(deployment, run, fire["scheduled_time"], fire["parameters"]))
+            item = _Queued(deployment, run, fire["scheduled_time"], fire["parameters"])
+            with self._lock:
+                self._known_runs.add(run.id)
+            if fire["kind"] in _SLOT_FIRES and now - fire["scheduled_time"] > deployment.grace:
+                late.setdefault(deployment.id, []).append(item)
+            else:
+                self._enqueue(item)
         for row in records.orphaned_runs():
             deployment = deployments.get(row["deployment_id"])
-            if deployment is None or row["id"] in known:
+            if deployment is None or row["id"] in known or not self._usable(deployment):
+                continue
+            if row["unstarted"]:
+                # Its try was claimed by a process that died before starting it.
+                attempt = int(row["attempts"])
+                if not records.take_over_attempt(row["id"], attempt, row["process"]):
+                    continue
+                item = _Queued(
+                    deployment,
+                    resume_run(deployment, row),
+                    row["scheduled_time"] or now,
+                    row["parameters"],
+                    attempt,
+                    claimed=True,
+                )
+                with self._lock:
+                    self._known_runs.add(row["id"])
+                slot = attempt == 1 and row["kind"] in _SLOT_FIRES
+                if slot and now - item.scheduled_time > deployment.grace:
+                    late.setdefault(deployment.id, []).append(item)
+                else:
+                    self._enqueue(item)
                 continue
             attempt = int(row["attempts"]) + 1
             if not records.claim_attempt(row["id"], attempt):
@@ -404,6 +643,7 @@ class Scheduler:
                     claimed=True,
                 )
             )
+        return late
 
     def _reload(self) -> None:
         """Re-read deployments after a change; reschedule what changed."""
@@ -416,14 +656,24 @@ class Scheduler:
             before = old.get(dep_id)
             if before is not None and before.updated == deployment.updated:
                 continue
+            if not self._usable(deployment):
+                continue
             if deployment.paused or deployment.schedule() is None:
                 self._versions[dep_id] = self._versions.get(dep_id, 0) + 1
                 continue
             # New, resumed or updated: fire from now on (updated stamps the change).
-            self._schedule_next(deployment, max(now, deployment.updated) - 1e-6)
+            self._isolated(
+                deployment,
+                "scheduling",
+                self._schedule_next,
+                deployment,
+                max(now, deployment.updated) - 1e-6,
+            )
         for dep_id in set(old) - set(fresh):
             self._versions[dep_id] = self._versions.get(dep_id, 0) + 1
-        self._recover()
+        for dep_id, late in self._recover(now).items():
+            deployment = fresh[dep_id]
+            self._isolated(deployment, "catching up", self._settle_late, deployment, late)
 
     # -- firing ---------------------------------------------------------------------------
     def _schedule_next(self, deployment: Deployment, after: float) -> None:
@@ -448,12 +698,15 @@ class Scheduler:
                 continue  # superseded by a change, or deleted
             if not deployment.paused:
                 try:
-                    self._fire(deployment, when, "scheduled")
+                    if not self._isolated(
+                        deployment, "firing", self._fire, deployment, when, "scheduled"
+                    ):
+                        continue  # left alone until deployed again
                 except StoreError:
                     with self._lock:  # not claimed: due again on the next try
                         heapq.heappush(self._heap, (when, _, dep_id, version))
                     raise
-            self._schedule_next(deployment, when)
+            self._isolated(deployment, "scheduling", self._schedule_next, deployment, when)
 
     def _room_for(self, deployment: Deployment) -> bool:
         with self._lock:
@@ -578,6 +831,19 @@ class Scheduler:
             queued = trigger_after(target, run, signal=False)
             if queued is not None:
                 self._enqueue(queued)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for an error that stopped scheduling: ours as is, anything else as a bug."""
+    from kernelflow.errors import KernelflowError
+
+    text = " ".join(str(exc).split())
+    if isinstance(exc, KernelflowError):
+        return text
+    return (
+        f"{type(exc).__name__}: {text or 'no message'} (a bug in kernelflow; set "
+        "KERNELFLOW_LOGGING_LEVEL=DEBUG for the traceback and report it)"
+    )
 
 
 def _drain_fd(fd: int) -> None:

@@ -31,6 +31,10 @@ UTC = dt.timezone.utc
 _FIELDS_5 = ("minute", "hour", "day of month", "month", "day of week")
 _FIELDS_6 = ("second", *_FIELDS_5)
 _WILDCARDS_5 = ["*"] * 5
+#: The shortest interval schedule, in seconds.
+MIN_INTERVAL = 0.1
+#: A date from which a cron expression's next fire is looked up, to refuse one that never fires.
+_PROBE = dt.datetime(2000, 1, 1)
 
 
 def parse_timezone(name: str | None) -> ZoneInfo:
@@ -38,7 +42,8 @@ def parse_timezone(name: str | None) -> ZoneInfo:
     name = name or "UTC"
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    # OSError: a name that is a folder of the tz database ("Europe") or unreadable.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ConfigurationError(
             f"Unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin' or 'UTC'."
         ) from None
@@ -52,8 +57,16 @@ class Schedule:
         raise NotImplementedError
 
     def next_after(self, after: dt.datetime) -> dt.datetime:
-        """The first fire time strictly after ``after``."""
-        return next(self.fire_times(after))
+        """The first fire time strictly after ``after``.
+
+        Raises
+        ------
+        ConfigurationError
+            The schedule fires no more after ``after`` (its dates run out).
+        """
+        for when in self.fire_times(after):
+            return when
+        raise ConfigurationError(f"{self.describe()} fires no more after {after.isoformat()}.")
 
     def between(self, start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
         """Fire times in ``(start, end]``."""
@@ -93,6 +106,14 @@ class CronSchedule(Schedule):
         self.with_seconds = len(fields) == 6
         if not croniter.is_valid(self.cron, second_at_beginning=self.with_seconds):
             raise ConfigurationError(_explain_bad_cron(self.cron, fields))
+        try:
+            # Valid fields can still name no date at all (``0 0 31 2 *``, February 31st).
+            croniter(self.cron, _PROBE, second_at_beginning=self.with_seconds).get_next(dt.datetime)
+        except (ValueError, OverflowError, KeyError):
+            raise ConfigurationError(
+                f"Cron expression {cron!r} never fires (no date matches all its fields); "
+                "check the day of month, month and weekday fields."
+            ) from None
 
     def fire_times(self, after: dt.datetime) -> Iterator[dt.datetime]:
         from croniter import croniter
@@ -103,7 +124,10 @@ class CronSchedule(Schedule):
         it = croniter(self.cron, local_after, second_at_beginning=self.with_seconds)
         last: dt.datetime | None = None
         while True:
-            naive = it.get_next(dt.datetime)
+            try:
+                naive = it.get_next(dt.datetime)
+            except (ValueError, OverflowError):
+                return  # no later date matches (croniter's search ends): no more fires
             when = naive.replace(tzinfo=self.zone, fold=0).astimezone(UTC)
             if when <= after or (last is not None and when <= last):
                 continue
@@ -123,16 +147,16 @@ class IntervalSchedule(Schedule):
         anchor: dt.datetime | None = None,
         timezone: str | None = None,
     ) -> None:
-        seconds = interval.total_seconds() if isinstance(interval, dt.timedelta) else interval
-        try:
-            seconds = float(seconds)
-        except (TypeError, ValueError):
+        from kernelflow._durations import check_seconds
+
+        # Finite and bounded: a NaN or infinite interval would break every later date.
+        self.interval = check_seconds(interval, "Interval")
+        if self.interval < MIN_INTERVAL:
+            # Dates have microseconds: a shorter step would spin on one instant.
             raise ConfigurationError(
-                f"Interval must be a number of seconds, got {interval!r}."
-            ) from None
-        if seconds <= 0:
-            raise ConfigurationError(f"Interval must be > 0 seconds, got {interval!r}.")
-        self.interval = seconds
+                f"Interval must be at least {MIN_INTERVAL:g} seconds, got {interval!r}; "
+                "write e.g. 1, 30s or 5m."
+            )
         self.timezone = timezone or "UTC"
         parse_timezone(self.timezone)
         self.anchor = (anchor or dt.datetime(2000, 1, 1, tzinfo=UTC)).astimezone(UTC)
@@ -141,7 +165,10 @@ class IntervalSchedule(Schedule):
         elapsed = (after - self.anchor).total_seconds()
         k = max(0, int(elapsed // self.interval) + 1)
         while True:
-            when = self.anchor + dt.timedelta(seconds=k * self.interval)
+            try:
+                when = self.anchor + dt.timedelta(seconds=k * self.interval)
+            except OverflowError:
+                return  # past year 9999: no more fires
             if when > after:
                 yield when
             k += 1

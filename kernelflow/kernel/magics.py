@@ -10,7 +10,6 @@ modules these magics call; each ``%kf`` listing is rendered by one function of
 from __future__ import annotations
 
 import argparse
-import re
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -25,22 +24,12 @@ if TYPE_CHECKING:
 
 __all__ = ["KernelflowMagics", "parse_duration"]
 
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|m|min|h|d|w)?", re.IGNORECASE)
-_UNIT_SECONDS = {
-    "ms": 0.001,
-    "s": 1,
-    "sec": 1,
-    "m": 60,
-    "min": 60,
-    "h": 3600,
-    "d": 86400,
-    "w": 604800,
-    None: 1,
-}
-
 
 def parse_duration(text: str) -> float:
-    """Seconds in ``90``, ``30s``, ``5m``, ``2h``, ``1d``, ``1h30m`` or ``1.5h``.
+    """Seconds > 0 in ``90``, ``30s``, ``5m``, ``2h``, ``1d``, ``1h30m`` or ``1.5h``.
+
+    The parser is :func:`kernelflow._durations.parse_duration`, shared with the
+    CLI and ``kernelflow.yaml``; this adds argparse's error type for the magics.
 
     Raises
     ------
@@ -52,20 +41,15 @@ def parse_duration(text: str) -> float:
     >>> parse_duration("1h30m")
     5400.0
     """
-    cleaned = text.strip().replace(" ", "")
-    total = 0.0
-    position = 0
-    for match in _DURATION.finditer(cleaned):
-        if match.start() != position:
-            break
-        unit = match.group(2).lower() if match.group(2) else None
-        total += float(match.group(1)) * _UNIT_SECONDS[unit]
-        position = match.end()
-    if not cleaned or position != len(cleaned) or total <= 0:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a duration; write e.g. 90, 30s, 5m, 2h, 1d or 1h30m"
-        )
-    return total
+    from kernelflow._durations import parse_duration as parse
+
+    try:
+        seconds = parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration > 0; write e.g. 30s or 5m")
+    return seconds
 
 
 def _whole_number(text: str) -> int:

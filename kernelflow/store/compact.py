@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kernelflow import settings
+from kernelflow.errors import ConfigurationError
 from kernelflow.settings import StorePaths
 from kernelflow.store.journal import ProcessIdentity, current_journal, process_is_alive
 from kernelflow.store.schema import TERMINAL_STATE_TYPES
@@ -191,6 +192,8 @@ def compact(paths: StorePaths | None = None, *, timeout: float | None = None) ->
         # Imported only when there is work: a process with nothing to fold
         # never loads duckdb or pyarrow.
         import duckdb
+
+        _register_exit_hook_before_duckdb()
 
         from kernelflow.store.db import connect, translate_error
 
@@ -790,7 +793,7 @@ def start_background_compaction(interval: float | None = None) -> _Compactor:
     with _background_lock:
         if _background is None or _background.pid != os.getpid() or not _background.is_alive():
             if interval is None:
-                interval = float(settings.env("COMPACT_SECONDS", "5"))
+                interval = settings.env_seconds("COMPACT_SECONDS", 5.0)
             _background = _Compactor(interval)
             _background.start()
             _register_exit_hook()
@@ -807,13 +810,42 @@ def _register_exit_hook() -> None:
         _exit_hook_registered = True
 
 
+_hook_before_duckdb = False
+#: Set when this process's exit compaction has begun: a fold failing from then on
+#: (DuckDB interrupts its queries at exit) is expected, and its events wait in the journal.
+_exiting = False
+
+
+def _register_exit_hook_before_duckdb() -> None:
+    """Run the exit compaction before DuckDB's own exit hooks, which interrupt queries.
+
+    ``import duckdb`` registers atexit hooks that interrupt running queries
+    (``INTERRUPT Error: Interrupted!``) and refuse new ones. atexit runs hooks
+    last-registered first, so a hook registered after that import runs before
+    them: the background fold in progress finishes, and an inline exit fold
+    can still use DuckDB.
+    """
+    global _hook_before_duckdb
+    if not _hook_before_duckdb:
+        atexit.register(_compact_at_exit)
+        _hook_before_duckdb = True
+
+
 def _compact_at_exit() -> None:
+    global _exiting
+    if _exiting:
+        return  # registered twice (see _register_exit_hook_before_duckdb): once is enough
+    _exiting = True
     if _background is not None and _background.pid == os.getpid():
         _background.stop(timeout=2.0)  # it may hold the lock; let it finish first
     journal = current_journal()
     if not journal.events_written:
         return
-    mode = settings.env("COMPACT_AT_EXIT", "detach")
+    try:
+        mode = settings.env_choice("COMPACT_AT_EXIT", "detach", ("detach", "inline", "off"))
+    except ConfigurationError as exc:  # at exit nobody can act on an exception: say it once
+        logger.warning("kernelflow: %s", exc)
+        mode = "detach"
     if mode == "inline":
         # Short wait: a foreign program holding the database must not stall
         # the exit; the events stay in the journal for the next compaction.
@@ -853,8 +885,11 @@ def _compact_quietly(when: str, timeout: float | None = None) -> bool:
     try:
         compact(timeout=timeout)
     except Exception as exc:  # best effort by design; recorded below
-        if sys.is_finalizing():
-            return False  # the interpreter is going away; the next reader folds the journal
+        if sys.is_finalizing() or (_exiting and when != "at exit"):
+            # Interrupted because this process is exiting: normal, and nothing is lost
+            # (the fold's transaction is rolled back; the next one imports the journal).
+            logger.debug("kernelflow: %s compaction stopped at exit: %s", when, exc)
+            return False
         message = f"kernelflow: {when} compaction failed: {exc}"
         # The same failure every few seconds (a CLI holding the file) is logged once.
         logger.log(logging.DEBUG if message == _last_warning else logging.WARNING, message)

@@ -31,14 +31,13 @@ from contextlib import contextmanager
 import duckdb
 
 from kernelflow.errors import (
-    ConfigurationError,
     SchemaTooNewError,
     StoreCorruptError,
     StoreError,
     StoreLockedError,
     StoreNotWritableError,
 )
-from kernelflow.settings import PRIVATE_FILE, StorePaths, env, open_private
+from kernelflow.settings import PRIVATE_FILE, StorePaths, env_seconds, open_private
 from kernelflow.store.schema import SCHEMA_VERSION, check_not_too_new, migrate, schema_version
 
 __all__ = ["SANDBOX", "connect", "lock_timeout", "translate_error"]
@@ -61,16 +60,7 @@ SANDBOX: dict[str, bool] = {
 
 def lock_timeout() -> float:
     """Seconds to wait for the database (``KERNELFLOW_LOCK_TIMEOUT``, default 10)."""
-    raw = env("LOCK_TIMEOUT", "10")
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:  # also rejects NaN
-        raise ConfigurationError(
-            f"KERNELFLOW_LOCK_TIMEOUT={raw!r} is not a number of seconds; set it to e.g. 10."
-        )
-    return value
+    return env_seconds("LOCK_TIMEOUT", 10.0, allow_zero=True)
 
 
 @contextmanager

@@ -30,7 +30,7 @@ import threading
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from kernelflow.settings import env
+from kernelflow.settings import env_bool
 
 if TYPE_CHECKING:
     from kernelflow.widgets._cache import CacheBrowser
@@ -59,7 +59,6 @@ _LAZY = {
     "TaskStatus": "kernelflow.widgets._status",
 }
 
-_OFF = frozenset({"off", "0", "false", "no"})
 _lock = threading.Lock()
 _override: bool | None = None
 #: The installed tracker and log handler per shell (one shell per kernel in practice).
@@ -83,7 +82,7 @@ def enabled() -> bool:
     """Whether live views are on: :func:`set_enabled`, else ``KERNELFLOW_WIDGETS`` (default on)."""
     if _override is not None:
         return _override
-    return env("WIDGETS", "on").strip().lower() not in _OFF
+    return env_bool("WIDGETS", True)
 
 
 def set_enabled(on: bool | None) -> None:

@@ -24,8 +24,8 @@ class TestBadInput:
         [
             ({"cron": "0 25 * * *"}, "the hour field '25' is not valid"),
             ({"cron": "0 6 * * *", "timezone": "Europe/Nowhere"}, "Unknown time zone"),
-            ({"interval": 0}, "Interval must be > 0"),
-            ({"interval": -3}, "Interval must be > 0"),
+            ({"interval": 0}, "--interval must be a finite number of seconds > 0"),
+            ({"interval": -3}, "--interval must be a finite number of seconds > 0"),
             ({"interval": 5, "cron": "* * * * *"}, "not both"),
             (
                 {"interval": 5, "parameters": {"m": "1"}},
@@ -42,7 +42,7 @@ class TestBadInput:
             ({"interval": 5, "after": "ghost"}, "--after 'ghost' names no deployment"),
             ({"interval": 5, "catchup": "sometimes"}, "--catchup must be one of"),
             ({"interval": 5, "retries": -1}, "--retries must be a whole number >= 0"),
-            ({"interval": 5, "timeout": 0}, "--timeout must be a number of seconds > 0"),
+            ({"interval": 5, "timeout": 0}, "--timeout must be a finite number of seconds > 0"),
             ({"interval": 5, "limit": 0}, "--limit must be a whole number >= 1"),
             ({"interval": 5, "notify": ["ftp://x"]}, "--notify needs an http"),
         ],
@@ -154,7 +154,7 @@ class TestCommandLine:
         ("args", "message"),
         [
             (["--cron", "0 0 * 13 *"], "the month field '13' is not valid"),
-            (["--interval", "0"], "Interval must be > 0"),
+            (["--interval", "0"], "--interval must be a finite number of seconds > 0"),
             (
                 ["--interval", "5", "-p", "n=x"],
                 "Parameter 'n' of notebook 'report.ipynb' is an int",
