@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import os
+from collections.abc import Iterator
 from typing import Any
 
 __all__ = [
@@ -81,29 +82,14 @@ def written_paths(tree: ast.AST) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """
     literals: dict[str, None] = {}
     names: dict[str, None] = {}
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        func = node.func
-        called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
-        if called is None:
-            continue
+    for node, called in _calls(tree):
         if called == "open":
             if not _writes(node):
                 continue
         elif not (called in _WRITE_CALLS or called.startswith(("to_", "write_"))):
             continue
-        if isinstance(func, ast.Attribute) and called in {"write_text", "write_bytes", "open"}:
-            receiver = func.value  # Path("out.txt").write_text(...)
-            if isinstance(receiver, ast.Call) and receiver.args:
-                _note(receiver.args[0], literals, names)
-                continue
-        position = 1 if called == "dump" else 0
-        argument = node.args[position] if len(node.args) > position else None
-        if argument is None:
-            argument = _keyword(node, ("path", "path_or_buf", "fname", "file", "filename"))
-        if argument is not None:
-            _note(argument, literals, names)
+        keywords = ("path", "path_or_buf", "fname", "file", "filename")
+        _note_path(node, called, keywords, 1 if called == "dump" else 0, literals, names)
     return tuple(literals), tuple(names)
 
 
@@ -114,30 +100,51 @@ def path_arguments(tree: ast.AST) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """
     literals: dict[str, None] = {}
     names: dict[str, None] = {}
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        func = node.func
-        called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
-        if called is None:
-            continue
-        if isinstance(func, ast.Attribute) and called in {"read_text", "read_bytes", "open"}:
-            # Path("data.txt").read_text(): the path is the receiver's argument.
-            receiver = func.value
-            if isinstance(receiver, ast.Call) and receiver.args:
-                _note(receiver.args[0], literals, names)
-            elif isinstance(receiver, ast.Name):
-                names.setdefault(receiver.id)
-            if called != "open":
+    for node, called in _calls(tree):
+        if called == "open":
+            if _writes(node) and not _updates(node):
                 continue
-        if not (called in _READ_CALLS or called.startswith(("read_", "scan_"))):
+        elif not (called in _READ_CALLS or called.startswith(("read_", "scan_"))):
             continue
-        if called == "open" and _writes(node) and not _updates(node):
-            continue
-        argument = node.args[0] if node.args else _keyword(node, ("filepath_or_buffer", "file"))
-        if argument is not None:
-            _note(argument, literals, names)
+        _note_path(node, called, ("filepath_or_buffer", "file"), 0, literals, names)
     return tuple(literals), tuple(names)
+
+
+def _calls(tree: ast.AST) -> Iterator[tuple[ast.Call, str]]:
+    """Every call in ``tree`` with the name it calls (``open``, ``to_csv``...)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            if called is not None:
+                yield node, called
+
+
+# Methods of a path object: Path("data.txt").read_text() works on the receiver's path.
+_PATH_METHODS = frozenset({"read_text", "read_bytes", "write_text", "write_bytes", "open"})
+
+
+def _note_path(
+    node: ast.Call,
+    called: str,
+    keywords: tuple[str, ...],
+    position: int,
+    literals: dict[str, None],
+    names: dict[str, None],
+) -> None:
+    """Note the path a call works on: its receiver's for a path method, else an argument."""
+    func = node.func
+    if isinstance(func, ast.Attribute) and called in _PATH_METHODS:
+        receiver = func.value
+        if isinstance(receiver, ast.Call) and receiver.args:
+            _note(receiver.args[0], literals, names)
+            return
+        if isinstance(receiver, ast.Name) and called != "open":  # p.read_text(); not io.open
+            names.setdefault(receiver.id)
+            return
+    argument = node.args[position] if len(node.args) > position else _keyword(node, keywords)
+    if argument is not None:
+        _note(argument, literals, names)
 
 
 def _note(node: ast.AST, literals: dict[str, None], names: dict[str, None]) -> None:
