@@ -880,6 +880,9 @@ _TRANSIENT_STATE: dict[str, frozenset[str]] = {
     # Warnings a Bunch still has to give for deprecated keys: its __setstate__
     # ignores the state, so a restored Bunch (load_digits(), a CV result) has none.
     "sklearn.utils._bunch:Bunch": frozenset({"_deprecated_key_to_warnings"}),
+    # A colormap's lookup table, built from its other state the first time it draws:
+    # plt.cm.coolwarm hashed differently before and after its first plot.
+    "matplotlib.colors:Colormap": frozenset({"_lut", "_isinit"}),
 }
 
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: classes created at run time (class statements)

@@ -94,3 +94,18 @@ def run_python(tmp_path: Path):
         return proc
 
     return run
+
+
+@pytest.fixture
+def kernel_name(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A kernelspec running ``sys.executable`` with this checkout on the path.
+
+    Written to a temporary Jupyter data directory that ``JUPYTER_PATH`` points at,
+    so real kernels (nbclient, papermill) run the code under test.
+    """
+    from kernelspecs import write_kernelspec
+
+    data = tmp_path_factory.mktemp("jupyter")
+    write_kernelspec(data, "kernelflow-test", "kernelflow test")
+    monkeypatch.setenv("JUPYTER_PATH", str(data))
+    return "kernelflow-test"

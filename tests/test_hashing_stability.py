@@ -685,3 +685,16 @@ def test_a_restored_scikit_learn_bunch_hashes_as_the_original() -> None:
 
     digits = load_digits()
     assert hash_value(digits) == hash_value(pickle.loads(cloudpickle.dumps(digits)))
+
+
+def test_a_colormap_hashes_alike_before_and_after_its_first_use() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import colormaps
+
+    colormap = colormaps["coolwarm"].copy()  # a fresh one: its lookup table is not built
+    before = hash_value(colormap)
+    colormap(0.5)  # builds the table
+    assert hash_value(colormap) == before
+    assert hash_value(colormap.with_extremes(bad="red")) != before

@@ -191,7 +191,8 @@ class RunWatch:
         watch = self
 
         def watched_import(*args: Any, **kwargs: Any) -> Any:
-            if watch._depth:
+            if watch._depth or _already_imported(*args, **kwargs):
+                # Nothing will run: libraries import inside functions by the thousand.
                 return original(*args, **kwargs)
             watch._depth += 1  # taking a snapshot may import too
             try:
@@ -279,6 +280,33 @@ class RunWatch:
                 ):
                     found.at_default.append(name)
         return found
+
+
+def _already_imported(
+    name: str,
+    globals: dict | None = None,
+    locals: Any = None,
+    fromlist: Any = (),
+    level: int = 0,
+) -> bool:
+    """Whether ``__import__`` with these arguments only looks up loaded modules."""
+    if level:
+        package = (globals or {}).get("__package__")
+        if not package:
+            return False
+        try:
+            from importlib.util import resolve_name
+
+            name = resolve_name("." * level + name, package)
+        except (ImportError, ValueError):
+            return False
+    module = sys.modules.get(name)
+    if module is None:
+        return False
+    loaded = vars(module)
+    return all(
+        item == "*" or item in loaded or f"{name}.{item}" in sys.modules for item in fromlist or ()
+    )
 
 
 @dataclass

@@ -361,7 +361,6 @@ class TestGlobalState:
         finally:
             plain(ip, "np.set_printoptions(precision=8)")
 
-
     def test_options_of_a_module_not_imported_are_its_defaults(self, monkeypatch: Any) -> None:
         import sys
 
