@@ -43,7 +43,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Dependencies", "find_dependencies", "helper_hash", "lookup", "user_module_file"]
+__all__ = [
+    "Dependencies",
+    "find_dependencies",
+    "helper_hash",
+    "lookup",
+    "module_named",
+    "user_module_file",
+]
 
 _MAIN = "__main__"
 _GLOBAL_LOADS = {"LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL"}
@@ -139,12 +146,18 @@ def lookup(namespace: dict[str, Any], name: str) -> Any:
     if name in namespace:
         return namespace[name]
     head, _, attribute = name.rpartition(".")
-    owner = namespace.get(head)
-    if not isinstance(owner, types.ModuleType):
-        owner = sys.modules.get(head)
-    if isinstance(owner, types.ModuleType) and attribute in vars(owner):
+    owner = module_named(namespace, head)
+    if owner is not None and attribute in vars(owner):
         return vars(owner)[attribute]
     raise KeyError(name)
+
+
+def module_named(namespace: dict[str, Any], name: str) -> types.ModuleType | None:
+    """The module a qualified input's prefix names: a notebook variable, else by import name."""
+    owner = namespace.get(name)
+    if not isinstance(owner, types.ModuleType):
+        owner = sys.modules.get(name)
+    return owner if isinstance(owner, types.ModuleType) else None
 
 
 def _classify(value: Any) -> tuple[str, Any]:

@@ -578,16 +578,13 @@ def _shows_image(displays: list, result: Any) -> bool:
 
 def _assign(ns: dict[str, Any], name: str, value: Any) -> None:
     """Bind a restored output: in the namespace, or on its module (``mymod.SCALE``)."""
+    from kernelflow.kernel.dependencies import module_named
+
     head, _, attribute = name.rpartition(".")
     if not head:
         ns[name] = value
         return
-    import sys
-    import types
-
-    owner = ns.get(head)
-    if not isinstance(owner, types.ModuleType):
-        owner = sys.modules.get(head)
+    owner = module_named(ns, head)
     if owner is not None:
         setattr(owner, attribute, value)
 

@@ -112,9 +112,11 @@ def save_outputs(
     See :mod:`kernelflow.kernel.bundle`.
     """
     from kernelflow.kernel.bundle import Unsaveable, save
+    from kernelflow.kernel.dependencies import lookup
 
     ns = shell.user_ns
-    outputs = {name: ns[name] for name in manifest["names"]}
+    # Names are the cell's own, or inputs it bound anew (``mymod.LEVEL = 5``).
+    outputs = {name: lookup(ns, name) for name in manifest["names"]}
     try:
         manifest["bundle"] = save(outputs, changed, parts, cell)
     except Unsaveable as exc:

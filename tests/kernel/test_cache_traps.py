@@ -234,6 +234,15 @@ class TestEverythingItDependsOn:
         assert (ip.user_ns["a"], ip.user_ns["c"]) == (40, 4)
         assert states(store) == ["Completed", "Cached", "Completed", "Completed"]
 
+    def test_a_module_attribute_the_cell_sets_is_set_again_on_a_hit(
+        self, ip: Any, store: Any, tmp_path: Path, monkeypatch: Any
+    ) -> None:
+        (tmp_path / "setmod.py").write_text("LEVEL = 1\n")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        twice(ip, "import setmod\nsetmod.LEVEL = 1", "setmod.LEVEL = 5\nok = True\n")
+        assert states(store) == ["Completed", "Cached"]
+        assert plain(ip, "setmod.LEVEL") == 5
+
     def test_autoreload_edits_are_a_miss(
         self, ip: Any, store: Any, tmp_path: Path, monkeypatch: Any
     ) -> None:
