@@ -181,6 +181,7 @@ class RunWatch:
         self.checkpoint = dict(self.first_seen)
         self.outside: set[str] = set()
         self.seeded_first: set[str] = set()
+        self.end: dict[str, Any] = {}
         self._depth = 0
         self._undo: list[Callable[[], None]] = []
 
@@ -212,15 +213,16 @@ class RunWatch:
         for undo in reversed(self._undo):
             undo()
         self._undo.clear()
-        self._note_changes()
+        self.end = snapshot()  # taken once: effects() reads it too
+        self._note_changes({g: self.end[g] for g in _GENERATORS if g in self.end})
 
     def _generators(self) -> dict[str, Any]:
         modules = sys.modules
         return {g: _BY_NAME[g].get() for g in _GENERATORS if _BY_NAME[g].module in modules}
 
-    def _note_changes(self) -> None:
+    def _note_changes(self, now: dict[str, Any] | None = None) -> None:
         """Changes since the last checkpoint were made outside imports."""
-        for name, state in self._generators().items():
+        for name, state in (self._generators() if now is None else now).items():
             known = self.checkpoint.get(name)
             if known is not None and not _BY_NAME[name].same(state, known):
                 self.outside.add(name)
@@ -256,7 +258,7 @@ class RunWatch:
     def effects(self, *, displayed: bool, displayed_image: bool) -> GlobalEffects:
         """What the run needs of and leaves in the global state (after ``__exit__``)."""
         found = GlobalEffects()
-        for name, state in snapshot().items():
+        for name, state in self.end.items():
             tracker = _BY_NAME[name]
             if name in _GENERATORS:
                 before = self.first_seen.get(name)
