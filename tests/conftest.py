@@ -29,18 +29,6 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Give end-to-end tests (``slow``: real kernels, schedulers, servers, browsers) one rerun.
-
-    They race real processes on a 2-core machine whose load we do not control;
-    a rerun is reported in the summary (``R``), so flakiness stays visible
-    instead of failing a whole CI run. Fast tests get no rerun.
-    """
-    for item in items:
-        if item.get_closest_marker("slow") and not item.get_closest_marker("flaky"):
-            item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=1))
-
-
 @pytest.fixture(autouse=True)
 def store(request: pytest.FixtureRequest) -> Iterator[TemporaryStore | None]:
     """A fresh store for the test (``None`` when marked ``no_temporary_store``)."""

@@ -41,9 +41,6 @@ def _sessions(store: Any) -> list[list[dict]]:
 
 
 @pytest.mark.slow
-# The runs are deterministic: a rerun (the suite gives slow tests one) would only
-# double the time of a failing notebook.
-@pytest.mark.flaky(reruns=0)
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("entry", ENTRIES, ids=[entry["name"] for entry in ENTRIES])
 def test_notebook(entry: dict[str, Any], kernel_name: str, tmp_path: Path, store: Any) -> None:
