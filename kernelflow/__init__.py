@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from kernelflow._version import __version__
 
 if TYPE_CHECKING:
+    from kernelflow import runtime
+    from kernelflow.context import tags
     from kernelflow.engine import allow_failure, unmapped
     from kernelflow.flows import Flow, flow
     from kernelflow.logs import get_run_logger
@@ -37,7 +39,9 @@ __all__ = [
     "flow",
     "get_run_logger",
     "load_ipython_extension",
+    "runtime",
     "sql",
+    "tags",
     "task",
     "unload_ipython_extension",
     "unmapped",
@@ -53,6 +57,8 @@ _LAZY = {
     "unmapped": "kernelflow.engine",
     "get_run_logger": "kernelflow.logs",
     "sql": "kernelflow.store.queries",
+    "tags": "kernelflow.context",
+    "runtime": "kernelflow.runtime",  # a module: kernelflow.runtime.flow_run.name, ...
 }
 
 
@@ -60,7 +66,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'kernelflow' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
+    imported = import_module(module)
+    value = imported if module == f"{__name__}.{name}" else getattr(imported, name)
     globals()[name] = value
     return value
 

@@ -370,11 +370,11 @@ def execute(data: bytes, sink: Sink, events: list | None = None) -> bytes:
         if request["timeout"] is None:
             value = fn(*args, **kwargs)
         else:
-            from kernelflow.errors import TaskRunTimeout
+            from kernelflow.errors import TaskRunTimeoutError
             from kernelflow.timeouts import DeadlineExceeded, call_with_timeout
 
             try:
-                value = call_with_timeout(fn, args, kwargs, request["timeout"], TaskRunTimeout)
+                value = call_with_timeout(fn, args, kwargs, request["timeout"], TaskRunTimeoutError)
             except DeadlineExceeded:
                 return cloudpickle.dumps(("timeout", request["timeout"], events))
         reply: tuple = ("ok", value, events)

@@ -6,7 +6,10 @@ not include the run id unless you ask for ``RUN_ID``, so a cached result is
 reused across flow runs and processes; and every key is namespaced by the
 task, so two tasks with equal inputs never share an entry.
 
-Caching is off unless a task sets ``cache_policy`` or ``cache_key_fn``.
+As in Prefect, caching needs persisted results: it is on when a task sets
+``cache_policy``, ``cache_key_fn`` or ``result_storage_key``, or persists its
+results (``persist_result=True`` on the task or its flow), which without a
+policy means ``DEFAULT``. Otherwise it is off.
 """
 
 from __future__ import annotations
@@ -176,12 +179,32 @@ class CompoundCachePolicy(CachePolicy):
 
 
 class CacheKeyFnPolicy(CachePolicy):
-    """Wraps a Prefect-style ``cache_key_fn(context, arguments) -> str | None``."""
+    """Wraps a Prefect-style ``cache_key_fn(context, arguments) -> str | None``.
+
+    Built as in Prefect, ``CacheKeyFnPolicy(cache_key_fn=fn)`` (or positionally),
+    and composed like any policy.
+
+    Example
+    -------
+    >>> policy = CacheKeyFnPolicy(cache_key_fn=lambda ctx, args: f"day-{args['day']}")
+    >>> @task(cache_policy=policy + TASK_SOURCE)  # doctest: +SKIP
+    ... def load(day): ...
+    """
 
     uses_inputs = True
 
-    def __init__(self, fn: Callable[[Any, dict[str, Any]], str | None]) -> None:
-        self.fn = fn
+    def __init__(self, cache_key_fn: Callable[[Any, dict[str, Any]], str | None]) -> None:
+        if not callable(cache_key_fn):
+            raise CachePolicyError(
+                f"CacheKeyFnPolicy needs a callable cache_key_fn(context, arguments), got "
+                f"{cache_key_fn!r}."
+            )
+        self.cache_key_fn = cache_key_fn
+
+    @property
+    def fn(self) -> Callable[[Any, dict[str, Any]], str | None]:
+        """The key function (kernelflow's former attribute name for ``cache_key_fn``)."""
+        return self.cache_key_fn
 
     def key_part(self, ctx, inputs, hashes):
         key = self.fn(ctx, inputs)

@@ -167,7 +167,7 @@ def lookup(
     if expired:
         return None
     try:
-        value = read_result(entry.result, entry.checksum)
+        value = read_result(entry.result, entry.checksum, entry.format)
     except ResultMissingError:
         state = "corrupt" if (paths().home / entry.result).exists() else "missing"
         task = entry.task_name
@@ -191,6 +191,7 @@ def store(
     expires: float | None,
     task_run_id: str | None,
     duration: float,
+    result_name: str | None = None,
 ) -> CacheEntry:
     """Persist ``value`` and point ``key`` at it, replacing any previous entry.
 
@@ -208,6 +209,9 @@ def store(
         The run that computed it.
     duration
         Seconds that run took.
+    result_name
+        Write the result as ``results/<result_name>`` (a task's rendered
+        ``result_storage_key``) instead of at its content address.
 
     Returns
     -------
@@ -217,8 +221,10 @@ def store(
     ------
     ResultSerializationError
         If ``value`` cannot be persisted.
+    ConfigurationError
+        ``result_name`` cannot be written inside ``results/``.
     """
-    result = write_result(value, task_name=task_name)
+    result = write_result(value, task_name=task_name, name=result_name)
     entry = CacheEntry(
         key=key,
         task_name=task_name,

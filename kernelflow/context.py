@@ -10,9 +10,11 @@ run at the top level of a cell then behaves as if inside that flow, so
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from kernelflow.errors import MissingContextError
+from kernelflow.errors import ConfigurationError, MissingContextError
 
 if TYPE_CHECKING:
     from kernelflow.flows import Flow
@@ -24,8 +26,10 @@ if TYPE_CHECKING:
 __all__ = [
     "FlowRunContext",
     "TaskRunContext",
+    "current_tags",
     "get_run_context",
     "set_session_flow_context",
+    "tags",
 ]
 
 
@@ -122,3 +126,59 @@ def get_run_context() -> TaskRunContext | FlowRunContext:
             "No flow or task run is active here; call this from inside a @flow or @task."
         )
     return ctx
+
+
+# --- tags -----------------------------------------------------------------------
+_tags: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "kernelflow_tags", default=frozenset()
+)
+
+
+@contextmanager
+def tags(*new_tags: str) -> Iterator[set[str]]:
+    """Add tags to every flow run and task run created inside the block, as Prefect's ``tags``.
+
+    Blocks nest: an inner block adds to the tags of the outer ones. The tags
+    join those given to ``@task(tags=...)``/``@flow(tags=...)``, are recorded
+    with each run (``tags`` in ``flow_runs`` and ``task_runs``) and, on task
+    runs, select concurrency limits as the task's own tags do.
+
+    Yields
+    ------
+    set of str
+        All the tags in force inside the block.
+
+    Example
+    -------
+    >>> from kernelflow import flow, tags, task
+    >>> @task
+    ... def load(): ...
+    >>> @flow
+    ... def pipeline():
+    ...     with tags("db"):
+    ...         load()          # task run tagged db, nightly
+    >>> with tags("nightly"):
+    ...     pipeline()          # flow run tagged nightly
+    """
+    for tag in new_tags:
+        if not isinstance(tag, str):
+            raise ConfigurationError(f"tags() takes strings, got {tag!r}; write tags('a', 'b').")
+    current = _tags.get().union(new_tags)
+    token = _tags.set(current)
+    try:
+        yield set(current)
+    finally:
+        _tags.reset(token)
+
+
+def current_tags() -> frozenset[str]:
+    """The tags that enclosing :func:`tags` blocks add to runs created here."""
+    return _tags.get()
+
+
+def run_tags(own: Iterable[str]) -> list[str]:
+    """The tags of a new run: its task's or flow's own plus those of enclosing ``tags()``."""
+    extra = _tags.get()
+    if not extra:
+        return list(own)
+    return sorted(extra.union(own))

@@ -23,16 +23,19 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
 from kernelflow import context
 from kernelflow.errors import (
-    FlowRunTimeout,
+    ConfigurationError,
+    FlowRunTimeoutError,
     HashingError,
     KernelflowError,
+    ParameterTypeError,
     ResultSerializationError,
-    TaskRunTimeout,
+    StoreError,
+    TaskRunTimeoutError,
     UpstreamTaskError,
 )
 from kernelflow.futures import TaskRunFuture, resolve_futures_to_states
@@ -55,6 +58,7 @@ from kernelflow.states import (
 )
 from kernelflow.store.journal import current_journal
 from kernelflow.timeouts import DeadlineExceeded, call_with_timeout
+from kernelflow.utilities.annotations import opaque, quote
 
 if TYPE_CHECKING:
     from kernelflow.flows import Flow
@@ -185,7 +189,7 @@ class unmapped:  # lower case: Prefect's name
 
 
 def _needs_resolving(value: Any) -> bool:
-    if isinstance(value, (TaskRunFuture, State, allow_failure)):
+    if isinstance(value, (TaskRunFuture, State, allow_failure, quote, opaque)):
         return True
     if isinstance(value, (list, tuple, set)):
         return any(_needs_resolving(v) for v in value)
@@ -197,6 +201,13 @@ def _needs_resolving(value: Any) -> bool:
 def _resolve(value: Any, upstream: list[str], allowed: bool = False) -> Any:
     if isinstance(value, allow_failure):
         return _resolve(value.value, upstream, True)
+    if isinstance(value, quote):
+        return value.value  # as given: nothing resolved, nothing walked
+    if isinstance(value, opaque):
+        inner = value.value  # the top level resolved, its contents never walked
+        if isinstance(inner, (TaskRunFuture, State)):
+            return _resolve(inner, upstream, allowed)
+        return inner
     if isinstance(value, TaskRunFuture):
         upstream.append(value.task_run_id)
         state = value.final_state()
@@ -241,7 +252,7 @@ def upstream_ids(parameters: dict[str, Any]) -> dict[str, dict]:
     """Input records for lineage: which task run (if any) each argument came from."""
     inputs = {}
     for name, value in parameters.items():
-        if isinstance(value, allow_failure):
+        while isinstance(value, (allow_failure, opaque)):
             value = value.value
         inputs[name] = {
             "hash": None,
@@ -274,7 +285,9 @@ def create_task_run(
             index = _detached_counts.get(task.name, 0)
             _detached_counts[task.name] = index + 1
     name = task.render_run_name(parameters, index)
-    run = TaskRun(task.name, name, flow_ctx.flow_run.id if flow_ctx else None, list(task.tags))
+    run = TaskRun(
+        task.name, name, flow_ctx.flow_run.id if flow_ctx else None, context.run_tags(task.tags)
+    )
     created = {
         "ev": "task_run",
         "id": run.id,
@@ -293,7 +306,17 @@ def create_task_run(
 class TaskAttempt:
     """The decisions of one task run, shared by the sync and async drivers."""
 
-    __slots__ = ("ctx", "events", "flow_ctx", "key", "task", "task_run", "token")
+    __slots__ = (
+        "ctx",
+        "events",
+        "flow_ctx",
+        "key",
+        "persist",
+        "result_name",
+        "task",
+        "task_run",
+        "token",
+    )
 
     def __init__(
         self,
@@ -312,6 +335,14 @@ class TaskAttempt:
         self.flow_ctx = flow_ctx
         self.ctx = context.TaskRunContext(task, task_run, parameters, log_prints)
         self.key: str | None = None
+        #: The rendered result_storage_key: the result's name under results/.
+        self.result_name: str | None = None
+        # Whether the result is persisted: the task's persist_result, else its
+        # flow's (Prefect's should_persist_result).
+        persist = task.persist_result
+        if persist is None and flow_ctx is not None and flow_ctx.flow is not None:
+            persist = flow_ctx.flow.persist_result
+        self.persist = bool(persist)
         self.token: contextvars.Token | None = None
         # Events (inputs, cache_hit) journaled with the next state, in one write.
         self.events: list[dict] = []
@@ -332,18 +363,38 @@ class TaskAttempt:
         events, self.events = self.events, []
         return events
 
+    def cache_policy(self) -> Any:
+        """The policy this run keys on: the task's, or DEFAULT when its flow persists results."""
+        task = self.task
+        if task.cache_policy is None and getattr(task, "caches_by_default", False) and self.persist:
+            from kernelflow.cache import DEFAULT
+
+            return DEFAULT
+        return task.cache_policy
+
     def cached_state(self) -> State | None:
         """Compute the cache key; on a hit, the Cached state to finish with."""
         task = self.task
-        if task.cache_policy is None:
+        if getattr(task, "result_storage_key", None) is not None and task.persist_result:
+            return self._stored_under_key()
+        policy = self.cache_policy()
+        if policy is None:
             return None
         from kernelflow.cache import compute_cache_key
 
         hashes: dict[str, str] = {}
         try:
-            self.key = compute_cache_key(task.cache_policy, self.ctx, hashes)
+            self.key = compute_cache_key(policy, self.ctx, hashes)
         except (HashingError, KernelflowError) as exc:
-            return Failed(message=str(exc), data=exc)
+            if not (isinstance(exc, HashingError) and getattr(task, "caches_by_default", False)):
+                return Failed(message=str(exc), data=exc)
+            # Caching nobody asked for (DEFAULT, from persisted results) must not fail
+            # the task: as in Prefect, it runs without a cache key.
+            run_logger("task", self.task_run).warning(
+                "No cache key (%s); the task runs without caching", exc
+            )
+            self.key = None
+            return None
         self.task_run.cache_key = self.key
         if hashes or self.key is not None:
             # The key is known only now (inputs resolved), after the task_run
@@ -364,12 +415,38 @@ class TaskAttempt:
             self.key,
             task_run_id=self.task_run.id,
             events=self.events,
-            refuse=task.cache_policy.refuse,
+            refuse=policy.refuse,
         )
         if hit is None:
             return None
         entry = hit.entry
         return Cached(data=hit.value, message=f"Cached result from {_ago(entry.created)}")
+
+    def _stored_under_key(self) -> State | None:
+        """``result_storage_key``: the rendered key names the result and is its cache key.
+
+        As in Prefect (``compute_transaction_key``), a result already stored
+        under the key is reused, unless ``refresh_cache`` or ``NO_CACHE``.
+        """
+        task = self.task
+        try:
+            self.result_name = render_result_storage_key(task.result_storage_key, self.ctx)
+        except ConfigurationError as exc:
+            return Failed(message=str(exc), data=exc)
+        self.key = f"result_storage_key:{self.result_name}"
+        self.task_run.cache_key = self.key
+        self.events.append(
+            {"ev": "inputs", "run_id": self.task_run.id, "cache_key": self.key, "inputs": {}}
+        )
+        from kernelflow import cache_index
+        from kernelflow.cache import NO_CACHE
+
+        if task.refresh_cache or task.cache_policy is NO_CACHE:
+            return None
+        hit = cache_index.lookup(self.key, task_run_id=self.task_run.id, events=self.events)
+        if hit is None:
+            return None
+        return Cached(data=hit.value, message=f"Cached result from {_ago(hit.entry.created)}")
 
     def start_try(self) -> None:
         """Enter Running (first try) or Retrying (later tries)."""
@@ -380,16 +457,19 @@ class TaskAttempt:
         set_state(
             "task", run, Running() if run.run_count == 1 else Retrying(), before=self._take_events()
         )
-        if self.task.on_running:
-            _call_hooks(self.task.on_running, self.task, run, run.state, "task")
+        if self.task.on_running_hooks:
+            _call_hooks(self.task.on_running_hooks, self.task, run, run.state, "task")
 
     def outcome(
         self, value: Any = None, error: BaseException | None = None, timed_out: bool = False
     ) -> State:
         """The state a try ended in."""
+        # A State the function returned becomes the run's state, and is what calling
+        # the task returns (Prefect's task engine keeps it as the return value).
+        self.task_run.returned_state = error is None and not timed_out and isinstance(value, State)
         if timed_out:
             seconds = self.task.timeout_seconds
-            exc = TaskRunTimeout(f"Task run exceeded timeout of {seconds} second(s)")
+            exc = TaskRunTimeoutError(f"Task run exceeded timeout of {seconds} second(s)")
             return TimedOut(message=str(exc), data=exc)
         if error is not None:
             return exception_to_state(error, "Task run encountered an exception")
@@ -398,9 +478,12 @@ class TaskAttempt:
         return Completed(data=value)
 
     def retry_delay(self, state: State) -> float | None:
-        """Seconds to wait before the next try, or None when no try is left."""
+        """Seconds to wait before the next try, or None when no try is left.
+
+        A returned ``Failed`` state is retried like a raised exception, as in Prefect.
+        """
         task, run = self.task, self.task_run
-        if not state.is_failed() or not isinstance(state.data, BaseException):
+        if not state.is_failed():
             return None
         if run.run_count > task.retries:
             return None
@@ -425,14 +508,14 @@ class TaskAttempt:
         if state.is_completed() and state.name != "Cached":
             try:
                 result_path = self._persist(state)
-            except ResultSerializationError as exc:
+            except (ResultSerializationError, ConfigurationError) as exc:
                 state = Failed(message=str(exc), data=exc)
         set_state("task", run, state, result=result_path, before=self._take_events())
         _finished_log("task", run, state)
-        if state.is_completed() and task.on_completion:
-            _call_hooks(task.on_completion, task, run, state, "task")
-        elif state.is_failed() and task.on_failure:
-            _call_hooks(task.on_failure, task, run, state, "task")
+        if state.is_completed() and task.on_completion_hooks:
+            _call_hooks(task.on_completion_hooks, task, run, state, "task")
+        elif state.is_failed() and task.on_failure_hooks:
+            _call_hooks(task.on_failure_hooks, task, run, state, "task")
         return state
 
     def _persist(self, state: State) -> str | None:
@@ -453,9 +536,10 @@ class TaskAttempt:
                 expires=expires,
                 task_run_id=run.id,
                 duration=time.time() - (run.start_time or time.time()),
+                result_name=self.result_name,
             )
             return entry.result
-        if task.persist_result:
+        if self.persist:
             from kernelflow.results import write_result
 
             return write_result(state.data, task_name=task.name).path
@@ -473,9 +557,59 @@ def _ago(timestamp: float) -> str:
     return f"{seconds / 86400:.1f} days ago"
 
 
+def _crash_needs_recording(run: FlowRun | TaskRun, exc: BaseException) -> bool:
+    """Whether a run that ``exc`` interrupted still needs its Crashed state written.
+
+    Not when it already ended, nor when recording is what failed (the journal
+    is full or unwritable: :class:`StoreError` from :func:`set_state`): that
+    write would fail too, and bury the one clear error under a second
+    traceback. Such a run is marked Crashed once this process has exited,
+    like any run a process left unfinished.
+    """
+    if run.state is not None and run.state.is_final():
+        return False
+    return not isinstance(exc, StoreError)
+
+
 def exception_to_state(exc: BaseException, prefix: str) -> State:
-    """The Failed state for an exception raised by user code."""
+    """The Failed state for an exception raised by user code.
+
+    Prefect's format: the prefix, a space, ``Type: message``, e.g. ``Task run
+    encountered an exception ValueError: nope`` or ``Flow run encountered an
+    exception: ValueError: boom``.
+    """
     return Failed(message=f"{prefix} {type(exc).__name__}: {exc}", data=exc)
+
+
+def render_result_storage_key(template: str, ctx: context.TaskRunContext) -> str:
+    """A task's ``result_storage_key`` formatted as Prefect formats it, checked.
+
+    The fields are ``parameters`` (the call's arguments) and the runtime
+    modules ``flow_run``, ``task_run`` and ``deployment``, e.g.
+    ``"{flow_run.name}/sales-{parameters[day]}"``.
+
+    Raises
+    ------
+    ConfigurationError
+        The template names a field that is not there, or the result leaves ``results/``.
+    """
+    from kernelflow import runtime
+    from kernelflow.results import check_result_name
+
+    fields = {
+        "flow_run": runtime.flow_run,
+        "task_run": runtime.task_run,
+        "deployment": runtime.deployment,
+    }
+    try:
+        name = template.format(**fields, parameters=ctx.parameters)
+    except (KeyError, IndexError, AttributeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"result_storage_key {template!r} cannot be formatted ({type(exc).__name__}: "
+            f"{exc}); it can use parameters[name] (one of {sorted(ctx.parameters)}), "
+            "flow_run, task_run and deployment."
+        ) from None
+    return check_result_name(name, template)
 
 
 def _tag_slots(tags: frozenset[str]) -> Any:
@@ -496,7 +630,7 @@ def call_task_fn(task: Task, parameters: dict[str, Any]) -> Any:
     args, kwargs = task.to_call_args(parameters)
     if task.timeout_seconds is None:
         return task.fn(*args, **kwargs)
-    return call_with_timeout(task.fn, args, kwargs, task.timeout_seconds, TaskRunTimeout)
+    return call_with_timeout(task.fn, args, kwargs, task.timeout_seconds, TaskRunTimeoutError)
 
 
 def run_task(
@@ -530,7 +664,7 @@ def run_task(
             return attempt.finish(state)
         while True:
             # Concurrency limits named by the task's tags: a slot each, per try.
-            slots = _tag_slots(task.tags) if task.tags else None
+            slots = _tag_slots(frozenset(task_run.tags)) if task_run.tags else None
             attempt.start_try()
             try:
                 state = attempt.outcome(call(task, resolved))
@@ -548,7 +682,7 @@ def run_task(
         return attempt.finish(state)
     except BaseException as exc:
         # KeyboardInterrupt, SystemExit: record what happened, then let it go on.
-        if task_run.state is None or not task_run.state.is_final():
+        if _crash_needs_recording(task_run, exc):
             set_state("task", task_run, Crashed(message=f"Interrupted by {type(exc).__name__}"))
         raise
     finally:
@@ -576,7 +710,7 @@ async def run_task_async(
         if state is not None:
             return attempt.finish(state)
         while True:
-            slots = await _tag_slots_async(task.tags) if task.tags else None
+            slots = await _tag_slots_async(frozenset(task_run.tags)) if task_run.tags else None
             attempt.start_try()
             args, kwargs = task.to_call_args(resolved)
             try:
@@ -599,7 +733,7 @@ async def run_task_async(
             await asyncio.sleep(delay)
         return attempt.finish(state)
     except BaseException as exc:
-        if task_run.state is None or not task_run.state.is_final():
+        if _crash_needs_recording(task_run, exc):
             set_state("task", task_run, Crashed(message=f"Interrupted by {type(exc).__name__}"))
         raise
     finally:
@@ -691,6 +825,12 @@ class FlowAttempt:
     def __init__(self, flow: Flow, parameters: dict[str, Any]) -> None:
         configure_logging()
         self.flow = flow
+        # quote()/opaque() around a flow argument: the flow gets the value, as in Prefect.
+        if any(isinstance(v, (quote, opaque)) for v in parameters.values()):
+            parameters = {
+                k: _resolve(v, []) if isinstance(v, (quote, opaque)) else v
+                for k, v in parameters.items()
+            }
         self.parameters = parameters
         parent = context.current_flow_context()
         parent_task = context.task_context.get()
@@ -698,7 +838,7 @@ class FlowAttempt:
             flow.name,
             flow.render_run_name(parameters),
             parameters,
-            list(flow.tags),
+            context.run_tags(flow.tags),
             parent_flow_run_id=parent.flow_run.id if parent else None,
             parent_task_run_id=parent_task.task_run.id if parent_task else None,
         )
@@ -756,8 +896,25 @@ class FlowAttempt:
         if run.start_time is None:
             run.start_time = time.time()
         set_state("flow", run, Running() if run.run_count == 1 else Retrying())
-        if self.flow.on_running:
-            _call_hooks(self.flow.on_running, self.flow, run, run.state, "flow")
+        if self.flow.on_running_hooks:
+            _call_hooks(self.flow.on_running_hooks, self.flow, run, run.state, "flow")
+
+    def validate_parameters(self) -> State | None:
+        """Validate and coerce the parameters (Prefect's ``validate_parameters``).
+
+        Returns the Failed state to finish with when they do not fit, as
+        Prefect's flow engine fails the run before the body starts; the call
+        then raises :class:`~kernelflow.errors.ParameterTypeError`.
+        """
+        try:
+            parameters = self.flow.validate_parameters(self.parameters)
+        except (ParameterTypeError, ConfigurationError) as exc:
+            message = "Validation of flow parameters failed with error:"
+            run_logger("flow", self.flow_run).error("%s %s", message, exc)
+            return exception_to_state(exc, message)
+        if parameters is not self.parameters:
+            self.parameters = self.flow_run.parameters = parameters
+        return None
 
     def settle(self, value: Any) -> State:
         """Wait for the run's leftover futures, then derive the final state."""
@@ -792,11 +949,11 @@ class FlowAttempt:
         if timed_out:
             self.abandon_futures()
             seconds = self.flow.timeout_seconds
-            exc = FlowRunTimeout(f"Flow run exceeded timeout of {seconds} second(s)")
+            exc = FlowRunTimeoutError(f"Flow run exceeded timeout of {seconds} second(s)")
             return TimedOut(message=str(exc), data=exc)
         if error is not None:
             self.wait_for_futures()
-            return exception_to_state(error, "Flow run encountered an exception.")
+            return exception_to_state(error, "Flow run encountered an exception:")
         return self.settle(value)
 
     def retry_delay(self, state: State) -> float | None:
@@ -819,21 +976,20 @@ class FlowAttempt:
         _finished_log("flow", run, state)
         hooks = None
         if state.is_completed():
-            hooks = flow.on_completion
+            hooks = flow.on_completion_hooks
         elif state.is_failed():
-            hooks = flow.on_failure
+            hooks = flow.on_failure_hooks
         elif state.is_crashed():
-            hooks = flow.on_crashed
+            hooks = flow.on_crashed_hooks
         elif state.is_cancelled():
-            hooks = flow.on_cancellation
+            hooks = flow.on_cancellation_hooks
         if hooks:
             _call_hooks(hooks, flow, run, state, "flow")
         return state
 
     def crash(self, exc: BaseException) -> None:
         """Record an interrupted flow run as Crashed."""
-        run = self.flow_run
-        if run.state is None or not run.state.is_final():
+        if _crash_needs_recording(self.flow_run, exc):
             self.finish(Crashed(message=f"Interrupted by {type(exc).__name__}"))
 
 
@@ -887,15 +1043,18 @@ def run_flow(flow: Flow, parameters: dict[str, Any]) -> State:
     attempt = FlowAttempt(flow, parameters)
     attempt.enter()
     try:
+        invalid = attempt.validate_parameters()
+        if invalid is not None:
+            return attempt.finish(invalid)
         while True:
             attempt.start_try()
-            args, kwargs = flow.to_call_args(parameters)
+            args, kwargs = flow.to_call_args(attempt.parameters)
             try:
                 if flow.timeout_seconds is None:
                     value = flow.fn(*args, **kwargs)
                 else:
                     value = call_with_timeout(
-                        flow.fn, args, kwargs, flow.timeout_seconds, FlowRunTimeout
+                        flow.fn, args, kwargs, flow.timeout_seconds, FlowRunTimeoutError
                     )
                 state = attempt.outcome(value)
             except DeadlineExceeded:
@@ -921,9 +1080,12 @@ async def run_flow_async(flow: Flow, parameters: dict[str, Any]) -> State:
     attempt = FlowAttempt(flow, parameters)
     attempt.enter()
     try:
+        invalid = attempt.validate_parameters()
+        if invalid is not None:
+            return attempt.finish(invalid)
         while True:
             attempt.start_try()
-            args, kwargs = flow.to_call_args(parameters)
+            args, kwargs = flow.to_call_args(attempt.parameters)
             try:
                 coro = flow.fn(*args, **kwargs)
                 if flow.timeout_seconds is None:
@@ -945,6 +1107,97 @@ async def run_flow_async(flow: Flow, parameters: dict[str, Any]) -> State:
         raise
     finally:
         attempt.exit()
+
+
+def run_generator_flow(flow: Flow, parameters: dict[str, Any]) -> Generator[Any, None, Any]:
+    """Run a generator flow, yielding what its function yields (Prefect's generator flows).
+
+    The run starts at the first ``next()`` and is current while the caller
+    handles each value, as in Prefect. It ends Completed when the generator
+    returns (its return value is the run's result and the generator's), or is
+    closed early; Failed when it raises, which re-raises to the caller.
+    Retries run the generator again from the start.
+    """
+    attempt = FlowAttempt(flow, parameters)
+    attempt.enter()
+    try:
+        invalid = attempt.validate_parameters()
+        if invalid is not None:
+            return attempt.finish(invalid).result()
+        while True:
+            attempt.start_try()
+            args, kwargs = flow.to_call_args(attempt.parameters)
+            try:
+                value = yield from flow.fn(*args, **kwargs)
+                state = attempt.outcome(value)
+            except GeneratorExit:
+                # The caller stopped iterating: the run ends Completed, as in Prefect.
+                attempt.finish(attempt.outcome(None))
+                raise
+            except Exception as exc:
+                state = attempt.outcome(error=exc)
+            delay = attempt.retry_delay(state)
+            if delay is None:
+                break
+            time.sleep(delay)
+        return attempt.finish(state).result()
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        attempt.crash(exc)
+        raise
+    finally:
+        _exit_generator_run(attempt)
+
+
+async def run_generator_flow_async(flow: Flow, parameters: dict[str, Any]) -> AsyncGenerator[Any]:
+    """Run an async generator flow, yielding what its function yields.
+
+    As :func:`run_generator_flow`; an async generator cannot return a value,
+    so the run's result is None, and a failure re-raises to the caller.
+    """
+    import asyncio
+
+    attempt = FlowAttempt(flow, parameters)
+    attempt.enter()
+    try:
+        invalid = attempt.validate_parameters()
+        if invalid is not None:
+            attempt.finish(invalid).result()
+            return
+        while True:
+            attempt.start_try()
+            args, kwargs = flow.to_call_args(attempt.parameters)
+            try:
+                async for item in flow.fn(*args, **kwargs):
+                    yield item
+                state = attempt.outcome(None)
+            except GeneratorExit:
+                attempt.finish(attempt.outcome(None))
+                raise
+            except Exception as exc:
+                state = attempt.outcome(error=exc)
+            delay = attempt.retry_delay(state)
+            if delay is None:
+                break
+            await asyncio.sleep(delay)
+        attempt.finish(state).result()
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        attempt.crash(exc)
+        raise
+    finally:
+        _exit_generator_run(attempt)
+
+
+def _exit_generator_run(attempt: FlowAttempt) -> None:
+    """Leave a generator flow's run; a generator closed by the garbage collector
+    (or from another thread) runs in another context, where there is nothing to reset."""
+    try:
+        attempt.exit()
+    except ValueError:
+        attempt.token = None
 
 
 def is_async_callable(fn: Callable) -> bool:

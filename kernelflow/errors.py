@@ -16,6 +16,7 @@ The tree::
     │   ├── StoreLockedError                   another program holds the database
     │   ├── StoreCorruptError                  the file is not a readable database
     │   ├── StoreNotWritableError              the store directory cannot be written
+    │   │   └── StoreFullError                 no space: disk, quota or file size limit full
     │   ├── StoreNotPrivateError               others can write the store, or it is theirs
     │   └── SchemaTooNewError                  written by a newer kernelflow
     ├── QueryError (ValueError)                a store query that is refused or fails
@@ -26,13 +27,20 @@ The tree::
     ├── TaskSerializationError (TypeError)     a task or argument cannot go to a worker
     ├── TaskRunnerError (RuntimeError)         a task runner cannot run work (e.g. no cluster)
     │   └── WorkerLostError                    the worker process running a try died
-    ├── TaskRunTimeout (TimeoutError)          raised inside a task that ran too long
-    ├── FlowRunTimeout (TimeoutError)          raised inside a flow that ran too long
+    ├── ParameterTypeError (TypeError)         a flow parameter fails its type annotation
+    ├── TaskRunTimeoutError (TimeoutError)     raised inside a task that ran too long
+    ├── FlowRunTimeoutError (TimeoutError)     raised inside a flow that ran too long
     ├── UpstreamTaskError                      an input's task did not complete
     ├── MissingContextError (RuntimeError)     called where no run is active
     └── FailedRun                              a failed state with no exception to re-raise
+        ├── CrashedRun                         a crashed state's result
+        ├── CancelledRun                       a cancelled state's result
+        └── UnfinishedRun                      the result of a state that is not final
 
 And one warning: ``CacheWarning`` (UserWarning), a result that ran but could not be cached.
+
+``TaskRunTimeout`` and ``FlowRunTimeout`` are the former names of the two timeout
+errors (Prefect names them ``...Error``), kept as aliases.
 """
 
 from __future__ import annotations
@@ -41,14 +49,18 @@ __all__ = [
     "AcquireConcurrencySlotTimeoutError",
     "CachePolicyError",
     "CacheWarning",
+    "CancelledRun",
     "ConfigurationError",
+    "CrashedRun",
     "DeploymentNotFoundError",
     "FailedRun",
     "FlowRunTimeout",
+    "FlowRunTimeoutError",
     "HashingError",
     "KernelflowError",
     "LimitNotFoundError",
     "MissingContextError",
+    "ParameterTypeError",
     "QueryError",
     "ResultMissingError",
     "ResultSerializationError",
@@ -56,12 +68,15 @@ __all__ = [
     "SchemaTooNewError",
     "StoreCorruptError",
     "StoreError",
+    "StoreFullError",
     "StoreLockedError",
     "StoreNotPrivateError",
     "StoreNotWritableError",
     "TaskRunTimeout",
+    "TaskRunTimeoutError",
     "TaskRunnerError",
     "TaskSerializationError",
+    "UnfinishedRun",
     "UpstreamTaskError",
     "WorkerLostError",
 ]
@@ -110,6 +125,23 @@ class StoreCorruptError(StoreError):
 
 class StoreNotWritableError(StoreError):
     """The store directory (``KERNELFLOW_HOME``) cannot be created or written."""
+
+
+class StoreFullError(StoreNotWritableError):
+    """The store cannot grow: the disk or a quota is full, or the file size limit is reached.
+
+    Raised where a run records an event (ENOSPC, EDQUOT or EFBIG from the
+    journal append) and where the database file is written. The events that
+    failed are not recorded; everything recorded before stays. Its
+    ``errno`` is the system's, so ``except OSError`` code that checks
+    ``errno.ENOSPC`` keeps working.
+
+    Examples
+    --------
+    >>> my_flow()  # doctest: +SKIP
+    StoreFullError: Cannot append to the journal ~/.kernelflow/journal/... (No space
+    left on device), so the latest events are not recorded (those before are kept): ...
+    """
 
 
 class StoreNotPrivateError(StoreError):
@@ -169,12 +201,41 @@ class WorkerLostError(TaskRunnerError):
     """The worker (process or Dask worker) running one try of a task died mid-try."""
 
 
-class TaskRunTimeout(KernelflowError, TimeoutError):
-    """Raised inside a task's thread when it runs past ``timeout_seconds``."""
+class TaskRunTimeoutError(KernelflowError, TimeoutError):
+    """Raised inside a task's thread when it runs past ``timeout_seconds`` (Prefect's name)."""
 
 
-class FlowRunTimeout(KernelflowError, TimeoutError):
-    """Raised inside a flow's thread when it runs past ``timeout_seconds``."""
+class FlowRunTimeoutError(KernelflowError, TimeoutError):
+    """Raised by a flow that runs past ``timeout_seconds`` (Prefect's name).
+
+    The flow run ends ``TimedOut`` with the message ``Flow run exceeded timeout
+    of 1.0 second(s)``, and calling the flow raises this error.
+    """
+
+
+#: The former name of :class:`TaskRunTimeoutError`.
+TaskRunTimeout = TaskRunTimeoutError
+#: The former name of :class:`FlowRunTimeoutError`.
+FlowRunTimeout = FlowRunTimeoutError
+
+
+class ParameterTypeError(KernelflowError, TypeError):
+    """A flow was called with a parameter that does not fit its type annotation.
+
+    Flows validate their parameters with pydantic as Prefect does
+    (``validate_parameters=True``): values are coerced where pydantic's lax mode
+    allows it (``"3"`` for an ``int``, a dict for a pydantic model) and refused
+    otherwise. The flow run ends Failed and the call raises this error.
+
+    Examples
+    --------
+    >>> @flow
+    ... def greet(name: str): ...
+    >>> greet(name=1)  # doctest: +SKIP
+    Traceback (most recent call last):
+    ParameterTypeError: Flow run received invalid parameters: name: Input should be a
+    valid string; pass values of the annotated types, or use @flow(validate_parameters=False).
+    """
 
 
 class UpstreamTaskError(KernelflowError):
@@ -192,3 +253,17 @@ class FailedRun(KernelflowError):
 class CacheWarning(UserWarning):
     """A result was computed but could not be cached (e.g. a ``%%task`` output that
     cannot be pickled); the message names it and says what to do."""
+
+
+# Prefect's names for the result of a run that did not complete. Subclasses of
+# FailedRun, so ``except FailedRun`` (kernelflow's one name before) still catches them.
+class CrashedRun(FailedRun):
+    """Raised by ``State.result()`` for a Crashed state (the process or kernel went away)."""
+
+
+class CancelledRun(FailedRun):
+    """Raised by ``State.result()`` for a Cancelled state that carries no exception."""
+
+
+class UnfinishedRun(FailedRun):
+    """Raised by ``State.result()`` for a state that is not final (Pending, Running, ...)."""

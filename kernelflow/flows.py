@@ -15,8 +15,10 @@ True
 
 from __future__ import annotations
 
+import copy
 import datetime
 import functools
+import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
@@ -28,6 +30,7 @@ from kernelflow.options import (
     check_hooks,
     check_retries,
     check_seconds,
+    method_kind,
     render_run_name,
 )
 from kernelflow.runners import TaskRunner, ThreadPoolTaskRunner
@@ -40,7 +43,16 @@ R = TypeVar("R")
 
 
 class Flow(Generic[P, R]):
-    """A function whose calls are flow runs. Made by :func:`flow`; see it for the options."""
+    """A function whose calls are flow runs. Made by :func:`flow`; see it for the options.
+
+    State hooks are registered with the options or, as in Prefect, with the
+    decorator methods (:meth:`on_completion`, :meth:`on_failure`,
+    :meth:`on_cancellation`, :meth:`on_crashed`, :meth:`on_running`); the lists
+    are ``on_completion_hooks`` and so on. A flow defined on a class (an
+    instance method, ``@classmethod`` or ``@staticmethod``) binds like a
+    function. A generator function's flow yields its values as the run goes
+    (Prefect's generator flows).
+    """
 
     def __init__(
         self,
@@ -63,9 +75,12 @@ class Flow(Generic[P, R]):
         on_crashed: list[Callable] | None = None,
         on_running: list[Callable] | None = None,
     ) -> None:
+        fn, self._method_kind = method_kind(fn)
         if not callable(fn):
             raise ConfigurationError(f"@flow needs a function, got {fn!r}.")
         self.fn = fn
+        #: The instance or class a method is bound to (see ``__get__``), else None.
+        self._bound: Any = None
         self.name = name or getattr(fn, "__name__", type(fn).__name__).replace("_", "-")
         owner = f"flow '{self.name}'"
         self.version = version
@@ -81,15 +96,16 @@ class Flow(Generic[P, R]):
                 f"got {task_runner!r}."
             )
         self.task_runner = task_runner or ThreadPoolTaskRunner()
-        self.validate_parameters = validate_parameters
+        #: Prefect's attribute name; ``validate_parameters`` is the method.
+        self.should_validate_parameters = bool(validate_parameters)
         self.persist_result = persist_result
         self.log_prints = log_prints
         self.tags = frozenset(tags or ())
-        self.on_completion = check_hooks(on_completion, "on_completion", owner)
-        self.on_failure = check_hooks(on_failure, "on_failure", owner)
-        self.on_cancellation = check_hooks(on_cancellation, "on_cancellation", owner)
-        self.on_crashed = check_hooks(on_crashed, "on_crashed", owner)
-        self.on_running = check_hooks(on_running, "on_running", owner)
+        self.on_completion_hooks = check_hooks(on_completion, "on_completion", owner)
+        self.on_failure_hooks = check_hooks(on_failure, "on_failure", owner)
+        self.on_cancellation_hooks = check_hooks(on_cancellation, "on_cancellation", owner)
+        self.on_crashed_hooks = check_hooks(on_crashed, "on_crashed", owner)
+        self.on_running_hooks = check_hooks(on_running, "on_running", owner)
         self._options = dict(
             name=name,
             version=version,
@@ -110,7 +126,26 @@ class Flow(Generic[P, R]):
             on_running=on_running,
         )
         self.is_async = engine.is_async_callable(fn)
+        #: "sync" or "async" for a generator function's flow, else None.
+        self.generator = (
+            "async"
+            if inspect.isasyncgenfunction(fn)
+            else "sync"
+            if inspect.isgeneratorfunction(fn)
+            else None
+        )
+        if self.generator is not None and timeout_seconds is not None:
+            raise ConfigurationError(
+                f"timeout_seconds on {owner} is not supported for a generator flow (its run "
+                "lasts as long as its caller iterates); time the work inside it instead."
+            )
         self._shape = CallShape(fn)
+        self._validator: Any = None
+        if validate_parameters:
+            from kernelflow._validation import ParameterValidator, annotated_parameters
+
+            if annotated_parameters(self._shape.signature):
+                self._validator = ParameterValidator(fn, owner)
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def render_run_name(self, parameters: dict[str, Any]) -> str:
@@ -121,29 +156,128 @@ class Flow(Generic[P, R]):
         """``(args, kwargs)`` for the wrapped function."""
         return self._shape.to_call(parameters)
 
+    def validate_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """``parameters`` checked and coerced against the annotations, as Prefect does.
+
+        Only values given (not defaults) of annotated parameters are validated,
+        with pydantic in lax mode; a flow made with ``validate_parameters=False``
+        returns them unchanged.
+
+        Raises
+        ------
+        ParameterTypeError
+            A value does not fit its parameter's annotation.
+        """
+        if self._validator is None:
+            return parameters
+        return self._validator.validate(parameters)
+
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the flow and return its value; with ``return_state=True``, its final State.
 
         A failed flow raises its original exception. An async flow returns an
-        awaitable (in a notebook, ``await my_flow()``).
+        awaitable (in a notebook, ``await my_flow()``); a generator flow returns
+        a generator of what its function yields.
         """
         return_state = kwargs.pop("return_state", False)
-        parameters = self._shape.bind(args, kwargs, f"flow '{self.name}'")
+        parameters = self._bind(args, kwargs)
+        if self.generator is not None:
+            if return_state:
+                raise ConfigurationError(
+                    f"flow '{self.name}' is a generator flow: it yields values, so "
+                    "return_state=True is not supported (as in Prefect)."
+                )
+            if self.generator == "async":
+                return engine.run_generator_flow_async(self, parameters)  # type: ignore[return-value]
+            return engine.run_generator_flow(self, parameters)  # type: ignore[return-value]
         if self.is_async:
             return self._call_async(parameters, return_state)  # type: ignore[return-value]
         state = engine.run_flow(self, parameters)
         return state if return_state else state.result()  # type: ignore[return-value]
+
+    def _bind(self, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's parameters, with the bound instance or class first for a method."""
+        if self._bound is not None:
+            args = (self._bound, *args)
+        return self._shape.bind(args, kwargs, f"flow '{self.name}'")
+
+    def __get__(self, instance: Any, owner: Any) -> Flow[P, R]:
+        """Bind a flow defined on a class, as Prefect does (``Flow.__get__``).
+
+        ``obj.method`` is a copy of the flow with ``obj`` as its first argument;
+        a ``@classmethod`` flow gets the class; a ``@staticmethod`` flow and an
+        instance method looked up on the class are returned as they are.
+        """
+        if self._method_kind == "staticmethod":
+            return self
+        if self._method_kind == "classmethod":
+            target = owner if owner is not None else type(instance)
+        elif instance is not None:
+            target = instance
+        else:
+            return self
+        bound = copy.copy(self)
+        bound._bound = target
+        return bound
 
     async def _call_async(self, parameters: dict[str, Any], return_state: bool) -> Any:
         state = await engine.run_flow_async(self, parameters)
         return state if return_state else state.result()
 
     def with_options(self, **changes: Any) -> Flow[P, R]:
-        """A copy of this flow with some options changed."""
+        """A copy of this flow with some options changed.
+
+        Hooks registered with the decorator methods are kept unless the change
+        gives new ones, as in Prefect.
+        """
         unknown = set(changes) - set(self._options)
         if unknown:
             raise ConfigurationError(f"with_options got unknown options {sorted(unknown)}.")
-        return Flow(self.fn, **{**self._options, **changes})
+        hooks = {
+            "on_completion": list(self.on_completion_hooks),
+            "on_failure": list(self.on_failure_hooks),
+            "on_cancellation": list(self.on_cancellation_hooks),
+            "on_crashed": list(self.on_crashed_hooks),
+            "on_running": list(self.on_running_hooks),
+        }
+        new = Flow(self.fn, **{**self._options, **hooks, **changes})
+        new._method_kind, new._bound = self._method_kind, self._bound
+        return new
+
+    # --- hooks, decorator form (Prefect's Flow.on_completion and so on) ---
+    def on_completion(self, fn: Callable) -> Callable:
+        """Register ``fn(flow, flow_run, state)`` to run when a run completes; returns ``fn``.
+
+        Example
+        -------
+        >>> @my_flow.on_completion  # doctest: +SKIP
+        ... def notify(flow, flow_run, state): ...
+        """
+        self.on_completion_hooks.append(self._hook(fn, "on_completion"))
+        return fn
+
+    def on_failure(self, fn: Callable) -> Callable:
+        """Register ``fn(flow, flow_run, state)`` to run when a run fails; returns ``fn``."""
+        self.on_failure_hooks.append(self._hook(fn, "on_failure"))
+        return fn
+
+    def on_cancellation(self, fn: Callable) -> Callable:
+        """Register ``fn(flow, flow_run, state)`` to run when a run is cancelled; returns ``fn``."""
+        self.on_cancellation_hooks.append(self._hook(fn, "on_cancellation"))
+        return fn
+
+    def on_crashed(self, fn: Callable) -> Callable:
+        """Register ``fn(flow, flow_run, state)`` to run when a run crashes; returns ``fn``."""
+        self.on_crashed_hooks.append(self._hook(fn, "on_crashed"))
+        return fn
+
+    def on_running(self, fn: Callable) -> Callable:
+        """Register ``fn(flow, flow_run, state)`` to run when a run starts; returns ``fn``."""
+        self.on_running_hooks.append(self._hook(fn, "on_running"))
+        return fn
+
+    def _hook(self, fn: Any, option: str) -> Callable:
+        return check_hooks(fn, option, f"flow '{self.name}'")[0]
 
     def serve(self, name: str | None = None, **options: Any) -> Any:
         """Run this flow on a schedule (``cron=`` or ``interval=``), as Prefect's ``serve``.
@@ -210,8 +344,13 @@ def flow(__fn: Any = None, **options: Any) -> Any:
         Where ``.submit()`` runs tasks; a :class:`ThreadPoolTaskRunner` by default.
     log_prints:
         Send ``print`` output to the run's logger (inherited by its tasks).
+    validate_parameters:
+        Check and coerce the arguments of each call against the parameters'
+        annotations with pydantic, as Prefect does (on by default); a value that
+        does not fit fails the run with :class:`~kernelflow.errors.ParameterTypeError`.
     on_completion, on_failure, on_cancellation, on_crashed, on_running:
-        Hooks called as ``hook(flow, flow_run, state)``.
+        Hooks called as ``hook(flow, flow_run, state)``; also registered with
+        ``@my_flow.on_failure`` and so on.
     """
     if __fn is not None:
         return Flow(__fn, **options)

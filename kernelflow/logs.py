@@ -7,6 +7,11 @@ Log lines look like Prefect's::
 Records logged through a run logger (:func:`get_run_logger`, or ``print``
 under ``log_prints=True``) are also appended to the store's journal, so they
 show in ``kernelflow runs show`` and in the ``logs`` table.
+
+Run loggers are ``kernelflow.runs.flow`` and ``kernelflow.runs.task``;
+:func:`disable_run_logger` switches both off, as Prefect's does for
+``prefect.flow_runs`` and ``prefect.task_runs``. The public names live in
+:mod:`kernelflow.logging` (Prefect's ``prefect.logging``).
 """
 
 from __future__ import annotations
@@ -16,12 +21,24 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kernelflow import context
+from kernelflow import context as _context
 from kernelflow.settings import env
 
-__all__ = ["enable_print_capture", "get_run_logger", "run_logger"]
+__all__ = [
+    "disable_logger",
+    "disable_run_logger",
+    "enable_print_capture",
+    "flow_run_logger",
+    "get_logger",
+    "get_run_logger",
+    "run_logger",
+    "task_run_logger",
+]
 
 ROOT = "kernelflow"
 _setup_lock = threading.Lock()
@@ -69,9 +86,11 @@ class JournalHandler(logging.Handler):
         if run_id is None or getattr(record, "journal", True) is False:
             return
         try:
-            from kernelflow.store.journal import record as journal_record
+            # Quietly: when the journal is full, the error is said once (see
+            # record_quietly), not as a traceback for every log line.
+            from kernelflow.store.journal import record_quietly
 
-            journal_record(
+            record_quietly(
                 {
                     "ev": "log",
                     "run_id": run_id,
@@ -132,23 +151,37 @@ class RunLogger(logging.LoggerAdapter):
         return msg, kwargs
 
 
-def run_logger(kind: str, run: Any, name: str = "kernelflow.runs") -> RunLogger:
-    """A logger for ``run`` (a FlowRun or TaskRun) whose records carry its id."""
+def run_logger(
+    kind: str, run: Any, name: str = "kernelflow.runs", extra: dict[str, Any] | None = None
+) -> RunLogger:
+    """A logger for ``run`` (a FlowRun or TaskRun) whose records carry its id.
+
+    ``extra`` adds attributes to every record (they cannot replace the run's own).
+    """
     label = f"{'Flow' if kind == 'flow' else 'Task'} run '{run.name}'"
     configure()
-    return RunLogger(
-        logging.getLogger(f"{name}.{kind}"),
-        {"run_id": run.id, "run_kind": kind, "run_label": label},
-    )
+    fields = {"run_id": run.id, "run_kind": kind, "run_label": label}
+    return RunLogger(logging.getLogger(f"{name}.{kind}"), {**(extra or {}), **fields})
 
 
-def get_run_logger() -> RunLogger:
+def get_run_logger(
+    context: _context.TaskRunContext | _context.FlowRunContext | None = None, **kwargs: Any
+) -> RunLogger | logging.Logger:
     """The logger of the current task run, or else flow run.
+
+    Parameters
+    ----------
+    context
+        A run context to log for instead of the current one (rarely needed).
+    **kwargs
+        Attributes added to every record of the logger (``extra``).
 
     Raises
     ------
     MissingContextError
-        Outside any flow or task run.
+        Outside any flow or task run, unless :func:`disable_run_logger` is in
+        effect: then a logger that discards everything is returned, so a
+        task's ``.fn`` can be tested on its own.
 
     Example
     -------
@@ -156,10 +189,139 @@ def get_run_logger() -> RunLogger:
     ... def load():
     ...     get_run_logger().info("loading")
     """
-    ctx = context.get_run_context()
-    if isinstance(ctx, context.TaskRunContext):
-        return run_logger("task", ctx.task_run)
-    return run_logger("flow", ctx.flow_run)
+    ctx = _context_for_logging(context)
+    if ctx is None:
+        return _null_logger()
+    if isinstance(ctx, _context.TaskRunContext):
+        return run_logger("task", ctx.task_run, extra=kwargs)
+    return run_logger("flow", ctx.flow_run, extra=kwargs)
+
+
+def _context_for_logging(ctx: Any) -> Any:
+    if ctx is not None:
+        if not isinstance(ctx, (_context.TaskRunContext, _context.FlowRunContext)):
+            raise TypeError(
+                f"get_run_logger(context=...) takes a FlowRunContext or TaskRunContext, got "
+                f"{type(ctx).__name__!r}; call get_run_logger() to use the current run."
+            )
+        return ctx
+    current = _context.task_context.get() or _context.current_flow_context()
+    if current is None and not _run_loggers_disabled():
+        return _context.get_run_context()  # raises MissingContextError, one line
+    return current
+
+
+# --- Prefect's other logging names (public in kernelflow.logging) ------------------
+_RUN_LOGGERS = ("kernelflow.runs.flow", "kernelflow.runs.task")
+
+
+def _run_loggers_disabled() -> bool:
+    return all(logging.getLogger(name).disabled for name in _RUN_LOGGERS)
+
+
+def _null_logger() -> logging.Logger:
+    logger = logging.getLogger("kernelflow.null")
+    logger.disabled = True
+    return logger
+
+
+def get_logger(name: str | None = None) -> logging.Logger:
+    """A logger under ``kernelflow`` (``kernelflow.<name>``), printed in the run log format.
+
+    For a run's own log lines, recorded in the store, use :func:`get_run_logger`.
+
+    Parameters
+    ----------
+    name
+        The child's name; a full name starting with ``kernelflow.`` is taken as is.
+
+    Example
+    -------
+    >>> get_logger("etl").info("starting")   # logger kernelflow.etl
+    """
+    root = configure()
+    if not name:
+        return root
+    if name == ROOT or name.startswith(ROOT + "."):
+        return logging.getLogger(name)
+    return root.getChild(name)
+
+
+@contextmanager
+def disable_logger(name: str) -> Iterator[None]:
+    """Switch logger ``name`` off inside the block; its previous state comes back after."""
+    logger = logging.getLogger(name)
+    before = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = before
+
+
+@contextmanager
+def disable_run_logger() -> Iterator[None]:
+    """Discard run log lines inside the block, and let :func:`get_run_logger` work outside runs.
+
+    Made for testing a task's function on its own, as in Prefect:
+
+    >>> with disable_run_logger():
+    ...     my_task.fn(3)   # its get_run_logger() calls log nowhere
+
+    The switch is process-wide (a logger's ``disabled`` flag), not per thread.
+    """
+    with disable_logger(_RUN_LOGGERS[0]), disable_logger(_RUN_LOGGERS[1]):
+        yield
+
+
+def flow_run_logger(flow_run: Any, flow: Any = None, **kwargs: Any) -> RunLogger:
+    """A logger whose records belong to ``flow_run`` (shown and stored under that run).
+
+    Parameters
+    ----------
+    flow_run
+        A :class:`~kernelflow.runs.FlowRun` (e.g. the one a state hook receives).
+    flow
+        Its flow, for the ``flow_name`` attribute of records.
+    **kwargs
+        More attributes for every record.
+
+    Example
+    -------
+    >>> def notify(flow, flow_run, state):
+    ...     flow_run_logger(flow_run, flow).warning("ended %s", state.name)
+    """
+    name = getattr(flow, "name", None) or getattr(flow_run, "flow_name", None)
+    return run_logger("flow", flow_run, extra={"flow_name": name, **kwargs})
+
+
+def task_run_logger(
+    task_run: Any, task: Any = None, flow_run: Any = None, flow: Any = None, **kwargs: Any
+) -> RunLogger:
+    """A logger whose records belong to ``task_run`` (shown and stored under that run).
+
+    Parameters
+    ----------
+    task_run
+        A :class:`~kernelflow.runs.TaskRun` (e.g. the one a task hook receives).
+    task, flow_run, flow
+        Named in the records' ``task_name``, ``flow_run_name`` and ``flow_name``
+        attributes; the flow run and flow default to the current ones.
+    **kwargs
+        More attributes for every record.
+    """
+    if flow_run is None or flow is None:
+        current = _context.current_flow_context()
+        if current is not None:
+            flow_run = flow_run or current.flow_run
+            flow = flow or current.flow
+    extra = {
+        "task_name": getattr(task, "name", None) or getattr(task_run, "task_name", None),
+        "flow_run_name": getattr(flow_run, "name", None),
+        "flow_name": getattr(flow, "name", None) or getattr(flow_run, "flow_name", None),
+        **kwargs,
+    }
+    return run_logger("task", task_run, extra=extra)
 
 
 # --- log_prints -------------------------------------------------------------

@@ -18,9 +18,11 @@ __all__ = [
     "CallShape",
     "check_delays",
     "check_hooks",
+    "check_result_storage_key",
     "check_retries",
     "check_seconds",
     "exponential_backoff",
+    "method_kind",
     "render_run_name",
 ]
 
@@ -97,6 +99,63 @@ def check_hooks(value: Any, option: str, owner: str) -> list[Callable]:
         if not callable(hook):
             raise ConfigurationError(f"{option}{_where(owner)} must be callables, got {hook!r}.")
     return hooks
+
+
+def method_kind(fn: Any) -> tuple[Any, str | None]:
+    """``(function, kind)``: a ``classmethod`` / ``staticmethod`` object unwrapped, and which.
+
+    ``@flow`` and ``@task`` above ``@classmethod`` or ``@staticmethod`` get the
+    wrapper object; as in Prefect, they keep its function and bind like it
+    (see ``Flow.__get__``).
+    """
+    if isinstance(fn, classmethod):
+        return fn.__func__, "classmethod"
+    if isinstance(fn, staticmethod):
+        return fn.__func__, "staticmethod"
+    return fn, None
+
+
+def check_result_storage_key(value: Any, owner: str) -> str | None:
+    """``result_storage_key`` as a template whose fixed parts stay inside ``results/``.
+
+    The formatted key is checked again at run time, when the parameters are known
+    (:func:`kernelflow.results.check_result_name`).
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(
+            f"result_storage_key{_where(owner)} must be a non-empty string such as "
+            f"'my-result-{{parameters[x]}}', got {value!r}."
+        )
+    from kernelflow.results import check_result_name
+
+    # The literal text (each field replaced by a placeholder) must already be a safe name.
+    literal = "".join(
+        text + ("x" if field is not None else "")
+        for text, field, _spec, _conv in _formatter_parse(value, owner)
+    )
+    try:
+        check_result_name(literal)
+    except ConfigurationError:
+        raise ConfigurationError(
+            f"result_storage_key{_where(owner)} {value!r} is not a name inside the store's "
+            "results/ folder; use a relative name without '..' or a leading '/' or '.', "
+            "e.g. 'my-result-{parameters[x]}'."
+        ) from None
+    return value
+
+
+def _formatter_parse(template: str, owner: str) -> list[tuple]:
+    import string
+
+    try:
+        return list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"result_storage_key{_where(owner)} {template!r} is not a valid format string "
+            f"({exc}); double literal braces as {{{{ }}}}."
+        ) from None
 
 
 def render_run_name(template: Any, parameters: dict[str, Any], default: str) -> str:

@@ -32,6 +32,12 @@ A pandas frame written as a table (``PANDAS_FORMAT = "table"``) carries a
 frame that still would not come back identical (checked on its first rows) is
 pickled instead.
 
+A task's ``result_storage_key`` names its result instead: ``results/<key>``
+(:func:`write_result` with ``name=``), e.g. ``results/sales-2024-01-01``. The
+key may hold folders but must stay inside ``results/``
+(:func:`check_result_name`); its format is recorded in the cache entry that
+points at it, since the name has no suffix to tell.
+
 Writes go to a temporary file in ``results/`` and are renamed into place, so a
 reader never sees half a file, and a mapped file never changes under its
 reader. Files are created with mode 0600 and folders 0700, whatever the umask.
@@ -42,6 +48,7 @@ Importing this module imports neither cloudpickle, pandas nor pyarrow.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import mmap
 import os
@@ -53,10 +60,17 @@ from typing import Any, NamedTuple
 
 import xxhash
 
-from kernelflow.errors import ResultMissingError, ResultSerializationError
+from kernelflow.errors import ConfigurationError, ResultMissingError, ResultSerializationError
 from kernelflow.settings import open_private, paths
 
-__all__ = ["PANDAS_FORMAT", "TABLE_FORMAT", "ResultRecord", "read_result", "write_result"]
+__all__ = [
+    "PANDAS_FORMAT",
+    "TABLE_FORMAT",
+    "ResultRecord",
+    "check_result_name",
+    "read_result",
+    "write_result",
+]
 
 TABLE_FORMAT = "arrow"
 """The columnar format polars and pyarrow tables are written in (see the decision record)."""
@@ -80,6 +94,11 @@ _BUFFERS_HEAD = struct.Struct("<8sQQ")
 _BUFFER_ENTRY = struct.Struct("<QQ")
 _BUFFER_ALIGN = 64
 
+#: The ``result_storage_key`` name of the result being written, if it has one.
+_name: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "kernelflow_result_name", default=None
+)
+
 
 class ResultRecord(NamedTuple):
     """Where a persisted value lives and how to check it.
@@ -102,8 +121,44 @@ class ResultRecord(NamedTuple):
     format: str
 
 
-def write_result(value: Any, *, task_name: str | None = None) -> ResultRecord:
-    """Persist ``value`` as a content-addressed file and describe it.
+def check_result_name(name: str, template: str | None = None) -> str:
+    """Return ``name`` if it names a file inside ``results/``, else raise ConfigurationError.
+
+    Refused: absolute paths, ``..`` (or any part starting with ``.``, which also
+    keeps clear of temporary files), empty parts (``a//b``, a trailing ``/``),
+    backslashes, NUL and parts longer than a file name may be.
+
+    Examples
+    --------
+    >>> check_result_name("sales/2024-01-01")
+    'sales/2024-01-01'
+    >>> check_result_name("../etc/passwd")  # doctest: +SKIP
+    Traceback (most recent call last):
+    ConfigurationError: result_storage_key '../etc/passwd' is not a name inside ...
+    """
+    parts = name.split("/") if isinstance(name, str) else [""]
+    if (
+        not isinstance(name, str)
+        or not name
+        or "\\" in name
+        or "\0" in name
+        or os.path.isabs(name)
+        or any(not part or part.startswith(".") or len(part.encode()) > 255 for part in parts)
+        or len(name) > 1024
+    ):
+        given = repr(name) if template is None or template == name else f"{template!r} ({name!r})"
+        raise ConfigurationError(
+            f"result_storage_key {given} is not a name inside the store's results/ folder; "
+            "use a relative name without '..' or a leading '/' or '.', "
+            "e.g. 'my-result-{parameters[x]}'."
+        )
+    return name
+
+
+def write_result(
+    value: Any, *, task_name: str | None = None, name: str | None = None
+) -> ResultRecord:
+    """Persist ``value`` as a content-addressed file (or as ``results/<name>``) and describe it.
 
     Parameters
     ----------
@@ -113,6 +168,9 @@ def write_result(value: Any, *, task_name: str | None = None) -> ResultRecord:
         arrays) out of band.
     task_name
         The task that returned ``value``, named in the error message.
+    name
+        A task's rendered ``result_storage_key``: the file is ``results/<name>``,
+        replacing what was there (see :func:`check_result_name`).
 
     Returns
     -------
@@ -122,6 +180,8 @@ def write_result(value: Any, *, task_name: str | None = None) -> ResultRecord:
     ------
     ResultSerializationError
         If ``value`` cannot be pickled.
+    ConfigurationError
+        ``name`` is not inside ``results/``, or a folder or file is in its way.
 
     Examples
     --------
@@ -131,15 +191,21 @@ def write_result(value: Any, *, task_name: str | None = None) -> ResultRecord:
     """
     store = paths()
     store.ensure(store.results)
-    table = _to_table(value, TABLE_FORMAT)
-    if table is not None:
-        record = _write_table(table, TABLE_FORMAT)
-        if record is not None:
-            return record
-    return _write_pickle(value, task_name)
+    if name is not None:
+        check_result_name(name)
+    token = _name.set(name)
+    try:
+        table = _to_table(value, TABLE_FORMAT)
+        if table is not None:
+            record = _write_table(table, TABLE_FORMAT)
+            if record is not None:
+                return record
+        return _write_pickle(value, task_name)
+    finally:
+        _name.reset(token)
 
 
-def read_result(path: str | os.PathLike[str], checksum: str) -> Any:
+def read_result(path: str | os.PathLike[str], checksum: str, fmt: str | None = None) -> Any:
     """Load a value written by :func:`write_result`, after verifying its bytes.
 
     Parameters
@@ -149,6 +215,9 @@ def read_result(path: str | os.PathLike[str], checksum: str) -> Any:
         paths that leave ``results/`` are refused.
     checksum
         The expected xxh3_128 hex digest of the file.
+    fmt
+        The file's format, for a file named by ``result_storage_key`` (whose name
+        has no suffix to tell it); by default, the suffix says.
 
     Returns
     -------
@@ -162,7 +231,8 @@ def read_result(path: str | os.PathLike[str], checksum: str) -> Any:
         path is not inside ``results/``.
     """
     path = os.fspath(path)
-    file, fmt = _locate(path)
+    file, found = _locate(path)
+    fmt = fmt if fmt in _SUFFIXES else found
     if fmt is None:
         raise ResultMissingError(f"{path} is not a result file; rerun the task to recompute it.")
     try:
@@ -253,8 +323,24 @@ def _temporary() -> Path:
 
 
 def _commit(temporary: Path, checksum: str, fmt: str, size: int) -> ResultRecord:
-    """Move a finished temporary file to its content address, unless it is already there."""
+    """Move a finished temporary file to its content address, unless it is already there.
+
+    Or, for a ``result_storage_key`` (:data:`_name`), to ``results/<name>``.
+    """
     store = paths()
+    name = _name.get()
+    if name is not None:
+        final = store.results / name
+        try:
+            store.ensure(final.parent)
+            os.replace(temporary, final)
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            raise ConfigurationError(
+                f"Cannot write the result to results/{name} ({exc.strerror or exc}); choose "
+                "another result_storage_key."
+            ) from None
+        return ResultRecord(final.relative_to(store.home).as_posix(), checksum, size, fmt)
     final = store.results / checksum[:2] / f"{checksum}{_SUFFIXES[fmt]}"
     if _intact(final, checksum):
         temporary.unlink()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextvars
 import os
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -56,8 +57,10 @@ class ThreadPoolTaskRunner(TaskRunner):
     Parameters
     ----------
     max_workers:
-        Threads in the pool; defaults to ``min(32, cpu_count + 4)`` as
-        ``concurrent.futures`` does.
+        Threads in the pool. By default, as in Prefect,
+        ``KERNELFLOW_TASKS_RUNNER_THREAD_POOL_MAX_WORKERS`` or else no bound
+        (``sys.maxsize``): every submitted task run gets a thread at once, and
+        threads are made only as needed.
     """
 
     def __init__(self, max_workers: int | None = None) -> None:
@@ -74,7 +77,8 @@ class ThreadPoolTaskRunner(TaskRunner):
     def start(self) -> None:
         if self._pool is None:
             self._pool = cf.ThreadPoolExecutor(
-                self.max_workers, thread_name_prefix="kernelflow-task"
+                self.max_workers or default_thread_pool_max_workers(),
+                thread_name_prefix="kernelflow-task",
             )
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
@@ -90,6 +94,29 @@ class ThreadPoolTaskRunner(TaskRunner):
 
     def __repr__(self) -> str:
         return f"ThreadPoolTaskRunner(max_workers={self.max_workers})"
+
+
+def default_thread_pool_max_workers() -> int:
+    """``KERNELFLOW_TASKS_RUNNER_THREAD_POOL_MAX_WORKERS``, else ``sys.maxsize`` as in Prefect.
+
+    Raises
+    ------
+    ConfigurationError
+        The variable is set to something other than a whole number >= 1.
+    """
+    raw = os.environ.get("KERNELFLOW_TASKS_RUNNER_THREAD_POOL_MAX_WORKERS", "").strip()
+    if not raw:
+        return sys.maxsize
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigurationError(
+            f"KERNELFLOW_TASKS_RUNNER_THREAD_POOL_MAX_WORKERS={raw!r} is not a whole number "
+            ">= 1; set it to one, or unset it for no bound."
+        )
+    return value
 
 
 class ProcessPoolTaskRunner(ThreadPoolTaskRunner):

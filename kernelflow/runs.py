@@ -149,6 +149,9 @@ class TaskRun:
         Tries started so far.
     cache_key:
         The cache key, when caching is on.
+    returned_state:
+        True when the last try's function returned a State (which became the
+        run's state, and which calling the task returns, as in Prefect).
     """
 
     __slots__ = (
@@ -157,6 +160,7 @@ class TaskRun:
         "flow_run_id",
         "id",
         "name",
+        "returned_state",
         "run_count",
         "start_time",
         "state",
@@ -175,6 +179,7 @@ class TaskRun:
         self.start_time: float | None = None
         self.end_time: float | None = None
         self.cache_key: str | None = None
+        self.returned_state = False
 
     def __repr__(self) -> str:
         return f"TaskRun(name={self.name!r}, id={self.id!r})"

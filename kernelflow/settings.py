@@ -16,6 +16,11 @@ variable                       default                      meaning
 ``KERNELFLOW_WIDGETS``         ``on``                       live widgets in notebooks
 =============================  ===========================  ===========================
 
+``KERNELFLOW_TASKS_RUNNER_THREAD_POOL_MAX_WORKERS`` (Prefect's
+``PREFECT_TASKS_RUNNER_THREAD_POOL_MAX_WORKERS``) bounds the threads of a
+``ThreadPoolTaskRunner()`` made without ``max_workers``; unset, there is no
+bound, as in Prefect (read by :mod:`kernelflow.runners`).
+
 A value that cannot be used is refused with one
 :class:`~kernelflow.errors.ConfigurationError` line naming the variable and
 what to write (:func:`env_seconds`, :func:`env_bool`, :func:`env_choice`),

@@ -19,7 +19,7 @@ import enum
 import time
 from typing import Any, Generic, TypeVar
 
-from kernelflow.errors import FailedRun
+from kernelflow.errors import CancelledRun, CrashedRun, FailedRun, UnfinishedRun
 
 __all__ = [
     "AwaitingRetry",
@@ -177,6 +177,13 @@ class State(Generic[R]):
             for item in data:
                 if isinstance(item, State) and not item.is_completed():
                     return item._exception()
+        # Prefect's exception for each kind of unfinished result (all FailedRun here).
+        if self.type is StateType.CRASHED:
+            return CrashedRun(self.message or f"Run ended in state {self.name}")
+        if self.type is StateType.CANCELLED:
+            return CancelledRun(self.message or f"Run ended in state {self.name}")
+        if not self.is_final():
+            return UnfinishedRun(self.message or f"Run is in state {self.name}, not finished")
         return FailedRun(self.message or f"Run ended in state {self.name}")
 
     def copy(self, **changes: Any) -> State[R]:

@@ -15,22 +15,26 @@ Example
 
 from __future__ import annotations
 
+import copy
 import datetime
 import functools
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from kernelflow import context, engine
-from kernelflow.cache import CacheKeyFnPolicy, CachePolicy
+from kernelflow.cache import DEFAULT, NO_CACHE, CacheKeyFnPolicy, CachePolicy
 from kernelflow.errors import CachePolicyError, ConfigurationError
 from kernelflow.futures import PrefectFutureList, TaskRunFuture
 from kernelflow.options import (
     CallShape,
     check_delays,
     check_hooks,
+    check_result_storage_key,
     check_retries,
     check_seconds,
     exponential_backoff,
+    method_kind,
     render_run_name,
 )
 
@@ -39,6 +43,7 @@ __all__ = ["Task", "exponential_backoff", "task", "task_input_hash"]
 P = ParamSpec("P")
 R = TypeVar("R")
 _NOT_SET: Any = object()
+_log = logging.getLogger("kernelflow.tasks")
 
 
 class Task(Generic[P, R]):
@@ -47,6 +52,12 @@ class Task(Generic[P, R]):
     Call it to run it (inside a flow or not), ``.submit()`` to run it on the
     flow's task runner and get a future, ``.map()`` to submit one run per
     item, ``.fn`` to call the plain function.
+
+    State hooks are registered with the options or, as in Prefect, with the
+    decorator methods :meth:`on_completion`, :meth:`on_failure` and
+    :meth:`on_running`; the lists are ``on_completion_hooks`` and so on. A task
+    defined on a class (an instance method, ``@classmethod`` or
+    ``@staticmethod``) binds like a function: ``obj.method(x)`` passes ``obj``.
     """
 
     def __init__(
@@ -71,10 +82,14 @@ class Task(Generic[P, R]):
         on_failure: list[Callable] | None = None,
         on_running: list[Callable] | None = None,
         retry_condition_fn: Callable[..., bool] | None = None,
+        result_storage_key: str | None = None,
     ) -> None:
+        fn, self._method_kind = method_kind(fn)
         if not callable(fn):
             raise ConfigurationError(f"@task needs a function, got {fn!r}.")
         self.fn = fn
+        #: The instance or class a method is bound to (see ``__get__``), else None.
+        self._bound: Any = None
         self.name = name or getattr(fn, "__name__", type(fn).__name__)
         owner = f"task '{self.name}'"
         self.description = description or fn.__doc__
@@ -101,9 +116,13 @@ class Task(Generic[P, R]):
         self.refresh_cache = bool(refresh_cache)
         self.log_prints = log_prints
         self.task_run_name = task_run_name
-        self.on_completion = check_hooks(on_completion, "on_completion", owner)
-        self.on_failure = check_hooks(on_failure, "on_failure", owner)
-        self.on_running = check_hooks(on_running, "on_running", owner)
+        self.result_storage_key = check_result_storage_key(result_storage_key, owner)
+        self.on_completion_hooks = check_hooks(on_completion, "on_completion", owner)
+        self.on_failure_hooks = check_hooks(on_failure, "on_failure", owner)
+        self.on_running_hooks = check_hooks(on_running, "on_running", owner)
+        # Registered by @t.on_commit / @t.on_rollback; called once transactions exist.
+        self.on_commit_hooks: list[Callable] = []
+        self.on_rollback_hooks: list[Callable] = []
         self._options = dict(
             name=name,
             description=description,
@@ -124,6 +143,7 @@ class Task(Generic[P, R]):
             on_failure=on_failure,
             on_running=on_running,
             retry_condition_fn=retry_condition_fn,
+            result_storage_key=result_storage_key,
         )
         self.cache_policy = self._resolve_cache_policy(cache_policy, cache_key_fn, owner)
         self.is_async = engine.is_async_callable(fn)
@@ -131,27 +151,53 @@ class Task(Generic[P, R]):
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def _resolve_cache_policy(self, policy: Any, key_fn: Any, owner: str) -> CachePolicy | None:
+        """Prefect's rules (``Task.__init__`` in prefect/tasks.py) for caching and persistence.
+
+        ``cache_key_fn`` wins over ``cache_policy``. Asking for caching (a policy
+        other than NO_CACHE, a key function or ``result_storage_key``) turns
+        ``persist_result`` on. With results persisted and no policy given, the
+        policy is ``DEFAULT`` (INPUTS + TASK_SOURCE + RUN_ID: reused within one
+        flow run); a task that sets neither inherits its flow's
+        ``persist_result`` at run time (:attr:`caches_by_default`). With
+        ``result_storage_key``, the rendered key is the cache key.
+        """
+        #: True when no cache option was given: the task caches with DEFAULT when its
+        #: results are persisted (its own persist_result, else its flow's), and a key
+        #: that cannot be computed then only turns caching off, as in Prefect.
+        self.caches_by_default = False
         if key_fn is not None:
             if not callable(key_fn):
                 raise CachePolicyError(f"cache_key_fn on {owner} must be callable, got {key_fn!r}.")
-            policy = (
-                CacheKeyFnPolicy(key_fn)
-                if policy is _NOT_SET or policy is None
-                else (policy + CacheKeyFnPolicy(key_fn))
-            )
-        if policy is _NOT_SET or policy is None:
-            return None  # caching is off unless asked for
-        if not isinstance(policy, CachePolicy):
+            if policy is not _NOT_SET and policy is not None:
+                _log.warning(
+                    "Both `cache_policy` and `cache_key_fn` are set on task %s. "
+                    "`cache_key_fn` will be used.",
+                    self,
+                )
+            policy = CacheKeyFnPolicy(key_fn)
+        if policy is not _NOT_SET and policy is not None and not isinstance(policy, CachePolicy):
             raise CachePolicyError(
                 f"cache_policy on {owner} must be a cache policy such as INPUTS or "
                 f"INPUTS + TASK_SOURCE, got {policy!r}."
             )
+        off = policy is None or policy is NO_CACHE
+        wants_cache = policy is not _NOT_SET and not off
+        if self.persist_result is None and (wants_cache or self.result_storage_key is not None):
+            self.persist_result = True
         if self.persist_result is False:
-            raise CachePolicyError(
-                f"{owner} asks for caching with persist_result=False; caching needs the result "
-                "stored, so drop one of the two."
-            )
-        return policy
+            if wants_cache:
+                raise CachePolicyError(
+                    f"{owner} asks for caching with persist_result=False; caching needs the "
+                    "result stored, so drop one of the two."
+                )
+            return None
+        if self.result_storage_key is not None:
+            # The rendered key is the cache key (the engine looks it up), unless NO_CACHE.
+            return NO_CACHE if policy is NO_CACHE else None
+        if policy is _NOT_SET:
+            self.caches_by_default = True
+            return DEFAULT if self.persist_result else None
+        return None if off else policy
 
     # --- calling ---------------------------------------------------------
     def render_run_name(self, parameters: dict[str, Any], index: int) -> str:
@@ -169,24 +215,49 @@ class Task(Generic[P, R]):
         """
         return_state = kwargs.pop("return_state", False)
         wait_for = kwargs.pop("wait_for", None)
-        parameters = self._shape.bind(args, kwargs, f"task '{self.name}'")
+        parameters = self._bind(args, kwargs)
         flow_ctx = context.current_flow_context()
         if self.is_async and _caller_awaits(flow_ctx):
             return self._call_async(parameters, wait_for, flow_ctx, return_state)  # type: ignore[return-value]
         task_run = engine.create_task_run(self, parameters, flow_ctx)
         state = engine.run_task_any(self, task_run, parameters, wait_for, flow_ctx)
-        return state if return_state else state.result()  # type: ignore[return-value]
+        return state if return_state else _call_value(task_run, state)
 
     async def _call_async(self, parameters, wait_for, flow_ctx, return_state):
         task_run = engine.create_task_run(self, parameters, flow_ctx)
         state = await engine.run_task_async(self, task_run, parameters, wait_for, flow_ctx)
-        return state if return_state else state.result()
+        return state if return_state else _call_value(task_run, state)
+
+    def _bind(self, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's parameters, with the bound instance or class first for a method."""
+        if self._bound is not None:
+            args = (self._bound, *args)
+        return self._shape.bind(args, kwargs, f"task '{self.name}'")
+
+    def __get__(self, instance: Any, owner: Any) -> Task[P, R]:
+        """Bind a task defined on a class, as Prefect does (``Task.__get__``).
+
+        ``obj.method`` is a copy of the task with ``obj`` as its first argument;
+        a ``@classmethod`` task gets the class; a ``@staticmethod`` task and an
+        instance method looked up on the class are returned as they are.
+        """
+        if self._method_kind == "staticmethod":
+            return self
+        if self._method_kind == "classmethod":
+            target = owner if owner is not None else type(instance)
+        elif instance is not None:
+            target = instance
+        else:
+            return self
+        bound = copy.copy(self)
+        bound._bound = target
+        return bound
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskRunFuture[R]:
         """Run the task on the flow's task runner; return a future at once."""
         wait_for = kwargs.pop("wait_for", None)
         kwargs.pop("return_state", None)
-        parameters = self._shape.bind(args, kwargs, f"task '{self.name}'")
+        parameters = self._bind(args, kwargs)
         return self._submit(parameters, wait_for, _require_flow(self.name, "submit"))
 
     def _submit(
@@ -204,11 +275,13 @@ class Task(Generic[P, R]):
     def map(self, *args: Any, wait_for: Any = None, **kwargs: Any) -> PrefectFutureList:
         """Submit one run per item of the iterable arguments (``unmapped(x)`` stays whole)."""
         flow_ctx = _require_flow(self.name, "map")
-        parameters = self._shape.bind(args, kwargs, f"task '{self.name}'")
+        parameters = self._bind(args, kwargs)
         mapped: dict[str, list] = {}
         static: dict[str, Any] = {}
         for name, value in parameters.items():
-            if isinstance(value, engine.unmapped):
+            if self._bound is not None and value is self._bound:
+                static[name] = value  # the bound instance or class is never mapped over
+            elif isinstance(value, engine.unmapped):
                 static[name] = value.value
             elif isinstance(value, Iterable) and not isinstance(value, (str, bytes, dict)):
                 mapped[name] = list(value)
@@ -235,14 +308,79 @@ class Task(Generic[P, R]):
         return futures
 
     def with_options(self, **changes: Any) -> Task[P, R]:
-        """A copy of this task with some options changed."""
+        """A copy of this task with some options changed.
+
+        Hooks registered with the decorator methods are kept unless the change
+        gives new ones, as in Prefect.
+        """
         unknown = set(changes) - set(self._options)
         if unknown:
             raise ConfigurationError(f"with_options got unknown options {sorted(unknown)}.")
-        return Task(self.fn, **{**self._options, **changes})
+        hooks = {
+            "on_completion": list(self.on_completion_hooks),
+            "on_failure": list(self.on_failure_hooks),
+            "on_running": list(self.on_running_hooks),
+        }
+        new = Task(self.fn, **{**self._options, **hooks, **changes})
+        new._method_kind, new._bound = self._method_kind, self._bound
+        new.on_commit_hooks = list(self.on_commit_hooks)
+        new.on_rollback_hooks = list(self.on_rollback_hooks)
+        return new
+
+    # --- hooks, decorator form (Prefect's Task.on_completion and so on) ---
+    def on_completion(self, fn: Callable) -> Callable:
+        """Register ``fn(task, task_run, state)`` to run when a run completes; returns ``fn``.
+
+        Example
+        -------
+        >>> @my_task.on_completion  # doctest: +SKIP
+        ... def notify(task, task_run, state): ...
+        """
+        self.on_completion_hooks.append(_hook(fn, "on_completion", self))
+        return fn
+
+    def on_failure(self, fn: Callable) -> Callable:
+        """Register ``fn(task, task_run, state)`` to run when a run fails; returns ``fn``."""
+        self.on_failure_hooks.append(_hook(fn, "on_failure", self))
+        return fn
+
+    def on_running(self, fn: Callable) -> Callable:
+        """Register ``fn(task, task_run, state)`` to run when a run starts; returns ``fn``."""
+        self.on_running_hooks.append(_hook(fn, "on_running", self))
+        return fn
+
+    def on_commit(self, fn: Callable) -> Callable:
+        """Register a transaction commit hook; returns ``fn``.
+
+        Kept in ``on_commit_hooks`` for Prefect compatibility; kernelflow has no
+        transactions yet, so it is not called.
+        """
+        self.on_commit_hooks.append(_hook(fn, "on_commit", self))
+        return fn
+
+    def on_rollback(self, fn: Callable) -> Callable:
+        """Register a transaction rollback hook; returns ``fn`` (not called yet, see on_commit)."""
+        self.on_rollback_hooks.append(_hook(fn, "on_rollback", self))
+        return fn
 
     def __repr__(self) -> str:
         return f"Task(name={self.name!r})"
+
+
+def _hook(fn: Any, option: str, task: Task) -> Callable:
+    return check_hooks(fn, option, f"task '{task.name}'")[0]
+
+
+def _call_value(task_run: Any, state: Any) -> Any:
+    """What calling a task returns: its value, or, as in Prefect, the State its function returned.
+
+    Prefect's task engine keeps a returned State as the call's return value
+    (``SyncTaskRunEngine.result``), so a task that returns ``Failed(...)`` does
+    not raise at the call; ``.result()`` of that state raises.
+    """
+    if task_run.returned_state:
+        return state
+    return state.result()
 
 
 def _caller_awaits(flow_ctx: context.FlowRunContext | None) -> bool:
@@ -303,6 +441,7 @@ def task(
     on_failure: list[Callable] | None = None,
     on_running: list[Callable] | None = None,
     retry_condition_fn: Callable[..., bool] | None = None,
+    result_storage_key: str | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -320,9 +459,17 @@ def task(__fn: Any = None, **options: Any) -> Any:
     timeout_seconds:
         A try longer than this ends TimedOut (see :mod:`kernelflow.timeouts`).
     cache_policy, cache_key_fn, cache_expiration, refresh_cache:
-        Reuse a stored result of an equivalent earlier call (off by default).
+        Reuse a stored result of an equivalent earlier call. As in Prefect,
+        caching needs persisted results: with ``persist_result=True`` (on the
+        task or its flow) and no policy, the policy is ``DEFAULT`` (INPUTS +
+        TASK_SOURCE + RUN_ID, reused within one flow run).
     persist_result:
-        Keep the result in the result store even without caching.
+        Keep the result in the result store (turned on by any cache option).
+    result_storage_key:
+        Name the persisted result ``results/<key>`` in the store, formatted with
+        the parameters (``"sales-{parameters[day]}"``) and ``flow_run`` /
+        ``task_run``; a result already stored under the key is reused (the key
+        is the cache key). It must stay inside ``results/``.
     log_prints:
         Send ``print`` output to the run's logger and the store.
     task_run_name:

@@ -9,7 +9,6 @@ schema than this version knows.
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import threading
@@ -263,9 +262,11 @@ def test_corrupt_database_file(store):
     recorded(2)
     with pytest.raises(StoreCorruptError) as info:
         kernelflow.sql("SELECT count(*) FROM flow_runs")
-    assert_one_line(info.value, StoreCorruptError, str(database), f"mv {database}")
+    assert_one_line(info.value, StoreCorruptError, str(database), "run 'kernelflow store repair'")
     # Doing what the message says brings the runs back from this process's journal.
-    os.replace(database, f"{database}.bad")
+    from kernelflow.store.repair import repair
+
+    assert repair().repaired
     assert recorded_values() == [1, 2]
 
 

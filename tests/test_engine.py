@@ -197,7 +197,7 @@ class TestFlowFinalState:
             f()
         state = f(return_state=True)
         assert state.is_failed()
-        assert state.message == "Flow run encountered an exception. Custom: inner"
+        assert state.message == "Flow run encountered an exception: Custom: inner"
         assert isinstance(state.result(raise_on_failure=False), Custom)
 
     def test_uncaught_task_failure_fails_the_flow_with_the_task_exception(self):
@@ -249,9 +249,11 @@ class TestReturnState:
         @flow
         def f():
             s = t(return_state=True)
-            return s.name, s.message, s.result(), t()
+            # As in Prefect, calling the task returns the State its function returned.
+            plain = t()
+            return s.name, s.message, s.result(), plain.name, plain.result()
 
-        assert f() == ("Completed", "hi", 3, 3)
+        assert f() == ("Completed", "hi", 3, "Completed", 3)
 
     def test_task_returning_failed_raises_on_result(self):
         @task
@@ -421,7 +423,7 @@ class TestTaskRetries:
         assert len(flaky.calls) == 1
         assert "retry_condition_fn failed; not retrying" in capsys.readouterr().err
 
-    def test_returned_failed_state_is_not_retried(self):
+    def test_returned_failed_state_is_retried_as_in_prefect(self):
         calls = []
 
         @task(retries=2)
@@ -430,7 +432,7 @@ class TestTaskRetries:
             return Failed(message="by choice")
 
         assert t(return_state=True).message == "by choice"
-        assert calls == [1]
+        assert calls == [1, 1, 1]
 
     def test_flow_retries_rerun_the_body(self):
         flaky = Flaky(RuntimeError("first"))

@@ -35,7 +35,15 @@ __all__ = ["COMMAND_MODULES", "KernelflowGroup", "OneLineUsageError", "main"]
 #: module-level ``command = click.Group("<name>", ...)`` and add its module name
 #: here (e.g. ``"deployments"`` for ``kernelflow/cli/deployments.py``). It then raises
 #: our errors freely: :meth:`KernelflowGroup.invoke` prints them as one line.
-COMMAND_MODULES: list[str] = ["runs", "sql", "cache", "concurrency", "gcl", "deployments"]
+COMMAND_MODULES: list[str] = [
+    "runs",
+    "sql",
+    "cache",
+    "concurrency",
+    "gcl",
+    "deployments",
+    "store",
+]
 
 
 class OneLineUsageError(click.UsageError):

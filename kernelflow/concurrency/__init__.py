@@ -21,9 +21,10 @@ killed with SIGKILL, so it involves no server and no database:
   ``stat``) (:mod:`._limits`), mirrored into the store's ``concurrency_limits``
   table on every change, so they are queryable with ``kernelflow.sql``.
 
-Unlike Prefect, using a limit that does not exist is an error naming the
-command that creates it, and a request that can never be met (``occupy``
-above the limit) fails at once instead of waiting forever.
+As in Prefect, using a limit that does not exist logs a warning and goes on
+without a slot; ``strict=True`` makes it an error naming the command that
+creates it. Unlike Prefect, a request that can never be met (``occupy`` above
+the limit) fails at once instead of waiting forever.
 
 A task run whose tags name limits takes one slot of each before every try
 and gives it back after (see :mod:`._tags`); limits and tags share one

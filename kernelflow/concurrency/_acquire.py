@@ -10,11 +10,17 @@ jittered pause (0.5 ms up to 20 ms); a rate limit after exactly the time its
 counter says the slots need to decay. The sync and async front ends
 (:mod:`kernelflow.concurrency.sync`, :mod:`kernelflow.concurrency.asyncio`)
 share everything here but the pause.
+
+A name with no limit behind it is skipped, as in Prefect: the other names are
+acquired, and when none of them exists the acquisition holds nothing and logs
+Prefect's warning (``Concurrency limits ['db'] do not exist - skipping
+acquisition.``). ``strict=True`` raises :class:`LimitNotFoundError` instead.
 """
 
 from __future__ import annotations
 
 import contextvars
+import logging
 import random
 import threading
 import time
@@ -23,7 +29,11 @@ from dataclasses import dataclass, field
 
 from kernelflow.concurrency import _rate, _slots
 from kernelflow.concurrency._limits import LimitDefinition, check_name, limit_dir, read_definition
-from kernelflow.errors import AcquireConcurrencySlotTimeoutError, ConfigurationError
+from kernelflow.errors import (
+    AcquireConcurrencySlotTimeoutError,
+    ConfigurationError,
+    LimitNotFoundError,
+)
 
 __all__ = ["Acquisition", "Holding", "plan"]
 
@@ -120,12 +130,17 @@ class Acquisition:
     rate_limit: bool
     owner: object
     deadline: float | None = None
+    strict: bool = False
+    #: The names as the caller gave them, for Prefect's warning.
+    given: list[str] | None = None
     retries: int = 0
     pause: float = _FIRST_PAUSE
 
     def attempt(self) -> Holding | float:
         """A :class:`Holding`, or the seconds to wait before the next attempt."""
-        definitions = [read_definition(name) for name in self.names]
+        definitions = self._definitions()
+        if not definitions:
+            return Holding([], self.occupy, None)
         # Waiting on oneself only hangs when nothing bounds the wait.
         forever = self.deadline is None and self.max_retries is None
         for definition in definitions:
@@ -152,10 +167,13 @@ class Acquisition:
                     part.fds = fds or []
                     ok = fds is not None
             except FileNotFoundError:
-                # Deleted between reading its definition and taking a slot.
+                # Deleted between reading its definition and taking a slot: give back
+                # what this attempt took and try again, without it (or raise, if strict).
                 Holding(parts, self.occupy, None).release()
-                read_definition(name)  # raises LimitNotFoundError
-                raise
+                if self.strict:
+                    read_definition(name)  # raises LimitNotFoundError
+                    raise
+                return 0.0
             if not ok:
                 # All or nothing: give back what this attempt took so far.
                 Holding(parts, self.occupy, None).release()
@@ -165,6 +183,24 @@ class Acquisition:
                 return min(wait, _MAX_RATE_PAUSE)
             parts.append(part)
         return Holding(parts, self.occupy, self.owner)
+
+    def _definitions(self) -> list[LimitDefinition]:
+        """The definitions of the names that have a limit; missing ones as Prefect treats them."""
+        definitions = []
+        missing = []
+        for name in self.names:
+            try:
+                definitions.append(read_definition(name))
+            except LimitNotFoundError:
+                if self.strict:
+                    raise
+                missing.append(name)
+        if missing and not definitions:
+            _missing_logger().warning(
+                "Concurrency limits %r do not exist - skipping acquisition.",
+                self.given or self.names,
+            )
+        return definitions
 
     def next_pause(self, wait: float) -> float:
         """How long to sleep before the next attempt; raises when the wait is over."""
@@ -215,6 +251,17 @@ def _check_fits(definition: LimitDefinition, occupy: int, rate_limit: bool, owne
             )
 
 
+def _missing_logger() -> logging.Logger | logging.LoggerAdapter:
+    """The current run's logger (as Prefect logs it), else ``kernelflow.concurrency``."""
+    from kernelflow.errors import MissingContextError
+    from kernelflow.logs import get_run_logger
+
+    try:
+        return get_run_logger()
+    except MissingContextError:  # outside any run
+        return logging.getLogger("kernelflow.concurrency")
+
+
 def plan(
     names: str | Iterable[str],
     occupy: int,
@@ -222,13 +269,20 @@ def plan(
     max_retries: int | None,
     rate_limit: bool,
     owner: object,
+    strict: bool = False,
 ) -> Acquisition:
-    """Validate a request for slots; raise :class:`ConfigurationError` for bad arguments."""
+    """Validate a request for slots; raise :class:`ConfigurationError` for bad arguments.
+
+    ``strict``: a name without a limit raises :class:`LimitNotFoundError` instead
+    of being skipped.
+    """
     if isinstance(names, str):
+        given = [names]
         name_list = [check_name(names)]
     else:
         try:
-            name_list = sorted({check_name(n) for n in names})
+            given = list(names)
+            name_list = sorted({check_name(n) for n in given})
         except TypeError:
             raise ConfigurationError(
                 f"names must be a limit name or a list of names, got {names!r}."
@@ -253,7 +307,17 @@ def plan(
         isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
     ):
         raise ConfigurationError(f"max_retries must be a whole number >= 0, got {max_retries!r}.")
-    return Acquisition(name_list, occupy, timeout_seconds, max_retries, rate_limit, owner, deadline)
+    return Acquisition(
+        name_list,
+        occupy,
+        timeout_seconds,
+        max_retries,
+        rate_limit,
+        owner,
+        deadline,
+        strict=strict,
+        given=given,
+    )
 
 
 def thread_owner() -> object:

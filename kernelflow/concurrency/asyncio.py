@@ -37,9 +37,10 @@ async def acquire(
     max_retries: int | None = None,
     *,
     rate_limit: bool = False,
+    strict: bool = False,
 ) -> Holding:
     """Wait for and take ``occupy`` slots of every limit in ``names``; see :func:`concurrency`."""
-    request = plan(names, occupy, timeout_seconds, max_retries, rate_limit, _owner())
+    request = plan(names, occupy, timeout_seconds, max_retries, rate_limit, _owner(), strict)
     while True:
         outcome = request.attempt()
         if isinstance(outcome, Holding):
@@ -65,7 +66,10 @@ async def concurrency(
     >>> async with concurrency("database"):  # doctest: +SKIP
     ...     await write_rows()
     """
-    holding = await acquire(names, occupy, timeout_seconds, max_retries)
+    if not names:  # as in Prefect: nothing to acquire
+        yield
+        return
+    holding = await acquire(names, occupy, timeout_seconds, max_retries, strict=strict)
     try:
         yield
     finally:
@@ -86,4 +90,6 @@ async def rate_limit(
     -------
     >>> await rate_limit("api-rps")  # doctest: +SKIP
     """
-    (await acquire(names, occupy, timeout_seconds, rate_limit=True)).keep()
+    if not names:
+        return
+    (await acquire(names, occupy, timeout_seconds, rate_limit=True, strict=strict)).keep()

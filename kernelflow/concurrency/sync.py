@@ -34,9 +34,10 @@ def acquire(
     max_retries: int | None = None,
     *,
     rate_limit: bool = False,
+    strict: bool = False,
 ) -> Holding:
     """Wait for and take ``occupy`` slots of every limit in ``names``; see :func:`concurrency`."""
-    request = plan(names, occupy, timeout_seconds, max_retries, rate_limit, thread_owner())
+    request = plan(names, occupy, timeout_seconds, max_retries, rate_limit, thread_owner(), strict)
     while True:
         outcome = request.attempt()
         if isinstance(outcome, Holding):
@@ -70,15 +71,21 @@ def concurrency(
         (a ``TimeoutError``). ``None`` waits as long as it takes.
     max_retries:
         Give up after this many unsuccessful attempts.
-    lease_duration, strict:
-        Accepted for Prefect compatibility. kernelflow needs no lease (a dead
-        holder's slots are freed at once) and is always strict: a name with no
-        limit raises :class:`~kernelflow.errors.LimitNotFoundError`.
+    lease_duration:
+        Accepted for Prefect compatibility: kernelflow needs no lease (a dead
+        holder's slots are freed at once).
+    strict:
+        As in Prefect, a name with no limit is skipped, and when none of the
+        names has one the block runs without a slot after a warning
+        (``Concurrency limits ['database'] do not exist - skipping
+        acquisition.``). ``strict=True`` raises
+        :class:`~kernelflow.errors.LimitNotFoundError` for any missing name.
 
     Raises
     ------
     LimitNotFoundError
-        No limit has one of the names; the message says how to create it.
+        With ``strict=True``: no limit has one of the names; the message says how
+        to create it.
     ConfigurationError
         ``occupy`` exceeds a limit (it could never be satisfied), or an argument is invalid.
 
@@ -87,7 +94,10 @@ def concurrency(
     >>> with concurrency("database", occupy=1):  # doctest: +SKIP
     ...     write_rows()
     """
-    holding = acquire(names, occupy, timeout_seconds, max_retries)
+    if not names:  # as in Prefect: nothing to acquire
+        yield
+        return
+    holding = acquire(names, occupy, timeout_seconds, max_retries, strict=strict)
     try:
         yield
     finally:
@@ -106,10 +116,12 @@ def rate_limit(
     ``slot_decay_per_second``. A limit of 10 decaying 10 per second allows a
     burst of 10, then 10 a second.
 
+    A name with no limit is skipped with a warning, as in :func:`concurrency`.
+
     Raises
     ------
     LimitNotFoundError
-        No limit has one of the names.
+        With ``strict=True``: no limit has one of the names.
     ConfigurationError
         A limit has no slot decay (use :func:`concurrency` for it), or
         ``occupy`` exceeds the limit.
@@ -122,4 +134,6 @@ def rate_limit(
     ...     rate_limit("api-rps")
     ...     fetch(url)
     """
-    acquire(names, occupy, timeout_seconds, rate_limit=True).keep()
+    if not names:
+        return
+    acquire(names, occupy, timeout_seconds, rate_limit=True, strict=strict).keep()

@@ -248,7 +248,11 @@ class RunExecution:
         cwd = Path(deployment.notebook).parent
         return {
             "flow_run_id": self.run.id,
+            "flow_run_name": self.run.name,
             "deployment": deployment.name,
+            "deployment_id": deployment.id,
+            "deployment_version": deployment.content_hash,
+            "scheduled_time": self.scheduled_time,
             "attempt": attempt,
             "snapshot": str(deployment.snapshot_path(paths.home)),
             "output": str(out / f"{self.run.id}.ipynb"),

@@ -105,7 +105,9 @@ def serve_flow(
     """``flow.serve(...)``: deploy a notebook flow's notebook, or run a module flow on schedule.
 
     For a flow defined in a module this blocks, as Prefect's ``serve`` does:
-    each fire calls the flow in this process (Ctrl-C stops).
+    each fire calls the flow in this process (Ctrl-C stops). ``parameters``
+    are checked against the flow's signature and annotations first
+    (:class:`~kernelflow.errors.ParameterTypeError`, ``TypeError``).
     """
     if skipped_in_run(f"{flow.name}.serve()"):
         return None
@@ -130,6 +132,8 @@ def serve_flow(
         raise ConfigurationError("serve() needs cron=... or interval=..., one of them.")
     schedule = CronSchedule(cron, timezone) if cron else IntervalSchedule(interval, None, timezone)
     kwargs = dict(parameters or {})
+    # Bad parameters fail here, once, rather than at every fire (each call validates again).
+    flow.validate_parameters(flow._bind((), kwargs))
     from kernelflow.logs import configure
 
     configure()

@@ -40,7 +40,13 @@ def read_notebook(path: str | Path) -> Any:
     import nbformat
 
     path = Path(path)
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise ConfigurationError(
+            f"Notebook {str(path)[:200]!r} cannot be read ({exc.strerror}); check the path."
+        ) from None
+    if not found:
         raise ConfigurationError(f"Notebook {str(path)!r} does not exist; check the path.")
     try:
         nb = nbformat.read(path, as_version=4)

@@ -18,7 +18,8 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +32,17 @@ from kernelflow.deployments.schedules import CronSchedule, IntervalSchedule, par
 from kernelflow.errors import ConfigurationError, DeploymentNotFoundError
 
 __all__ = [
+    "Planned",
     "delete",
     "deploy",
     "deployments_dir",
     "get",
     "list_deployments",
+    "notebook_path",
     "pause",
+    "plan",
     "resume",
+    "save",
     "signal_change",
 ]
 
@@ -90,6 +95,88 @@ def deploy(
     >>> deploy("report.ipynb", "daily", cron="0 6 * * *",
     ...        timezone="Europe/Berlin", parameters={"n": "5"})  # doctest: +SKIP
     """
+    planned = plan(
+        notebook,
+        name,
+        cron=cron,
+        interval=interval,
+        timezone=timezone,
+        parameters=parameters,
+        timeout=timeout,
+        cell_timeout=cell_timeout,
+        retries=retries,
+        retry_delay=retry_delay,
+        catchup=catchup,
+        max_catchup=max_catchup,
+        limit=limit,
+        grace=grace,
+        kernel=kernel,
+        tags=tags,
+        paused=paused,
+        after=after,
+        notify=notify,
+        dask=dask,
+    )
+    return save(planned, update=update)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A checked deployment, not yet stored: what :func:`save` stores.
+
+    Attributes
+    ----------
+    deployment
+        The deployment as it will be stored.
+    data
+        The notebook's bytes when it was checked: the snapshot to write.
+    """
+
+    deployment: Deployment
+    data: bytes
+
+
+def plan(
+    notebook: str | os.PathLike[str],
+    name: str,
+    *,
+    cron: str | None = None,
+    interval: float | None = None,
+    timezone: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    timeout: float | None = None,
+    cell_timeout: float | None = None,
+    retries: int = 0,
+    retry_delay: float = 0.0,
+    catchup: str = "skip",
+    max_catchup: int = 10,
+    limit: int | None = None,
+    grace: float = 60.0,
+    kernel: str | None = None,
+    tags: Iterable[str] = (),
+    paused: bool = False,
+    after: str | None = None,
+    notify: Iterable[str] = (),
+    dask: str | None = None,
+    pending: Mapping[str, Deployment] | None = None,
+) -> Planned:
+    """Check everything :func:`deploy` checks, and write nothing.
+
+    ``kernelflow deploy --all`` plans every entry of ``kernelflow.yaml``
+    before it saves any, so a bad entry leaves the store as it was.
+
+    Parameters
+    ----------
+    notebook, name, cron, ...
+        As for :func:`deploy`.
+    pending
+        Deployments planned but not yet saved, by name: ``after`` may name them.
+
+    Raises
+    ------
+    ConfigurationError
+        As :func:`deploy` does.
+    """
     check_name(name)
     if cron is not None and interval is not None:
         raise ConfigurationError("Give --cron or --interval, not both.")
@@ -136,7 +223,7 @@ def deploy(
     tags = _strings(tags, "tags")
     notify = _strings([notify] if isinstance(notify, str) else notify, "--notify")
 
-    source = Path(notebook).expanduser().resolve()
+    source = notebook_path(notebook)
     nb = read_notebook(source)
     where = f"notebook {source.name!r}"
     typed = coerce_parameters(nb, dict(parameters or {}), where)
@@ -147,22 +234,22 @@ def deploy(
         if not url.startswith(("http://", "https://")):
             raise ConfigurationError(f"--notify needs an http(s) URL, got {url!r}.")
     if after is not None:
-        _check_after(name, after)
+        _check_after(name, after, pending or {})
     if dask is not None:
         check_dask(dask)
 
-    data = source.read_bytes()
+    try:
+        data = source.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"Notebook {str(source)!r} cannot be read ({exc.strerror}); check the path."
+        ) from None
     digest = hashlib.sha256(data).hexdigest()
-    folder = deployments_dir() / name
-    settings.paths().ensure(folder)
-    snapshot = folder / f"{digest[:16]}.ipynb"
-    if not snapshot.exists():
-        # Atomic, under a random temporary name: a scheduler never reads half a snapshot.
-        settings.write_private(snapshot, data)
+    home = settings.paths().home
     deployment = Deployment(
         name=name,
         notebook=str(source),
-        snapshot=str(snapshot.relative_to(settings.paths().home)),
+        snapshot=str((deployments_dir() / name / f"{digest[:16]}.ipynb").relative_to(home)),
         content_hash=digest,
         cron=cron,
         interval=float(interval) if interval is not None else None,
@@ -184,16 +271,31 @@ def deploy(
         notify=urls,
         dask=dask,
     )
+    deployment.validate()  # the same check the scheduler applies when it reads it back
+    return Planned(deployment, data)
+
+
+def save(planned: Planned, *, update: bool = False) -> Deployment:
+    """Store a :func:`plan`: write its notebook snapshot, record it, wake a scheduler.
+
+    With ``update``, a deployment of that name is replaced (one unchanged but
+    for bookkeeping is kept as it is); without, an existing name is an error.
+    """
+    deployment = planned.deployment
+    snapshot = settings.paths().home / deployment.snapshot
+    settings.paths().ensure(snapshot.parent)
+    if not snapshot.exists():
+        # Atomic, under a random temporary name: a scheduler never reads half a snapshot.
+        settings.write_private(snapshot, planned.data)
     if update:
         previous = None
         with contextlib.suppress(DeploymentNotFoundError):
-            previous = records.get_deployment(name)
+            previous = records.get_deployment(deployment.name)
         if previous is not None:
             if previous.interval == deployment.interval:
                 deployment.anchor = previous.anchor  # the same interval keeps its slots
             if _same(previous, deployment):
                 return previous  # idempotent: nothing changed, nothing rescheduled
-    deployment.validate()  # the same check the scheduler applies when it reads it back
     saved = records.save_deployment(deployment, update=update)
     signal_change()
     return saved
@@ -219,6 +321,18 @@ def _strings(values: Any, what: str) -> list[str]:
     return found
 
 
+def notebook_path(notebook: Any) -> Path:
+    """``notebook`` as an absolute path, or a one-line error for what cannot be a path."""
+    if not isinstance(notebook, (str, os.PathLike)):
+        raise ConfigurationError(f"The notebook must be a path, got {notebook!r}.")
+    try:
+        return Path(notebook).expanduser().resolve()
+    except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, a loop of links ...
+        raise ConfigurationError(
+            f"{str(notebook)[:200]!r} cannot be a notebook path ({exc}); check the path."
+        ) from None
+
+
 def check_kernel(name: str | None) -> None:
     """Refuse a kernel name that is not installed, listing the installed ones."""
     if not name:
@@ -238,8 +352,9 @@ def check_kernel(name: str | None) -> None:
         ) from None
 
 
-def _check_after(name: str, after: str) -> None:
+def _check_after(name: str, after: str, pending: Mapping[str, Deployment]) -> None:
     known = {d.name: d for d in records.load_deployments()}
+    known.update(pending)
     if after not in known:
         raise ConfigurationError(
             f"--after {after!r} names no deployment; deploy it first "

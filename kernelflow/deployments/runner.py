@@ -24,8 +24,10 @@ marked Crashed by the store's crash detection.
 The kernel gets ``KERNELFLOW_PARENT_FLOW_RUN_ID`` (its notebook session run,
 and so its ``@task``/``@flow`` calls and ``%%task`` cells, are recorded under
 the deployment run), ``KERNELFLOW_DEPLOYMENT_RUN`` (so ``Flow.serve()``,
-``Flow.deploy()`` and ``%kf deploy`` inside the run are skipped) and the
-store's ``KERNELFLOW_HOME``; ``--ext=kernelflow`` loads the extension.
+``Flow.deploy()`` and ``%kf deploy`` inside the run are skipped),
+``KERNELFLOW_DEPLOYMENT_RUN_INFO`` (JSON: the deployment and run that
+:mod:`kernelflow.runtime` reports) and the store's ``KERNELFLOW_HOME``;
+``--ext=kernelflow`` loads the extension.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ __all__ = ["WorkerProcess", "kill_tree", "launch", "main"]
 #: The environment variable set in a kernel that runs a deployment (the run's id).
 DEPLOYMENT_RUN_ENV = "KERNELFLOW_DEPLOYMENT_RUN"
 PARENT_RUN_ENV = "KERNELFLOW_PARENT_FLOW_RUN_ID"
+#: What ``kernelflow.runtime.deployment`` reads in the kernel (see :func:`runtime_info`).
+DEPLOYMENT_INFO_ENV = "KERNELFLOW_DEPLOYMENT_RUN_INFO"
 
 _LOG_LIMIT = 4000
 
@@ -259,6 +263,7 @@ def execute(job: dict[str, Any], timed_out: threading.Event) -> dict[str, Any]:
     os.environ[PARENT_RUN_ENV] = run_id
     os.environ[DEPLOYMENT_RUN_ENV] = run_id
     os.environ.pop("KERNELFLOW_DEPLOYMENT_ID", None)
+    os.environ[DEPLOYMENT_INFO_ENV] = json.dumps(runtime_info(job))
     log.log(
         f"Executing {job['deployment']!r} (try {job['attempt']}) with papermill; output {output}"
     )
@@ -316,6 +321,20 @@ def execute(job: dict[str, Any], timed_out: threading.Event) -> dict[str, Any]:
         output.unlink(missing_ok=True)  # created empty above, never written by papermill
         outcome["output"] = None
     return outcome
+
+
+def runtime_info(job: dict[str, Any]) -> dict[str, Any]:
+    """The deployment run as :mod:`kernelflow.runtime` reports it inside the kernel."""
+    return {
+        "id": job.get("deployment_id"),
+        "name": job.get("deployment"),
+        "version": job.get("deployment_version"),
+        "flow_run_id": job.get("flow_run_id"),
+        "flow_run_name": job.get("flow_run_name"),
+        "parameters": job.get("parameters") or {},
+        "scheduled_start_time": job.get("scheduled_time"),
+        "attempt": job.get("attempt"),
+    }
 
 
 def _error_text(exc: Any, output: Path) -> str:

@@ -650,18 +650,20 @@ def _concurrency_slot(key: str | None) -> Any:
         raise UsageError(
             "--concurrency needs kernelflow.concurrency, which this installation lacks."
         ) from None
-    return lambda: concurrency(key, occupy=1)
+    # strict: --concurrency is kernelflow's own flag, so a misspelt name is an error
+    # rather than Prefect's warning.
+    return lambda: concurrency(key, occupy=1, strict=True)
 
 
 def _user_error(
     state: Any, prepared: PreparedCell, shell: Any, name: str, options: CellOptions
 ) -> BaseException:
     """The exception to raise for a failed cell, showing only the user's frames."""
-    from kernelflow.errors import FailedRun, KernelflowError, TaskRunTimeout
+    from kernelflow.errors import FailedRun, KernelflowError, TaskRunTimeoutError
 
     error = state.data
     if state.name == "TimedOut":
-        return TaskRunTimeout(
+        return TaskRunTimeoutError(
             f"%%task cell {name!r} exceeded its timeout of {options.timeout:g} second(s); "
             "raise --timeout, or make the cell faster."
         )

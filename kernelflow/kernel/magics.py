@@ -26,7 +26,7 @@ __all__ = ["KernelflowMagics", "parse_duration"]
 
 
 def parse_duration(text: str) -> float:
-    """Seconds > 0 in ``90``, ``30s``, ``5m``, ``2h``, ``1d``, ``1h30m`` or ``1.5h``.
+    """Seconds > 0 (at most 100 years) in ``90``, ``30s``, ``5m``, ``2h``, ``1d``, ``1h30m``...
 
     The parser is :func:`kernelflow._durations.parse_duration`, shared with the
     CLI and ``kernelflow.yaml``; this adds argparse's error type for the magics.
@@ -41,14 +41,19 @@ def parse_duration(text: str) -> float:
     >>> parse_duration("1h30m")
     5400.0
     """
+    from kernelflow._durations import MAX_SECONDS
     from kernelflow._durations import parse_duration as parse
 
     try:
         seconds = parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration > 0; write e.g. 30s or 5m")
+    # The task would refuse more than 100 years too, but naming its own option
+    # (timeout_seconds); here the error is a UsageError naming the flag.
+    if not 0 < seconds <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration > 0 (at most 100 years); write e.g. 30s or 5m"
+        )
     return seconds
 
 
@@ -67,13 +72,18 @@ def _seconds(text: str) -> float:
         return parse_duration(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number of seconds > 0 (e.g. 10, 2.5, 30s, 5m)"
+            f"{text!r} is not a number of seconds > 0 (at most 100 years; e.g. 10, 2.5, 30s, 5m)"
         ) from None
 
 
 def _delay(text: str) -> float:
-    if text.strip() in ("0", "0.0"):
-        return 0.0
+    from kernelflow._durations import parse_duration as parse
+
+    try:
+        if parse(text) == 0:  # no delay: 0, 0.0, 0s ...
+            return 0.0
+    except ValueError:
+        pass
     return _seconds(text)
 
 
@@ -295,11 +305,16 @@ def _parse(magic: Any, line: str) -> argparse.Namespace:
     try:
         parsed = parse_argstring(magic, line)
     except (UsageError, ValueError) as exc:  # ValueError: unbalanced quotes
-        raise UsageError(f"%%task: {exc}\n{task_usage(magic)}") from None
+        raise UsageError(f"%%task: {_printable(str(exc))}\n{task_usage(magic)}") from None
     if len(_parsed) > 256:
         _parsed.clear()
     _parsed[line] = parsed
     return argparse.Namespace(**vars(parsed))
+
+
+def _printable(text: str) -> str:
+    """``text`` on one line: argparse quotes what was typed raw, form feeds and all."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def task_usage(magic: Any) -> str:

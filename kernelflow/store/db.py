@@ -34,13 +34,14 @@ from kernelflow.errors import (
     SchemaTooNewError,
     StoreCorruptError,
     StoreError,
+    StoreFullError,
     StoreLockedError,
     StoreNotWritableError,
 )
 from kernelflow.settings import PRIVATE_FILE, StorePaths, env_seconds, open_private
 from kernelflow.store.schema import SCHEMA_VERSION, check_not_too_new, migrate, schema_version
 
-__all__ = ["SANDBOX", "connect", "lock_timeout", "translate_error"]
+__all__ = ["SANDBOX", "connect", "lock_timeout", "translate_error", "write_lock"]
 
 _HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
 
@@ -65,7 +66,11 @@ def lock_timeout() -> float:
 
 @contextmanager
 def connect(
-    paths: StorePaths, *, read_only: bool = False, timeout: float | None = None
+    paths: StorePaths,
+    *,
+    read_only: bool = False,
+    timeout: float | None = None,
+    lock_held: bool = False,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the store's database, migrated to the current schema, for one short job.
 
@@ -79,6 +84,9 @@ def connect(
         with a short write open.
     timeout
         Seconds to wait for other processes; default :func:`lock_timeout`.
+    lock_held
+        The caller already holds the store's write lock (:func:`write_lock`), so
+        it is not taken again (it is not reentrant: taking it would wait forever).
 
     Yields
     ------
@@ -110,11 +118,11 @@ def connect(
         paths.check_private()
     if read_only and not paths.database.exists():
         # Nothing to read yet: create an empty, migrated database first.
-        with connect(paths, timeout=max(0.0, deadline - time.monotonic())):
+        with connect(paths, timeout=max(0.0, deadline - time.monotonic()), lock_held=lock_held):
             pass
     migrated = False
     while True:
-        lock_fd, con = _open(paths, read_only, deadline)
+        lock_fd, con = _open(paths, read_only, deadline, lock_held)
         try:
             if read_only:
                 version = _call(paths, schema_version, con)
@@ -124,7 +132,8 @@ def connect(
                     con.close()
                     _release(lock_fd, read_only)
                     lock_fd = con = None
-                    with connect(paths, timeout=max(0.0, deadline - time.monotonic())):
+                    remaining = max(0.0, deadline - time.monotonic())
+                    with connect(paths, timeout=remaining, lock_held=lock_held):
                         pass
                     migrated = True
                     continue
@@ -150,12 +159,20 @@ def _call(paths: StorePaths, fn, *args):
 
 
 def _open(
-    paths: StorePaths, read_only: bool, deadline: float
+    paths: StorePaths, read_only: bool, deadline: float, lock_held: bool = False
 ) -> tuple[int | None, duckdb.DuckDBPyConnection]:
-    """Take our lock, then DuckDB's; retry both with backoff until ``deadline``."""
+    """Take our lock (unless held), then DuckDB's; retry both with backoff until ``deadline``.
+
+    When the wait ends, the error names the program DuckDB reported holding the
+    file, if it did during this wait, even if our lock was busy at the last try:
+    the kernelflow process seen holding our lock then was most likely waiting for
+    that same program (every waiter takes our lock for each of its tries), and
+    ending it would not help.
+    """
     delay = 0.002
+    foreign: StoreLockedError | None = None
     while True:
-        lock_fd = _lock(paths, read_only)
+        lock_fd = None if lock_held else _lock(paths, read_only)
         if lock_fd != _BUSY:
             try:
                 if read_only:
@@ -169,11 +186,12 @@ def _open(
                 error = translate_error(exc, paths)
                 if not isinstance(error, StoreLockedError):
                     raise error from None
+                foreign = error
         else:
             error = _busy_error(paths)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise error from None
+            raise (foreign or error) from None
         # Backoff: short waits first (a compaction takes tens of ms), capped so
         # a waiter notices a released lock quickly.
         time.sleep(min(delay, remaining))
@@ -197,6 +215,36 @@ def _make_private(paths: StorePaths) -> None:
 _BUSY = -1  # sentinel for "our lock is held by another process"
 
 
+@contextmanager
+def write_lock(paths: StorePaths, *, timeout: float | None = None) -> Iterator[None]:
+    """Hold the store's write lock without opening the database.
+
+    For work that replaces the database file itself
+    (:func:`kernelflow.store.repair.repair`): every kernelflow process waits for
+    it as for a compaction. Inside, open the database with
+    ``connect(paths, lock_held=True)``.
+
+    Raises
+    ------
+    StoreLockedError
+        Another kernelflow process kept the lock for longer than ``timeout``
+        (default :func:`lock_timeout`).
+    """
+    deadline = time.monotonic() + (lock_timeout() if timeout is None else timeout)
+    paths.ensure()
+    delay = 0.002
+    while (lock_fd := _lock(paths, read_only=False)) == _BUSY:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _busy_error(paths)
+        time.sleep(min(delay, remaining))  # backoff as in _open
+        delay = min(delay * 2, 0.1)
+    try:
+        yield
+    finally:
+        _release(lock_fd, read_only=False)
+
+
 def _lock(paths: StorePaths, read_only: bool) -> int | None:
     """Try our flock once: the locked fd, ``_BUSY``, or None when reading an unwritable store."""
     try:
@@ -217,8 +265,11 @@ def _lock(paths: StorePaths, read_only: bool) -> int | None:
         return _BUSY
     if not read_only:
         # Leave our pid in the file so a waiter's error can name the holder.
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        except OSError:
+            pass  # a full disk: the lock holds all the same, only a waiter's message is vaguer
     return fd
 
 
@@ -254,7 +305,13 @@ def translate_error(exc: duckdb.Error, paths: StorePaths) -> StoreError:
             f"{who} holds the store database {db} open; close that connection (e.g. quit "
             f"the duckdb CLI) and try again (events wait in {paths.journal}, nothing is lost)."
         )
-    if any(s in text for s in ("Permission denied", "Read-only file system", "No space left")):
+    if any(s in text for s in ("No space left", "Disk quota exceeded", "File too large")):
+        return StoreFullError(
+            f"Cannot write the store database {db} ({_reason(first)}); free disk space, or "
+            "raise the disk quota or the file size limit (ulimit -f), then try again "
+            f"(events wait in {paths.journal}, nothing is lost)."
+        )
+    if any(s in text for s in ("Permission denied", "Read-only file system")):
         return StoreNotWritableError(
             f"Cannot write the store database {db} ({_reason(first)}); free space or fix "
             "permissions, or set KERNELFLOW_HOME to a directory you can write."
@@ -264,13 +321,15 @@ def translate_error(exc: duckdb.Error, paths: StorePaths) -> StoreError:
             f"The store database {db} was written by a newer DuckDB ({_reason(first)}); "
             "upgrade duckdb and kernelflow (pip install -U duckdb kernelflow)."
         )
-    if isinstance(exc, duckdb.IOException | duckdb.SerializationException) or (
-        "not a valid DuckDB database" in text
+    # "Corrupt database file": a block whose checksum fails, met on open or by a query.
+    damaged = ("not a valid DuckDB database", "Corrupt database file")
+    if isinstance(exc, duckdb.IOException | duckdb.SerializationException) or any(
+        s in text for s in damaged
     ):
         return StoreCorruptError(
-            f"The store database {db} is not readable ({_reason(first)}); move it aside "
-            f"(mv {db} {db}.bad) and kernelflow starts a new one; the journals in "
-            f"{paths.journal} are kept, so events not yet imported are not lost."
+            f"The store database {db} is not readable ({_reason(first)}); run 'kernelflow "
+            f"store repair' to move it aside and rebuild it from the journals in "
+            f"{paths.journal} and the cache index."
         )
     return StoreError(f"The store database {db} failed: {_reason(first)}")
 

@@ -52,11 +52,21 @@ field naming its kind:
 
 A line is complete once it ends with ``\\n``; a reader must ignore a final
 partial line (the writer may have been killed mid-write).
+
+When the disk is full, a quota or the file size limit (``ulimit -f``) is
+reached, a write may stop part-way through a line. The caller gets
+:class:`~kernelflow.errors.StoreFullError` (one line, saying what to free),
+not a bare ``OSError``, and the next write starts with a newline, so the torn
+part becomes one unreadable line that compaction skips and no later event is
+glued to it. The torn part is not cut off: a journal only ever grows (a
+compaction may already have read the complete lines before it).
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import re
 import socket
@@ -65,6 +75,7 @@ import threading
 import time
 from pathlib import Path
 
+from kernelflow.errors import StoreError, StoreFullError, StoreNotWritableError
 from kernelflow.settings import open_private, paths
 
 __all__ = [
@@ -74,7 +85,10 @@ __all__ = [
     "forget",
     "process_identity",
     "record",
+    "record_quietly",
 ]
+
+logger = logging.getLogger("kernelflow.store")
 
 
 class ProcessIdentity:
@@ -143,6 +157,10 @@ class Journal:
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._directory = directory
+        # True after a write stopped part-way through a line: the next write ends that line.
+        self._torn = False
+        # A failure of record_quietly that nobody has been told of yet.
+        self._unsaid: StoreError | None = None
         self.events_written = 0
 
     def _open(self) -> int:
@@ -159,8 +177,12 @@ class Journal:
             "argv": sys.argv[:8],
             "t": time.time(),
         }
-        if os.fstat(fd).st_size == 0:
-            os.write(fd, _encode(header))
+        try:
+            if os.fstat(fd).st_size == 0:
+                self._append(fd, _encode(header))
+        except OSError:
+            os.close(fd)  # the next write opens it again (and writes the header then)
+            raise
         self._fd = fd
         from kernelflow.store.compact import start_background_compaction
 
@@ -168,22 +190,85 @@ class Journal:
         return fd
 
     def write(self, event: dict) -> None:
-        """Append one event; it is in the OS page cache when this returns."""
-        data = _encode(event)
-        with self._lock:
-            fd = self._fd if self._fd is not None else self._open()
-            os.write(fd, data)
-            self.events_written += 1
+        """Append one event; it is in the OS page cache when this returns.
+
+        Raises
+        ------
+        StoreFullError
+            The disk, a quota or the file size limit is full; the event is not
+            recorded, and the journal holds every earlier event.
+        StoreNotWritableError
+            The journal cannot be created or written.
+        """
+        self._write(_encode(event), 1)
 
     def write_many(self, events: list[dict]) -> None:
-        """Append several events with one system call."""
-        if not events:
-            return
-        data = b"".join(_encode(e) for e in events)
+        """Append several events with one system call (raises as :meth:`write`).
+
+        After an error, the complete lines written before it may be imported,
+        the others are not; the caller is told the batch failed.
+        """
+        if events:
+            self._write(b"".join(_encode(e) for e in events), len(events))
+
+    def _write(self, data: bytes, count: int) -> None:
         with self._lock:
-            fd = self._fd if self._fd is not None else self._open()
-            os.write(fd, data)
-            self.events_written += len(events)
+            try:
+                fd = self._fd if self._fd is not None else self._open()
+                if self._torn:
+                    data = b"\n" + data
+                self._append(fd, data)
+            except StoreError:
+                self._unsaid = None  # said now, by this error
+                raise
+            except OSError as exc:
+                self._unsaid = None
+                raise self._error(exc) from None
+            self._torn = False
+            self.events_written += count
+            unsaid, self._unsaid = self._unsaid, None
+        if unsaid is not None:
+            logger.error("kernelflow: %s", unsaid)
+
+    def _append(self, fd: int, data: bytes) -> None:
+        """Append all of ``data``; after a failure part-way, mark the last line torn.
+
+        ``os.write`` may write only part (it stops at the file size limit, and
+        the next call fails with EFBIG; a full disk likewise). That part stays,
+        rather than being cut off with ``ftruncate``: a compaction in another
+        process may have read the complete lines in it already and stored the
+        offset after them, and a file shorter than its stored offset reads as a
+        new file (imported again from the start).
+        """
+        written = 0
+        try:
+            while written < len(data):
+                n = os.write(fd, data[written:] if written else data)
+                if n <= 0:  # never for a regular file; do not loop forever if it happens
+                    raise OSError(errno.EIO, os.strerror(errno.EIO))
+                written += n
+        except OSError:
+            if written:
+                self._torn = not data[:written].endswith(b"\n")
+            raise
+
+    def _error(self, exc: OSError) -> StoreError:
+        """The one-line error for a failed append (``errno`` kept for code that checks it)."""
+        reason = exc.strerror or str(exc)
+        if exc.errno in _FULL_ERRNOS:
+            error: StoreError = StoreFullError(
+                f"Cannot append to the journal {self.path} ({reason}), so the latest events "
+                "are not recorded (those before are kept): free disk space, or raise the disk "
+                "quota or the file size limit (ulimit -f), then run again."
+            )
+        else:
+            error = StoreNotWritableError(
+                f"Cannot append to the journal {self.path} ({reason}); fix the permissions of "
+                f"{self._directory} or set KERNELFLOW_HOME to a directory you can write "
+                "(events recorded before are kept)."
+            )
+        error.errno = exc.errno
+        return error
 
     def close(self) -> None:
         """Close the file; a later write reopens it."""
@@ -191,6 +276,10 @@ class Journal:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+#: "No room": a full disk, a full quota, the file size limit. Freeing space is the fix.
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
 
 _encoder = json.JSONEncoder(separators=(",", ":"), default=repr, ensure_ascii=False)
@@ -219,6 +308,22 @@ def current_journal() -> Journal:
 def record(event: dict) -> None:
     """Append ``event`` to this process's journal for the active store."""
     current_journal().write(event)
+
+
+def record_quietly(event: dict) -> None:
+    """Append ``event`` like :func:`record`, but never raise a store error: for log lines.
+
+    A log line must neither break a run nor be lost in silence. Its failure
+    is said once, with this process's next append: that append fails too
+    (usually the run's next state, which raises the same one-line error), or
+    it works, and the failure is logged as one error line.
+    """
+    journal = current_journal()
+    try:
+        journal.write(event)
+    except StoreError as exc:
+        with journal._lock:
+            journal._unsaid = exc
 
 
 def forget(directory: Path) -> None:

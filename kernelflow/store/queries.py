@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from kernelflow import settings
-from kernelflow.errors import QueryError, RunNotFoundError
+from kernelflow.errors import QueryError, RunNotFoundError, StoreError, StoreLockedError
 from kernelflow.settings import StorePaths
 from kernelflow.store.compact import compact
-from kernelflow.store.db import connect
+from kernelflow.store.db import connect, lock_timeout, translate_error
 
 if TYPE_CHECKING:
     import pandas
@@ -86,13 +87,12 @@ def sql(query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> 
     1     Cached   7
     """
     paths = settings.paths()
-    _compact_before_query(paths)
-    with connect(paths, read_only=True) as con:
+    with _reading(paths) as con:
         try:
             statement = _one_read(con, query)
             return con.execute(statement, params).df()
         except duckdb.Error as exc:
-            raise _query_error(exc) from None
+            raise _query_error(exc, paths) from None
 
 
 #: Where a refused query is sent, in every message.
@@ -124,8 +124,11 @@ def _one_read(con: duckdb.DuckDBPyConnection, query: str) -> duckdb.Statement:
     return statement
 
 
-def _query_error(exc: duckdb.Error) -> QueryError:
+def _query_error(exc: duckdb.Error, paths: StorePaths) -> QueryError | StoreError:
     """DuckDB's error as one line that says what to change."""
+    if "Corrupt database file" in str(exc):
+        # A damaged block met mid-query is the file's fault, not the query's.
+        return translate_error(exc, paths)
     message = (
         " ".join(
             line.strip()
@@ -154,17 +157,47 @@ _failed_at: dict[Path, float] = {}
 _RETRY_AFTER_S = 10.0
 
 
-def _compact_before_query(paths: StorePaths) -> None:
+@contextmanager
+def _reading(paths: StorePaths) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Fold pending journals (best effort), then open the database read-only.
+
+    Both share one wait of ``KERNELFLOW_LOCK_TIMEOUT``: a program holding the
+    file makes a query wait that long (not twice as long), then fail with the
+    one-line :class:`~kernelflow.errors.StoreLockedError` naming it. A failed
+    fold is reported only when the read then works (the answer may lack the
+    newest runs); when the read fails too, one error alone says why.
+    """
+    deadline = time.monotonic() + lock_timeout()
+    failure = _compact_before_query(paths, deadline)
+    with ExitStack() as stack:
+        remaining = max(0.0, deadline - time.monotonic())
+        try:
+            con = stack.enter_context(connect(paths, read_only=True, timeout=remaining))
+        except StoreLockedError:
+            # The fold watched the whole wait and the read only its end (often one try):
+            # the fold's error names the program that held the file, where the read's
+            # may name a kernelflow process that was itself waiting for that program.
+            if isinstance(failure, StoreLockedError):
+                raise failure from None
+            raise
+        if failure is not None:
+            logger.warning("kernelflow: compaction before the query failed: %s", failure)
+        yield con
+
+
+def _compact_before_query(paths: StorePaths, deadline: float) -> Exception | None:
+    """Fold pending journals until ``deadline``; the failure worth reporting, if any."""
     failed_at = _failed_at.get(paths.home)
     recently_failed = failed_at is not None and time.monotonic() - failed_at < _RETRY_AFTER_S
     try:
-        compact(paths, timeout=0 if recently_failed else None)
+        compact(paths, timeout=0 if recently_failed else max(0.0, deadline - time.monotonic()))
     except Exception as exc:  # best effort: the query still sees what is imported
         if not recently_failed:
             _failed_at[paths.home] = time.monotonic()
-            logger.warning("kernelflow: compaction before the query failed: %s", exc)
+            return exc
     else:
         _failed_at.pop(paths.home, None)
+    return None
 
 
 def list_flow_runs(
@@ -338,9 +371,8 @@ def log_page(
     where = _RUN_AND_TASK_LOGS if include_task_runs else _RUN_LOGS
     params: list[Any] = [run_id, run_id] if include_task_runs else [run_id]
     paths = settings.paths()
-    _compact_before_query(paths)
     # One connection for the count and the page, so both see the same lines.
-    with connect(paths, read_only=True) as con:
+    with _reading(paths) as con:
         try:
             (total,) = con.execute(f"SELECT count(*) FROM logs WHERE {where}", params).fetchone()
             start = max(0, total - limit) if offset is None else offset
@@ -349,7 +381,7 @@ def log_page(
                 [*params, int(limit), int(start)],
             ).df()
         except duckdb.Error as exc:
-            raise _query_error(exc) from None
+            raise _query_error(exc, paths) from None
     return LogPage(lines=lines, offset=start, total=int(total))
 
 

@@ -218,7 +218,11 @@ def _took(row: Row) -> str:
     return format_seconds(row.end - row.start)
 
 
-_PREFIXES = ("Task run encountered an exception ", "Flow run encountered an exception. ")
+_PREFIXES = (
+    "Task run encountered an exception ",
+    "Flow run encountered an exception: ",
+    "Flow run encountered an exception. ",  # the former wording, in stores written before
+)
 
 
 def _short(message: str, limit: int = 160) -> str:

@@ -158,7 +158,8 @@ def test_concurrency_limit_example(tmp_path):
         urls = server.urls(24)
         results = run(urls)
     assert results == [{"path": f"/items/{i}"} for i in range(24)]
-    # The default runner has 6 threads on this machine, one more than the limit.
+    # The default runner starts all 24 at once (no thread bound, as in Prefect): the limit
+    # alone keeps at most 5 in flight.
     assert 2 <= server.peak <= 5
 
 
@@ -174,9 +175,11 @@ def test_rate_limit_example(tmp_path):
     assert server.peak <= 5
     # A burst of at most 10, then at most 10 a second: any k requests span at
     # least (k - 10) / 10 seconds. The server sees a request some time after its
-    # slot was taken (the first ones also import httpx), hence the slack; without
-    # the rate limit all 25 would arrive within about 0.1 s.
+    # slot was taken (the first ones also import httpx, and on a loaded 2-core
+    # machine 25 threads wait for the GIL), hence the slack; without the rate
+    # limit all 25 would arrive within about 0.1 s, failing the last pairs by ~1 s.
+    offsets = [round(s - starts[0], 3) for s in starts]
     for i in range(len(starts)):
         for j in range(i + 10, len(starts)):
-            assert starts[j] - starts[i] >= (j - i + 1 - 10) / 10 - 0.3, (i, j)
-    assert starts[-1] - starts[0] >= 1.2
+            assert starts[j] - starts[i] >= (j - i + 1 - 10) / 10 - 0.5, (i, j, offsets)
+    assert starts[-1] - starts[0] >= 1.0, offsets

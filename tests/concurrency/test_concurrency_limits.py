@@ -153,9 +153,9 @@ class TestConcurrency:
             holder.join(10)
         assert limit_status("k").occupied == 0
 
-    def test_an_unknown_limit_is_an_error_naming_the_command_to_create_it(self):
+    def test_an_unknown_limit_is_an_error_naming_the_command_to_create_it_when_strict(self):
         with pytest.raises(LimitNotFoundError) as info:
-            with concurrency("external-api"):
+            with concurrency("external-api", strict=True):
                 pass
         message = str(info.value)
         assert "kernelflow concurrency-limit create external-api" in message
@@ -250,7 +250,7 @@ class TestConcurrency:
         create_limit("k", 1)
         delete_limit("k")
         with pytest.raises(LimitNotFoundError):
-            with concurrency("k"):
+            with concurrency("k", strict=True):
                 pass
 
 
@@ -284,9 +284,9 @@ class TestRateLimit:
         with pytest.raises(ConfigurationError, match="--slot-decay-per-second"):
             rate_limit("k")
 
-    def test_rate_limit_on_an_unknown_name(self):
+    def test_rate_limit_on_an_unknown_name_when_strict(self):
         with pytest.raises(LimitNotFoundError, match="gcl create nope"):
-            rate_limit("nope")
+            rate_limit("nope", strict=True)
 
     def test_concurrency_on_a_rate_limit_gives_back_what_has_not_decayed(self):
         create_limit("rps", 2, slot_decay_per_second=0.5)
@@ -328,7 +328,7 @@ class TestAsync:
                     async with kf_asyncio.concurrency("k", timeout_seconds=0.05):
                         pass
             with pytest.raises(LimitNotFoundError):
-                await kf_asyncio.rate_limit("nope")
+                await kf_asyncio.rate_limit("nope", strict=True)
 
         asyncio.run(main())
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+import textwrap
 import threading
 import time
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -24,18 +28,24 @@ from kernelflow.store.db import connect
 from kernelflow.store.journal import current_journal, record
 from kernelflow.store.schema import SCHEMA_VERSION
 
+REPO = Path(__file__).resolve().parents[2]
+
 HOLD = """
-import sys, duckdb
+import select, sys, duckdb
 con = duckdb.connect(sys.argv[1])
 print("ready", flush=True)
-sys.stdin.read()
+# Until stdin is closed, or for the given seconds.
+select.select([sys.stdin], [], [], float(sys.argv[2]) if len(sys.argv) > 2 else None)
 """
 
 
-def hold_open(database) -> subprocess.Popen:
-    """Another program (not kernelflow) keeping the database open read-write."""
+def hold_open(database, seconds: float | None = None) -> subprocess.Popen:
+    """Another program (not kernelflow) keeping the database open read-write.
+
+    Until :func:`release`, or for at most ``seconds``.
+    """
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(database)],
+        [sys.executable, "-c", HOLD, str(database), *([str(seconds)] if seconds else [])],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -125,6 +135,123 @@ class TestLocked:
             assert time.monotonic() - started >= 0.4  # it did wait for the holder
         finally:
             later.join()
+
+    def test_a_holder_for_30_s_recording_goes_on_queries_wait_then_name_it(
+        self, paths, tmp_path, monkeypatch
+    ):
+        """The issue's scenario: a foreign program keeps the file open for 30 s.
+
+        Recording never waits for the database. A query waits the lock timeout, then
+        names the holder. The holder outlasting that wait is what the 30 s are for, so the
+        test lets it go as soon as the queries have failed (it checks the holder still held
+        the file then). Afterwards, compaction imports everything recorded meanwhile.
+        """
+        record(task_run(new_id()))
+        compact(paths)  # the database exists, as in real use
+        holder = hold_open(paths.database, seconds=30)
+        held_since = time.monotonic()
+        try:
+            recorder, recording = self._record_a_flow(tmp_path)
+            # The flow itself did not wait (a wait would be the recorder's 20 s lock
+            # timeout), nor did its exit: its compaction at exit waits a bounded moment.
+            assert recording["seconds"] < 10, recording
+            assert recorder["seconds"] < 15, recorder
+            assert "Traceback" not in recorder["stderr"], recorder["stderr"]
+
+            monkeypatch.setenv("KERNELFLOW_LOCK_TIMEOUT", "3")
+            started = time.monotonic()
+            with pytest.raises(StoreLockedError) as caught:
+                sql("SELECT count(*) FROM flow_runs")
+            waited = time.monotonic() - started
+            # One wait of the lock timeout: folding the new events and reading share it
+            # (not 3 s for the fold, then 3 s more for the read).
+            assert 2.9 < waited < 5.5, waited
+            message = str(caught.value)
+            assert "\n" not in message
+            assert "python" in message and f"(PID {holder.pid}) holds the store" in message
+            assert str(paths.database) in message and "nothing is lost" in message
+
+            cli = subprocess.run(
+                [sys.executable, "-m", "kernelflow.cli", "runs", "ls"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env=self._env(KERNELFLOW_LOCK_TIMEOUT="3"),
+            )
+            assert cli.returncode == 1, cli.stdout
+            # One line: the error naming the holder, not also a warning that the fold failed.
+            assert cli.stderr.strip().splitlines() == [f"Error: {message}"], cli.stderr
+            assert holder.poll() is None and time.monotonic() - held_since < 30
+        finally:
+            release(holder)
+
+        monkeypatch.delenv("KERNELFLOW_LOCK_TIMEOUT")
+        compact(paths)
+        # Only this process's journal is left: the recorder's was imported, then deleted.
+        assert list(paths.journal.glob("*.jsonl")) == [current_journal().path]
+        flows = sql("SELECT id, state_name FROM flow_runs WHERE flow_name = 'held'")
+        assert flows.values.tolist() == [[recording["flow"], "Completed"]]
+        tasks = sql("SELECT id, state_name FROM task_runs WHERE flow_run_id = ?", [flows.id[0]])
+        assert sorted(tasks.values.tolist()) == sorted([t, "Completed"] for t in recording["tasks"])
+        states = sql(
+            "SELECT run_id, count(*) AS n FROM states WHERE run_id IN (SELECT unnest(?)) "
+            "GROUP BY run_id",
+            [[recording["flow"], *recording["tasks"]]],
+        )
+        assert set(states.n) == {3}  # Pending, Running, Completed: each once
+        logs = sql(
+            "SELECT message FROM logs WHERE run_id IN (SELECT unnest(?))", [recording["tasks"]]
+        )
+        assert sorted(logs.message) == [f"step {i}" for i in range(5)]
+
+    @staticmethod
+    def _env(**extra: str) -> dict[str, str]:
+        env = dict(os.environ, **extra)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        return env
+
+    def _record_a_flow(self, tmp_path: Path) -> tuple[dict, dict]:
+        """Run a flow of five tasks in a new process; (the process, what it recorded)."""
+        script = tmp_path / "recorder.py"
+        script.write_text(
+            textwrap.dedent(
+                """
+                import json, time
+                from kernelflow import flow, get_run_logger, task
+
+                @task
+                def step(i):
+                    get_run_logger().info("step %d", i)
+                    return i
+
+                @flow
+                def held(n):
+                    return [step(i, return_state=True).run_id for i in range(n)]
+
+                started = time.monotonic()
+                state = held(5, return_state=True)
+                seconds = time.monotonic() - started
+                print(json.dumps({"flow": state.run_id, "tasks": state.result(),
+                                  "seconds": seconds}))
+                """
+            )
+        )
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, str(script)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            # Its background compaction tries every 50 ms and would wait up to 20 s.
+            env=self._env(
+                KERNELFLOW_LOCK_TIMEOUT="20",
+                KERNELFLOW_COMPACT_SECONDS="0.05",
+                KERNELFLOW_COMPACT_AT_EXIT="inline",
+            ),
+        )
+        assert done.returncode == 0, done.stderr
+        process = {"seconds": time.monotonic() - started, "stderr": done.stderr}
+        return process, json.loads(done.stdout)
 
     def test_our_own_lock_held_too_long_names_the_kernelflow_process(self, paths):
         code = (
