@@ -32,6 +32,7 @@ The tree::
     ├── FlowRunTimeoutError (TimeoutError)     raised inside a flow that ran too long
     ├── UpstreamTaskError                      an input's task did not complete
     ├── MissingContextError (RuntimeError)     called where no run is active
+    ├── CellSyntaxError                        a %%task cell's code is not valid Python
     └── FailedRun                              a failed state with no exception to re-raise
         ├── CrashedRun                         a crashed state's result
         ├── CancelledRun                       a cancelled state's result
@@ -50,6 +51,7 @@ __all__ = [
     "CachePolicyError",
     "CacheWarning",
     "CancelledRun",
+    "CellSyntaxError",
     "ConfigurationError",
     "CrashedRun",
     "DeploymentNotFoundError",
@@ -244,6 +246,25 @@ class UpstreamTaskError(KernelflowError):
 
 class MissingContextError(KernelflowError, RuntimeError):
     """A function that needs an active flow or task run was called outside one."""
+
+
+class CellSyntaxError(KernelflowError):
+    """A ``%%task`` cell's code is not valid Python; shown as IPython shows a SyntaxError.
+
+    Deliberately not a ``SyntaxError`` subclass: IPython prints a SyntaxError
+    raised inside a magic with every frame it passed through (kernelflow's),
+    and only honours ``_render_traceback_`` for other types. The original
+    error is :attr:`syntax_error`.
+    """
+
+    def __init__(self, syntax_error: SyntaxError, rendered: list[str]) -> None:
+        super().__init__(f"{syntax_error.msg} (line {syntax_error.lineno} of the cell)")
+        self.syntax_error = syntax_error
+        self._rendered = rendered
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython's rendering of the syntax error: the cell's line, a caret, the message."""
+        return self._rendered
 
 
 class FailedRun(KernelflowError):

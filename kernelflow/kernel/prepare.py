@@ -15,6 +15,7 @@ import types
 from dataclasses import dataclass
 from typing import Any
 
+from kernelflow.errors import CellSyntaxError
 from kernelflow.kernel.cells import CellAnalysis, analyze
 
 __all__ = ["PreparedCell", "execute", "prepare"]
@@ -60,8 +61,8 @@ def prepare(shell: Any, line: str, body: str) -> PreparedCell:
     ------
     UsageError
         The body is empty.
-    SyntaxError
-        The body is not valid Python (shown like IPython shows it).
+    CellSyntaxError
+        The body is not valid Python (shown as IPython shows a SyntaxError).
     """
     from IPython.core.error import UsageError
 
@@ -128,7 +129,9 @@ def _compile(
     return compile(tree, filename, "exec", flags, dont_inherit=True), last
 
 
-def _renderable_syntax_error(shell: Any, exc: SyntaxError, filename: str, body: str) -> SyntaxError:
+def _renderable_syntax_error(
+    shell: Any, exc: SyntaxError, filename: str, body: str
+) -> CellSyntaxError:
     if exc.lineno is not None:
         exc.lineno += 1
         if exc.end_lineno is not None:
@@ -137,9 +140,7 @@ def _renderable_syntax_error(shell: Any, exc: SyntaxError, filename: str, body: 
     lines = f"\n{body}".splitlines()
     if exc.lineno is not None and 0 < exc.lineno <= len(lines):
         exc.text = lines[exc.lineno - 1] + "\n"
-    stb = shell.SyntaxTB.structured_traceback(type(exc), exc, [])
-    exc._render_traceback_ = lambda: stb  # IPython shows this instead of our frames
-    return exc
+    return CellSyntaxError(exc, shell.SyntaxTB.structured_traceback(type(exc), exc, []))
 
 
 def execute(prepared: PreparedCell, shell: Any) -> Any:

@@ -9,7 +9,7 @@ import pytest
 from IPython.core.error import UsageError
 from kernel_helpers import plain
 
-from kernelflow.errors import CacheWarning, QueryError, TaskRunTimeout
+from kernelflow.errors import CacheWarning, CellSyntaxError, QueryError, TaskRunTimeout
 
 
 def cell(ip: Any, body: str, line: str = "") -> Any:
@@ -363,11 +363,23 @@ class TestBadInput:
     def test_syntax_error_shows_the_cell_line_and_the_shell_goes_on(
         self, ip: Any, store: Any
     ) -> None:
-        with pytest.raises(SyntaxError) as caught:
+        with pytest.raises(CellSyntaxError) as caught:
             cell(ip, "a = 1\nb = (\n")
+        assert isinstance(caught.value.syntax_error, SyntaxError)
+        assert caught.value.syntax_error.lineno == 3  # the %%task line is line 1
         rendered = "\n".join(caught.value._render_traceback_())
-        assert "SyntaxError" in rendered
+        assert "SyntaxError" in rendered and "b = (" in rendered
         assert "kernelflow" not in rendered
+
+    def test_syntax_error_in_the_shell_shows_no_kernelflow_frame(
+        self, ip: Any, store: Any, capsys: Any
+    ) -> None:
+        result = ip.run_cell("%%task\nx = (1,\ny = 2\n")
+        shown = capsys.readouterr()
+        assert isinstance(result.error_in_exec, CellSyntaxError)
+        assert "SyntaxError" in shown.out + shown.err
+        assert "kernelflow" not in shown.out + shown.err
+        assert "run_cell_magic" not in shown.out + shown.err
         assert cell(ip, "a = 1\na\n") == 1
 
     def test_failing_cell_raises_the_users_error_with_only_user_frames(
