@@ -8,7 +8,7 @@ export PATH := $(VENV)/bin:$(PATH)
 # Everything the project needs, from the registries, in one place.
 DEPS := .[notebook,dask,test]
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test bench lint clean prefect-golden
 
 # The JupyterLab panel's sources: the editable install builds them (jlpm, from jupyterlab).
 LABEXT_SRC := labextension/package.json labextension/yarn.lock \
@@ -36,6 +36,10 @@ bench: setup
 	$(PY) bench/bench_kernel.py
 	$(PY) bench/bench_concurrency.py
 	$(PY) bench/bench_deployments.py
+
+# Record Prefect 3.9.1's output for tests/prefect_docs (creates .bench-venv on first use).
+prefect-golden: setup
+	$(PY) tests/prefect_docs/golden.py
 
 lint: setup
 	$(VENV)/bin/ruff check kernelflow tests bench

@@ -24,6 +24,14 @@ if TYPE_CHECKING:
     from kernelflow import runtime
     from kernelflow.context import tags
     from kernelflow.engine import allow_failure, unmapped
+    from kernelflow.flow_runs import (
+        apause_flow_run,
+        aresume_flow_run,
+        asuspend_flow_run,
+        pause_flow_run,
+        resume_flow_run,
+        suspend_flow_run,
+    )
     from kernelflow.flows import Flow, flow
     from kernelflow.logs import get_run_logger
     from kernelflow.states import State
@@ -36,11 +44,17 @@ __all__ = [
     "Task",
     "__version__",
     "allow_failure",
+    "apause_flow_run",
+    "aresume_flow_run",
+    "asuspend_flow_run",
     "flow",
     "get_run_logger",
     "load_ipython_extension",
+    "pause_flow_run",
+    "resume_flow_run",
     "runtime",
     "sql",
+    "suspend_flow_run",
     "tags",
     "task",
     "unload_ipython_extension",
@@ -59,6 +73,12 @@ _LAZY = {
     "sql": "kernelflow.store.queries",
     "tags": "kernelflow.context",
     "runtime": "kernelflow.runtime",  # a module: kernelflow.runtime.flow_run.name, ...
+    "pause_flow_run": "kernelflow.flow_runs",
+    "suspend_flow_run": "kernelflow.flow_runs",
+    "resume_flow_run": "kernelflow.flow_runs",
+    "apause_flow_run": "kernelflow.flow_runs",
+    "asuspend_flow_run": "kernelflow.flow_runs",
+    "aresume_flow_run": "kernelflow.flow_runs",
 }
 
 

@@ -41,12 +41,12 @@ from typing import Any, NamedTuple
 
 from kernelflow.errors import ResultMissingError, StoreError
 from kernelflow.hashing import hash_bytes
-from kernelflow.results import read_result, write_result
+from kernelflow.results import ResultRecord, read_result, write_result
 from kernelflow.settings import paths, write_private
 from kernelflow.store import signing
 from kernelflow.store.journal import record
 
-__all__ = ["CacheEntry", "CacheHit", "clear", "delete", "entries", "lookup", "store"]
+__all__ = ["CacheEntry", "CacheHit", "clear", "delete", "entries", "lookup", "point", "store"]
 
 logger = logging.getLogger("kernelflow.cache")
 
@@ -225,6 +225,44 @@ def store(
         ``result_name`` cannot be written inside ``results/``.
     """
     result = write_result(value, task_name=task_name, name=result_name)
+    return point(
+        key,
+        result,
+        task_name=task_name,
+        expires=expires,
+        task_run_id=task_run_id,
+        duration=duration,
+    )
+
+
+def point(
+    key: str,
+    result: ResultRecord,
+    *,
+    task_name: str,
+    expires: float | None,
+    task_run_id: str | None,
+    duration: float,
+) -> CacheEntry:
+    """Point ``key`` at a result persisted before, replacing any previous entry.
+
+    The second half of :func:`store`: a transaction persists a task's result
+    when the task completes, and points its cache key at it only when the
+    transaction commits (see :mod:`kernelflow.transactions`).
+
+    Parameters
+    ----------
+    key
+        The cache key.
+    result
+        What :func:`kernelflow.results.write_result` returned for the value.
+    task_name, expires, task_run_id, duration
+        As in :func:`store`.
+
+    Returns
+    -------
+    CacheEntry
+    """
     entry = CacheEntry(
         key=key,
         task_name=task_name,

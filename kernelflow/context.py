@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from kernelflow.runners import TaskRunner
     from kernelflow.runs import FlowRun, TaskRun
     from kernelflow.tasks import Task
+    from kernelflow.transactions import Transaction
 
 __all__ = [
     "FlowRunContext",
@@ -76,15 +77,20 @@ class TaskRunContext:
         The resolved call arguments.
     log_prints:
         Whether ``print`` goes to the run's logger.
+    transaction:
+        The run's :class:`~kernelflow.transactions.Transaction`, or None until one
+        is needed (inside a ``transaction()`` block, for commit and rollback
+        hooks, or when the task calls ``get_transaction()``).
     """
 
-    __slots__ = ("log_prints", "parameters", "task", "task_run")
+    __slots__ = ("log_prints", "parameters", "task", "task_run", "transaction")
 
     def __init__(self, task: Task, task_run: TaskRun, parameters: dict[str, Any], log_prints: bool):
         self.task = task
         self.task_run = task_run
         self.parameters = parameters
         self.log_prints = log_prints
+        self.transaction: Transaction | None = None
 
 
 flow_context: contextvars.ContextVar[FlowRunContext | None] = contextvars.ContextVar(

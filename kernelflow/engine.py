@@ -18,6 +18,7 @@ the drivers only differ in how they call, wait and sleep.
 from __future__ import annotations
 
 import contextvars
+import functools
 import inspect
 import logging
 import random
@@ -26,7 +27,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
-from kernelflow import context
+from kernelflow import context, transactions
 from kernelflow.errors import (
     ConfigurationError,
     FlowRunTimeoutError,
@@ -346,15 +347,25 @@ class TaskAttempt:
         self.token: contextvars.Token | None = None
         # Events (inputs, cache_hit) journaled with the next state, in one write.
         self.events: list[dict] = []
+        # Inside a transaction (a transaction() block, or the run of a task calling this
+        # one) the run has its own, a child of it. Elsewhere it has none until one is
+        # needed (hooks, get_transaction()), so a plain run pays nothing for them.
+        parent = transactions.get_transaction()
+        if parent is not None:
+            transactions.task_transaction(self.ctx, parent)
 
     def enter(self) -> None:
         """Make this task run the current one for code it calls."""
         self.token = context.task_context.set(self.ctx)
+        if self.ctx.transaction is not None:
+            self.ctx.transaction._activate()
 
     def exit(self) -> None:
         """Restore the previous task context; journal any event still held."""
         if self.events:
             current_journal().write_many(self._take_events())
+        if self.ctx.transaction is not None:
+            self.ctx.transaction._deactivate()
         if self.token is not None:
             context.task_context.reset(self.token)
             self.token = None
@@ -396,6 +407,8 @@ class TaskAttempt:
             self.key = None
             return None
         self.task_run.cache_key = self.key
+        if self.ctx.transaction is not None:
+            self.ctx.transaction.key = self.key
         if hashes or self.key is not None:
             # The key is known only now (inputs resolved), after the task_run
             # event: this event carries it to task_runs.cache_key.
@@ -435,6 +448,8 @@ class TaskAttempt:
             return Failed(message=str(exc), data=exc)
         self.key = f"result_storage_key:{self.result_name}"
         self.task_run.cache_key = self.key
+        if self.ctx.transaction is not None:
+            self.ctx.transaction.key = self.key
         self.events.append(
             {"ev": "inputs", "run_id": self.task_run.id, "cache_key": self.key, "inputs": {}}
         )
@@ -502,16 +517,33 @@ class TaskAttempt:
         return delay
 
     def finish(self, state: State) -> State:
-        """Persist the result if asked, enter the final state, call hooks."""
+        """Persist the result if asked, enter the final state, settle the transaction, call hooks.
+
+        In a transaction the result is written now, its cache entry when the
+        transaction commits (:meth:`_settle`). A run that did not complete
+        rolls its transaction back, and with it the enclosing ones, before its
+        state is written, as in Prefect.
+        """
         task, run = self.task, self.task_run
+        txn = self.ctx.transaction
+        if txn is None and (task.on_commit_hooks or task.on_rollback_hooks):
+            txn = transactions.task_transaction(self.ctx)  # the run's own, for its hooks
         result_path = None
+        staged = None
         if state.is_completed() and state.name != "Cached":
             try:
-                result_path = self._persist(state)
+                if txn is None:
+                    result_path = self._persist(state)
+                else:
+                    result_path, staged = self._persist_staged(state)
             except (ResultSerializationError, ConfigurationError) as exc:
                 state = Failed(message=str(exc), data=exc)
+        if txn is not None and not state.is_completed():
+            txn._close(failed=True)
         set_state("task", run, state, result=result_path, before=self._take_events())
         _finished_log("task", run, state)
+        if txn is not None and state.is_completed():
+            self._settle(txn, state, result_path, staged)
         if state.is_completed() and task.on_completion_hooks:
             _call_hooks(task.on_completion_hooks, task, run, state, "task")
         elif state.is_failed() and task.on_failure_hooks:
@@ -525,15 +557,12 @@ class TaskAttempt:
         if self.key is not None:
             from kernelflow import cache_index
 
-            expires = None
-            if task.cache_expiration is not None:
-                expires = time.time() + task.cache_expiration
             run = self.task_run
             entry = cache_index.store(
                 self.key,
                 state.data,
                 task_name=task.name,
-                expires=expires,
+                expires=self._expires(),
                 task_run_id=run.id,
                 duration=time.time() - (run.start_time or time.time()),
                 result_name=self.result_name,
@@ -544,6 +573,75 @@ class TaskAttempt:
 
             return write_result(state.data, task_name=task.name).path
         return None
+
+    def _expires(self) -> float | None:
+        expiration = self.task.cache_expiration
+        return None if expiration is None else time.time() + expiration
+
+    def _persist_staged(self, state: State) -> tuple[str | None, transactions.StagedEntry | None]:
+        """As :meth:`_persist`, but the cache entry is returned, to be written at commit."""
+        task = self.task
+        if task.persist_result is False or (self.key is None and not self.persist):
+            return None, None
+        from kernelflow.results import write_result
+
+        record = write_result(state.data, task_name=task.name, name=self.result_name)
+        if self.key is None:
+            return record.path, None
+        run = self.task_run
+        duration = time.time() - (run.start_time or time.time())
+        entry = transactions.StagedEntry(
+            self.key, record, task.name, self._expires(), run.id, duration
+        )
+        return record.path, entry
+
+    def _settle(
+        self,
+        txn: transactions.Transaction,
+        state: State,
+        result_path: str | None,
+        staged: transactions.StagedEntry | None,
+    ) -> None:
+        """Stage the completed run's result and hooks in its transaction, then end it.
+
+        Ending commits at once outside any transaction (or with ``CommitMode.EAGER``);
+        inside one, the commit waits for the enclosing transaction's.
+        """
+        task = self.task
+        if state.name == "Cached":
+            txn._began_committed()  # its record exists: nothing to stage, no hooks
+        else:
+            rolled_back = functools.partial(_mark_rolled_back, self.task_run, result_path)
+            rolled_back.log_on_run = False  # type: ignore[attr-defined]  # Prefect's marker
+            txn._stage_entry(
+                state.data,
+                staged,
+                [rolled_back, *task.on_rollback_hooks],
+                list(task.on_commit_hooks),
+            )
+        txn._close(failed=False)
+
+    def crash(self, exc: BaseException) -> None:
+        """Record a run interrupted by ``exc`` (KeyboardInterrupt, SystemExit) as Crashed."""
+        txn = self.ctx.transaction
+        if txn is not None:
+            txn._abort()
+        if _crash_needs_recording(self.task_run, exc):
+            set_state(
+                "task", self.task_run, Crashed(message=f"Interrupted by {type(exc).__name__}")
+            )
+
+
+def _mark_rolled_back(run: TaskRun, result: str | None, txn: transactions.Transaction) -> None:
+    """The rollback hook the engine gives every completed run (Prefect's ``handle_rollback``).
+
+    Registered first, so it runs after the task's own hooks: the run becomes
+    ``RolledBack`` (type COMPLETED), keeping the value that calls and futures
+    already returned.
+    """
+    data = run.state.data if run.state is not None else None
+    message = "Task rolled back as part of transaction"
+    set_state("task", run, Completed(name="RolledBack", message=message, data=data), result=result)
 
 
 def _ago(timestamp: float) -> str:
@@ -682,8 +780,7 @@ def run_task(
         return attempt.finish(state)
     except BaseException as exc:
         # KeyboardInterrupt, SystemExit: record what happened, then let it go on.
-        if _crash_needs_recording(task_run, exc):
-            set_state("task", task_run, Crashed(message=f"Interrupted by {type(exc).__name__}"))
+        attempt.crash(exc)
         raise
     finally:
         attempt.exit()
@@ -733,8 +830,7 @@ async def run_task_async(
             await asyncio.sleep(delay)
         return attempt.finish(state)
     except BaseException as exc:
-        if _crash_needs_recording(task_run, exc):
-            set_state("task", task_run, Crashed(message=f"Interrupted by {type(exc).__name__}"))
+        attempt.crash(exc)
         raise
     finally:
         attempt.exit()
@@ -972,6 +1068,11 @@ class FlowAttempt:
         if runner is not None:
             runner.shutdown(wait=True)
             self.ctx.task_runner = None
+        if run.state is not None and run.state.is_paused():
+            # Prefect's rule: a run that ends in a pause that timed out fails.
+            from kernelflow.flow_runs import after_timed_out_pause
+
+            state = after_timed_out_pause(run, state)
         set_state("flow", run, state)
         _finished_log("flow", run, state)
         hooks = None

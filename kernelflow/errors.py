@@ -8,7 +8,8 @@ The tree::
 
     KernelflowError
     ├── ConfigurationError (ValueError)        a bad option on @task / @flow / the CLI
-    │   └── CachePolicyError                   a cache policy that cannot be built
+    │   ├── CachePolicyError                   a cache policy that cannot be built
+    │   └── RunInputError                      resume input that does not fit the pause's model
     ├── HashingError (TypeError)               a cache input that cannot be hashed
     ├── ResultSerializationError (TypeError)   a return value that cannot be persisted
     ├── ResultMissingError (LookupError)       a persisted result that is gone or corrupt
@@ -30,6 +31,9 @@ The tree::
     ├── ParameterTypeError (TypeError)         a flow parameter fails its type annotation
     ├── TaskRunTimeoutError (TimeoutError)     raised inside a task that ran too long
     ├── FlowRunTimeoutError (TimeoutError)     raised inside a flow that ran too long
+    ├── FlowPauseTimeout (TimeoutError)        a paused flow run was not resumed in time
+    ├── PauseError (RuntimeError)              a flow run cannot be paused or resumed now
+    │   └── NotPausedError                     resuming a flow run that is not paused
     ├── UpstreamTaskError                      an input's task did not complete
     ├── MissingContextError (RuntimeError)     called where no run is active
     ├── CellSyntaxError                        a %%task cell's code is not valid Python
@@ -56,16 +60,20 @@ __all__ = [
     "CrashedRun",
     "DeploymentNotFoundError",
     "FailedRun",
+    "FlowPauseTimeout",
     "FlowRunTimeout",
     "FlowRunTimeoutError",
     "HashingError",
     "KernelflowError",
     "LimitNotFoundError",
     "MissingContextError",
+    "NotPausedError",
     "ParameterTypeError",
+    "PauseError",
     "QueryError",
     "ResultMissingError",
     "ResultSerializationError",
+    "RunInputError",
     "RunNotFoundError",
     "SchemaTooNewError",
     "StoreCorruptError",
@@ -99,6 +107,14 @@ class ConfigurationError(KernelflowError, ValueError):
 
 class CachePolicyError(ConfigurationError):
     """A cache policy or cache option is malformed."""
+
+
+class RunInputError(ConfigurationError):
+    """Input given to resume a paused flow run does not fit the model it waits for.
+
+    The message names each field that does not fit; the flow run stays paused,
+    so the resume can be tried again with corrected input.
+    """
 
 
 class HashingError(KernelflowError, TypeError):
@@ -213,6 +229,26 @@ class FlowRunTimeoutError(KernelflowError, TimeoutError):
     The flow run ends ``TimedOut`` with the message ``Flow run exceeded timeout
     of 1.0 second(s)``, and calling the flow raises this error.
     """
+
+
+class FlowPauseTimeout(KernelflowError, TimeoutError):
+    """A paused flow run was not resumed within its ``timeout`` (Prefect's name).
+
+    ``pause_flow_run`` raises it inside the flow, which then ends Failed (even
+    if it catches the error, as in Prefect); ``resume_flow_run`` raises it for
+    a pause that has already timed out.
+    """
+
+
+class PauseError(KernelflowError, RuntimeError):
+    """A flow run cannot be paused or resumed now (e.g. it is paused already).
+
+    The message says why; for a resume, the flow run stays as it was.
+    """
+
+
+class NotPausedError(PauseError):
+    """``resume_flow_run`` (or ``kernelflow flow-run resume``) of a run that is not paused."""
 
 
 #: The former name of :class:`TaskRunTimeoutError`.

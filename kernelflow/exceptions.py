@@ -19,6 +19,8 @@ Prefect name                kernelflow class (errors.py)          raised when
 ``ParameterTypeError``      ``ParameterTypeError``                a flow argument's type is wrong
 ``TaskRunTimeoutError``     ``TaskRunTimeoutError``               a task ran past its timeout
 ``FlowRunTimeoutError``     ``FlowRunTimeoutError``               a flow ran past its timeout
+``FlowPauseTimeout``        ``FlowPauseTimeout``                  a pause was not resumed in time
+``NotPausedError``          ``NotPausedError``                    resuming a run that is not paused
 ``ConfigurationError``      ``ConfigurationError``                a bad option
 ``MappingLengthMismatch``   ``ConfigurationError``                ``.map()`` iterables differ
 ``MappingMissingIterable``  ``ConfigurationError``                ``.map()`` has no iterable
@@ -42,10 +44,12 @@ from kernelflow.errors import (
     ConfigurationError,
     CrashedRun,
     FailedRun,
+    FlowPauseTimeout,
     FlowRunTimeoutError,
     HashingError,
     KernelflowError,
     MissingContextError,
+    NotPausedError,
     ParameterTypeError,
     ResultMissingError,
     ResultSerializationError,
@@ -59,12 +63,14 @@ __all__ = [
     "ConfigurationError",
     "CrashedRun",
     "FailedRun",
+    "FlowPauseTimeout",
     "FlowRunTimeoutError",
     "HashError",
     "MappingLengthMismatch",
     "MappingMissingIterable",
     "MissingContextError",
     "MissingResult",
+    "NotPausedError",
     "ParameterTypeError",
     "PrefectException",
     "SerializationError",

@@ -211,6 +211,11 @@ class StorePaths:
         """The store's secret key, which signs cache entries (created with the first one)."""
         return self.home / "kernelflow.key"
 
+    @property
+    def secrets(self) -> Path:
+        """One private file per saved ``Secret`` (never in the database, which queries read)."""
+        return self.home / "secrets"
+
     def ensure(self, *parts: Path) -> None:
         """Create the home and the given directories (default: just the home), private.
 

@@ -2,9 +2,9 @@
 
 A :class:`State` has a ``type`` (a :class:`StateType`) and a ``name``: several
 names share a type, as in Prefect (``Cached`` is a ``COMPLETED`` state,
-``TimedOut`` a ``FAILED`` one, ``Retrying`` a ``RUNNING`` one). Only the
-engine moves a run from state to state; users build states only to return
-them from a task (``return Failed(message="negative")``).
+``TimedOut`` a ``FAILED`` one, ``Retrying`` a ``RUNNING`` one, ``Suspended``
+a ``PAUSED`` one). Only the engine moves a run from state to state; users
+build states only to return them from a task (``return Failed(message="negative")``).
 
 Example
 -------
@@ -37,6 +37,7 @@ __all__ = [
     "Scheduled",
     "State",
     "StateType",
+    "Suspended",
     "TimedOut",
 ]
 
@@ -141,7 +142,7 @@ class State(Generic[R]):
         return self.type is StateType.CANCELLING
 
     def is_paused(self) -> bool:
-        """True for Paused."""
+        """True for Paused and Suspended."""
         return self.type is StateType.PAUSED
 
     def is_final(self) -> bool:
@@ -209,6 +210,7 @@ Running = _constructor(StateType.RUNNING, "Running")
 Retrying = _constructor(StateType.RUNNING, "Retrying")
 AwaitingRetry = _constructor(StateType.SCHEDULED, "AwaitingRetry")
 Paused = _constructor(StateType.PAUSED, "Paused")
+Suspended = _constructor(StateType.PAUSED, "Suspended")
 Cancelling = _constructor(StateType.CANCELLING, "Cancelling")
 Cancelled = _constructor(StateType.CANCELLED, "Cancelled")
 Completed = _constructor(StateType.COMPLETED, "Completed")

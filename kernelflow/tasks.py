@@ -55,7 +55,9 @@ class Task(Generic[P, R]):
 
     State hooks are registered with the options or, as in Prefect, with the
     decorator methods :meth:`on_completion`, :meth:`on_failure` and
-    :meth:`on_running`; the lists are ``on_completion_hooks`` and so on. A task
+    :meth:`on_running`; the lists are ``on_completion_hooks`` and so on.
+    Transaction hooks likewise: ``on_commit`` / ``on_rollback`` (see
+    :mod:`kernelflow.transactions`). A task
     defined on a class (an instance method, ``@classmethod`` or
     ``@staticmethod``) binds like a function: ``obj.method(x)`` passes ``obj``.
     """
@@ -83,6 +85,8 @@ class Task(Generic[P, R]):
         on_running: list[Callable] | None = None,
         retry_condition_fn: Callable[..., bool] | None = None,
         result_storage_key: str | None = None,
+        on_commit: list[Callable] | None = None,
+        on_rollback: list[Callable] | None = None,
     ) -> None:
         fn, self._method_kind = method_kind(fn)
         if not callable(fn):
@@ -120,9 +124,9 @@ class Task(Generic[P, R]):
         self.on_completion_hooks = check_hooks(on_completion, "on_completion", owner)
         self.on_failure_hooks = check_hooks(on_failure, "on_failure", owner)
         self.on_running_hooks = check_hooks(on_running, "on_running", owner)
-        # Registered by @t.on_commit / @t.on_rollback; called once transactions exist.
-        self.on_commit_hooks: list[Callable] = []
-        self.on_rollback_hooks: list[Callable] = []
+        # Called as hook(transaction) when the run's transaction commits or rolls back.
+        self.on_commit_hooks = check_hooks(on_commit, "on_commit", owner)
+        self.on_rollback_hooks = check_hooks(on_rollback, "on_rollback", owner)
         self._options = dict(
             name=name,
             description=description,
@@ -144,6 +148,8 @@ class Task(Generic[P, R]):
             on_running=on_running,
             retry_condition_fn=retry_condition_fn,
             result_storage_key=result_storage_key,
+            on_commit=on_commit,
+            on_rollback=on_rollback,
         )
         self.cache_policy = self._resolve_cache_policy(cache_policy, cache_key_fn, owner)
         self.is_async = engine.is_async_callable(fn)
@@ -320,11 +326,11 @@ class Task(Generic[P, R]):
             "on_completion": list(self.on_completion_hooks),
             "on_failure": list(self.on_failure_hooks),
             "on_running": list(self.on_running_hooks),
+            "on_commit": list(self.on_commit_hooks),
+            "on_rollback": list(self.on_rollback_hooks),
         }
         new = Task(self.fn, **{**self._options, **hooks, **changes})
         new._method_kind, new._bound = self._method_kind, self._bound
-        new.on_commit_hooks = list(self.on_commit_hooks)
-        new.on_rollback_hooks = list(self.on_rollback_hooks)
         return new
 
     # --- hooks, decorator form (Prefect's Task.on_completion and so on) ---
@@ -350,16 +356,31 @@ class Task(Generic[P, R]):
         return fn
 
     def on_commit(self, fn: Callable) -> Callable:
-        """Register a transaction commit hook; returns ``fn``.
+        """Register ``fn(transaction)`` to run when a run's transaction commits; returns ``fn``.
 
-        Kept in ``on_commit_hooks`` for Prefect compatibility; kernelflow has no
-        transactions yet, so it is not called.
+        A run outside any ``transaction()`` block commits when it completes; inside
+        one, when the block does. See :mod:`kernelflow.transactions`.
+
+        Example
+        -------
+        >>> @write_file.on_commit  # doctest: +SKIP
+        ... def announce(txn): print("written for good")
         """
         self.on_commit_hooks.append(_hook(fn, "on_commit", self))
         return fn
 
     def on_rollback(self, fn: Callable) -> Callable:
-        """Register a transaction rollback hook; returns ``fn`` (not called yet, see on_commit)."""
+        """Register ``fn(transaction)`` to run when a completed run is rolled back; returns ``fn``.
+
+        A run rolls back when a later task in its ``transaction()`` block fails
+        (or the block raises); hooks run newest first and read values set with
+        ``txn.set`` through ``txn.get``.
+
+        Example
+        -------
+        >>> @write_file.on_rollback  # doctest: +SKIP
+        ... def remove(txn): os.unlink(txn.get("path"))
+        """
         self.on_rollback_hooks.append(_hook(fn, "on_rollback", self))
         return fn
 
@@ -442,6 +463,8 @@ def task(
     on_running: list[Callable] | None = None,
     retry_condition_fn: Callable[..., bool] | None = None,
     result_storage_key: str | None = None,
+    on_commit: list[Callable] | None = None,
+    on_rollback: list[Callable] | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -476,6 +499,9 @@ def task(__fn: Any = None, **options: Any) -> Any:
         A format string over the parameters, or a callable.
     on_completion, on_failure, on_running:
         Hooks called as ``hook(task, task_run, state)``.
+    on_commit, on_rollback:
+        Hooks called as ``hook(transaction)`` when the run's transaction commits
+        or rolls back (see :mod:`kernelflow.transactions`).
     """
     if __fn is not None:
         return Task(__fn, **options)

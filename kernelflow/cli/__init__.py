@@ -43,6 +43,7 @@ COMMAND_MODULES: list[str] = [
     "gcl",
     "deployments",
     "store",
+    "flow_run",
 ]
 
 

@@ -36,6 +36,15 @@ _LIST_COLUMNS = {
     "task_runs": "tasks",
 }
 
+#: Columns of the artifact table in ``runs show``.
+_ARTIFACT_COLUMNS = {
+    "key": "key",
+    "type": "type",
+    "summary": "summary",
+    "description": "description",
+    "created_by": "run",
+}
+
 #: Columns of the task-run table in ``runs show``.
 _TASK_COLUMNS = {
     "name": "task run",
@@ -117,8 +126,9 @@ def list_runs(
 @click.argument("run_id")
 @click.option("--no-logs", is_flag=True, help="Leave out the log lines.")
 def show_run(run_id: str, no_logs: bool) -> None:
-    """Show flow run RUN_ID (or a unique prefix of it): its task runs, subflows, webhooks, logs."""
+    """Show flow run RUN_ID (or a unique prefix): task runs, subflows, webhooks, artifacts, logs."""
     from kernelflow.store.queries import (
+        artifacts_of,
         get_flow_run,
         logs_of,
         subflows_of,
@@ -130,6 +140,7 @@ def show_run(run_id: str, no_logs: bool) -> None:
     tasks = task_runs_of(run["id"])
     subflows = subflows_of(run["id"])
     webhooks = webhooks_of(run["id"])
+    artifacts = artifacts_of(run["id"])
     out = console()
     out.print(_header(run))
     if not tasks.empty:
@@ -167,6 +178,8 @@ def show_run(run_id: str, no_logs: bool) -> None:
                 title=f"Webhooks ({len(webhooks)})",
             )
         )
+    if not artifacts.empty:
+        out.print(_artifact_table(artifacts, tasks))
     if no_logs:
         return
     logs = logs_of(run["id"])
@@ -208,6 +221,29 @@ def _header(run: Any) -> Group:
         grid.add_row(label, value if isinstance(value, Text) else Text(str(value)))
     title = Text.assemble(("Flow run ", "bold"), (str(run["name"]), "bold cyan"))
     return Group(title, grid, Text(""))
+
+
+def _artifact_table(artifacts: Any, tasks: Any) -> Table:
+    """The run's artifacts: key, type, a one-line summary of the data, who made it."""
+    from kernelflow.artifacts import summarize
+
+    names = dict(zip(tasks["id"], tasks["name"], strict=True))
+    frame = artifacts.assign(
+        summary=[
+            summarize(None if is_missing(kind) else kind, None if is_missing(data) else data)
+            for kind, data in zip(artifacts["type"], artifacts["data"], strict=True)
+        ],
+        created_by=[
+            "flow" if is_missing(task_run) else names.get(task_run, task_run)
+            for task_run in artifacts["task_run_id"]
+        ],
+    )
+    return frame_table(
+        frame,
+        list(_ARTIFACT_COLUMNS),
+        headers=_ARTIFACT_COLUMNS,
+        title=f"Artifacts ({len(frame)})",
+    )
 
 
 def _log_line(line: Any, names: dict[str, str]) -> Text:

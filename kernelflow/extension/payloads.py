@@ -188,7 +188,9 @@ def run_detail(
     -------
     dict
         ``run``, ``task_runs`` (oldest first), ``subflows`` (flow runs whose
-        parent is this run), ``logs`` (one page of the lines of the run and its
+        parent is this run), ``artifacts`` (of the run and its task runs,
+        oldest first, each with a one-line ``summary`` of its ``data``),
+        ``logs`` (one page of the lines of the run and its
         task runs, oldest first), ``logs_page`` (that page's ``offset``,
         ``limit``, ``total``, and the parameters of the ``earlier`` and
         ``later`` pages, or null at either end) and ``logs_omitted`` (how many
@@ -201,12 +203,16 @@ def run_detail(
     ConfigurationError
         ``log_offset`` or ``log_limit`` has a value the API does not accept.
     """
-    from kernelflow.store.queries import get_flow_run, subflows_of, task_runs_of
+    from kernelflow.artifacts import summarize
+    from kernelflow.store.queries import artifacts_of, get_flow_run, subflows_of, task_runs_of
 
     offset, limit = _parse_log_page(log_offset, log_limit, "log_offset", "log_limit")
     run = _records(get_flow_run(run_id))[0]
     task_runs = _records(task_runs_of(run["id"]))
     subflows = _records(subflows_of(run["id"]))
+    artifacts = _records(artifacts_of(run["id"]))
+    for artifact in artifacts:
+        artifact["summary"] = summarize(artifact["type"], artifact["data"])
     logs = _log_page(run["id"], offset, limit)
     run["task_runs"] = {
         "total": len(task_runs),
@@ -216,6 +222,7 @@ def run_detail(
         "run": run,
         "task_runs": task_runs,
         "subflows": _with_task_runs(subflows),
+        "artifacts": artifacts,
         "logs": logs.pop("logs"),
         "logs_page": logs,
         "logs_omitted": logs["offset"],

@@ -11,7 +11,8 @@ Modules: :mod:`.cells` (what a cell reads and writes), :mod:`.dependencies`
 body), :mod:`.execute` (the cell as a task run), :mod:`.outputs` (saving and
 restoring outputs), :mod:`.replay` (recorded output), :mod:`.why`,
 :mod:`.lineage`, :mod:`.stale`, :mod:`.commands` and :mod:`.views` (``%kf``),
-:mod:`.magics`.
+:mod:`.magics`, and :mod:`.pause_form` (the form of a paused flow run; loaded
+only when a flow pauses).
 """
 
 from __future__ import annotations

@@ -23,8 +23,10 @@ if TYPE_CHECKING:
     from kernelflow.store.db import connect
     from kernelflow.store.queries import (
         LogPage,
+        artifacts_of,
         cache_entries,
         get_flow_run,
+        latest_artifact,
         list_flow_runs,
         log_page,
         logs_of,
@@ -37,10 +39,12 @@ if TYPE_CHECKING:
 __all__ = [
     "CompactReport",
     "LogPage",
+    "artifacts_of",
     "cache_entries",
     "compact",
     "connect",
     "get_flow_run",
+    "latest_artifact",
     "list_flow_runs",
     "log_page",
     "logs_of",
@@ -53,7 +57,9 @@ __all__ = [
 
 _LAZY = {
     "connect": "kernelflow.store.db",
+    "artifacts_of": "kernelflow.store.queries",
     "cache_entries": "kernelflow.store.queries",
+    "latest_artifact": "kernelflow.store.queries",
     "get_flow_run": "kernelflow.store.queries",
     "list_flow_runs": "kernelflow.store.queries",
     "LogPage": "kernelflow.store.queries",

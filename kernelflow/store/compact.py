@@ -11,9 +11,9 @@ database. A fold, under the store's write lock:
 2. reads each journal from its stored offset up to its last complete line;
 3. in ONE transaction: bulk-inserts the events (an Arrow table of raw lines
    parsed by DuckDB's ``from_json``), applies the newest state of each run to
-   its row, applies cache events, marks the unfinished runs of dead processes
-   ``Crashed`` and stores the new offsets. A crash mid-way commits nothing,
-   so nothing is imported twice;
+   its row, applies cache events, artifacts and events (``emit_event``),
+   marks the unfinished runs of dead processes ``Crashed`` and stores the
+   new offsets. A crash mid-way commits nothing, so nothing is imported twice;
 4. after the commit, deletes the dead journals, then their offset rows (in
    that order: a crash in between leaves an orphan offset row, removed next
    time, never a journal without its offset, which would be re-imported).
@@ -106,6 +106,15 @@ _EVENT_TYPE = json.dumps(
         "expires": "DOUBLE",
         "task_run_id": "VARCHAR",
         "duration": "DOUBLE",
+        # artifact / artifact_update (also id, key, type, flow_run_id, task_run_id)
+        "description": "VARCHAR",
+        "data": "VARCHAR",
+        # event (also id, flow_run_id, task_run_id)
+        "event": "VARCHAR",
+        "occurred": "DOUBLE",
+        "resource": "JSON",
+        "related": "JSON",
+        "payload": "JSON",
     },
     separators=(",", ":"),
 )
@@ -605,6 +614,68 @@ _CACHE_STATEMENTS = [
     """,
 ]
 
+# Artifacts: an ``artifact`` line creates one, ``artifact_update`` lines (progress)
+# replace its data and, when given, its description. An update may be folded before
+# its creation (another process's journal, read first), so as with runs an unknown
+# id gets a placeholder row that the creation fills in; the newest data wins.
+_ARTIFACT_STATEMENTS = [
+    """
+    CREATE OR REPLACE TEMP TABLE _artifact AS
+    SELECT e.ev AS ev, e.id AS id, e.key AS key, e.type AS type,
+           e.description AS description, e.data AS data, e.flow_run_id AS flow_run_id,
+           e.task_run_id AS task_run_id, to_timestamp(e.t) AS t, file_idx, seq
+    FROM _ev WHERE e.ev IN ('artifact', 'artifact_update') AND e.id IS NOT NULL
+    """,
+    """
+    INSERT INTO artifacts (id)
+    SELECT DISTINCT id FROM _artifact a
+    WHERE NOT EXISTS (SELECT 1 FROM artifacts x WHERE x.id = a.id)
+    """,
+    """
+    UPDATE artifacts SET key = c.key, type = c.type, flow_run_id = c.flow_run_id,
+        task_run_id = c.task_run_id, created = c.t
+    FROM (SELECT * FROM _artifact WHERE ev = 'artifact'
+          QUALIFY row_number() OVER (PARTITION BY id ORDER BY file_idx, seq) = 1) c
+    WHERE artifacts.id = c.id AND artifacts.created IS NULL
+    """,
+    # The description first, compared with the row's time before this batch moves it
+    # (an older one still fills a row that has none: a creation folded after its updates).
+    """
+    UPDATE artifacts SET description = d.description
+    FROM (SELECT id, description, t FROM _artifact WHERE description IS NOT NULL
+          QUALIFY row_number() OVER (
+              PARTITION BY id ORDER BY t DESC, file_idx DESC, seq DESC) = 1) d
+    WHERE artifacts.id = d.id
+      AND (artifacts.updated IS NULL OR d.t >= artifacts.updated
+           OR artifacts.description IS NULL)
+    """,
+    """
+    UPDATE artifacts SET data = d.data, updated = d.t
+    FROM (SELECT id, data, t FROM _artifact
+          QUALIFY row_number() OVER (
+              PARTITION BY id ORDER BY t DESC, file_idx DESC, seq DESC) = 1) d
+    WHERE artifacts.id = d.id AND (artifacts.updated IS NULL OR d.t >= artifacts.updated)
+    """,
+]
+
+# Events (emit_event): inserted once per id, as Prefect's server keeps one event per id
+# (a caller may give the id, and send the same event twice).
+_EVENT_STATEMENTS = [
+    """
+    INSERT INTO events BY NAME
+    SELECT n.* FROM (
+        SELECT e.id AS id, e.event AS event, to_timestamp(coalesce(e.occurred, e.t)) AS occurred,
+               json_extract_string(e.resource, '$."prefect.resource.id"') AS resource_id,
+               e.resource AS resource, coalesce(e.related, '[]') AS related,
+               coalesce(e.payload, '{}') AS payload,
+               e.flow_run_id AS flow_run_id, e.task_run_id AS task_run_id
+        FROM _ev WHERE e.ev = 'event' AND e.id IS NOT NULL
+        QUALIFY row_number() OVER (PARTITION BY e.id ORDER BY file_idx, seq) = 1
+    ) n
+    WHERE NOT EXISTS (SELECT 1 FROM events x WHERE x.id = n.id)
+    """,
+]
+
 _STATEMENTS: list[tuple[tuple[str, ...], list[str]]] = [
     (
         ("process",),
@@ -677,6 +748,8 @@ _STATEMENTS: list[tuple[tuple[str, ...], list[str]]] = [
         ],
     ),
     (("cache_write", "cache_hit", "cache_delete"), _CACHE_STATEMENTS),
+    (("artifact", "artifact_update"), _ARTIFACT_STATEMENTS),
+    (("event",), _EVENT_STATEMENTS),
 ]
 
 

@@ -49,6 +49,23 @@ field naming its kind:
     ``key``; for writes also ``task_name``, ``result``, ``checksum``, ``size``,
     ``created``, ``expires`` (or null), ``task_run_id``, ``duration``;
     for hits ``task_run_id`` and ``t``; for deletes ``t``.
+``artifact``
+    an artifact was created (:mod:`kernelflow.artifacts`): ``id``, ``key`` (may
+    be null), ``type`` (``"markdown"``, ``"table"``, ``"progress"``...),
+    ``description`` (may be null), ``data`` (text: markdown, the table as JSON,
+    the progress as a number), ``flow_run_id``, ``task_run_id`` (either may be
+    null), ``t``.
+``artifact_update``
+    a progress artifact moved: ``id``, ``data``, ``description`` (null keeps
+    the one it has), ``t``.
+``event``
+    ``emit_event`` (:mod:`kernelflow.events`): ``id``, ``event`` (its name),
+    ``occurred`` (epoch seconds), ``resource`` (labels), ``related`` (list of
+    labels), ``payload`` (object), ``flow_run_id``, ``task_run_id``, ``t``.
+
+Variables and secrets are never journaled: variables are written straight
+into the database (:mod:`kernelflow.store.variables`), secrets into private
+files (:mod:`kernelflow.store.secrets`).
 
 A line is complete once it ends with ``\\n``; a reader must ignore a final
 partial line (the writer may have been killed mid-write).

@@ -13,6 +13,10 @@ and only a ``SELECT`` (which includes ``WITH``, ``VALUES``, ``FROM ...``,
 setting can be changed. The statement is checked with DuckDB's own parser,
 and the parsed statement is what runs, so the check and the run cannot
 disagree. Every DuckDB error becomes a one-line :class:`QueryError`.
+
+Everything in the database is readable this way, so what must stay private
+is not in it: secrets (:mod:`kernelflow.store.secrets`) are files of their
+own. Variables, artifacts and events are tables like the rest.
 """
 
 from __future__ import annotations
@@ -38,8 +42,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LogPage",
+    "artifacts_of",
     "cache_entries",
     "get_flow_run",
+    "latest_artifact",
     "list_flow_runs",
     "log_page",
     "logs_of",
@@ -446,3 +452,49 @@ def cache_entries(include_deleted: bool = False) -> pandas.DataFrame:
     """
     where = "" if include_deleted else "WHERE NOT deleted"
     return sql(f"SELECT * FROM cache_entries {where} ORDER BY created DESC NULLS LAST, key")
+
+
+#: The columns of an artifact as `runs show`, REST and `Artifact.get` read them.
+_ARTIFACT_COLUMNS = "id, key, type, description, data, flow_run_id, task_run_id, created, updated"
+
+
+def artifacts_of(flow_run_id: str) -> pandas.DataFrame:
+    """The artifacts of a flow run and of its task runs, in the order they were created.
+
+    Parameters
+    ----------
+    flow_run_id
+        The flow run's id.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows of ``artifacts``.
+    """
+    return sql(
+        f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts "
+        "WHERE created IS NOT NULL AND (flow_run_id = ? "
+        "OR task_run_id IN (SELECT id FROM task_runs WHERE flow_run_id = ?)) "
+        "ORDER BY created, id",
+        [flow_run_id, flow_run_id],
+    )
+
+
+def latest_artifact(key: str) -> pandas.DataFrame:
+    """The most recently updated artifact with ``key`` (Prefect's ``Artifact.get``).
+
+    Parameters
+    ----------
+    key
+        The artifact key.
+
+    Returns
+    -------
+    pandas.DataFrame
+        At most one row of ``artifacts``.
+    """
+    return sql(
+        f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE key = ? AND created IS NOT NULL "
+        "ORDER BY updated DESC NULLS LAST, created DESC, id DESC LIMIT 1",
+        [key],
+    )

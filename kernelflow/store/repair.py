@@ -26,7 +26,8 @@ What can come back follows from where each thing lives:
   :mod:`kernelflow.store.compact`): its runs, logs and cache hits lived only
   in the old file, and come back only as far as that file still reads;
 - cache entries and limit definitions are files, so they always come back;
-- deployments and their schedule claims live only in the database.
+- deployments and their schedule claims, and variables, live only in the
+  database (secrets are files, untouched).
 
 The report says what was recovered and names what is known lost.
 """
@@ -66,6 +67,9 @@ _COPIED: dict[str, tuple[str, ...]] = {
     "deployments": ("id",),
     "deployment_fires": ("deployment_id", "scheduled_time"),
     "deployment_attempts": ("flow_run_id", "attempt"),
+    "artifacts": ("id",),
+    "events": ("id",),
+    "variables": ("name",),
 }
 
 #: The columns of a run that one state event sets together (see compaction).
@@ -453,9 +457,9 @@ def _lost(con: duckdb.DuckDBPyConnection, paths: StorePaths, report: RepairRepor
     lost = []
     if report.not_copied == list(_COPIED):
         lost.append(
-            "what only the old file held: the runs, logs and cache hits of processes that had "
-            "ended (their journals are deleted once folded), and the deployments' schedule "
-            "history"
+            "what only the old file held: the runs, logs, artifacts, events and cache hits of "
+            "processes that had ended (their journals are deleted once folded), the "
+            "deployments' schedule history and the variables"
         )
     elif report.not_copied:
         lost.append(

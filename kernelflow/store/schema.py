@@ -219,8 +219,54 @@ WHERE logger = 'kernelflow.deployments.webhook'
   AND regexp_matches(message, '^Webhook to \\S+ (sent|failed): ');
 """
 
+# Prefect's artifacts, variables and events (kernelflow.artifacts, .variables,
+# .events). ``artifacts`` and ``events`` are folded from the journals (kinds
+# ``artifact``, ``artifact_update`` and ``event``); ``variables`` is written
+# directly under the store's lock (kernelflow.store.variables), because a
+# variable must be read back at once, from any process. Secrets are not here
+# at all: every table can be read with kernelflow.sql (kernelflow.store.secrets).
+_V5_ARTIFACTS_VARIABLES_EVENTS = """
+CREATE TABLE artifacts (
+    id          VARCHAR,
+    key         VARCHAR,
+    type        VARCHAR,
+    description VARCHAR,
+    data        VARCHAR,
+    flow_run_id VARCHAR,
+    task_run_id VARCHAR,
+    created     TIMESTAMPTZ,
+    updated     TIMESTAMPTZ
+);
+
+CREATE TABLE variables (
+    name    VARCHAR,
+    value   JSON,
+    tags    VARCHAR[],
+    created TIMESTAMPTZ,
+    updated TIMESTAMPTZ
+);
+
+CREATE TABLE events (
+    id          VARCHAR,
+    event       VARCHAR,
+    occurred    TIMESTAMPTZ,
+    resource_id VARCHAR,
+    resource    JSON,
+    related     JSON,
+    payload     JSON,
+    flow_run_id VARCHAR,
+    task_run_id VARCHAR
+);
+"""
+
 #: One SQL script per schema version, oldest first. Append; never edit.
-MIGRATIONS: list[str] = [_V1, _V2_LIMITS, _V3_DEPLOYMENTS, _V4_WEBHOOKS]
+MIGRATIONS: list[str] = [
+    _V1,
+    _V2_LIMITS,
+    _V3_DEPLOYMENTS,
+    _V4_WEBHOOKS,
+    _V5_ARTIFACTS_VARIABLES_EVENTS,
+]
 
 #: The schema version this kernelflow writes and understands.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -2,10 +2,11 @@
 
 In a notebook with ``%load_ext kernelflow``, calling a flow shows a live view
 in the cell's output: the flow and run name, a state badge, the elapsed time,
-a progress bar and the table of task runs (click a row for its logs and
-error). It keeps updating after the cell returns, while submitted task runs
-finish; task runs submitted at the top level of a cell get the same view, and
-a ``%%task`` cell shows one live status line. A flow of thousands of task runs
+a progress bar, the table of task runs (click a row for its logs and
+error) and the artifacts its runs create (``kernelflow.artifacts``). It
+keeps updating after the cell returns, while submitted task runs finish;
+task runs submitted at the top level of a cell get the same view, and a
+``%%task`` cell shows one live status line. A flow of thousands of task runs
 is shown grouped by task name, and the kernel sends a few updates a second
 at most.
 
@@ -130,7 +131,7 @@ class _Installation:
 
     def attach(self, _engine: Any = None) -> None:
         """Create the tracker and subscribe it (called once the engine is imported)."""
-        from kernelflow import engine
+        from kernelflow import artifacts, engine
         from kernelflow.logs import configure
         from kernelflow.widgets._live import Tracker
         from kernelflow.widgets._logs import ViewLogHandler
@@ -145,6 +146,7 @@ class _Installation:
             configure().addHandler(self.handler)
             if enabled():
                 engine.subscribe(tracker)
+            artifacts.add_listener(tracker.on_artifact)
             self.tracker = tracker
 
 
@@ -200,9 +202,10 @@ def uninstall(shell: Any = None) -> None:
             pass
     tracker = installation.tracker
     if tracker is not None:
-        from kernelflow import engine
+        from kernelflow import artifacts, engine
         from kernelflow.logs import configure
 
+        artifacts.remove_listener(tracker.on_artifact)
         engine.unsubscribe(tracker)
         configure().removeHandler(installation.handler)
         tracker.close()

@@ -22,6 +22,9 @@ so a notebook executed headless keeps the final table as static HTML.
 
 In a terminal IPython (no kernel, no widgets) the final table is printed as
 text instead.
+
+The tracker also listens to :mod:`kernelflow.artifacts`: an artifact created
+by a run a view shows is listed in that view (:meth:`Tracker.on_artifact`).
 """
 
 from __future__ import annotations
@@ -217,6 +220,28 @@ class Tracker:
                 self._new_task_run(run, state)
         except Exception as exc:  # the engine would log it on every transition
             report("updating a live view", exc)
+
+    def on_artifact(self, event: dict) -> None:
+        """List an artifact in the view showing the run that made it (artifact listener).
+
+        A new artifact goes to the view of its task run (a cell's top-level
+        task run) or of its flow run (task runs of a shown flow are found
+        through it); a progress update goes to whichever view lists it.
+        """
+        try:
+            if event.get("ev") == "artifact_update":
+                for live in list(self.owner.values()):
+                    if isinstance(live.model, RunModel) and live.model.update_artifact(event):
+                        return
+                return
+            for run_id in (event.get("task_run_id"), event.get("flow_run_id")):
+                live = self.owner.get(run_id) if run_id is not None else None
+                if live is not None and isinstance(live.model, RunModel):
+                    if not live.finished:
+                        live.model.add_artifact(event)
+                    return
+        except Exception as exc:  # a view must never fail the run that made the artifact
+            report("listing an artifact in a live view", exc)
 
     def model_of(self, run_id: str) -> Any:
         """The model of the view showing ``run_id`` (for the log handler), or None.

@@ -19,7 +19,9 @@ large result.
 
 A model shows either one flow run (and its task runs and subflows) or the
 task runs a notebook cell submitted at the top level, which the kernel
-records under the notebook's session flow run.
+records under the notebook's session flow run. It also lists the artifacts
+those runs create (:mod:`kernelflow.artifacts` tells the tracker, which
+hands each to the model of the view showing its run).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from kernelflow.runs import FlowRun, TaskRun
 from kernelflow.states import State
 
 __all__ = [
+    "ARTIFACTS",
     "GROUP_THRESHOLD",
     "LOG_LINES",
     "Event",
@@ -54,6 +57,8 @@ LOG_RUNS = 2000
 GROUP_DETAIL_ROWS = 25
 #: Failed runs kept per view for a grouped row's detail.
 FAILED_ROWS = 500
+#: Artifacts listed per view (the newest; the store keeps them all).
+ARTIFACTS = 50
 
 # Plain strings, compared with ``state.type._value_``: hashing an Enum member runs Python
 # code, and these checks run once per transition.
@@ -115,6 +120,9 @@ class Snapshot:
         Row dicts (see :meth:`Row.as_dict`), or group rows with ``counts``.
     detail:
         What the selected row shows, or None.
+    artifacts:
+        The artifacts of the runs shown, oldest first: ``key``, ``type``,
+        ``description`` and ``summary`` (one line saying what it holds).
     """
 
     kind: str
@@ -130,6 +138,7 @@ class Snapshot:
     rows: list[dict] = field(default_factory=list)
     detail: dict | None = None
     note: str | None = None
+    artifacts: list[dict] = field(default_factory=list)
 
 
 #: What the listener keeps of one transition: plain values only, so neither the run nor its
@@ -297,6 +306,8 @@ class RunModel:
         #: For a cell: set once the cell has returned (no more top-level submissions).
         self.cell_done = kind == "flow"
         self.note: str | None = None
+        #: Artifacts of the runs shown, by id: the fields a view lists (newest ARTIFACTS).
+        self.artifacts: dict[str, dict] = {}
 
     # --- fed by the listener (any thread; keep cheap) --------------------------------------
     def push(self, run: TaskRun | FlowRun, state: State) -> None:
@@ -317,6 +328,39 @@ class RunModel:
     def add_log(self, run_id: str, record: Any) -> None:
         """Take a log record of one of this view's runs."""
         self.records.append((run_id, record))
+
+    def add_artifact(self, event: dict) -> None:
+        """Take an artifact one of this view's runs created (an ``artifact`` journal event).
+
+        Only its one-line summary is kept, not its data (a table may be large).
+        """
+        from kernelflow.artifacts import summarize
+
+        summary = summarize(event.get("type"), event.get("data"))
+        with self.lock:
+            if len(self.artifacts) >= ARTIFACTS:
+                del self.artifacts[next(iter(self.artifacts))]
+            self.artifacts[event["id"]] = {
+                "key": event.get("key"),
+                "type": event.get("type"),
+                "description": event.get("description"),
+                "summary": summary,
+            }
+            self.version += 1
+
+    def update_artifact(self, event: dict) -> bool:
+        """Take a progress update (``artifact_update``); False if this view lacks the artifact."""
+        from kernelflow.artifacts import summarize
+
+        with self.lock:
+            artifact = self.artifacts.get(event["id"])
+            if artifact is None:
+                return False
+            artifact["summary"] = summarize(artifact["type"], event.get("data"))
+            if event.get("description"):
+                artifact["description"] = event["description"]
+            self.version += 1
+            return True
 
     def on_retry_scheduled(self, run_id: str, delay: float) -> None:
         """A run waits ``delay`` seconds before its next try."""
@@ -459,6 +503,7 @@ class RunModel:
             else:
                 rows = [r.as_dict(self.retry_at.get(r.id)) for r in self.rows.values()]
             finished, selected, state = self.finished, self.selected, self.state()
+            artifacts = [dict(a) for a in self.artifacts.values()]
         start, end = self.times()
         return Snapshot(
             kind=self.kind,
@@ -474,6 +519,7 @@ class RunModel:
             rows=rows,
             detail=self._detail(selected) if selected else None,
             note=self.note,
+            artifacts=artifacts,
         )
 
     def html(self, live: bool = True) -> str:

@@ -262,8 +262,26 @@ def _run_table(rows: Sequence[dict], now: float, selected: str | None) -> str:
     )
 
 
+def _artifacts_html(artifacts: Sequence[dict]) -> str:
+    """The artifacts of the runs shown: key, type, what each holds, description."""
+    head = "".join(
+        f'<th style="{_TH}">{h}</th>' for h in ("Artifact", "Type", "Summary", "Description")
+    )
+    rows = "".join(
+        f'<tr><td style="{_TD}">{esc(a["key"] or "")}</td>'
+        f'<td style="{_TD}">{esc(a["type"] or "")}</td>'
+        f'<td style="{_TD}">{esc(a["summary"])}</td>'
+        f'<td style="{_TD}">{esc(a["description"] or "")}</td></tr>'
+        for a in artifacts
+    )
+    return (
+        f'<table data-kf-artifacts style="{_TABLE}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
 def render_run_html(snap: Snapshot, selected: str | None = None, live: bool = True) -> str:
-    """The live run view as HTML: header, progress bar, task run table, opened row.
+    """The live run view as HTML: header, progress bar, task runs, artifacts, opened row.
 
     Parameters
     ----------
@@ -300,6 +318,8 @@ def render_run_html(snap: Snapshot, selected: str | None = None, live: bool = Tr
         )
     elif snap.rows:
         parts.append(_run_table(snap.rows, snap.now, selected))
+    if snap.artifacts:
+        parts.append(_artifacts_html(snap.artifacts))
     if snap.detail is not None:
         parts.append(
             f'<div data-kf-detail style="margin-top:8px;padding-top:6px;'
@@ -372,6 +392,12 @@ def render_run_text(snap: Snapshot) -> str:
                 )
             )
         lines.append(text_table(("task run", "state", "duration", "tries", "cached"), rows))
+    if snap.artifacts:
+        rows = [
+            (a["key"] or "", a["type"] or "", a["summary"], a["description"] or "")
+            for a in snap.artifacts
+        ]
+        lines.append(text_table(("artifact", "type", "summary", "description"), rows))
     return "\n".join(lines)
 
 

@@ -19,11 +19,17 @@ TOP_LEVEL = {
     "Task",
     "__version__",
     "allow_failure",
+    "apause_flow_run",
+    "aresume_flow_run",
+    "asuspend_flow_run",
     "flow",
     "get_run_logger",
     "load_ipython_extension",
+    "pause_flow_run",
+    "resume_flow_run",
     "runtime",
     "sql",
+    "suspend_flow_run",
     "tags",
     "task",
     "unmapped",
@@ -48,6 +54,15 @@ PUBLIC_MODULES = [
     "kernelflow.logging.loggers",
     "kernelflow.exceptions",
     "kernelflow.utilities.annotations",
+    "kernelflow.flow_runs",
+    "kernelflow.input",
+    "kernelflow.input.run_input",
+    "kernelflow.artifacts",
+    "kernelflow.variables",
+    "kernelflow.blocks",
+    "kernelflow.blocks.system",
+    "kernelflow.events",
+    "kernelflow.transactions",
 ]
 
 #: Names a Prefect user imports from these modules; each must exist under the same name.
@@ -63,6 +78,12 @@ PREFECT_NAMES = {
         "get_run_logger",
         "tags",
         "runtime",
+        "pause_flow_run",
+        "suspend_flow_run",
+        "resume_flow_run",
+        "apause_flow_run",
+        "asuspend_flow_run",
+        "aresume_flow_run",
     ],
     "kernelflow.futures": ["wait", "as_completed", "PrefectFuture", "PrefectFutureList"],
     "kernelflow.tasks": ["task_input_hash", "exponential_backoff", "Task", "task"],
@@ -81,6 +102,7 @@ PREFECT_NAMES = {
         "Scheduled",
         "Late",
         "Paused",
+        "Suspended",
         "Cancelling",
         "Cancelled",
     ],
@@ -131,8 +153,44 @@ PREFECT_NAMES = {
         "MappingLengthMismatch",
         "MappingMissingIterable",
         "ConfigurationError",
+        "FlowPauseTimeout",
+        "NotPausedError",
     ],
     "kernelflow.utilities.annotations": ["quote", "opaque", "allow_failure", "unmapped"],
+    "kernelflow.flow_runs": [
+        "pause_flow_run",
+        "suspend_flow_run",
+        "resume_flow_run",
+        "apause_flow_run",
+        "asuspend_flow_run",
+        "aresume_flow_run",
+    ],
+    "kernelflow.input": ["RunInput"],
+    "kernelflow.input.run_input": ["RunInput", "AutomaticRunInput", "run_input_subclass_from_type"],
+    "kernelflow.artifacts": [
+        "Artifact",
+        "create_markdown_artifact",
+        "create_table_artifact",
+        "create_link_artifact",
+        "create_progress_artifact",
+        "update_progress_artifact",
+        "acreate_markdown_artifact",
+        "acreate_table_artifact",
+        "acreate_link_artifact",
+        "acreate_progress_artifact",
+        "aupdate_progress_artifact",
+    ],
+    "kernelflow.variables": ["Variable"],
+    "kernelflow.blocks.system": ["Secret"],
+    "kernelflow.events": ["emit_event", "Event", "Resource", "RelatedResource"],
+    "kernelflow.transactions": [
+        "transaction",
+        "Transaction",
+        "get_transaction",
+        "IsolationLevel",
+        "CommitMode",
+        "TransactionState",
+    ],
 }
 
 #: Modules whose names are values read from the current run (``runtime.flow_run.name``):
@@ -265,5 +323,33 @@ def pipeline():
         return named(quote({{1: 2}}))
 
 assert pipeline() == ("light", 1)
+"""
+    assert _modules_loaded_by(code) == []
+
+
+def test_transactions_load_nothing_heavy(tmp_path):
+    # A transaction (keyed, SERIALIZABLE: a lock and a record) with hooks stays on the hot path's
+    # imports: records go through the cache index, never the database.
+    code = f"""
+import os
+os.environ["KERNELFLOW_HOME"] = {str(tmp_path / "home")!r}
+from kernelflow import flow, task
+from kernelflow.transactions import IsolationLevel, get_transaction, transaction
+
+@task
+def named(x):
+    get_transaction().set("seen", x)
+    return x
+
+@named.on_commit
+def committed(txn):
+    assert txn.get("seen") == 1
+
+@flow
+def pipeline():
+    with transaction(key="k", isolation_level=IsolationLevel.SERIALIZABLE):
+        return named(1)
+
+assert pipeline() == 1
 """
     assert _modules_loaded_by(code) == []

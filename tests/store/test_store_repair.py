@@ -31,10 +31,11 @@ from kernelflow.tasks import task_input_hash
 
 TABLES = ("flow_runs", "task_runs", "logs", "states", "cache_entries", "processes", "deployments")
 #: The tables a repair copies from the old file.
-COPIED = (*TABLES, "deployment_fires", "deployment_attempts")
+COPIED = (*TABLES, "deployment_fires", "deployment_attempts", "artifacts", "events", "variables")
 LOST_WITH_THE_FILE = (
-    "Lost: what only the old file held: the runs, logs and cache hits of processes that had "
-    "ended (their journals are deleted once folded), and the deployments' schedule history."
+    "Lost: what only the old file held: the runs, logs, artifacts, events and cache hits of "
+    "processes that had ended (their journals are deleted once folded), the deployments' "
+    "schedule history and the variables."
 )
 STORE_TESTS = Path(__file__).resolve().parent
 

@@ -186,6 +186,57 @@ class TestWidgetView:
         assert len(failures) == 1, [r.getMessage() for r in records]
 
 
+ARTIFACTS = """
+from kernelflow import flow, task
+from kernelflow.artifacts import (
+    create_markdown_artifact, create_progress_artifact, create_table_artifact,
+    update_progress_artifact,
+)
+
+@task
+def load(n):
+    progress = create_progress_artifact(0, key="load-progress", description="loading")
+    for i in range(n):
+        update_progress_artifact(progress, 100 * (i + 1) / n)
+    create_table_artifact({"a": list(range(n)), "b": list(range(n))}, key="loaded")
+    return n
+
+@flow
+def reporting(n):
+    create_markdown_artifact("# Report\\nbody", key="report", description="the summary")
+    return load(n)
+"""
+
+
+class TestArtifacts:
+    def test_the_terminal_table_lists_the_runs_artifacts(self, shell: Any, capsys: Any) -> None:
+        shell.run_cell(ARTIFACTS)
+        capsys.readouterr()
+        shell.run_cell("reporting(4)")
+        out = capsys.readouterr().out
+        lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+        assert "artifact" in lines, out
+        assert "# Report" in lines["report"] and "the summary" in lines["report"]
+        assert "100%" in lines["load-progress"], "the last progress update"
+        assert "4 rows, 2 columns" in lines["loaded"]
+
+    def test_the_widget_lists_them_and_keeps_them_in_the_final_html(self, shell: Any) -> None:
+        widget_mode(shell)
+        shell.run_cell(ARTIFACTS)
+        with capture_output() as captured:
+            shell.run_cell("reporting(2)")
+        html = bundles(captured)[-1]["text/html"]
+        assert "data-kf-artifacts" in html
+        assert "load-progress" in html and "100%" in html and "2 rows, 2 columns" in html
+        assert "# Report" in html and "the summary" in html
+
+    def test_a_cells_top_level_task_runs_show_theirs(self, shell: Any, capsys: Any) -> None:
+        shell.run_cell(ARTIFACTS)
+        capsys.readouterr()
+        shell.run_cell("future = load.submit(3)")
+        wait_until(lambda: "loaded" in (seen := capsys.readouterr().out) and "3 rows" in seen)
+
+
 def _last_view(tracker: Any) -> Any:
     import gc
 

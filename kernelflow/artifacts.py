@@ -1,0 +1,619 @@
+"""Artifacts: markdown, tables, links and progress attached to runs (``prefect.artifacts``).
+
+>>> from kernelflow import flow
+>>> from kernelflow.artifacts import create_markdown_artifact, create_table_artifact
+>>> @flow
+... def report():
+...     create_markdown_artifact("# Sales\\nUp 4 %", key="sales-report")
+...     create_table_artifact([{"region": "north", "sales": 10}], key="sales-table")
+>>> report()
+
+An artifact belongs to the flow run or task run that creates it (a task run's
+artifact also names its flow run); outside any run it belongs to none, as in
+Prefect. ``kernelflow runs show RUN_ID``, the run's live view in a notebook
+and the REST API list a run's artifacts; every artifact is a row of the
+``artifacts`` table (``kernelflow.sql("SELECT * FROM artifacts")``).
+
+Creating one costs a journal append (microseconds, no database), so progress
+can be updated in a loop. The row appears in the database at the next
+compaction, which every query runs first.
+
+Keys (optional) hold lowercase letters, digits and dashes. Several artifacts
+may share a key: they are the versions of one artifact, and
+:meth:`Artifact.get` returns the latest.
+
+What each kind stores as ``data`` (Prefect's representation, as text):
+
+- :func:`create_markdown_artifact`: ``type`` ``markdown``, the markdown;
+- :func:`create_link_artifact`: ``type`` ``markdown`` (as in Prefect), the link
+  as markdown, ``[link_text](link)``;
+- :func:`create_table_artifact`: ``type`` ``table``, the table as JSON (NaN
+  becomes null);
+- :func:`create_progress_artifact`: ``type`` ``progress``, the percentage (0 to 100);
+- :class:`Artifact` ``(type=..., data=...).create()``: any ``type``, ``data`` as JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from kernelflow.errors import ConfigurationError
+
+__all__ = [
+    "Artifact",
+    "acreate_link_artifact",
+    "acreate_markdown_artifact",
+    "acreate_progress_artifact",
+    "acreate_table_artifact",
+    "aupdate_progress_artifact",
+    "create_link_artifact",
+    "create_markdown_artifact",
+    "create_progress_artifact",
+    "create_table_artifact",
+    "update_progress_artifact",
+]
+
+logger = logging.getLogger("kernelflow.artifacts")
+
+_KEY = re.compile(r"[a-z0-9-]*")
+
+Table = dict[str, list[Any]] | list[dict[str, Any]] | list[list[Any]]
+
+
+class Artifact:
+    """An artifact: a piece of data a run leaves for people to read.
+
+    Build one to create a generic artifact (its ``data`` stored as JSON), or
+    read the latest version of a key with :meth:`get`.
+
+    Parameters
+    ----------
+    type
+        What kind of artifact it is (``"markdown"``, ``"table"``, ``"progress"``...).
+    key
+        Lowercase letters, digits and dashes; artifacts sharing a key are its versions.
+    description
+        Markdown shown with it.
+    data
+        Any JSON-serialisable value (stored as JSON text).
+
+    Attributes
+    ----------
+    id
+        A UUID, once created or read.
+    flow_run_id, task_run_id
+        The runs it belongs to (None outside a run).
+    created, updated
+        UTC datetimes, once read from the store.
+
+    Examples
+    --------
+    >>> Artifact(type="metric", key="accuracy", data={"value": 0.93}).create()  # doctest: +SKIP
+    >>> Artifact.get("accuracy").data  # doctest: +SKIP
+    '{"value": 0.93}'
+    """
+
+    def __init__(
+        self,
+        type: str | None = None,  # shadows the builtin: Prefect's keyword
+        key: str | None = None,
+        description: str | None = None,
+        data: Any = None,
+        flow_run_id: str | None = None,
+        task_run_id: str | None = None,
+    ) -> None:
+        self.id: uuid.UUID | None = None
+        self.type = type
+        self.key = _check_key(key)
+        self.description = description
+        self.data = data
+        self.flow_run_id = flow_run_id
+        self.task_run_id = task_run_id
+        self.created: dt.datetime | None = None
+        self.updated: dt.datetime | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Artifact(id={self.id!r}, key={self.key!r}, type={self.type!r}, "
+            f"description={self.description!r})"
+        )
+
+    def create(self) -> Artifact:
+        """Record this artifact, with ``data`` as JSON, under the current run; return it.
+
+        Returns
+        -------
+        Artifact
+            This artifact, with its ``id``, ``flow_run_id`` and ``task_run_id`` set.
+        """
+        data = _json(self.data, "artifact data")
+        if self.flow_run_id is None and self.task_run_id is None:
+            self.task_run_id, self.flow_run_id = _run_ids()
+        self.id = _create(
+            self.type, self.key, self.description, data, self.flow_run_id, self.task_run_id
+        )
+        return self
+
+    @classmethod
+    def get(cls, key: str) -> Artifact | None:
+        """The most recently updated artifact with ``key``, or None.
+
+        Reads the store (after folding pending journals), so it needs duckdb.
+
+        Parameters
+        ----------
+        key
+            The artifact key.
+
+        Returns
+        -------
+        Artifact or None
+            ``data`` is as stored: text, or a float for progress.
+        """
+        from kernelflow.store.queries import latest_artifact
+
+        frame = latest_artifact(key)
+        if frame.empty:
+            return None
+        row = frame.iloc[0]
+        found = cls(
+            type=_value(row["type"]),
+            key=_value(row["key"]),
+            description=_value(row["description"]),
+            data=_data(_value(row["type"]), _value(row["data"])),
+            flow_run_id=_value(row["flow_run_id"]),
+            task_run_id=_value(row["task_run_id"]),
+        )
+        found.id = uuid.UUID(row["id"])
+        found.created = _datetime(row["created"])
+        found.updated = _datetime(row["updated"])
+        return found
+
+
+def create_markdown_artifact(
+    markdown: str, key: str | None = None, description: str | None = None
+) -> uuid.UUID:
+    """Create a markdown artifact.
+
+    Parameters
+    ----------
+    markdown
+        The markdown text.
+    key
+        Lowercase letters, digits and dashes; artifacts sharing a key are its versions.
+    description
+        Markdown shown with it.
+
+    Returns
+    -------
+    uuid.UUID
+        The artifact's id.
+
+    Raises
+    ------
+    ConfigurationError
+        ``markdown`` is not a string, or ``key`` has other characters.
+
+    Examples
+    --------
+    >>> create_markdown_artifact("## Done\\n3 files written", key="load-summary")  # doctest: +SKIP
+    UUID('0193...')
+    """
+    if not isinstance(markdown, str):
+        raise ConfigurationError(
+            f"create_markdown_artifact takes markdown text (a str), not {type(markdown).__name__}."
+        )
+    return _create("markdown", _check_key(key), description, markdown)
+
+
+def create_link_artifact(
+    link: str,
+    link_text: str | None = None,
+    key: str | None = None,
+    description: str | None = None,
+) -> uuid.UUID:
+    """Create a link artifact, stored as Prefect does: markdown ``[link_text](link)``.
+
+    Parameters
+    ----------
+    link
+        The URL.
+    link_text
+        The text shown for it (default: the link itself).
+    key
+        Lowercase letters, digits and dashes; artifacts sharing a key are its versions.
+    description
+        Markdown shown with it.
+
+    Returns
+    -------
+    uuid.UUID
+        The artifact's id.
+
+    Examples
+    --------
+    >>> create_link_artifact("https://example.com/report.csv", "report")  # doctest: +SKIP
+    UUID('0193...')
+    """
+    if not isinstance(link, str):
+        raise ConfigurationError(
+            f"create_link_artifact takes the link as a str, not {type(link).__name__}."
+        )
+    text = f"[{link_text}]({link})" if link_text else f"[{link}]({link})"
+    return _create("markdown", _check_key(key), description, text)
+
+
+def create_table_artifact(
+    table: Table, key: str | None = None, description: str | None = None
+) -> uuid.UUID:
+    """Create a table artifact.
+
+    Parameters
+    ----------
+    table
+        A list of dicts (one per row), a dict of lists (one per column) or a
+        list of lists (rows). NaN becomes null; other values that JSON lacks
+        (dates, decimals) are stored as their ``str``. For a DataFrame, pass
+        ``df.to_dict(orient="records")``.
+    key
+        Lowercase letters, digits and dashes; artifacts sharing a key are its versions.
+    description
+        Markdown shown with it.
+
+    Returns
+    -------
+    uuid.UUID
+        The artifact's id.
+
+    Raises
+    ------
+    ConfigurationError
+        ``table`` has none of the three shapes.
+
+    Examples
+    --------
+    >>> create_table_artifact({"city": ["Oslo", "Lima"], "temp": [4, 19]})  # doctest: +SKIP
+    UUID('0193...')
+    """
+    if not _is_table(table):
+        raise ConfigurationError(
+            "create_table_artifact takes a list of dicts, a dict of lists or a list of lists, "
+            f"not {type(table).__name__}; for a DataFrame pass df.to_dict(orient='records')."
+        )
+    data = json.dumps(_sanitize(table), default=str, allow_nan=False)
+    return _create("table", _check_key(key), description, data)
+
+
+def create_progress_artifact(
+    progress: float, key: str | None = None, description: str | None = None
+) -> uuid.UUID:
+    """Create a progress artifact; move it on with :func:`update_progress_artifact`.
+
+    Parameters
+    ----------
+    progress
+        Percent done, 0 to 100 (a value outside is logged and clamped, as in Prefect).
+    key
+        Lowercase letters, digits and dashes; artifacts sharing a key are its versions.
+    description
+        Markdown shown with it.
+
+    Returns
+    -------
+    uuid.UUID
+        The artifact's id.
+
+    Examples
+    --------
+    >>> progress = create_progress_artifact(0.0, key="files-loaded")  # doctest: +SKIP
+    >>> update_progress_artifact(progress, 50.0)  # doctest: +SKIP
+    """
+    return _create("progress", _check_key(key), description, _progress(progress))
+
+
+def update_progress_artifact(
+    artifact_id: uuid.UUID | str, progress: float, description: str | None = None
+) -> uuid.UUID:
+    """Set a progress artifact's percentage (and its description, when given).
+
+    Costs one journal append, so it can run in a tight loop; the store and
+    the run's live view follow.
+
+    Parameters
+    ----------
+    artifact_id
+        What :func:`create_progress_artifact` returned.
+    progress
+        Percent done, 0 to 100 (clamped, with a warning, outside that).
+    description
+        A new description; None keeps the current one.
+
+    Returns
+    -------
+    uuid.UUID
+        ``artifact_id``.
+    """
+    try:
+        artifact_uuid = uuid.UUID(str(artifact_id))
+    except ValueError:
+        raise ConfigurationError(
+            f"update_progress_artifact takes the id create_progress_artifact returned, "
+            f"not {artifact_id!r}."
+        ) from None
+    data = _progress(progress)
+    event = {
+        "ev": "artifact_update",
+        "id": str(artifact_uuid),
+        "data": data,
+        "description": description or None,
+        "t": time.time(),
+    }
+    from kernelflow.store.journal import record
+
+    record(event)
+    _notify(event)
+    return artifact_uuid
+
+
+async def acreate_markdown_artifact(
+    markdown: str, key: str | None = None, description: str | None = None
+) -> uuid.UUID:
+    """:func:`create_markdown_artifact`, to ``await`` (it never blocks: one journal append)."""
+    return create_markdown_artifact(markdown, key, description)
+
+
+async def acreate_link_artifact(
+    link: str,
+    link_text: str | None = None,
+    key: str | None = None,
+    description: str | None = None,
+) -> uuid.UUID:
+    """:func:`create_link_artifact`, to ``await``."""
+    return create_link_artifact(link, link_text, key, description)
+
+
+async def acreate_table_artifact(
+    table: Table, key: str | None = None, description: str | None = None
+) -> uuid.UUID:
+    """:func:`create_table_artifact`, to ``await``."""
+    return create_table_artifact(table, key, description)
+
+
+async def acreate_progress_artifact(
+    progress: float, key: str | None = None, description: str | None = None
+) -> uuid.UUID:
+    """:func:`create_progress_artifact`, to ``await``."""
+    return create_progress_artifact(progress, key, description)
+
+
+async def aupdate_progress_artifact(
+    artifact_id: uuid.UUID | str, progress: float, description: str | None = None
+) -> uuid.UUID:
+    """:func:`update_progress_artifact`, to ``await``."""
+    return update_progress_artifact(artifact_id, progress, description)
+
+
+# --- summaries (runs show, the live view, REST) ----------------------------------------------
+
+
+def summarize(type_: str | None, data: str | None) -> str:
+    """One line saying what an artifact holds: markdown's first line, a table's shape, a %.
+
+    Parameters
+    ----------
+    type_
+        The artifact's ``type``.
+    data
+        Its ``data`` as stored (text).
+
+    Returns
+    -------
+    str
+        E.g. ``"# Sales"``, ``"3 rows, 2 columns"``, ``"40%"``.
+    """
+    if data is None:
+        return ""
+    if type_ == "progress":
+        try:
+            return f"{float(data):g}%"
+        except ValueError:
+            return str(data)
+    if type_ == "table":
+        try:
+            rows, columns = _shape(json.loads(data))
+        except (ValueError, TypeError):
+            return _first_line(data)
+        return f"{_count(rows, 'row')}, {_count(columns, 'column')}"
+    return _first_line(str(data))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _first_line(text: str, limit: int = 80) -> str:
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _shape(table: Any) -> tuple[int, int]:
+    if isinstance(table, dict):
+        lengths = [len(column) for column in table.values() if isinstance(column, list)]
+        return max(lengths, default=0), len(table)
+    if isinstance(table, list):
+        if table and all(isinstance(row, dict) for row in table):
+            return len(table), len({name for row in table for name in row})
+        return len(table), max((len(row) for row in table if isinstance(row, list)), default=0)
+    raise TypeError("not a table")
+
+
+# --- the live view listens here ----------------------------------------------------------------
+
+_listeners: list[Callable[[dict], None]] = []
+_listeners_lock = threading.Lock()
+
+
+def add_listener(listener: Callable[[dict], None]) -> None:
+    """Call ``listener(event)`` with each artifact this process creates or updates.
+
+    ``event`` is the journaled dict (``ev`` is ``"artifact"`` or
+    ``"artifact_update"``). Used by the live run view; a listener must be
+    quick and must not raise (a failure is logged and ignored).
+    """
+    with _listeners_lock:
+        if listener not in _listeners:
+            _listeners.append(listener)
+
+
+def remove_listener(listener: Callable[[dict], None]) -> None:
+    """Stop calling ``listener`` (no error if it was not added)."""
+    with _listeners_lock:
+        if listener in _listeners:
+            _listeners.remove(listener)
+
+
+def _notify(event: dict) -> None:
+    for listener in list(_listeners):
+        try:
+            listener(event)
+        except Exception:  # an artifact must never fail a run over a view; say so once
+            logger.exception("kernelflow: a listener failed on an artifact")
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _run_ids() -> tuple[str | None, str | None]:
+    """(task_run_id, flow_run_id) of the calling code; (None, None) outside any run."""
+    from kernelflow import context
+
+    task_ctx = context.task_context.get()
+    if task_ctx is not None:
+        return task_ctx.task_run.id, task_ctx.task_run.flow_run_id
+    flow_ctx = context.current_flow_context()
+    if flow_ctx is not None:
+        return None, flow_ctx.flow_run.id  # a notebook's session run starts here if need be
+    return None, None
+
+
+def _create(
+    type_: str | None,
+    key: str | None,
+    description: str | None,
+    data: str,
+    flow_run_id: str | None = None,
+    task_run_id: str | None = None,
+) -> uuid.UUID:
+    from kernelflow.runs import new_id
+    from kernelflow.store.journal import record
+
+    if flow_run_id is None and task_run_id is None:
+        task_run_id, flow_run_id = _run_ids()
+    artifact_id = new_id()
+    event = {
+        "ev": "artifact",
+        "id": artifact_id,
+        "key": key,
+        "type": type_,
+        "description": description,
+        "data": data,
+        "flow_run_id": flow_run_id,
+        "task_run_id": task_run_id,
+        "t": time.time(),
+    }
+    record(event)
+    _notify(event)
+    return uuid.UUID(artifact_id)
+
+
+def _check_key(key: str | None) -> str | None:
+    if key is not None and (not isinstance(key, str) or not _KEY.fullmatch(key)):
+        raise ConfigurationError(
+            f"Artifact key {key!r} must only contain lowercase letters, numbers, and dashes "
+            "(e.g. 'daily-sales')."
+        )
+    return key
+
+
+def _progress(progress: float) -> str:
+    if isinstance(progress, bool) or not isinstance(progress, int | float):
+        raise ConfigurationError(
+            f"A progress artifact takes a number from 0 to 100, not {progress!r}."
+        )
+    value = float(progress)
+    if math.isnan(value):
+        raise ConfigurationError("A progress artifact takes a number from 0 to 100, not NaN.")
+    if not 0.0 <= value <= 100.0:
+        clamped = min(100.0, max(0.0, value))
+        logger.warning(
+            "Progress artifact received %s%%, outside 0-100; recording %s%%", progress, clamped
+        )
+        value = clamped
+    return json.dumps(value)
+
+
+def _is_table(table: Any) -> bool:
+    if isinstance(table, dict):
+        return all(isinstance(k, str) and isinstance(v, list) for k, v in table.items())
+    if isinstance(table, list):
+        return all(isinstance(row, dict) for row in table) or all(
+            isinstance(row, list) for row in table
+        )
+    return False
+
+
+def _sanitize(item: Any) -> Any:
+    """NaN to None, through lists and dicts (JSON has no NaN)."""
+    if isinstance(item, list):
+        return [_sanitize(x) for x in item]
+    if isinstance(item, dict):
+        return {k: _sanitize(v) for k, v in item.items()}
+    if isinstance(item, float) and math.isnan(item):
+        return None
+    return item
+
+
+def _json(value: Any, what: str) -> str:
+    try:
+        return json.dumps(_sanitize(value), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"The {what} must be JSON-serialisable: {exc}.") from None
+
+
+def _value(value: Any) -> Any:
+    """A DataFrame cell as Python: None for NULL/NaN/NaT."""
+    if value is None:
+        return None
+    try:
+        import pandas
+
+        if pandas.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return value
+
+
+def _data(type_: str | None, data: str | None) -> Any:
+    if type_ == "progress" and data is not None:
+        try:
+            return float(data)
+        except ValueError:
+            return data
+    return data
+
+
+def _datetime(value: Any) -> dt.datetime | None:
+    value = _value(value)
+    if value is None:
+        return None
+    return value.to_pydatetime().astimezone(dt.timezone.utc)
