@@ -30,8 +30,19 @@ pytestmark = pytest.mark.timeout(120)
 
 #: The deadline the tests give a whole webhook call.
 DEADLINE_S = 2.0
-#: How much later than its deadline a delivery may end (thread start-up, journaling).
-SLACK_S = 2.0
+#: How much later than its deadline a delivery may end (thread start-up, journaling, on a
+#: loaded 2-core machine). Still well short of the trickling answer's 11 s, so a deadline
+#: that is not enforced fails the tests.
+SLACK_S = 5.0
+#: The deadline in runs through a real deployment: the run ends (kernel shut down, state
+#: journaled) while the receiver holds its answer, and that must fit in it.
+THROUGH_A_RUN_DEADLINE_S = 8.0
+
+
+def _open_gate() -> threading.Event:
+    gate = threading.Event()
+    gate.set()
+    return gate
 
 
 @dataclass
@@ -44,6 +55,8 @@ class Receiver:
     request_at: float | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     url: str = ""
+    #: Cleared, the receiver holds its answer until the test sets it: the caller must not wait.
+    release: threading.Event = field(default_factory=_open_gate)
 
     def serve(self, listener: socket.socket) -> None:
         while not self.stop.is_set():
@@ -56,6 +69,7 @@ class Receiver:
                 self.request_at = time.monotonic()
                 self.requests.append(request)
                 self.got_request.set()
+                self.release.wait(60)
                 try:
                     self.answer(conn, self.stop)
                 except OSError:
@@ -159,22 +173,23 @@ def outcomes(store: Any, run_id: str) -> list[tuple[str, str, str]]:
 class TestDelivery:
     """notify_run against each receiver: returns at once, records one outcome by the deadline."""
 
-    def deliver(self, store: Any, url: str) -> tuple[notify.Delivery, float, str]:
+    def deliver(self, store: Any, server: Receiver) -> tuple[notify.Delivery, str]:
         deployment, run, state = fake_run()
-        deployment.notify = [url]
+        deployment.notify = [server.url]
+        server.release.clear()  # no answer until notify_run has returned
         began = time.monotonic()
         (delivery,) = notify.notify_run(deployment, run, state, deadline_s=DEADLINE_S)
-        returned_after = time.monotonic() - began
-        assert returned_after < 0.5, "notify_run waited for the receiver"
+        assert not delivery.wait(0), "notify_run waited for the receiver"
+        server.release.set()
         assert delivery.wait(DEADLINE_S + SLACK_S), "the delivery outlived its deadline"
         assert time.monotonic() - began < DEADLINE_S + SLACK_S
-        return delivery, returned_after, run.id
+        return delivery, run.id
 
     def test_a_good_receiver_gets_the_run_and_it_is_recorded_sent(
         self, store: Any, receiver: Callable[..., Receiver]
     ) -> None:
         server = receiver(good)
-        delivery, _, run_id = self.deliver(store, server.url)
+        delivery, run_id = self.deliver(store, server)
         assert delivery.sent is True and delivery.detail.startswith("HTTP 200 OK in ")
         head, _, body = server.requests[0].partition(b"\r\n\r\n")
         assert head.startswith(b"POST /hook HTTP/1.1")
@@ -187,7 +202,7 @@ class TestDelivery:
         self, store: Any, receiver: Callable[..., Receiver]
     ) -> None:
         server = receiver(garbage)
-        delivery, _, run_id = self.deliver(store, server.url)
+        delivery, run_id = self.deliver(store, server)
         assert delivery.sent is False
         assert delivery.detail.startswith("the answer is not HTTP (BadStatusLine: ")
         ((url, outcome, detail),) = outcomes(store, run_id)
@@ -199,7 +214,7 @@ class TestDelivery:
     ) -> None:
         server = receiver(trickle)
         began = time.monotonic()
-        delivery, _, run_id = self.deliver(store, server.url)
+        delivery, run_id = self.deliver(store, server)
         # Each byte came well within the deadline; the whole answer would take 10 s.
         assert DEADLINE_S - 0.1 <= time.monotonic() - began < DEADLINE_S + SLACK_S
         assert delivery.sent is False
@@ -211,7 +226,7 @@ class TestDelivery:
     ) -> None:
         target = receiver(good)
         server = receiver(redirect_to(target))
-        delivery, _, run_id = self.deliver(store, server.url)
+        delivery, run_id = self.deliver(store, server)
         assert delivery.sent is False
         assert delivery.detail == (
             f"HTTP 302 Found: a redirect to {target.url}, not followed "
@@ -224,7 +239,7 @@ class TestDelivery:
         self, store: Any, receiver: Callable[..., Receiver]
     ) -> None:
         server = receiver(server_error)
-        delivery, _, run_id = self.deliver(store, server.url)
+        delivery, run_id = self.deliver(store, server)
         assert (delivery.sent, delivery.detail) == (False, "HTTP 500 Internal Server Error")
         assert outcomes(store, run_id) == [(server.url, "failed", "HTTP 500 Internal Server Error")]
 
@@ -292,19 +307,21 @@ class TestThroughARun:
         outcome: str,
         words: str,
     ) -> None:
-        monkeypatch.setattr(notify, "DEADLINE_S", DEADLINE_S)
+        monkeypatch.setattr(notify, "DEADLINE_S", THROUGH_A_RUN_DEADLINE_S)
         if answer == "redirect":
             answer = redirect_to(receiver(good))
         server = receiver(answer)
+        server.release.clear()  # the receiver answers only once the run has returned
         nb = make_notebook("alerts", "raise KeyError('gone')")
         deploy(nb, "alerts", interval=3600, notify=[server.url])
         run = run_deployment("alerts")
-        returned = time.monotonic()
         assert run.state.name == "Failed"
-        # The notification is posted as the run ends; the run did not wait for the answer.
-        assert server.got_request.wait(10)
-        assert returned - server.request_at < 1.5
-        assert notify.wait_for_deliveries(DEADLINE_S + SLACK_S)
+        # The notification is posted as the run ends; the run did not wait for the answer
+        # (had it waited, the call would have hit its deadline and be over by now).
+        assert not notify.wait_for_deliveries(0)
+        server.release.set()
+        assert server.got_request.wait(30)
+        assert notify.wait_for_deliveries(THROUGH_A_RUN_DEADLINE_S + SLACK_S)
         ((url, recorded, detail),) = outcomes(store, run.id)
         assert (url, recorded) == (server.url, outcome) and words in detail
 
