@@ -13,10 +13,14 @@ from kernelflow.cache import (
     Inputs,
 )
 
+#: Prefect's other name for :data:`NO_CACHE`.
+NONE = NO_CACHE
+
 __all__ = [
     "DEFAULT",
     "FLOW_PARAMETERS",
     "INPUTS",
+    "NONE",
     "NO_CACHE",
     "RUN_ID",
     "TASK_SOURCE",

@@ -57,6 +57,14 @@ class FlowRunContext:
         self._runner_factory = runner_factory
         self.task_runner: TaskRunner | None = None
 
+    @classmethod
+    def get(cls) -> FlowRunContext | None:
+        """The current flow run's context, or None outside one (Prefect's ``FlowRunContext.get()``).
+
+        In a notebook, code outside any ``@flow`` is in the kernel session's run.
+        """
+        return current_flow_context()
+
     def get_task_runner(self) -> TaskRunner:
         """The flow's task runner, started on first use (most flows never submit)."""
         runner = self.task_runner
@@ -91,6 +99,11 @@ class TaskRunContext:
         self.parameters = parameters
         self.log_prints = log_prints
         self.transaction: Transaction | None = None
+
+    @classmethod
+    def get(cls) -> TaskRunContext | None:
+        """The current task run's context, or None outside one (Prefect's ``.get()``)."""
+        return task_context.get()
 
 
 flow_context: contextvars.ContextVar[FlowRunContext | None] = contextvars.ContextVar(

@@ -110,6 +110,7 @@ PREFECT_NAMES = {
         "INPUTS",
         "TASK_SOURCE",
         "NO_CACHE",
+        "NONE",
         "RUN_ID",
         "FLOW_PARAMETERS",
         "DEFAULT",
