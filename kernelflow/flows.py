@@ -15,7 +15,6 @@ True
 
 from __future__ import annotations
 
-import copy
 import datetime
 import functools
 import inspect
@@ -25,6 +24,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from kernelflow import engine
 from kernelflow.errors import ConfigurationError
 from kernelflow.options import (
+    BindsAsMethod,
     CallShape,
     check_delays,
     check_hooks,
@@ -42,7 +42,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class Flow(Generic[P, R]):
+class Flow(BindsAsMethod, Generic[P, R]):
     """A function whose calls are flow runs. Made by :func:`flow`; see it for the options.
 
     State hooks are registered with the options or, as in Prefect, with the
@@ -53,6 +53,8 @@ class Flow(Generic[P, R]):
     function. A generator function's flow yields its values as the run goes
     (Prefect's generator flows).
     """
+
+    _what = "flow"
 
     def __init__(
         self,
@@ -194,31 +196,6 @@ class Flow(Generic[P, R]):
             return self._call_async(parameters, return_state)  # type: ignore[return-value]
         state = engine.run_flow(self, parameters)
         return state if return_state else state.result()  # type: ignore[return-value]
-
-    def _bind(self, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """The call's parameters, with the bound instance or class first for a method."""
-        if self._bound is not None:
-            args = (self._bound, *args)
-        return self._shape.bind(args, kwargs, f"flow '{self.name}'")
-
-    def __get__(self, instance: Any, owner: Any) -> Flow[P, R]:
-        """Bind a flow defined on a class, as Prefect does (``Flow.__get__``).
-
-        ``obj.method`` is a copy of the flow with ``obj`` as its first argument;
-        a ``@classmethod`` flow gets the class; a ``@staticmethod`` flow and an
-        instance method looked up on the class are returned as they are.
-        """
-        if self._method_kind == "staticmethod":
-            return self
-        if self._method_kind == "classmethod":
-            target = owner if owner is not None else type(instance)
-        elif instance is not None:
-            target = instance
-        else:
-            return self
-        bound = copy.copy(self)
-        bound._bound = target
-        return bound
 
     async def _call_async(self, parameters: dict[str, Any], return_state: bool) -> Any:
         state = await engine.run_flow_async(self, parameters)

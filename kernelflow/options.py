@@ -6,6 +6,7 @@ the decorator runs, with a message naming the option and what it accepts.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import inspect
 import numbers
@@ -113,6 +114,41 @@ def method_kind(fn: Any) -> tuple[Any, str | None]:
     if isinstance(fn, staticmethod):
         return fn.__func__, "staticmethod"
     return fn, None
+
+
+class BindsAsMethod:
+    """What ``Flow`` and ``Task`` share so that, defined on a class, they bind as Prefect's do.
+
+    ``obj.method`` is a copy with ``obj`` as its first argument; a
+    ``@classmethod`` one gets the class; a ``@staticmethod`` one and an instance
+    method looked up on the class are returned as they are (see :func:`method_kind`).
+    """
+
+    #: "flow" or "task", for messages about the call's arguments.
+    _what: str = ""
+    name: str
+    _bound: Any
+    _method_kind: str | None
+    _shape: CallShape
+
+    def _bind(self, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's parameters, with the bound instance or class first for a method."""
+        if self._bound is not None:
+            args = (self._bound, *args)
+        return self._shape.bind(args, kwargs, f"{self._what} '{self.name}'")
+
+    def __get__(self, instance: Any, owner: Any) -> Any:
+        if self._method_kind == "staticmethod":
+            return self
+        if self._method_kind == "classmethod":
+            target = owner if owner is not None else type(instance)
+        elif instance is not None:
+            target = instance
+        else:
+            return self
+        bound = copy.copy(self)
+        bound._bound = target
+        return bound
 
 
 def check_result_storage_key(value: Any, owner: str) -> str | None:

@@ -15,7 +15,6 @@ Example
 
 from __future__ import annotations
 
-import copy
 import datetime
 import functools
 import logging
@@ -27,6 +26,7 @@ from kernelflow.cache import DEFAULT, NO_CACHE, CacheKeyFnPolicy, CachePolicy
 from kernelflow.errors import CachePolicyError, ConfigurationError
 from kernelflow.futures import PrefectFutureList, TaskRunFuture
 from kernelflow.options import (
+    BindsAsMethod,
     CallShape,
     check_delays,
     check_hooks,
@@ -46,7 +46,7 @@ _NOT_SET: Any = object()
 _log = logging.getLogger("kernelflow.tasks")
 
 
-class Task(Generic[P, R]):
+class Task(BindsAsMethod, Generic[P, R]):
     """A function whose calls are task runs. Made by :func:`task`; see it for the options.
 
     Call it to run it (inside a flow or not), ``.submit()`` to run it on the
@@ -61,6 +61,8 @@ class Task(Generic[P, R]):
     defined on a class (an instance method, ``@classmethod`` or
     ``@staticmethod``) binds like a function: ``obj.method(x)`` passes ``obj``.
     """
+
+    _what = "task"
 
     def __init__(
         self,
@@ -233,31 +235,6 @@ class Task(Generic[P, R]):
         task_run = engine.create_task_run(self, parameters, flow_ctx)
         state = await engine.run_task_async(self, task_run, parameters, wait_for, flow_ctx)
         return state if return_state else _call_value(task_run, state)
-
-    def _bind(self, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """The call's parameters, with the bound instance or class first for a method."""
-        if self._bound is not None:
-            args = (self._bound, *args)
-        return self._shape.bind(args, kwargs, f"task '{self.name}'")
-
-    def __get__(self, instance: Any, owner: Any) -> Task[P, R]:
-        """Bind a task defined on a class, as Prefect does (``Task.__get__``).
-
-        ``obj.method`` is a copy of the task with ``obj`` as its first argument;
-        a ``@classmethod`` task gets the class; a ``@staticmethod`` task and an
-        instance method looked up on the class are returned as they are.
-        """
-        if self._method_kind == "staticmethod":
-            return self
-        if self._method_kind == "classmethod":
-            target = owner if owner is not None else type(instance)
-        elif instance is not None:
-            target = instance
-        else:
-            return self
-        bound = copy.copy(self)
-        bound._bound = target
-        return bound
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskRunFuture[R]:
         """Run the task on the flow's task runner; return a future at once."""
