@@ -497,14 +497,20 @@ class KernelflowRuns:
     def _start(self, name: str) -> Future[h.Run]:
         with self.lock:
             if name not in self.runs:
-                self.runs[name] = self.pool.submit(self._run, name)
+                # Translated here, not in the pool: ``translate`` parses with ``ast``, and on
+                # CPython 3.11 two threads parsing at once can corrupt the interpreter's shared
+                # AST state ("AST constructor recursion depth mismatch") under pytest's own
+                # parsing of tracebacks in the main thread.
+                source = h.translate(h.example_path(name).read_text())
+                self.runs[name] = self.pool.submit(self._run, name, source)
             return self.runs[name]
 
-    def _run(self, name: str) -> h.Run:
+    def _run(self, name: str, source: str) -> h.Run:
+        """Run the translated example (no ``ast`` here: see :meth:`_start`)."""
         work = self.root / name
         (work / "cwd").mkdir(parents=True)
         program = work / f"{name}.py"
-        program.write_text(h.translate(h.example_path(name).read_text()))
+        program.write_text(source)
         return h.run_program(
             sys.executable, program, h.kernelflow_environment(work / "home"), work / "cwd"
         )
