@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 export PATH := $(VENV)/bin:$(PATH)
 
 # Everything the project needs, from the registries, in one place.
-DEPS := .[notebook,dask,test]
+DEPS := .[dask,test]
 
 .PHONY: setup demo test bench lint clean prefect-golden
 

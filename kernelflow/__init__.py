@@ -111,9 +111,17 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
     return [{"src": "labextension", "dest": "kernelflow"}]
 
 
-def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    # The REST API the panel reads; the module is imported only by the Jupyter server.
-    return [{"module": "kernelflow.extension"}]
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    # The REST API the panel reads and the scheduler: the ExtensionApp KernelflowApp. Only
+    # the Jupyter server calls this; the app is built lazily, so jupyter_server is not
+    # imported here (jupyter_server calls ``metadata["app"]()`` to get the app instance).
+    return [{"module": "kernelflow.extension", "app": _server_extension_app}]
+
+
+def _server_extension_app() -> Any:
+    from kernelflow.extension.app import KernelflowApp
+
+    return KernelflowApp()
 
 
 def __dir__() -> list[str]:

@@ -18,6 +18,7 @@ the drivers only differ in how they call, wait and sleep.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import functools
 import inspect
 import logging
@@ -55,6 +56,7 @@ from kernelflow.states import (
     Running,
     State,
     StateType,
+    StoredResult,
     TimedOut,
 )
 from kernelflow.store.journal import current_journal
@@ -146,23 +148,45 @@ def set_state(
 _finish_loggers = {kind: logging.getLogger(f"kernelflow.runs.{kind}") for kind in ("flow", "task")}
 
 
+#: ``extra`` of a log line shown on the console but not written to the run's logs.
+_CONSOLE_ONLY = {"journal": False}
+
+
 def _finished_log(kind: str, run: FlowRun | TaskRun, state: State) -> None:
-    level = logging.INFO if state.is_completed() else logging.ERROR
+    # As Prefect 3 prints it: a flow's final state at INFO whatever it is, a task's at
+    # ERROR unless it completed; the state in its short form ("Failed('boom')").
+    level = logging.INFO if kind == "flow" or state.is_completed() else logging.ERROR
     # The level first: building the run's logger costs more than the check, and this line
     # is often below the configured level (e.g. every cache hit under WARNING).
     if _finish_loggers[kind].isEnabledFor(level):
-        run_logger(kind, run).log(level, "Finished in state %r", state, extra={"journal": False})
+        run_logger(kind, run).log(level, "Finished in state %s", state, extra=_CONSOLE_ONLY)
+
+
+def _hook_name(hook: Callable) -> str:
+    """A hook's name as Prefect logs it: its ``__name__``, a partial's function's, its class's."""
+    name = getattr(hook, "__name__", None)
+    if name is None and isinstance(hook, functools.partial):
+        name = getattr(hook.func, "__name__", None)
+    return name or type(hook).__name__
 
 
 def _call_hooks(hooks: list[Callable], owner: Any, run: Any, state: State, kind: str) -> None:
+    """Call state hooks in order; a failing hook is logged and leaves the run's state alone."""
+    logger = run_logger(kind, run)
     for hook in hooks:
+        name = _hook_name(hook)
+        logger.info("Running hook %r in response to entering state %r", name, state.name)
         try:
             hook(owner, run, state)
         except Exception:
-            run_logger(kind, run).exception(
-                "State hook %s failed; the run's state is unchanged",
-                getattr(hook, "__name__", hook),
-            )
+            logger.error("An error was encountered while running hook %r", name, exc_info=True)
+        else:
+            logger.info("Hook %r finished running successfully", name)
+
+
+def _seconds_text(seconds: float) -> str:
+    """Seconds as Prefect prints a retry delay: ``1`` for a whole number, else ``0.25``."""
+    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
 
 
 # --- inputs -----------------------------------------------------------------
@@ -196,7 +220,15 @@ def _needs_resolving(value: Any) -> bool:
         return any(_needs_resolving(v) for v in value)
     if isinstance(value, dict):
         return any(_needs_resolving(v) for v in value.values())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(_needs_resolving(getattr(value, f.name)) for f in dataclasses.fields(value))
     return False
+
+
+def _completed_value(state: State) -> Any:
+    """A completed state's value, read back from the store if it is kept only there."""
+    data = state.data
+    return data.load() if isinstance(data, StoredResult) else data
 
 
 def _resolve(value: Any, upstream: list[str], allowed: bool = False) -> Any:
@@ -213,7 +245,7 @@ def _resolve(value: Any, upstream: list[str], allowed: bool = False) -> Any:
         upstream.append(value.task_run_id)
         state = value.final_state()
         if state.is_completed():
-            return state.data
+            return _completed_value(state)
         if allowed:
             return None
         raise UpstreamTaskError(
@@ -221,7 +253,7 @@ def _resolve(value: Any, upstream: list[str], allowed: bool = False) -> Any:
         )
     if isinstance(value, State):
         if value.is_completed():
-            return value.data
+            return _completed_value(value)
         if allowed:
             return None
         raise UpstreamTaskError(f"An upstream state is {value.name}, not Completed.")
@@ -229,6 +261,14 @@ def _resolve(value: Any, upstream: list[str], allowed: bool = False) -> Any:
         return type(value)(_resolve(v, upstream, allowed) for v in value)
     if isinstance(value, dict):
         return {k: _resolve(v, upstream, allowed) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        # Rebuilt with the resolved fields, as Prefect does (so __init__ runs again).
+        changes = {
+            f.name: _resolve(getattr(value, f.name), upstream, allowed)
+            for f in dataclasses.fields(value)
+            if f.init and _needs_resolving(getattr(value, f.name))
+        }
+        return dataclasses.replace(value, **changes) if changes else value
     return value
 
 
@@ -311,8 +351,10 @@ class TaskAttempt:
         "ctx",
         "events",
         "flow_ctx",
+        "immediate_retry",
         "key",
         "persist",
+        "record",
         "result_name",
         "task",
         "task_run",
@@ -343,8 +385,13 @@ class TaskAttempt:
         persist = task.persist_result
         if persist is None and flow_ctx is not None and flow_ctx.flow is not None:
             persist = flow_ctx.flow.persist_result
-        self.persist = bool(persist)
+        # A value not kept in memory must be kept in the store.
+        self.persist = bool(persist) or not task.cache_result_in_memory
+        #: (path, checksum, format) of the result file this run wrote, if any.
+        self.record: tuple[str, str, str] | None = None
         self.token: contextvars.Token | None = None
+        #: Whether the next try follows a retry with no delay (it starts "Retrying").
+        self.immediate_retry = False
         # Events (inputs, cache_hit) journaled with the next state, in one write.
         self.events: list[dict] = []
         # Inside a transaction (a transaction() block, or the run of a task calling this
@@ -432,8 +479,7 @@ class TaskAttempt:
         )
         if hit is None:
             return None
-        entry = hit.entry
-        return Cached(data=hit.value, message=f"Cached result from {_ago(entry.created)}")
+        return Cached(data=hit.value)
 
     def _stored_under_key(self) -> State | None:
         """``result_storage_key``: the rendered key names the result and is its cache key.
@@ -461,7 +507,7 @@ class TaskAttempt:
         hit = cache_index.lookup(self.key, task_run_id=self.task_run.id, events=self.events)
         if hit is None:
             return None
-        return Cached(data=hit.value, message=f"Cached result from {_ago(hit.entry.created)}")
+        return Cached(data=hit.value)
 
     def start_try(self) -> None:
         """Enter Running (first try) or Retrying (later tries)."""
@@ -469,9 +515,9 @@ class TaskAttempt:
         run.run_count += 1
         if run.start_time is None:
             run.start_time = time.time()
-        set_state(
-            "task", run, Running() if run.run_count == 1 else Retrying(), before=self._take_events()
-        )
+        # As Prefect: a retry that starts at once is "Retrying", one after a delay "Running".
+        retrying = run.run_count > 1 and self.immediate_retry
+        set_state("task", run, Retrying() if retrying else Running(), before=self._take_events())
         if self.task.on_running_hooks:
             _call_hooks(self.task.on_running_hooks, self.task, run, run.state, "task")
 
@@ -500,21 +546,51 @@ class TaskAttempt:
         task, run = self.task, self.task_run
         if not state.is_failed():
             return None
+        # Prefect's lines: "Task run failed with exception: ValueError('x') - Retry 1/3 will
+        # start 2 second(s) from now", then "... - Retries are exhausted" at ERROR.
+        failure = ("state", state) if run.returned_state else ("exception", state.data)
         if run.run_count > task.retries:
-            return None
+            self._roll_back()
+            exhausted = " - Retries are exhausted" if task.retries else ""
+            run_logger("task", run).error(
+                "Task run failed with %s: %r%s", *failure, exhausted, exc_info=_exc_info(state)
+            )
+            return self._not_retried(state)
         if task.retry_condition_fn is not None:
             try:
                 if not task.retry_condition_fn(task, run, state):
-                    return None
+                    return self._not_retried(state)
             except Exception:
                 run_logger("task", run).exception("retry_condition_fn failed; not retrying")
-                return None
+                return self._not_retried(state)
         delay = task.delay_for_retry(run.run_count)
         if task.retry_jitter_factor:
             delay = max(0.0, delay * (1 + random.uniform(-1, 1) * task.retry_jitter_factor))
         set_state("task", run, AwaitingRetry(message=state.message, data=state.data))
-        run_logger("task", run).info("Retrying in %s seconds...", float(round(delay, 3)))
+        when = f"{_seconds_text(round(delay, 3))} second(s) from now" if delay else "immediately"
+        run_logger("task", run).info(
+            "Task run failed with %s: %r - Retry %s/%s will start %s",
+            *failure,
+            run.run_count,
+            task.retries,
+            when,
+            extra={"retry_delay": delay},  # widgets/_logs.py: the live view's countdown
+        )
+        self.immediate_retry = not delay
         return delay
+
+    def _not_retried(self, state: State) -> None:
+        self._roll_back()
+        if state.name == "TimedOut":  # Prefect says so once more, in its own words
+            run_logger("task", self.task_run).error("%s", state.message)
+        return None
+
+    def _roll_back(self) -> None:
+        """Roll the failed run's transaction back now: before its failure is logged, as in
+        Prefect, where the exception leaves the transaction before the engine sees it."""
+        txn = self.ctx.transaction
+        if txn is not None and not txn._closed:
+            txn._close(failed=True)
 
     def finish(self, state: State) -> State:
         """Persist the result if asked, enter the final state, settle the transaction, call hooks.
@@ -538,16 +614,18 @@ class TaskAttempt:
                     result_path, staged = self._persist_staged(state)
             except (ResultSerializationError, ConfigurationError) as exc:
                 state = Failed(message=str(exc), data=exc)
-        if txn is not None and not state.is_completed():
+        if txn is not None and not state.is_completed() and not txn._closed:
             txn._close(failed=True)
         set_state("task", run, state, result=result_path, before=self._take_events())
-        _finished_log("task", run, state)
         if txn is not None and state.is_completed():
             self._settle(txn, state, result_path, staged)
         if state.is_completed() and task.on_completion_hooks:
             _call_hooks(task.on_completion_hooks, task, run, state, "task")
         elif state.is_failed() and task.on_failure_hooks:
             _call_hooks(task.on_failure_hooks, task, run, state, "task")
+        _finished_log("task", run, state)  # after the hooks, as Prefect's console shows
+        if self.record is not None and not task.cache_result_in_memory and state.is_completed():
+            state.data = StoredResult(*self.record)  # the store has it: let go of the value
         return state
 
     def _persist(self, state: State) -> str | None:
@@ -567,11 +645,14 @@ class TaskAttempt:
                 duration=time.time() - (run.start_time or time.time()),
                 result_name=self.result_name,
             )
+            self.record = (entry.result, entry.checksum, entry.format)
             return entry.result
         if self.persist:
             from kernelflow.results import write_result
 
-            return write_result(state.data, task_name=task.name).path
+            written = write_result(state.data, task_name=task.name)
+            self.record = (written.path, written.checksum, written.format)
+            return written.path
         return None
 
     def _expires(self) -> float | None:
@@ -586,6 +667,7 @@ class TaskAttempt:
         from kernelflow.results import write_result
 
         record = write_result(state.data, task_name=task.name, name=self.result_name)
+        self.record = (record.path, record.checksum, record.format)
         if self.key is None:
             return record.path, None
         run = self.task_run
@@ -622,14 +704,12 @@ class TaskAttempt:
         txn._close(failed=False)
 
     def crash(self, exc: BaseException) -> None:
-        """Record a run interrupted by ``exc`` (KeyboardInterrupt, SystemExit) as Crashed."""
+        """Record a run interrupted by ``exc``: Cancelled, or Crashed (see interrupted_state)."""
         txn = self.ctx.transaction
         if txn is not None:
             txn._abort()
         if _crash_needs_recording(self.task_run, exc):
-            set_state(
-                "task", self.task_run, Crashed(message=f"Interrupted by {type(exc).__name__}")
-            )
+            set_state("task", self.task_run, interrupted_state(exc))
 
 
 def _mark_rolled_back(run: TaskRun, result: str | None, txn: transactions.Transaction) -> None:
@@ -644,15 +724,15 @@ def _mark_rolled_back(run: TaskRun, result: str | None, txn: transactions.Transa
     set_state("task", run, Completed(name="RolledBack", message=message, data=data), result=result)
 
 
-def _ago(timestamp: float) -> str:
-    seconds = max(0.0, time.time() - timestamp)
-    if seconds < 90:
-        return f"{seconds:.0f} s ago"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min ago"
-    if seconds < 129600:
-        return f"{seconds / 3600:.1f} h ago"
-    return f"{seconds / 86400:.1f} days ago"
+def interrupted_state(exc: BaseException) -> State:
+    """The final state of a run that ``exc`` interrupted.
+
+    The stop button (KeyboardInterrupt) is the user cancelling, as in Prefect's
+    UI: Cancelled. Anything else (SystemExit, a killed worker) is Crashed.
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        return Cancelled(message="Cancelled by an interrupt (KeyboardInterrupt)")
+    return Crashed(message=f"Interrupted by {type(exc).__name__}")
 
 
 def _crash_needs_recording(run: FlowRun | TaskRun, exc: BaseException) -> bool:
@@ -667,6 +747,11 @@ def _crash_needs_recording(run: FlowRun | TaskRun, exc: BaseException) -> bool:
     if run.state is not None and run.state.is_final():
         return False
     return not isinstance(exc, StoreError)
+
+
+def _exc_info(state: State) -> BaseException | bool:
+    """The exception a failed state carries, for a log line's traceback (False: none)."""
+    return state.data if isinstance(state.data, BaseException) else False
 
 
 def exception_to_state(exc: BaseException, prefix: str) -> State:
@@ -921,11 +1006,11 @@ class FlowAttempt:
     def __init__(self, flow: Flow, parameters: dict[str, Any]) -> None:
         configure_logging()
         self.flow = flow
-        # quote()/opaque() around a flow argument: the flow gets the value, as in Prefect.
-        if any(isinstance(v, (quote, opaque)) for v in parameters.values()):
+        # Futures and states among the arguments (a subflow called with a task's future)
+        # arrive as their values, quote()/opaque() as what they wrap, as in Prefect.
+        if any(_needs_resolving(v) for v in parameters.values()):
             parameters = {
-                k: _resolve(v, []) if isinstance(v, (quote, opaque)) else v
-                for k, v in parameters.items()
+                k: _resolve(v, []) if _needs_resolving(v) else v for k, v in parameters.items()
             }
         self.parameters = parameters
         parent = context.current_flow_context()
@@ -960,16 +1045,8 @@ class FlowAttempt:
             "t": time.time(),
         }
         set_state("flow", run, Pending(), before=[created])
-        what = "subflow run" if parent else "flow run"
-        # Labelled by the engine, not the run, as Prefect prints it:
-        # "prefect.engine - Created flow run 'nimble-falcon' for flow 'My Pipeline'".
-        run_logger("flow", run, "kernelflow.engine").info(
-            "Created %s '%s' for flow '%s'",
-            what,
-            run.name,
-            flow.name,
-            extra={"journal": False, "run_label": "kernelflow.engine"},
-        )
+        #: The parent flow run (a subflow's "Beginning" line is logged by it, as in Prefect).
+        self.parent_run = parent.flow_run if parent else None
 
     def enter(self) -> None:
         """Make this flow run the current one."""
@@ -992,6 +1069,19 @@ class FlowAttempt:
         if run.start_time is None:
             run.start_time = time.time()
         set_state("flow", run, Running() if run.run_count == 1 else Retrying())
+        # Prefect's first line of every try: "Beginning flow run 'x' for flow 'f'". Console
+        # only, as the final-state line: the store has the run's start in its states.
+        if self.parent_run is None:
+            run_logger("flow", run).info(
+                "Beginning flow run %r for flow %r", run.name, self.flow.name, extra=_CONSOLE_ONLY
+            )
+        else:
+            run_logger("flow", self.parent_run).info(
+                "Beginning subflow run %r for flow %r",
+                run.name,
+                self.flow.name,
+                extra=_CONSOLE_ONLY,
+            )
         if self.flow.on_running_hooks:
             _call_hooks(self.flow.on_running_hooks, self.flow, run, run.state, "flow")
 
@@ -1013,7 +1103,14 @@ class FlowAttempt:
         return None
 
     def settle(self, value: Any) -> State:
-        """Wait for the run's leftover futures, then derive the final state."""
+        """Wait for the run's leftover futures, then derive the final state.
+
+        A generator the flow returned is run to its end inside the flow run, as
+        in Prefect, and its items are the result: the list Prefect's docs
+        promise (Prefect 3.9 itself returns None).
+        """
+        if inspect.isgenerator(value):
+            value = list(value)
         self.wait_for_futures()
         return return_value_to_state(value)
 
@@ -1046,8 +1143,15 @@ class FlowAttempt:
             self.abandon_futures()
             seconds = self.flow.timeout_seconds
             exc = FlowRunTimeoutError(f"Flow run exceeded timeout of {seconds} second(s)")
+            run_logger("flow", self.flow_run).error("%s", exc)
             return TimedOut(message=str(exc), data=exc)
         if error is not None:
+            # Not when recording itself failed (a full disk): that error is raised once,
+            # in one line, and writing a log line about it would fail again.
+            if not isinstance(error, StoreError):
+                run_logger("flow", self.flow_run).error(
+                    "Encountered exception during execution: %r", error, exc_info=error
+                )
             self.wait_for_futures()
             return exception_to_state(error, "Flow run encountered an exception:")
         return self.settle(value)
@@ -1058,7 +1162,12 @@ class FlowAttempt:
             return None
         delay = self.flow.delay_for_retry(self.flow_run.run_count)
         set_state("flow", self.flow_run, AwaitingRetry(message=state.message, data=state.data))
-        run_logger("flow", self.flow_run).info("Retrying in %s seconds...", float(round(delay, 3)))
+        run_logger("flow", self.flow_run).info(
+            "Received non-final state 'AwaitingRetry' when proposing final state %r and will "
+            "attempt to run again...",
+            state.name,
+            extra={"retry_delay": delay},  # widgets/_logs.py: the live view's countdown
+        )
         return delay
 
     def finish(self, state: State) -> State:
@@ -1073,8 +1182,13 @@ class FlowAttempt:
             from kernelflow.flow_runs import after_timed_out_pause
 
             state = after_timed_out_pause(run, state)
-        set_state("flow", run, state)
-        _finished_log("flow", run, state)
+        stored = None
+        if not flow.cache_result_in_memory and state.is_completed():
+            try:
+                stored = _store_flow_result(flow, state)
+            except (ResultSerializationError, ConfigurationError) as exc:
+                state = Failed(message=str(exc), data=exc)
+        set_state("flow", run, state, result=stored.path if stored else None)
         hooks = None
         if state.is_completed():
             hooks = flow.on_completion_hooks
@@ -1086,12 +1200,23 @@ class FlowAttempt:
             hooks = flow.on_cancellation_hooks
         if hooks:
             _call_hooks(hooks, flow, run, state, "flow")
+        _finished_log("flow", run, state)  # after the hooks, as Prefect's console shows
+        if stored is not None:
+            state.data = stored  # the store has it: let go of the value
         return state
 
     def crash(self, exc: BaseException) -> None:
-        """Record an interrupted flow run as Crashed."""
+        """Record an interrupted flow run: Cancelled, or Crashed (see interrupted_state)."""
         if _crash_needs_recording(self.flow_run, exc):
-            self.finish(Crashed(message=f"Interrupted by {type(exc).__name__}"))
+            self.finish(interrupted_state(exc))
+
+
+def _store_flow_result(flow: Flow, state: State) -> StoredResult:
+    """Write a flow run's return value to the result store (``cache_result_in_memory=False``)."""
+    from kernelflow.results import write_result
+
+    written = write_result(state.result(), task_name=flow.name)
+    return StoredResult(written.path, written.checksum, written.format)
 
 
 def _short_repr(value: Any) -> str:

@@ -56,6 +56,7 @@ __all__ = [
     "CacheWarning",
     "CancelledRun",
     "CellSyntaxError",
+    "ConcurrencySlotAcquisitionError",
     "ConfigurationError",
     "CrashedRun",
     "DeploymentNotFoundError",
@@ -197,6 +198,13 @@ class RunNotFoundError(KernelflowError, LookupError):
 
 class LimitNotFoundError(KernelflowError, LookupError):
     """No concurrency limit has the given name; the message names the command that creates it."""
+
+
+class ConcurrencySlotAcquisitionError(LimitNotFoundError):
+    """``concurrency(..., strict=True)`` named a limit that does not exist (Prefect's name).
+
+    Without ``strict`` a missing limit is a warning and nothing is limited.
+    """
 
 
 class DeploymentNotFoundError(KernelflowError, LookupError):

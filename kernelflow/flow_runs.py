@@ -700,9 +700,14 @@ class _Pause:
         if self.model is None:
             return None
         try:
-            return self.model.model_json_schema()
+            schema = self.model.model_json_schema()
         except Exception:  # a field type with no JSON schema: values are still validated
-            return {"properties": {name: {} for name in self.model.model_fields}}
+            schema = {"properties": {name: {} for name in self.model.model_fields}}
+        # with_initial_data(description=...): what the JupyterLab panel shows above the form.
+        description = getattr(self.model, "_description", None)
+        if isinstance(description, str) and description.strip():
+            schema["description"] = description
+        return schema
 
     def _state_message(self) -> str:
         what = "Waiting to be resumed"

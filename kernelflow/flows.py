@@ -27,6 +27,7 @@ from kernelflow.options import (
     BindsAsMethod,
     CallShape,
     check_delays,
+    check_flag,
     check_hooks,
     check_retries,
     check_seconds,
@@ -69,6 +70,7 @@ class Flow(BindsAsMethod, Generic[P, R]):
         timeout_seconds: float | datetime.timedelta | None = None,
         validate_parameters: bool = True,
         persist_result: bool | None = None,
+        cache_result_in_memory: bool = True,
         log_prints: bool | None = None,
         tags: Iterable[str] | None = None,
         on_completion: list[Callable] | None = None,
@@ -101,6 +103,9 @@ class Flow(BindsAsMethod, Generic[P, R]):
         #: Prefect's attribute name; ``validate_parameters`` is the method.
         self.should_validate_parameters = bool(validate_parameters)
         self.persist_result = persist_result
+        self.cache_result_in_memory = check_flag(
+            cache_result_in_memory, "cache_result_in_memory", owner
+        )
         self.log_prints = log_prints
         self.tags = frozenset(tags or ())
         self.on_completion_hooks = check_hooks(on_completion, "on_completion", owner)
@@ -119,6 +124,7 @@ class Flow(BindsAsMethod, Generic[P, R]):
             timeout_seconds=timeout_seconds,
             validate_parameters=validate_parameters,
             persist_result=persist_result,
+            cache_result_in_memory=cache_result_in_memory,
             log_prints=log_prints,
             tags=tags,
             on_completion=on_completion,
@@ -293,6 +299,7 @@ def flow(
     timeout_seconds: float | datetime.timedelta | None = None,
     validate_parameters: bool = True,
     persist_result: bool | None = None,
+    cache_result_in_memory: bool = True,
     log_prints: bool | None = None,
     tags: Iterable[str] | None = None,
     on_completion: list[Callable] | None = None,
@@ -321,6 +328,11 @@ def flow(__fn: Any = None, **options: Any) -> Any:
         Where ``.submit()`` runs tasks; a :class:`ThreadPoolTaskRunner` by default.
     log_prints:
         Send ``print`` output to the run's logger (inherited by its tasks).
+    persist_result:
+        Keep the results of the flow's tasks in the result store (and cache them).
+    cache_result_in_memory:
+        False: keep the flow run's return value only in the result store; its
+        state's ``.result()`` reads it back.
     validate_parameters:
         Check and coerce the arguments of each call against the parameters'
         annotations with pydantic, as Prefect does (on by default); a value that

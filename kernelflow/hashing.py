@@ -814,7 +814,36 @@ def _route(cls: type) -> Callable[[_Walk, Any], None]:
         return _enc_typevar
     if cls is functools.partial:
         return _enc_partial
+    if _has_model_serializer(cls):
+        return _enc_serialized_model
     return _feed_object
+
+
+def _has_model_serializer(cls: type) -> bool:
+    """A pydantic model class whose author wrote a ``@model_serializer``.
+
+    Its output is what the author says the model is, and Prefect's keys hash
+    it: fields it leaves out (a connection, a lock) do not make the model
+    unhashable. Models without one are hashed whole, by their reduction.
+    """
+    pydantic = sys.modules.get("pydantic")  # never imported just to ask
+    if pydantic is None or not issubclass(cls, pydantic.BaseModel):
+        return False
+    decorators = getattr(cls, "__pydantic_decorators__", None)
+    return bool(getattr(decorators, "model_serializers", None))
+
+
+def _enc_serialized_model(w: _Walk, value: Any) -> None:
+    try:
+        dumped = value.model_dump()
+    except Exception:  # the serializer's own bug: hash the model as any other object
+        _feed_object(w, value)
+        return
+    if _enter(w, value):
+        return
+    w.update(b"P")
+    _feed(w, type(value))
+    _feed(w, dumped)
 
 
 def _enc_partial(w: _Walk, value: functools.partial) -> None:

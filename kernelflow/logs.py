@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import builtins
 import logging
+import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -36,7 +37,9 @@ __all__ = [
     "flow_run_logger",
     "get_logger",
     "get_run_logger",
+    "is_own_record",
     "run_logger",
+    "set_console_gate",
     "task_run_logger",
 ]
 
@@ -58,6 +61,32 @@ class ConsoleFormatter(logging.Formatter):
         return text
 
 
+#: Decides which records the console prints (None: all). Set in a notebook kernel, where
+#: run logs go to live views instead (see :func:`set_console_gate`).
+_console_gate: Callable[[logging.LogRecord], bool] | None = None
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def set_console_gate(gate: Callable[[logging.LogRecord], bool] | None) -> None:
+    """Let ``gate`` decide which log records the console prints (None: print them all).
+
+    A notebook kernel sets one (:mod:`kernelflow.widgets`): run log lines then
+    go to the live view showing the run, or make one summary line per flow,
+    instead of a stderr line per task run. Scripts keep Prefect's console.
+    The journal records every line either way.
+    """
+    global _console_gate
+    _console_gate = gate
+
+
+def is_own_record(record: logging.LogRecord) -> bool:
+    """Whether kernelflow itself logged ``record`` (the engine's lines), not user code.
+
+    Told by where the logging call was made, so it holds whatever the messages say.
+    """
+    return record.pathname.startswith(_PACKAGE_DIR)
+
+
 class _StderrHandler(logging.StreamHandler):
     """Writes to ``sys.stderr`` as it is when each record is emitted.
 
@@ -68,6 +97,17 @@ class _StderrHandler(logging.StreamHandler):
 
     def __init__(self) -> None:
         logging.Handler.__init__(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        """Apply the console gate (see :func:`set_console_gate`), then the handler's filters."""
+        gate = _console_gate
+        if gate is not None:
+            try:
+                if not gate(record):
+                    return False
+            except Exception:  # a broken gate must not lose the line: print it
+                pass
+        return bool(super().filter(record))
 
     @property
     def stream(self) -> Any:  # type: ignore[override]
@@ -337,10 +377,11 @@ def _print(
         ctx = task_ctx or context.current_flow_context()
         if ctx is not None and ctx.log_prints:
             text = (" " if sep is None else sep).join(str(a) for a in args)
+            # stacklevel: the record is the caller's line, not kernelflow's (is_own_record).
             if task_ctx is not None:
-                run_logger("task", task_ctx.task_run).info(text)
+                run_logger("task", task_ctx.task_run).info(text, stacklevel=2)
             else:
-                run_logger("flow", ctx.flow_run).info(text)
+                run_logger("flow", ctx.flow_run).info(text, stacklevel=2)
             return
     _original_print(*args, sep=sep, end=end, file=file, flush=flush)
 

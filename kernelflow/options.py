@@ -32,6 +32,13 @@ def _where(owner: str) -> str:
     return f" on {owner}" if owner else ""
 
 
+def check_flag(value: Any, option: str, owner: str) -> bool:
+    """An on/off option: True or False, nothing else (``"false"`` is a string, and true)."""
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{option}{_where(owner)} must be True or False, got {value!r}.")
+    return value
+
+
 def check_retries(value: Any, owner: str) -> int:
     """``retries`` as a whole number >= 0."""
     if value is None:

@@ -14,6 +14,8 @@ variable                       default                      meaning
 ``KERNELFLOW_COMPACT_AT_EXIT`` ``detach``                   ``detach``, ``inline`` or ``off``
 ``KERNELFLOW_LOCK_TIMEOUT``    ``10``                       seconds to wait for the database
 ``KERNELFLOW_WIDGETS``         ``on``                       live widgets in notebooks
+``KERNELFLOW_RETENTION``       unset (keep everything)      prune runs older than this
+                                                            (e.g. ``90d``) once a day
 =============================  ===========================  ===========================
 
 ``KERNELFLOW_TASKS_RUNNER_THREAD_POOL_MAX_WORKERS`` (Prefect's

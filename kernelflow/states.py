@@ -66,6 +66,31 @@ TERMINAL_TYPES = frozenset(
 )
 
 _NOT_SET = object()
+#: At most this many characters of a result in a state's repr.
+_RESULT_REPR_LIMIT = 1000
+
+
+class StoredResult:
+    """A completed run's value kept in the result store, not in memory.
+
+    What a state holds for a run with ``cache_result_in_memory=False``;
+    :meth:`State.result` reads the file back (checked against its checksum)
+    on each call, as Prefect retrieves such a result from storage.
+    """
+
+    __slots__ = ("checksum", "format", "path")
+
+    def __init__(self, path: str, checksum: str, format: str) -> None:
+        self.path, self.checksum, self.format = path, checksum, format
+
+    def load(self) -> Any:
+        """The value, read from the store (ResultMissingError if the file is gone or corrupt)."""
+        from kernelflow.results import read_result
+
+        return read_result(self.path, self.checksum, self.format)
+
+    def __repr__(self) -> str:
+        return f"StoredResult({self.path!r})"
 
 
 class State(Generic[R]):
@@ -102,11 +127,19 @@ class State(Generic[R]):
         self.run_id: str | None = None
 
     def __repr__(self) -> str:
-        inner = f"message={self.message!r}, type={self.type.value}" if self.message else ""
-        return f"{self.name}({inner})"
+        # Prefect's long form, e.g. "Failed(message='x', type=FAILED, result=None)".
+        result = repr(self.data)
+        if len(result) > _RESULT_REPR_LIMIT:  # a DataFrame's repr is not a log line
+            result = result[:_RESULT_REPR_LIMIT] + "..."
+        return f"{self.name}(message={self.message!r}, type={self.type.value}, result={result})"
 
     def __str__(self) -> str:
-        return self.__repr__()
+        # Prefect's short form, as its console prints it: "Completed()", "Failed('x')",
+        # "Cached(type=COMPLETED)": the message if any, the type when the name is not it.
+        shown = [repr(self.message)] if self.message else []
+        if self.name.upper() != self.type.value:
+            shown.append(f"type={self.type.value}")
+        return f"{self.name}({', '.join(shown)})"
 
     # Predicates, as in Prefect.
     def is_scheduled(self) -> bool:
@@ -160,6 +193,8 @@ class State(Generic[R]):
         if self.type is StateType.COMPLETED:
             if isinstance(self.data, State):
                 return self.data.result(raise_on_failure)
+            if isinstance(self.data, StoredResult):
+                return self.data.load()
             return self.data
         exc = self._exception()
         if raise_on_failure:

@@ -29,6 +29,7 @@ from kernelflow.options import (
     BindsAsMethod,
     CallShape,
     check_delays,
+    check_flag,
     check_hooks,
     check_result_storage_key,
     check_retries,
@@ -79,6 +80,7 @@ class Task(BindsAsMethod, Generic[P, R]):
         retry_delay_seconds: Any = None,
         retry_jitter_factor: float | None = None,
         persist_result: bool | None = None,
+        cache_result_in_memory: bool = True,
         timeout_seconds: float | None = None,
         log_prints: bool | None = None,
         refresh_cache: bool | None = None,
@@ -119,6 +121,9 @@ class Task(BindsAsMethod, Generic[P, R]):
         self.timeout_seconds = check_seconds(timeout_seconds, "timeout_seconds", owner)
         self.cache_expiration = check_seconds(cache_expiration, "cache_expiration", owner)
         self.persist_result = persist_result
+        self.cache_result_in_memory = check_flag(
+            cache_result_in_memory, "cache_result_in_memory", owner
+        )
         self.refresh_cache = bool(refresh_cache)
         self.log_prints = log_prints
         self.task_run_name = task_run_name
@@ -142,6 +147,7 @@ class Task(BindsAsMethod, Generic[P, R]):
             retry_delay_seconds=retry_delay_seconds,
             retry_jitter_factor=retry_jitter_factor,
             persist_result=persist_result,
+            cache_result_in_memory=cache_result_in_memory,
             timeout_seconds=timeout_seconds,
             log_prints=log_prints,
             refresh_cache=refresh_cache,
@@ -432,6 +438,7 @@ def task(
     retry_delay_seconds: Any = None,
     retry_jitter_factor: float | None = None,
     persist_result: bool | None = None,
+    cache_result_in_memory: bool = True,
     timeout_seconds: float | None = None,
     log_prints: bool | None = None,
     refresh_cache: bool | None = None,
@@ -465,6 +472,10 @@ def task(__fn: Any = None, **options: Any) -> Any:
         TASK_SOURCE + RUN_ID, reused within one flow run).
     persist_result:
         Keep the result in the result store (turned on by any cache option).
+    cache_result_in_memory:
+        False: keep a completed run's value only in the result store (it is
+        written there); the run's state and futures read it back on each
+        ``.result()``, so a large value does not stay in the process.
     result_storage_key:
         Name the persisted result ``results/<key>`` in the store, formatted with
         the parameters (``"sales-{parameters[day]}"``) and ``flow_run`` /

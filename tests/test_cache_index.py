@@ -490,7 +490,7 @@ class TestJournalOfCachedTaskRuns:
             load(1)
         (created,) = events(home, "task_run")
         journaled = self.run_events(home, created["id"])
-        assert [name for ev, name, _ in journaled if ev == "state"] == ["Pending", "Crashed"]
+        assert [name for ev, name, _ in journaled if ev == "state"] == ["Pending", "Cancelled"]
         assert [ev for ev, _, _ in journaled].count("inputs") == 1
 
 

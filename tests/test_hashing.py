@@ -366,3 +366,50 @@ def test_the_same_rows_chunked_differently_hash_alike() -> None:
     # pd.concat leaves a string index in two chunks; a pickle round trip makes it one.
     frame = pd.concat([pd.DataFrame({"x": [1.0]}), pd.DataFrame({"y": [2.0]})], axis=1)
     assert hash_value(frame) == hash_value(pickle.loads(pickle.dumps(frame)))
+
+
+class TestPydanticModelSerializer:
+    """A ``@model_serializer`` says what a model is: keys hash its output, as Prefect's do."""
+
+    @staticmethod
+    def models():
+        import pydantic
+
+        class Holder(pydantic.BaseModel):
+            model_config = pydantic.ConfigDict(arbitrary_types_allowed=True)
+            name: str
+            lock: object
+
+        class Polite(Holder):
+            @pydantic.model_serializer
+            def only_the_name(self) -> dict:
+                return {"name": self.name}
+
+        return Holder, Polite
+
+    def test_fields_the_serializer_leaves_out_do_not_count(self):
+        _, Polite = self.models()
+        first = Polite(name="a", lock=threading.Lock())
+        second = Polite(name="a", lock=threading.Lock())
+        assert hash_value(first) == hash_value(second)
+        assert hash_value(first) != hash_value(Polite(name="b", lock=threading.Lock()))
+
+    def test_a_model_without_one_is_hashed_whole(self):
+        Holder, _ = self.models()
+        with pytest.raises(HashingError):
+            hash_value(Holder(name="a", lock=threading.Lock()), name="holder")
+        assert hash_value(Holder(name="a", lock=1)) != hash_value(Holder(name="a", lock=2))
+
+    def test_the_class_counts_not_only_the_output(self):
+        import pydantic
+
+        _, Polite = self.models()
+
+        class Other(pydantic.BaseModel):
+            name: str
+
+            @pydantic.model_serializer
+            def same_output(self) -> dict:
+                return {"name": self.name}
+
+        assert hash_value(Polite(name="a", lock=None)) != hash_value(Other(name="a"))

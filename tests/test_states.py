@@ -126,9 +126,14 @@ def test_failed_state_of_a_group_raises_the_first_failure():
 
 
 def test_repr_and_str():
-    assert repr(Completed()) == "Completed()"
+    # Prefect's two forms: str() as its console prints a state, repr() with every field.
     assert str(Completed()) == "Completed()"
-    assert repr(Failed(message="x")) == "Failed(message='x', type=FAILED)"
+    assert str(Failed(message="x")) == "Failed('x')"
+    assert str(State(StateType.COMPLETED, name="Cached")) == "Cached(type=COMPLETED)"
+    assert str(TimedOut(message="late")) == "TimedOut('late', type=FAILED)"
+    assert repr(Completed(data=1)) == "Completed(message=None, type=COMPLETED, result=1)"
+    assert repr(Failed(message="x")) == "Failed(message='x', type=FAILED, result=None)"
+    assert repr(Completed(data="y" * 5000)).endswith("...)")
 
 
 def test_copy_changes_fields():

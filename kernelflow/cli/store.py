@@ -1,5 +1,8 @@
 """``kernelflow store``: look after the store itself.
 
+``store prune --older-than 90d`` removes finished runs older than that, and
+the result files only they used (see :mod:`kernelflow.store.prune`).
+
 ``store repair`` rebuilds a database file DuckDB cannot read (see
 :mod:`kernelflow.store.repair`): it moves the file aside, rebuilds what the
 journals, the old file, the cache index and the limit files still hold, and
@@ -9,19 +12,76 @@ lost. On a readable database it says so and changes nothing, unless ``--force``.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
 import click
 
+from kernelflow.cli.cache import DURATION
+
 if TYPE_CHECKING:
+    from kernelflow.store.prune import PruneReport
     from kernelflow.store.repair import RepairReport
 
-__all__ = ["command", "describe"]
+__all__ = ["command", "describe", "describe_prune"]
 
 
 @click.group("store")
 def command() -> None:
     """Look after the store (KERNELFLOW_HOME) itself."""
+
+
+@command.command("prune")
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    type=DURATION,
+    metavar="DURATION",
+    help="Remove finished runs that ended longer ago than this (e.g. 90d, 12h).",
+)
+@click.option("--keep-failed", is_flag=True, help="Keep Failed and Crashed runs.")
+@click.option("--dry-run", is_flag=True, help="Say what would go; remove nothing.")
+def prune(older_than: dt.timedelta, keep_failed: bool, dry_run: bool) -> None:
+    """Remove finished runs older than --older-than, with their states, logs and
+    artifacts, expired cache entries, and result files nothing uses any more.
+
+    Runs still going, scheduled or paused stay whatever their age; so do
+    deployments, variables and limits.
+    """
+    from kernelflow.store.prune import prune as prune_store
+
+    report = prune_store(older_than.total_seconds(), keep_failed=keep_failed, dry_run=dry_run)
+    for line in describe_prune(report):
+        click.echo(line)
+
+
+def describe_prune(report: PruneReport) -> list[str]:
+    """The lines ``store prune`` prints for a :class:`~kernelflow.store.prune.PruneReport`."""
+    when = dt.datetime.fromtimestamp(report.cutoff).strftime("%Y-%m-%d %H:%M")
+    verb = "Would remove" if report.dry_run else "Removed"
+    lines = [
+        f"{verb} {_count(report.flow_runs, 'flow run')} and {_count(report.task_runs, 'task run')}"
+        f" that ended before {when}, with {_count(report.logs, 'log line')}, "
+        f"{_count(report.states, 'state')}, {_count(report.artifacts, 'artifact')} and "
+        f"{_count(report.events, 'event')}."
+    ]
+    if report.kept_failed:
+        lines.append(
+            f"Kept {_count(report.kept_failed, 'failed or crashed flow run')} (--keep-failed)."
+        )
+    lines.append(
+        f"{verb} {_count(report.cache_entries, 'expired cache entry', 'expired cache entries')} "
+        f"and {_count(report.result_files, 'result file')} nothing used any more "
+        f"({report.result_bytes / 1e6:.1f} MB)."
+    )
+    if report.dry_run:
+        lines.append("Nothing was removed (--dry-run).")
+    return lines
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
 
 
 @command.command("repair")

@@ -14,7 +14,8 @@ share everything here but the pause.
 A name with no limit behind it is skipped, as in Prefect: the other names are
 acquired, and when none of them exists the acquisition holds nothing and logs
 Prefect's warning (``Concurrency limits ['db'] do not exist - skipping
-acquisition.``). ``strict=True`` raises :class:`LimitNotFoundError` instead.
+acquisition.``). ``strict=True`` raises
+:class:`~kernelflow.errors.ConcurrencySlotAcquisitionError` instead.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from kernelflow.concurrency import _rate, _slots
 from kernelflow.concurrency._limits import LimitDefinition, check_name, limit_dir, read_definition
 from kernelflow.errors import (
     AcquireConcurrencySlotTimeoutError,
+    ConcurrencySlotAcquisitionError,
     ConfigurationError,
     LimitNotFoundError,
 )
@@ -171,8 +173,7 @@ class Acquisition:
                 # what this attempt took and try again, without it (or raise, if strict).
                 Holding(parts, self.occupy, None).release()
                 if self.strict:
-                    read_definition(name)  # raises LimitNotFoundError
-                    raise
+                    raise _must_be_created([name]) from None
                 return 0.0
             if not ok:
                 # All or nothing: give back what this attempt took so far.
@@ -192,9 +193,9 @@ class Acquisition:
             try:
                 definitions.append(read_definition(name))
             except LimitNotFoundError:
-                if self.strict:
-                    raise
                 missing.append(name)
+        if missing and self.strict:
+            raise _must_be_created(missing)
         if missing and not definitions:
             _missing_logger().warning(
                 "Concurrency limits %r do not exist - skipping acquisition.",
@@ -273,8 +274,8 @@ def plan(
 ) -> Acquisition:
     """Validate a request for slots; raise :class:`ConfigurationError` for bad arguments.
 
-    ``strict``: a name without a limit raises :class:`LimitNotFoundError` instead
-    of being skipped.
+    ``strict``: a name without a limit raises
+    :class:`~kernelflow.errors.ConcurrencySlotAcquisitionError` instead of being skipped.
     """
     if isinstance(names, str):
         given = [names]
@@ -323,3 +324,10 @@ def plan(
 def thread_owner() -> object:
     """The holder identity of sync code: the calling thread."""
     return ("thread", threading.get_ident())
+
+
+def _must_be_created(names: list[str]) -> ConcurrencySlotAcquisitionError:
+    """Prefect's error, word for word, for limits ``strict=True`` found missing."""
+    return ConcurrencySlotAcquisitionError(
+        f"Concurrency limits {names!r} must be created before acquiring slots"
+    )

@@ -21,9 +21,14 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 from kernelflow.concurrency._acquire import Holding, plan
-from kernelflow.errors import AcquireConcurrencySlotTimeoutError
+from kernelflow.errors import AcquireConcurrencySlotTimeoutError, ConcurrencySlotAcquisitionError
 
-__all__ = ["AcquireConcurrencySlotTimeoutError", "concurrency", "rate_limit"]
+__all__ = [
+    "AcquireConcurrencySlotTimeoutError",
+    "ConcurrencySlotAcquisitionError",
+    "concurrency",
+    "rate_limit",
+]
 
 
 def _owner() -> object:

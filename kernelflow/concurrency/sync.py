@@ -22,9 +22,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from kernelflow.concurrency._acquire import Holding, plan, thread_owner
-from kernelflow.errors import AcquireConcurrencySlotTimeoutError
+from kernelflow.errors import AcquireConcurrencySlotTimeoutError, ConcurrencySlotAcquisitionError
 
-__all__ = ["AcquireConcurrencySlotTimeoutError", "concurrency", "rate_limit"]
+__all__ = [
+    "AcquireConcurrencySlotTimeoutError",
+    "ConcurrencySlotAcquisitionError",
+    "concurrency",
+    "rate_limit",
+]
 
 
 def acquire(

@@ -44,7 +44,14 @@ from kernelflow.states import (
     TimedOut,
 )
 
-__all__ = ["RunExecution", "create_run", "flow_name_of", "new_run_id", "resume_run"]
+__all__ = [
+    "RunExecution",
+    "create_run",
+    "flow_name_of",
+    "new_run_id",
+    "output_paths",
+    "resume_run",
+]
 
 logger = logging.getLogger("kernelflow.deployments")
 
@@ -55,6 +62,16 @@ BACKSTOP_S = 30.0
 def flow_name_of(deployment: Deployment) -> str:
     """The flow name of a deployment's runs: the notebook's file name without ``.ipynb``."""
     return Path(deployment.notebook).stem
+
+
+def output_paths(deployment_name: str, run_id: str) -> tuple[Path, Path]:
+    """Where a deployment run's executed notebook and its HTML copy are written.
+
+    Both are under the store's ``outputs/<deployment>/``, named by the run id;
+    either may be missing (a run that never started, a failed HTML export).
+    """
+    folder = settings.paths().outputs / deployment_name
+    return folder / f"{run_id}.ipynb", folder / f"{run_id}.html"
 
 
 def _iso(when: float) -> str:
@@ -141,6 +158,8 @@ class RunExecution:
         self.parameters = dict(parameters or {})
         self.first_attempt = first_attempt
         self.cancel = cancel or threading.Event()
+        #: Why :attr:`cancel` was set, for the Cancelled state (None: the scheduler stopped).
+        self.cancel_message: str | None = None
         self.on_final = on_final
         self.worker_started: float | None = None  #: when the worker process began (its clock)
         self.worker_launched: float | None = None  #: when it was launched (our clock)
@@ -199,11 +218,17 @@ class RunExecution:
         # A scheduler prepares a fire a little ahead (claim, record, check); the
         # notebook itself starts at the scheduled instant.
         if self.cancel.wait(max(0.0, self.scheduled_time - time.time())):
-            return self._finish(Cancelled(message="The scheduler stopped before this run"))
+            return self._finish(
+                Cancelled(message=self.cancel_message or "The scheduler stopped before this run")
+            )
         attempt = self.first_attempt
         while True:
             if self.cancel.is_set():
-                return self._finish(Cancelled(message="The scheduler stopped before this try"))
+                return self._finish(
+                    Cancelled(
+                        message=self.cancel_message or "The scheduler stopped before this try"
+                    )
+                )
             if attempt > self.first_attempt and not records.claim_attempt(self.run.id, attempt):
                 # Another process took this try over; it owns the run from here.
                 return self.run.state
@@ -219,7 +244,11 @@ class RunExecution:
                 logging.WARNING,
             )
             if self.cancel.wait(deployment.retry_delay):
-                return self._finish(Cancelled(message="The scheduler stopped before the retry"))
+                return self._finish(
+                    Cancelled(
+                        message=self.cancel_message or "The scheduler stopped before the retry"
+                    )
+                )
             attempt += 1
 
     def _checked_parameters(self) -> dict[str, Any]:
@@ -244,7 +273,7 @@ class RunExecution:
         """The worker's job for try ``attempt``."""
         paths = settings.paths()
         deployment = self.deployment
-        out = paths.outputs / deployment.name
+        notebook, html = output_paths(deployment.name, self.run.id)
         cwd = Path(deployment.notebook).parent
         return {
             "flow_run_id": self.run.id,
@@ -255,8 +284,8 @@ class RunExecution:
             "scheduled_time": self.scheduled_time,
             "attempt": attempt,
             "snapshot": str(deployment.snapshot_path(paths.home)),
-            "output": str(out / f"{self.run.id}.ipynb"),
-            "html": str(out / f"{self.run.id}.html"),
+            "output": str(notebook),
+            "html": str(html),
             "parameters": parameters,
             "kernel": deployment.kernel,
             "timeout": deployment.timeout,
@@ -333,7 +362,9 @@ class RunExecution:
     def _state_of(self, outcome: dict[str, Any] | None, code: int | None) -> State:
         if outcome is None:
             if self.cancel.is_set():
-                return Cancelled(message="The scheduler stopped; the notebook was killed")
+                return Cancelled(
+                    message=self.cancel_message or "The scheduler stopped; the notebook was killed"
+                )
             return Crashed(
                 message=f"The notebook process exited with code {code} before reporting an outcome"
             )
@@ -354,10 +385,8 @@ class RunExecution:
         self._set(state)
         from kernelflow.logs import run_logger
 
-        level = logging.INFO if state.is_completed() else logging.ERROR
-        run_logger("flow", self.run).log(
-            level, "Finished in state %r", state, extra={"journal": False}
-        )
+        # A flow run's final line, as the engine writes it (Prefect: INFO, the short form).
+        run_logger("flow", self.run).info("Finished in state %s", state, extra={"journal": False})
         if not state.is_completed() and not state.is_cancelled() and self.deployment.notify:
             from kernelflow.deployments.notify import notify_run
 

@@ -88,7 +88,7 @@ def deploy_flow(
     deployment = deploy(notebook_file(notebook), name or flow.name, update=True, **options)
     print(
         f"Deployed notebook {Path(deployment.notebook).name!r} as {deployment.name!r} "
-        f"({deployment.describe_schedule()}); run `kernelflow scheduler` to start it."
+        f"({deployment.describe_schedule()}); run 'kernelflow scheduler' to start it."
     )
     return deployment
 

@@ -49,8 +49,8 @@ def load_project(path: str | Path = PROJECT_FILE) -> list[dict[str, Any]]:
         found_file = False
     if not found_file:
         raise ConfigurationError(
-            f"No project file {str(path)[:200]!r}; write one listing `deployments:` (see "
-            "`kernelflow deploy --help`) or pass --file."
+            f"No project file {str(path)[:200]!r}; write one listing 'deployments:' (see "
+            "'kernelflow deploy --help') or pass --file."
         )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -67,12 +67,12 @@ def load_project(path: str | Path = PROJECT_FILE) -> list[dict[str, Any]]:
         raise ConfigurationError(f"{path} cannot be read ({exc.strerror}).") from None
     entries = data.get("deployments") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not entries:
-        raise ConfigurationError(f"{path} has no `deployments:` list; add one entry per notebook.")
+        raise ConfigurationError(f"{path} has no 'deployments:' list; add one entry per notebook.")
     allowed = set(inspect.signature(deploy).parameters) - {"update"}
     found: list[dict[str, Any]] = []
     for i, entry in enumerate(entries, 1):
         if not isinstance(entry, dict) or "name" not in entry or "notebook" not in entry:
-            raise ConfigurationError(f"Entry {i} of {path} needs at least `name:` and `notebook:`.")
+            raise ConfigurationError(f"Entry {i} of {path} needs at least 'name:' and 'notebook:'.")
         try:
             check_name(entry["name"])
         except ConfigurationError as exc:
@@ -87,11 +87,11 @@ def load_project(path: str | Path = PROJECT_FILE) -> list[dict[str, Any]]:
             )
         if not isinstance(entry["notebook"], str) or not entry["notebook"].strip():
             raise ConfigurationError(
-                f"{where}: `notebook:` must be a path, got {entry['notebook']!r}."
+                f"{where}: 'notebook:' must be a path, got {entry['notebook']!r}."
             )
         if entry.get("after") is not None and not isinstance(entry["after"], str):
             raise ConfigurationError(
-                f"{where}: `after:` must be a deployment's name, got {entry['after']!r}."
+                f"{where}: 'after:' must be a deployment's name, got {entry['after']!r}."
             )
         item = dict(entry)
         try:
@@ -116,7 +116,7 @@ def _after_first(entries: list[dict[str, Any]], path: Path) -> list[dict[str, An
         if entry in ordered:
             return
         if name in placing:
-            raise ConfigurationError(f"`after:` entries of {path} make a cycle through {name!r}.")
+            raise ConfigurationError(f"'after:' entries of {path} make a cycle through {name!r}.")
         placing.add(name)
         upstream = by_name.get(entry.get("after") or "")
         if upstream is not None:

@@ -156,7 +156,7 @@ def get_deployment(name: str) -> Deployment:
         ).fetchone()
     if row is None:
         raise DeploymentNotFoundError(
-            f"No deployment is called {name!r}; list them with `kernelflow deployment ls`."
+            f"No deployment is called {name!r}; list them with 'kernelflow deployment ls'."
         )
     return _from_row(*row)
 

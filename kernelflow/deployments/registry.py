@@ -44,6 +44,7 @@ __all__ = [
     "resume",
     "save",
     "signal_change",
+    "update",
 ]
 
 
@@ -337,7 +338,7 @@ def check_kernel(name: str | None) -> None:
     """Refuse a kernel name that is not installed, listing the installed ones."""
     if not name:
         raise ConfigurationError(
-            "The notebook names no kernel; pass --kernel NAME (see `jupyter kernelspec list`)."
+            "The notebook names no kernel; pass --kernel NAME (see 'jupyter kernelspec list')."
         )
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
@@ -358,7 +359,7 @@ def _check_after(name: str, after: str, pending: Mapping[str, Deployment]) -> No
     if after not in known:
         raise ConfigurationError(
             f"--after {after!r} names no deployment; deploy it first "
-            "(`kernelflow deployment ls` lists them)."
+            "('kernelflow deployment ls' lists them)."
         )
     seen = [name]
     current: str | None = after
@@ -397,6 +398,71 @@ def list_deployments() -> list[Deployment]:
 def get(name: str) -> Deployment:
     """The deployment called ``name`` (:class:`DeploymentNotFoundError` if none)."""
     return records.get_deployment(name)
+
+
+#: The fields :func:`update` may change (as :func:`plan` names them).
+UPDATABLE = (
+    "notebook",
+    "cron",
+    "interval",
+    "timezone",
+    "parameters",
+    "timeout",
+    "cell_timeout",
+    "retries",
+    "retry_delay",
+    "catchup",
+    "max_catchup",
+    "limit",
+    "grace",
+    "kernel",
+    "tags",
+    "paused",
+    "after",
+    "notify",
+    "dask",
+)
+
+
+def update(name: str, **changes: Any) -> Deployment:
+    """Change some fields of deployment ``name``, checked as :func:`deploy` checks them.
+
+    Fields not given keep their stored values; giving ``cron`` drops the
+    interval and giving ``interval`` drops the cron expression. Without a
+    new ``notebook`` the deployment is planned again from its notebook, or
+    from its snapshot when that notebook is gone (its recorded path is kept).
+
+    Raises
+    ------
+    DeploymentNotFoundError
+        No deployment has that name.
+    ConfigurationError
+        An unknown field or a bad value (nothing is changed then).
+    """
+    unknown = sorted(set(changes) - set(UPDATABLE))
+    if unknown:
+        raise ConfigurationError(
+            f"Cannot change {', '.join(unknown)} of a deployment; changeable: "
+            f"{', '.join(UPDATABLE)}."
+        )
+    current = get(name)
+    if current.problem is not None:
+        raise ConfigurationError(current.problem)
+    fields: dict[str, Any] = {k: getattr(current, k) for k in UPDATABLE}
+    if changes.get("cron") is not None:
+        fields["interval"] = None
+    if changes.get("interval") is not None:
+        fields["cron"] = None
+    fields.update(changes)
+    source = fields.pop("notebook")
+    keep_path = None
+    if "notebook" not in changes and not notebook_path(source).is_file():
+        keep_path = current.notebook
+        source = current.snapshot_path(settings.paths().home)
+    planned = plan(source, name, **fields)
+    if keep_path is not None:
+        planned.deployment.notebook = keep_path
+    return save(planned, update=True)
 
 
 def pause(name: str) -> Deployment:

@@ -21,13 +21,13 @@ The worker never sets states: the launching process owns the run's states
 (:mod:`kernelflow.deployments.execution`), so a dead scheduler's run is
 marked Crashed by the store's crash detection.
 
-The kernel gets ``KERNELFLOW_PARENT_FLOW_RUN_ID`` (its notebook session run,
-and so its ``@task``/``@flow`` calls and ``%%task`` cells, are recorded under
-the deployment run), ``KERNELFLOW_DEPLOYMENT_RUN`` (so ``Flow.serve()``,
-``Flow.deploy()`` and ``%kf deploy`` inside the run are skipped),
+The kernel gets ``KERNELFLOW_DEPLOYMENT_RUN``, the run's id: its ``@task`` and
+``@flow`` calls and ``%%task`` cells are recorded in the deployment run itself
+(:mod:`kernelflow.kernel.session`), and ``Flow.serve()``, ``Flow.deploy()`` and
+``%kf deploy`` inside the run are skipped; it also gets
 ``KERNELFLOW_DEPLOYMENT_RUN_INFO`` (JSON: the deployment and run that
 :mod:`kernelflow.runtime` reports) and the store's ``KERNELFLOW_HOME``;
-``--ext=kernelflow`` loads the extension.
+a startup line (``IPKernelApp.exec_lines``) loads the extension.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -48,11 +49,12 @@ __all__ = ["WorkerProcess", "kill_tree", "launch", "main"]
 
 #: The environment variable set in a kernel that runs a deployment (the run's id).
 DEPLOYMENT_RUN_ENV = "KERNELFLOW_DEPLOYMENT_RUN"
-PARENT_RUN_ENV = "KERNELFLOW_PARENT_FLOW_RUN_ID"
 #: What ``kernelflow.runtime.deployment`` reads in the kernel (see :func:`runtime_info`).
 DEPLOYMENT_INFO_ENV = "KERNELFLOW_DEPLOYMENT_RUN_INFO"
 
 _LOG_LIMIT = 4000
+#: What the kernel runs at startup, so its session and magics exist before the first cell.
+_LOAD_KERNELFLOW = "import kernelflow as _kf; _kf.load_ipython_extension(get_ipython()); del _kf"
 
 
 # --- the launching side ---------------------------------------------------------------------
@@ -213,17 +215,48 @@ class _RunLog:
             self.done = min(self.done + 1, self.total)
 
 
+# A line the kernelflow console handler wrote in the kernel: ``HH:MM:SS.mmm | LEVEL | ...``.
+_CONSOLE_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} \| (DEBUG|INFO|WARNING|ERROR|CRITICAL) *\| ")
+# The kernel's own chatter, never the notebook's: ipykernel's log lines (``[IPKernelApp]
+# WARNING | ...``, which reach a cell's stderr once ipykernel captures its file descriptors)
+# and its message for a SIGINT that arrived between cells (the kernel being shut down).
+_KERNEL_NOISE = re.compile(
+    r"^(\[(IPKernelApp|IPKernel|KernelApp|ipykernel)[^\]]*\] "
+    r"|KeyboardInterrupt caught in kernel\.?$)"
+)
+
+
 class _StreamLog:
-    """A file-like object papermill writes a cell's stdout or stderr to: one log line a write."""
+    """A file-like object papermill writes a cell's stdout or stderr to.
+
+    The notebook's output becomes log lines at ``level``, one record a write;
+    within a write, a line the kernelflow logger printed keeps its own level
+    (an INFO line on stderr is not a warning) and the kernel's own chatter
+    (see ``_KERNEL_NOISE``) is dropped.
+    """
 
     def __init__(self, log: _RunLog, name: str, level: int) -> None:
         self.log, self.name, self.level = log, name, level
 
     def write(self, text: str) -> int:
-        stripped = text.rstrip("\n")
-        if stripped:
-            self.log.log(stripped, self.level, f"kernelflow.deployments.{self.name}")
+        pending: list[str] = []
+        for line in text.rstrip("\n").split("\n"):
+            if _KERNEL_NOISE.match(line):
+                continue
+            console = _CONSOLE_LINE.match(line)
+            if console is None:
+                pending.append(line)
+                continue
+            self._emit(pending, self.level)
+            pending = []
+            self._emit([line], logging.getLevelName(console.group(1)))
+        self._emit(pending, self.level)
         return len(text)
+
+    def _emit(self, lines: list[str], level: int) -> None:
+        message = "\n".join(lines).strip("\n")
+        if message.strip():
+            self.log.log(message, level, f"kernelflow.deployments.{self.name}")
 
     def flush(self) -> None:
         pass
@@ -260,7 +293,6 @@ def execute(job: dict[str, Any], timed_out: threading.Event) -> dict[str, Any]:
     os.close(settings.open_private(output, os.O_WRONLY))
     nb = nbformat.read(job["snapshot"], as_version=4)
     log = _RunLog(run_id, sum(1 for c in nb.cells if c.cell_type == "code"))
-    os.environ[PARENT_RUN_ENV] = run_id
     os.environ[DEPLOYMENT_RUN_ENV] = run_id
     os.environ.pop("KERNELFLOW_DEPLOYMENT_ID", None)
     os.environ[DEPLOYMENT_INFO_ENV] = json.dumps(runtime_info(job))
@@ -273,7 +305,10 @@ def execute(job: dict[str, Any], timed_out: threading.Event) -> dict[str, Any]:
         "on_notebook_start": log.notebook_start,
         "on_cell_start": log.cell_start,
         "on_cell_executed": log.cell_executed,
-        "extra_arguments": ["--ext=kernelflow"],
+        # Loaded by a startup line rather than ``--ext``: a notebook that says
+        # ``%load_ext kernelflow`` itself then loads it silently (loading is idempotent),
+        # instead of printing IPython's "extension is already loaded" into the run's log.
+        "extra_arguments": [f"--IPKernelApp.exec_lines={_LOAD_KERNELFLOW}"],
     }
     try:
         papermill.execute_notebook(

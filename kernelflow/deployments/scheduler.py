@@ -31,6 +31,20 @@ Runs execute concurrently, at most ``slots`` at once and at most a
 deployment's ``limit`` of its own; a fire that finds no room waits in a
 queue and turns Late after the deployment's grace period.
 
+*Who holds the lease.* The holder writes its pid into the lease file and
+one JSON line beside it, ``<home>/scheduler.holder`` (pid, host, a process
+label such as ``jupyter server`` or ``kernelflow scheduler``, and since
+when); :func:`lease_holder` reads them for ``GET scheduler``, and checks the
+flock itself, so a holder killed with ``kill -9`` (whose files stay behind)
+is not reported.
+
+*Cancelling a run.* :meth:`Scheduler.cancel` cancels a run this scheduler
+executes or queues: Cancelling, then its notebook process tree is killed and
+the run ends Cancelled through :class:`RunExecution`. Another process asks
+the holder with :func:`request_cancel`: a file named after the run in
+``<home>/deployments/cancel/`` and a byte on the wake FIFO; the holder picks
+it up at once.
+
 *Stopping* releases the lease first. A graceful stop then finishes what
 this scheduler claimed: runs in progress, and the queued fires, started as
 room frees. A cancelling stop (Ctrl-C) cancels the runs in progress and
@@ -49,9 +63,11 @@ import contextlib
 import datetime as dt
 import fcntl
 import heapq
+import json
 import logging
 import os
 import select
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -73,7 +89,15 @@ from kernelflow.errors import (
 from kernelflow.runs import FlowRun, new_id
 from kernelflow.states import State, StateType
 
-__all__ = ["Scheduler", "after_hook", "trigger_after"]
+__all__ = [
+    "CANCEL_DIR",
+    "Scheduler",
+    "after_hook",
+    "cancel_requests_dir",
+    "lease_holder",
+    "request_cancel",
+    "trigger_after",
+]
 
 logger = logging.getLogger("kernelflow.deployments.scheduler")
 
@@ -87,6 +111,12 @@ LEAD_S = 2.0
 _FATAL_STORE_ERRORS = (StoreCorruptError, StoreNotPrivateError, SchemaTooNewError)
 #: Fire kinds that are schedule slots (the catch-up policy applies to them when Late).
 _SLOT_FIRES = ("scheduled", "catchup")
+#: The file beside the lease saying who holds it (see :func:`lease_holder`).
+HOLDER_FILE = "scheduler.holder"
+#: Folder under ``<home>/deployments`` where other processes ask the holder to cancel a run.
+CANCEL_DIR = "cancel"
+#: Seconds after which a cancel request for a run the holder does not know is dropped.
+CANCEL_REQUEST_TTL_S = 600.0
 
 
 @dataclass
@@ -110,6 +140,9 @@ class Scheduler:
         Seconds between attempts of a standby scheduler to take the lease.
     home
         The store home (default: the active store).
+    label
+        What this process is, as :func:`lease_holder` reports it (default: the
+        program's name and first argument, e.g. ``kernelflow scheduler``).
 
     Examples
     --------
@@ -119,7 +152,11 @@ class Scheduler:
     """
 
     def __init__(
-        self, slots: int = 4, lease_poll: float = 0.5, home: str | os.PathLike[str] | None = None
+        self,
+        slots: int = 4,
+        lease_poll: float = 0.5,
+        home: str | os.PathLike[str] | None = None,
+        label: str | None = None,
     ) -> None:
         from kernelflow._durations import check_seconds
         from kernelflow.deployments.models import check_count
@@ -127,6 +164,7 @@ class Scheduler:
         self.slots = check_count(slots, "slots", 1)
         self.lease_poll = check_seconds(lease_poll, "lease_poll")
         self.home = settings.StorePaths(settings.home() if home is None else Path(home))
+        self.label = label or _default_label()
         self.active = threading.Event()
         self._stopping = threading.Event()
         self._cancel = threading.Event()
@@ -307,6 +345,7 @@ class Scheduler:
         return False
 
     def _step(self) -> None:
+        self._take_cancel_requests()
         now = time.time()
         self._fire_due(now)
         self._start_queued()
@@ -391,6 +430,57 @@ class Scheduler:
         if queued:
             logger.info("kernelflow: %d queued run(s) left for the next scheduler", len(queued))
 
+    # -- cancelling ------------------------------------------------------------------------
+    def cancel(self, run_id: str, message: str = "Cancelled on request") -> bool:
+        """Cancel run ``run_id`` if this scheduler executes or queues it; True if it does.
+
+        A run in progress goes Cancelling; its notebook process tree is killed
+        and the run ends Cancelled (with ``message``) through its execution.
+        A queued run ends Cancelled at once, never started.
+        """
+        from kernelflow.engine import set_state
+        from kernelflow.states import Cancelled, Cancelling
+
+        with self._lock:
+            running = self._running.get(run_id)
+            queued = next((q for q in self._queue if q.run.id == run_id), None)
+            if running is None and queued is not None:
+                self._queue.remove(queued)
+        if running is not None:
+            _, execution = running
+            state = execution.run.state
+            if state is not None and state.is_final():
+                return True  # it ended just now: nothing left to cancel
+            if not execution.cancel.is_set():
+                execution.cancel_message = message
+                set_state("flow", execution.run, Cancelling(message="Cancel requested"))
+                execution.cancel.set()
+            return True
+        if queued is None:
+            return False
+        if not queued.claimed and not records.claim_attempt(queued.run.id, queued.attempt):
+            return False  # another process started it meanwhile: it is theirs to cancel
+        set_state("flow", queued.run, Cancelled(message=f"{message} before it started"))
+        self._wake()
+        return True
+
+    def _take_cancel_requests(self) -> None:
+        """Act on the cancel requests other processes left for the lease holder."""
+        folder = cancel_requests_dir(self.home.home)
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            return
+        now = time.time()
+        for name in names:
+            path = folder / name
+            if self.cancel(name, "Cancelled on request"):
+                path.unlink(missing_ok=True)
+                continue
+            with contextlib.suppress(OSError):
+                if now - path.stat().st_mtime > CANCEL_REQUEST_TTL_S:
+                    path.unlink()  # a run that is not ours (or over): the request is stale
+
     # -- the lease ------------------------------------------------------------------------
     @property
     def lease_path(self) -> Any:
@@ -408,6 +498,16 @@ class Scheduler:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lease_fd = fd
+        holder = {
+            "pid": os.getpid(),
+            "host": os.uname().nodename,
+            "process": self.label,
+            "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        try:
+            settings.write_private(self.home.home / HOLDER_FILE, json.dumps(holder).encode())
+        except OSError as exc:  # only ``GET scheduler`` misses it; scheduling goes on
+            logger.warning("kernelflow: cannot record the scheduler's holder: %s", exc)
         return True
 
     def _release(self) -> None:
@@ -419,6 +519,7 @@ class Scheduler:
             os.close(self._fifo_fd)
             self._fifo_fd = None
         if self._lease_fd is not None:
+            (self.home.home / HOLDER_FILE).unlink(missing_ok=True)
             os.ftruncate(self._lease_fd, 0)
             os.close(self._lease_fd)  # releases the flock
             self._lease_fd = None
@@ -831,6 +932,66 @@ class Scheduler:
             queued = trigger_after(target, run, signal=False)
             if queued is not None:
                 self._enqueue(queued)
+
+
+def _default_label() -> str:
+    """``kernelflow scheduler``, ``jupyter-lab``...: the program and its first argument."""
+    argv = [Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python", *sys.argv[1:2]]
+    return " ".join(a for a in argv if not a.startswith("-"))[:80] or "python"
+
+
+def lease_holder(home: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
+    """Who holds the scheduler lease of the store at ``home`` (default: the active one).
+
+    Returns
+    -------
+    dict or None
+        ``pid``, ``host``, ``process`` (a label such as ``jupyter server``) and
+        ``since`` (ISO 8601), or None when no scheduler holds the lease (none
+        runs, so deployments do not fire).
+    """
+    base = settings.home() if home is None else Path(home)
+    try:
+        fd = os.open(base / "scheduler.lock", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None  # no scheduler ever ran on this store
+    try:
+        try:
+            # A shared lock we can take means nobody holds the exclusive one.
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            first = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+    finally:
+        os.close(fd)
+    pid = int(first) if first.isdigit() else None
+    holder: dict[str, Any] = {"pid": pid, "host": None, "process": None, "since": None}
+    try:
+        found = json.loads((base / HOLDER_FILE).read_text())
+    except (OSError, ValueError):
+        found = None  # an older kernelflow, or the holder is writing it right now
+    # Only the current holder's line: a previous holder's may not be removed yet.
+    if isinstance(found, dict) and (pid is None or found.get("pid") == pid):
+        holder.update({k: found[k] for k in holder if k in found})
+    return holder
+
+
+def cancel_requests_dir(home: str | os.PathLike[str] | None = None) -> Path:
+    """``<home>/deployments/cancel``: one file per run another process asks to cancel."""
+    base = settings.home() if home is None else Path(home)
+    return base / "deployments" / CANCEL_DIR
+
+
+def request_cancel(run_id: str) -> None:
+    """Ask the lease holder (another process) to cancel run ``run_id``; wake it."""
+    from kernelflow.deployments.registry import signal_change
+
+    folder = cancel_requests_dir()
+    settings.paths().ensure(folder)
+    settings.write_private(folder / run_id, b"")
+    signal_change()
 
 
 def describe_error(exc: BaseException) -> str:

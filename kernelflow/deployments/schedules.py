@@ -25,7 +25,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kernelflow.errors import ConfigurationError
 
-__all__ = ["CronSchedule", "IntervalSchedule", "Schedule", "parse_timezone"]
+__all__ = [
+    "CronSchedule",
+    "IntervalSchedule",
+    "Schedule",
+    "describe_plainly",
+    "parse_timezone",
+    "preview",
+]
 
 UTC = dt.timezone.utc
 _FIELDS_5 = ("minute", "hour", "day of month", "month", "day of week")
@@ -187,6 +194,109 @@ def _explain_bad_cron(cron: str, fields: list[str]) -> str:
         if not croniter.is_valid(" ".join(probe), second_at_beginning=len(fields) == 6):
             return (
                 f"Invalid cron expression {cron!r}: the {name} field {value!r} is not valid; "
-                "see `man 5 crontab` for the syntax."
+                "see 'man 5 crontab' for the syntax."
             )
-    return f"Invalid cron expression {cron!r}; see `man 5 crontab` for the syntax."
+    return f"Invalid cron expression {cron!r}; see 'man 5 crontab' for the syntax."
+
+
+# --- previews: what a schedule means, in words and in its next fire times ------------------------
+#: The most fire times :func:`preview` lists.
+MAX_PREVIEW = 20
+_DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+
+
+def preview(
+    schedule: Schedule, count: int = 5, after: dt.datetime | None = None
+) -> list[dt.datetime]:
+    """The next ``count`` fire times of ``schedule`` after ``after`` (default now), in its zone.
+
+    Each is an aware datetime in the schedule's time zone (its offset shows
+    daylight saving time). Fewer are returned when the schedule's dates run out.
+    """
+    if not 1 <= count <= MAX_PREVIEW:
+        raise ConfigurationError(f"count must be between 1 and {MAX_PREVIEW}, got {count!r}.")
+    zone = parse_timezone(getattr(schedule, "timezone", None))
+    after = after or dt.datetime.now(UTC)
+    found = []
+    for when in schedule.fire_times(after):
+        found.append(when.astimezone(zone))
+        if len(found) >= count:
+            break
+    return found
+
+
+def describe_plainly(schedule: Schedule) -> str:
+    """The schedule in plain words: "Every 10 minutes", "Every day at 06:00 (Europe/Berlin)".
+
+    Common cron forms are put in words (every N minutes, hourly at a minute,
+    daily or on given weekdays or days of the month at a time); any other
+    expression is named as it is, and the next fire times say the rest.
+    """
+    if isinstance(schedule, IntervalSchedule):
+        return f"Every {_duration_words(schedule.interval)}"
+    if isinstance(schedule, CronSchedule):
+        words = _cron_words(schedule.cron.split(" "))
+        where = f" ({schedule.timezone})"
+        return (words or f"On cron schedule '{schedule.cron}'") + where
+    return schedule.describe()
+
+
+def _duration_words(seconds: float) -> str:
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second")):
+        if seconds >= size and seconds % size == 0:
+            n = int(seconds // size)
+            return unit if n == 1 else f"{n} {unit}s"
+    return f"{seconds:g} seconds"
+
+
+def _number(text: str, low: int, high: int) -> int | None:
+    return int(text) if text.isdigit() and low <= int(text) <= high else None
+
+
+def _cron_words(fields: list[str]) -> str | None:
+    """Words for the common 5-field forms (a 6-field one only with its seconds at 0)."""
+    if len(fields) == 6:
+        if fields[0] != "0":
+            return None
+        fields = fields[1:]
+    minute, hour, dom, month, dow = fields
+    if month != "*":
+        return None
+    if (minute, hour, dom, dow) == ("*", "*", "*", "*"):
+        return "Every minute"
+    if minute.startswith("*/") and (hour, dom, dow) == ("*", "*", "*"):
+        step = _number(minute[2:], 1, 59)
+        return None if step is None else f"Every {_duration_words(step * 60)}"
+    m = _number(minute, 0, 59)
+    if m is None:
+        return None
+    if (hour, dom, dow) == ("*", "*", "*"):
+        return f"Every hour at minute {m}"
+    if hour.startswith("*/") and (dom, dow) == ("*", "*"):
+        step = _number(hour[2:], 1, 23)
+        return None if step is None else f"Every {_duration_words(step * 3600)} at minute {m}"
+    hours = [_number(h, 0, 23) for h in hour.split(",")]
+    if any(h is None for h in hours):
+        return None
+    at = " and ".join(f"{h:02d}:{m:02d}" for h in hours if h is not None)
+    if dom == "*" and dow == "*":
+        return f"Every day at {at}"
+    if dom == "*":
+        days = _weekday_words(dow)
+        return None if days is None else f"Every {days} at {at}"
+    if dow == "*":
+        day = _number(dom, 1, 31)
+        return None if day is None else f"On day {day} of every month at {at}"
+    return None
+
+
+def _weekday_words(dow: str) -> str | None:
+    if dow in ("1-5", "MON-FRI", "mon-fri"):
+        return "weekday (Monday to Friday)"
+    names = []
+    for part in dow.split(","):
+        n = _number(part, 0, 7)
+        if n is None:
+            return None
+        names.append(_DAYS[n % 7])
+    return ", ".join(names)

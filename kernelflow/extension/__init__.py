@@ -1,27 +1,54 @@
-"""kernelflow's Jupyter server extension: the store as JSON for the JupyterLab panel.
+"""kernelflow's Jupyter server extension: the JupyterLab panel's REST API and the scheduler.
 
 Installing kernelflow enables it (``jupyter-config/server-config/kernelflow.json``
-ships in the wheel); ``jupyter server extension list`` shows it. It serves,
-behind the server's authentication and its ``Authorizer`` (each endpoint needs
-``read`` on the resource in brackets):
+ships in the wheel); ``jupyter server extension list`` shows it. It is the
+``ExtensionApp`` :class:`~kernelflow.extension.app.KernelflowApp`, configured
+by traitlets (``run_scheduler``, ``slots``, ``store_home``): with
+``run_scheduler`` on (the default) the server runs the deployment scheduler
+while it runs. It serves, behind the server's authentication and its
+``Authorizer`` (each endpoint needs the action on the resource in brackets):
 
-======================================  =============================================
-``GET /kernelflow/api/runs``            flow runs, newest first
-                                        (``?flow=&state=&limit=&offset=``)
-                                        [``kernelflow.runs``]
-``GET /kernelflow/api/runs/<id>``       one run with its task runs, subflows and one
-                                        page of its logs, the newest by default
-                                        (``?log_offset=&log_limit=``)
-                                        [``kernelflow.runs``]
-``GET /kernelflow/api/runs/<id>/logs``  one page of a run's logs
-                                        (``?offset=&limit=``) [``kernelflow.runs``]
-``GET /kernelflow/api/deployments``     deployments with their next and last run
-                                        [``kernelflow.deployments``]
-``GET /kernelflow/api/health``          the extension's version and store
-                                        [``kernelflow.health``]
-======================================  =============================================
+=================================================  ==========================================
+``GET runs``                                       flow runs, newest first
+                                                   (``?flow=&state=&limit=&offset=``)
+                                                   [read ``kernelflow.runs``]
+``GET runs/<id>``                                  one run with its task runs, subflows and
+                                                   one page of its logs
+                                                   (``?log_offset=&log_limit=``)
+                                                   [read ``kernelflow.runs``]
+``GET runs/<id>/logs``                             one page of a run's logs
+                                                   (``?offset=&limit=``) [read ``kernelflow.runs``]
+``GET runs/<id>/notebook``, ``.../html``           the executed notebook, its HTML copy
+                                                   (sandboxed) [read ``kernelflow.runs``]
+``POST runs/<id>/cancel``                          Cancelling, then Cancelled, kernel killed
+                                                   [write ``kernelflow.runs``]
+``POST runs/<id>/rerun``                           the deployment again, same parameters
+                                                   [execute ``kernelflow.deployments``]
+``POST runs/<id>/resume``                          resume a run paused awaiting input
+                                                   (``{"input": {...}}``)
+                                                   [write ``kernelflow.runs``]
+``GET deployments``                                deployments with their next and last run
+                                                   [read ``kernelflow.deployments``]
+``POST deployments``                               deploy a notebook under the server root
+                                                   [write ``kernelflow.deployments``]
+``PATCH deployments/<name>``                       change it; ``paused`` pauses / resumes
+                                                   [write ``kernelflow.deployments``]
+``DELETE deployments/<name>``                      delete it (its runs stay)
+                                                   [write ``kernelflow.deployments``]
+``POST deployments/<name>/runs``                   run it now (``{"parameters": {...}}``)
+                                                   [execute ``kernelflow.deployments``]
+``GET scheduler``                                  who holds the scheduler lease
+                                                   [read ``kernelflow.deployments``]
+``POST schedule/preview``                          a schedule in words, its next fire times
+                                                   [read ``kernelflow.deployments``]
+``GET notebooks/parameters?path=``                 a notebook's typed ``parameters`` cell
+                                                   [read ``kernelflow.deployments``]
+``GET health``                                     the extension's version and store
+                                                   [read ``kernelflow.health``]
+=================================================  ==========================================
 
-Only the server imports this package: ``import kernelflow`` does not.
+All under ``<base_url>kernelflow/api/``. Only the server imports this package:
+``import kernelflow`` does not.
 """
 
 from __future__ import annotations
@@ -31,14 +58,7 @@ from typing import Any
 __all__: list[str] = []
 
 
-def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    return [{"module": "kernelflow.extension"}]
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    from kernelflow import _jupyter_server_extension_points as points
 
-
-def _load_jupyter_server_extension(server_app: Any) -> None:
-    """Add the REST handlers to the running Jupyter server."""
-    from kernelflow.extension.handlers import routes
-
-    web_app = server_app.web_app
-    web_app.add_handlers(".*$", routes(web_app.settings["base_url"]))
-    server_app.log.info("kernelflow: REST API at %skernelflow/api/", web_app.settings["base_url"])
+    return points()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from kernelflow.errors import ConfigurationError
@@ -67,7 +68,8 @@ def _state_filters() -> dict[str, str]:
 
     names = [n for n in states.__all__ if n not in ("State", "StateType")]
     kinds = [kind.value for kind in states.StateType]
-    return {value.lower(): value for value in [*names, *kinds]}
+    # Names with no constructor of their own: a deployment's catch-up records Skipped.
+    return {value.lower(): value for value in [*names, "Skipped", *kinds]}
 
 
 def _parse_state(raw: str | None) -> str | None:
@@ -99,30 +101,82 @@ def _parse_count(raw: str | None, name: str, default: int, lowest: int, highest:
 
 
 def _task_run_summaries(flow_run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """For each flow run: how many task runs it has, and how many in each state."""
-    from kernelflow.store.queries import sql
+    """For each flow run: its task runs in total, by state, and how many failed or crashed."""
+    from kernelflow.store.queries import task_state_counts
 
     ids = list(flow_run_ids)
-    summaries: dict[str, dict[str, Any]] = {i: {"total": 0, "by_state": {}} for i in ids}
+    summaries: dict[str, dict[str, Any]] = {
+        i: {"total": 0, "by_state": {}, "failed": 0, "crashed": 0} for i in ids
+    }
     if not ids:
         return summaries
-    counts = sql(
-        "SELECT flow_run_id, coalesce(state_name, 'Unknown') AS state, count(*) AS n "
-        "FROM task_runs WHERE list_contains(?, flow_run_id) GROUP BY ALL",
-        [ids],
-    )
-    for row in counts.itertuples(index=False):
+    for row in task_state_counts(ids).itertuples(index=False):
         summary = summaries[row.flow_run_id]
-        summary["total"] += int(row.n)
-        summary["by_state"][row.state] = int(row.n)
+        n = int(row.n)
+        summary["total"] += n
+        summary["by_state"][row.state_name] = summary["by_state"].get(row.state_name, 0) + n
+        # TimedOut is a FAILED type, as in Prefect; Crashed is its own type.
+        if row.state_type == "FAILED":
+            summary["failed"] += n
+        elif row.state_type == "CRASHED":
+            summary["crashed"] += n
     return summaries
 
 
 def _with_task_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     summaries = _task_run_summaries(run["id"] for run in runs)
     for run in runs:
-        run["task_runs"] = summaries[run["id"]]
+        summary = summaries[run["id"]]
+        run["failed_tasks"] = summary.pop("failed")
+        run["crashed_tasks"] = summary.pop("crashed")
+        run["task_runs"] = summary
     return runs
+
+
+def _parse_when(raw: str | None, name: str, end_of_day: bool = False) -> float | None:
+    """An ISO date or date-time as epoch seconds (UTC when it names no offset).
+
+    A bare date means the start of that day, or with ``end_of_day`` the start
+    of the next one, so ``until=2026-12-05`` includes all of that day.
+    """
+    if raw is None or raw.strip() == "":
+        return None
+    text = raw.strip()
+    try:
+        if len(text) == 10:  # YYYY-MM-DD
+            day = dt.date.fromisoformat(text)
+            if end_of_day and day == dt.date.max:
+                return None  # until the end of time: no bound
+            when = dt.datetime.combine(day, dt.time(), dt.timezone.utc)
+            if end_of_day:
+                when += dt.timedelta(days=1)
+        else:
+            when = dt.datetime.fromisoformat(text)
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=dt.timezone.utc)
+        return when.timestamp()
+    except (ValueError, OverflowError):  # OverflowError: past year 9999 or before year 1
+        raise ConfigurationError(
+            f"{name}={raw[:60]!r} is not a date or time; give an ISO date (2026-12-05) or "
+            "date-time (2026-12-05T14:30, optionally with an offset such as +01:00 or Z)."
+        ) from None
+
+
+def _summaries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The list's rows as the panel shows them (see :func:`runs_page`)."""
+    for row in rows:
+        path = row.get("path")
+        if row.get("kind") == "session":
+            row["display_name"] = PurePath(path).name if path else row.get("flow_name")
+        else:
+            row["display_name"] = row.get("name") or row.get("flow_name")
+        folded = int(row.pop("folded", 1) or 1)
+        since = row.pop("folded_since", None)
+        skipped = row.get("state_name") == "Skipped"
+        row["folded"] = folded if folded > 1 else None
+        row["folded_since"] = since if folded > 1 else None
+        row["reason"] = row.get("state_message") if skipped else None
+    return _with_task_runs(rows)
 
 
 def runs_page(
@@ -130,6 +184,9 @@ def runs_page(
     state: str | None = None,
     limit: str | None = None,
     offset: str | None = None,
+    deployment: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
 ) -> dict[str, Any]:
     """``GET /kernelflow/api/runs``: flow runs, newest first, one page.
 
@@ -143,28 +200,55 @@ def runs_page(
     limit, offset
         The page: at most ``limit`` runs (default 50, at most
         :data:`MAX_LIMIT`) after skipping the ``offset`` newest.
+    deployment
+        Only runs of the deployment with this name (empty: all runs).
+    since, until
+        Only runs created from ``since`` and before ``until``: ISO dates or
+        date-times, UTC unless they carry an offset; a date ``until`` includes
+        that whole day.
 
     Returns
     -------
     dict
-        ``runs`` (rows of ``flow_runs``, each with ``task_runs``: a count in
-        total and by state), ``offset``, ``limit`` and ``has_more``.
+        ``runs``, ``offset``, ``limit`` and ``has_more``. Each run is a row of
+        ``flow_runs`` with ``task_runs`` (a count in total and by state),
+        ``failed_tasks`` and ``crashed_tasks``, ``kind`` (``flow``,
+        ``subflow``, ``session`` or ``deployment``), ``display_name`` (a
+        session's notebook file name, else the run name), ``path`` (its
+        notebook, or null), ``deployment`` (its name, or null), ``folded``
+        (null, or how many consecutive Skipped runs of one deployment the row
+        stands for, the newest shown; ``folded_since``: when the oldest was
+        created) and ``reason`` (why a Skipped run was skipped, else null).
 
     Raises
     ------
     ConfigurationError
-        ``state``, ``limit`` or ``offset`` has a value the API does not accept.
+        A filter, ``limit`` or ``offset`` has a value the API does not accept.
     """
-    from kernelflow.store.queries import list_flow_runs
+    from kernelflow.store.queries import list_run_summaries
 
     state_filter = _parse_state(state)
     page = _parse_count(limit, "limit", _DEFAULT_LIMIT, 1, MAX_LIMIT)
     start = _parse_count(offset, "offset", 0, 0, MAX_OFFSET)
+    after = _parse_when(since, "since")
+    before = _parse_when(until, "until", end_of_day=True)
+    if after is not None and before is not None and after >= before:
+        raise ConfigurationError(
+            f"since={since!r} is not before until={until!r}; give a since earlier than until."
+        )
     # One row past the page tells whether there is a next page.
-    frame = list_flow_runs(flow=flow or None, state=state_filter, limit=start + page + 1)
-    rows = _records(frame.iloc[start:])
+    frame = list_run_summaries(
+        flow=flow or None,
+        state=state_filter,
+        deployment=deployment or None,
+        since=after,
+        until=before,
+        limit=page + 1,
+        offset=start,
+    )
+    rows = _records(frame)
     return {
-        "runs": _with_task_runs(rows[:page]),
+        "runs": _summaries(rows[:page]),
         "offset": start,
         "limit": page,
         "has_more": len(rows) > page,
@@ -187,14 +271,19 @@ def run_detail(
     Returns
     -------
     dict
-        ``run``, ``task_runs`` (oldest first), ``subflows`` (flow runs whose
-        parent is this run), ``artifacts`` (of the run and its task runs,
-        oldest first, each with a one-line ``summary`` of its ``data``),
-        ``logs`` (one page of the lines of the run and its
-        task runs, oldest first), ``logs_page`` (that page's ``offset``,
-        ``limit``, ``total``, and the parameters of the ``earlier`` and
-        ``later`` pages, or null at either end) and ``logs_omitted`` (how many
-        lines come before the page).
+        ``run`` (as an item of :func:`runs_page`, plus ``parameters_typed``:
+        ``[{"name", "type", "value_text"}]`` so a parameter reads
+        ``n: int = 10``; ``pause``: the form a paused run waits for, or null;
+        ``has_notebook`` and ``has_html``: whether a deployment run's executed
+        notebook and its HTML copy exist), ``task_runs`` (oldest first; a
+        deployment run's include those of its notebook session),
+        ``subflows`` (flow runs whose parent is this run), ``artifacts`` (of
+        the run and its task runs, oldest first, each with a one-line
+        ``summary`` of its ``data``), ``logs`` (one page of the lines of the
+        run and its task runs, oldest first), ``logs_page`` (that page's
+        ``offset``, ``limit``, ``total``, and the parameters of the
+        ``earlier`` and ``later`` pages, or null at either end) and
+        ``logs_omitted`` (how many lines come before the page).
 
     Raises
     ------
@@ -204,20 +293,33 @@ def run_detail(
         ``log_offset`` or ``log_limit`` has a value the API does not accept.
     """
     from kernelflow.artifacts import summarize
-    from kernelflow.store.queries import artifacts_of, get_flow_run, subflows_of, task_runs_of
+    from kernelflow.store.queries import (
+        artifacts_of,
+        get_flow_run,
+        list_run_summaries,
+        subflows_of,
+        task_runs_of,
+    )
 
     offset, limit = _parse_log_page(log_offset, log_limit, "log_offset", "log_limit")
-    run = _records(get_flow_run(run_id))[0]
-    task_runs = _records(task_runs_of(run["id"]))
+    found = str(get_flow_run(run_id)["id"].iloc[0])
+    run = _records(list_run_summaries(run_id=found, fold_skipped=False))[0]
+    _summaries([run])
     subflows = _records(subflows_of(run["id"]))
+    task_runs = _records(task_runs_of(run["id"]))
+    if run["kind"] == "deployment":
+        # The notebook's tasks are recorded under the kernel's session, a child of this run.
+        for child in subflows:
+            if "notebook" in (child.get("tags") or []):
+                task_runs += _records(task_runs_of(child["id"]))
+        task_runs.sort(key=lambda t: (t.get("created") is None, t.get("created") or "", t["id"]))
     artifacts = _records(artifacts_of(run["id"]))
     for artifact in artifacts:
         artifact["summary"] = summarize(artifact["type"], artifact["data"])
     logs = _log_page(run["id"], offset, limit)
-    run["task_runs"] = {
-        "total": len(task_runs),
-        "by_state": _count_states(task_runs),
-    }
+    run["parameters_typed"] = _typed_parameters(run)
+    run["pause"] = _pause_of(run)
+    run.update(_output_files(run))
     return {
         "run": run,
         "task_runs": task_runs,
@@ -227,6 +329,136 @@ def run_detail(
         "logs_page": logs,
         "logs_omitted": logs["offset"],
     }
+
+
+# Python's names for the types a parameter's recorded text can be read back as.
+_LITERAL_TYPES = {int, float, complex, str, bytes, bool, list, dict, tuple, set, type(None)}
+
+
+def _type_of_text(text: str) -> str:
+    """The type of a recorded value, from its text (a repr); ``any`` when it is no literal."""
+    import ast
+
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return "any"
+    if value is None:
+        return "None"
+    kind = type(value)
+    return kind.__name__ if kind in _LITERAL_TYPES else "any"
+
+
+def _notebook_types(deployment_id: str) -> dict[str, str]:
+    """The types the deployment's notebook declares for its parameters (empty if unknown)."""
+    from kernelflow import settings
+    from kernelflow.deployments.models import Deployment
+    from kernelflow.deployments.parameters import notebook_parameters, read_notebook
+    from kernelflow.store.queries import deployment_definition
+
+    definition = deployment_definition(deployment_id)
+    if definition is None:
+        return {}
+    try:
+        deployment = Deployment.from_definition(json.loads(definition))
+        declared = notebook_parameters(
+            read_notebook(deployment.snapshot_path(settings.paths().home))
+        )
+    except (ConfigurationError, ValueError, TypeError, KeyError):
+        # A snapshot gone or unreadable: fall back to the types of the values.
+        return {}
+    return {name: param.type for name, param in (declared or {}).items()}
+
+
+def _typed_parameters(run: dict[str, Any]) -> list[dict[str, str]]:
+    """The run's parameters as ``{"name", "type", "value_text"}``.
+
+    The store keeps each value as its text (``repr``), so a run of any flow
+    can be recorded; a deployment run's types come from its notebook's
+    ``parameters`` cell, the others' from the recorded text.
+    """
+    recorded = run.get("parameters") or {}
+    if not isinstance(recorded, dict):
+        return []
+    declared = _notebook_types(run["deployment_id"]) if run.get("deployment_id") else {}
+    typed = []
+    for name, value in recorded.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        kind = declared.get(name)
+        if kind is None or kind == "any":
+            kind = _type_of_text(text)
+        typed.append({"name": str(name), "type": kind, "value_text": text})
+    return typed
+
+
+# JSON schema types, as a Python user names them.
+_SCHEMA_TYPES = {
+    "integer": "int",
+    "number": "float",
+    "string": "str",
+    "boolean": "bool",
+    "array": "list",
+    "object": "dict",
+    "null": "None",
+}
+
+
+def _schema_type(spec: dict[str, Any]) -> str:
+    if "type" in spec:
+        kinds = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
+        return " | ".join(_SCHEMA_TYPES.get(str(k), str(k)) for k in kinds)
+    options = spec.get("anyOf") or spec.get("oneOf")
+    if options:
+        return " | ".join(_schema_type(option) for option in options)
+    if "enum" in spec:
+        return " | ".join(repr(v) for v in spec["enum"])
+    if "$ref" in spec:
+        return str(spec["$ref"]).rsplit("/", 1)[-1]
+    return "any"
+
+
+def _pause_of(run: dict[str, Any]) -> dict[str, Any] | None:
+    """The form a run paused for input waits for, or None (not paused, or nobody waits)."""
+    if run.get("state_type") != "PAUSED":
+        return None
+    from kernelflow._resume import find_pause
+    from kernelflow.errors import KernelflowError
+
+    try:
+        record = find_pause(run["id"])
+    except KernelflowError:
+        return None  # a pause file another version wrote: the CLI explains it
+    if record is None:
+        return None
+    schema = record.schema or {}
+    properties = schema.get("properties") or {}
+    fields = []
+    for name in record.fields:
+        spec = properties.get(name) or {}
+        fields.append(
+            {
+                "name": name,
+                "type": _schema_type(spec),
+                "default": spec.get("default"),
+                "description": spec.get("description") or spec.get("title"),
+            }
+        )
+    return {
+        "key": record.key,
+        "description": schema.get("description") or run.get("state_message") or "",
+        "fields": fields,
+    }
+
+
+def _output_files(run: dict[str, Any]) -> dict[str, bool]:
+    """Whether ``GET runs/<id>/notebook`` and ``.../html`` have a file to serve for the run."""
+    if run.get("kind") != "deployment":
+        return {"has_notebook": False, "has_html": False}
+    # The same lookup as the endpoints that serve them, so a true here is never a 404 there.
+    from kernelflow.extension.actions import run_files
+
+    found = run_files(run["id"])
+    return {"has_notebook": found["notebook"] is not None, "has_html": found["html"] is not None}
 
 
 def run_logs(run_id: str, offset: str | None = None, limit: str | None = None) -> dict[str, Any]:
@@ -329,36 +561,30 @@ def deployments_overview(now: dt.datetime | None = None) -> dict[str, Any]:
     -------
     dict
         ``deployments`` (by name: ``name``, ``schedule``, ``paused``,
-        ``next_run``, ``last_run``, and ``problem``: why ``next_run`` is
-        unknown, or ``None``) and ``note``: ``None``, or why the
+        ``next_run``, ``last_run``, ``problem``: why ``next_run`` is
+        unknown, or ``None``, and the settings the panel's edit dialog starts
+        from: ``cron``, ``interval``, ``timezone``, ``parameters``,
+        ``timeout``, ``retries``, ``retry_delay``, ``catchup``, ``notify``)
+        and ``note``: ``None``, or why the
         list is empty although deployments may exist (a store without the
         ``deployments`` table).
     """
     from kernelflow.deployments.models import Deployment
-    from kernelflow.store.queries import sql
+    from kernelflow.store.queries import deployment_definitions, last_deployment_runs
 
-    tables = sql(
-        "SELECT count(*) AS n FROM duckdb_tables() "
-        "WHERE schema_name = 'main' AND table_name = 'deployments'"
-    )
-    if int(tables["n"].iloc[0]) == 0:
+    definitions = deployment_definitions()
+    if definitions is None:
         return {
             "deployments": [],
             "note": "This store has no deployments table yet; it is created when kernelflow "
             "with notebook deployments opens the store (upgrade kernelflow, then run "
-            "`kernelflow deployment ls`).",
+            "'kernelflow deployment ls').",
         }
-    definitions = sql("SELECT definition FROM deployments ORDER BY name")
-    last_runs = sql(
-        "SELECT deployment_id, arg_max(id, created) AS id, "
-        "arg_max(state_name, created) AS state_name, arg_max(state_type, created) AS state_type, "
-        "max(created) AS created FROM flow_runs "
-        "WHERE deployment_id IS NOT NULL AND parent_flow_run_id IS NULL GROUP BY deployment_id"
-    )
+    last_runs = last_deployment_runs()
     last_by_id = {row.pop("deployment_id"): row for row in _records(last_runs)}
     now = now or dt.datetime.now(dt.timezone.utc)
     deployments = []
-    for raw in definitions["definition"]:
+    for raw in definitions:
         deployment = Deployment.from_definition(json.loads(raw))
         next_run = problem = None
         try:
@@ -380,6 +606,16 @@ def deployments_overview(now: dt.datetime | None = None) -> dict[str, Any]:
                 "next_run": next_run,
                 "last_run": last_by_id.get(deployment.id),
                 "problem": problem,
+                # What the panel's edit dialog starts from (as `kernelflow deployment inspect`).
+                "cron": deployment.cron,
+                "interval": deployment.interval,
+                "timezone": deployment.timezone,
+                "parameters": deployment.parameters,
+                "timeout": deployment.timeout,
+                "retries": deployment.retries,
+                "retry_delay": deployment.retry_delay,
+                "catchup": deployment.catchup,
+                "notify": list(deployment.notify),
             }
         )
     return {"deployments": deployments, "note": None}

@@ -11,7 +11,8 @@ Modules: :mod:`.cells` (what a cell reads and writes), :mod:`.dependencies`
 body), :mod:`.execute` (the cell as a task run), :mod:`.outputs` (saving and
 restoring outputs), :mod:`.replay` (recorded output), :mod:`.why`,
 :mod:`.lineage`, :mod:`.stale`, :mod:`.commands` and :mod:`.views` (``%kf``),
-:mod:`.magics`, and :mod:`.pause_form` (the form of a paused flow run; loaded
+:mod:`.magics`, :mod:`.tracebacks` (run errors with the user's frames only), and
+:mod:`.pause_form` (the form of a paused flow run; loaded
 only when a flow pauses).
 """
 
@@ -37,6 +38,9 @@ def load(ipython: Any) -> None:
     ipython.events.register("pre_run_cell", magics.pre_run_cell)
     session.install()
     setattr(ipython, _ATTRIBUTE, magics)
+    from kernelflow.kernel.tracebacks import install as install_tracebacks
+
+    install_tracebacks(ipython)  # run errors show the user's frames only
     from kernelflow.widgets import install as install_widgets  # live views; imports nothing heavy
 
     install_widgets(ipython)
@@ -50,6 +54,9 @@ def unload(ipython: Any) -> None:
     from kernelflow.widgets import uninstall as uninstall_widgets
 
     uninstall_widgets(ipython)
+    from kernelflow.kernel.tracebacks import uninstall as uninstall_tracebacks
+
+    uninstall_tracebacks(ipython)
     ipython.events.unregister("pre_run_cell", magics.pre_run_cell)
     magics.close()
     magics.session.uninstall()

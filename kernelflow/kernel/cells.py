@@ -333,10 +333,10 @@ def _opaque_calls(tree: ast.Module) -> tuple[tuple[str, str], ...]:
         text = first.value if isinstance(first, ast.Constant) else None
         if method in ("system", "getoutput"):
             command = str(text).split(maxsplit=1)[0] if text else "..."
-            found.setdefault(f"`!{command}`", f"a shell command, {_UNSEEN}")
+            found.setdefault(f"'!{command}'", f"a shell command, {_UNSEEN}")
         elif method in ("run_line_magic", "run_cell_magic") and text not in _CONFIGURING_MAGICS:
             prefix = "%" if method == "run_line_magic" else "%%"
-            found.setdefault(f"`{prefix}{text}`", f"a magic, {_UNSEEN}")
+            found.setdefault(f"'{prefix}{text}'", f"a magic, {_UNSEEN}")
     return tuple(found.items())
 
 

@@ -138,7 +138,7 @@ def why(runner: CellRunner, rest: str) -> None:
     now = _parts_now(runner, record)
     if now is not None and now.key_part() != record.parts.key_part():
         lines = describe_changes(record.parts, now)
-        changed_here = set(record.changed) & {line.split("`")[1] for line in lines if "`" in line}
+        changed_here = set(record.changed) & {line.split("'")[1] for line in lines if "'" in line}
         if changed_here:
             lines.append(f"(the cell itself changed {', '.join(sorted(changed_here))} in place)")
         text += "\nIt would run if run now: since then,\n" + "\n".join(

@@ -64,7 +64,8 @@ from kernelflow.kernel.writer import BackgroundWriter
 
 __all__ = ["CellRunner"]
 
-_FINISHED_LOG = "Finished in state %r"
+#: How the engine's final log line of a run starts (its state follows, as %r or %s).
+_FINISHED_LOG = "Finished in state "
 
 
 @dataclass
@@ -127,7 +128,9 @@ class _QuietCellLogs(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not (
-            record.msg == _FINISHED_LOG and getattr(record, "run_id", None) in self.quiet_runs
+            getattr(record, "run_id", None) in self.quiet_runs
+            and isinstance(record.msg, str)
+            and record.msg.startswith(_FINISHED_LOG)
         )
 
 
@@ -200,7 +203,7 @@ class CellRunner:
             try:
                 digest = hash_value(value, name=name)
             except Exception:  # HashingError, or a value whose pickling raises
-                via = f", read by `{deps.via[name]}`" if name in deps.via else ""
+                via = f", read by '{deps.via[name]}'" if name in deps.via else ""
                 found.unhashable[name] = f"{type_name(value)}{via}"
                 hashes[name] = None
                 continue
@@ -361,6 +364,7 @@ class CellRunner:
             key=task_run.cache_key,
             upstream=run_info.get("upstream", {}),
             options=options,
+            imports=prepared.analysis.imports,
         )
         if not state.is_completed():
             record.duration = run_info.get("duration")
@@ -593,8 +597,8 @@ def _problems(
     prepared: PreparedCell, unhashable: dict[str, str], unsaveable: dict[str, str]
 ) -> dict[str, str]:
     """What kept a run from being cached: name -> why (one line each)."""
-    found = {f"`{name}`": f"{what}, cannot be hashed" for name, what in unhashable.items()}
-    found.update({f"`{name}`": why for name, why in unsaveable.items()})
+    found = {f"'{name}'": f"{what}, cannot be hashed" for name, what in unhashable.items()}
+    found.update({f"'{name}'": why for name, why in unsaveable.items()})
     found.update(prepared.analysis.opaque)
     return found
 
@@ -609,17 +613,17 @@ def _warn_uncached(prepared: PreparedCell, cell: str, problems: dict[str, str]) 
     advice = []
     if any(why.endswith("cannot be hashed") for why in problems.values()):
         advice.append("--exclude NAME for an input that does not change the result")
-    if any(name.startswith("`!") or name.startswith("`%") for name in problems):
+    if any(name.startswith("'!") or name.startswith("'%") for name in problems):
         advice.append("a cell of its own for the shell command or magic")
     if len(advice) < len(problems) or not advice:
-        advice.append("`del NAME` at the end of the cell for an output")
+        advice.append("del NAME at the end of the cell for an output")
     warnings.warn_explicit(
         f"%%task cell {cell!r} ran but is not cached ({listed}). Use "
         + ", ".join(advice)
         + ", or --no-cache.",
         CacheWarning,
         prepared.filename,
-        prepared.analysis.binding_lines.get(next(iter(problems)).strip("`"), 0) + 1,
+        prepared.analysis.binding_lines.get(next(iter(problems)).strip("'"), 0) + 1,
     )
 
 

@@ -265,7 +265,7 @@ def changed_written(kept: dict[str, dict[str, str]]) -> str | None:
     """Why a hit cannot put back the files its run wrote (None: it can)."""
     for path, entry in kept.items():
         if "result" not in entry and file_digest(path) != entry["digest"]:
-            return f"the file `{path}` it writes, too big to keep in the cache, changed since"
+            return f"the file '{path}' it writes, too big to keep in the cache, changed since"
     return None
 
 

@@ -358,11 +358,11 @@ def check(globals_needed: dict[str, Any] | None) -> str | None:
                 continue  # not imported: it would start with the defaults the run had
             return f"the {name} were not the defaults in the cached run"
         if tracker is None:
-            return f"`{name}` is not set up as it was for the cached run"
+            return f"'{name}' is not set up as it was for the cached run"
         if not tracker.same(tracker.get(), wanted):
             if name in _GENERATORS:
                 return (
-                    f"the global random generator `{name}` is not in the state the cached run "
+                    f"the global random generator '{name}' is not in the state the cached run "
                     "started from (the cell draws from it without seeding it first)"
                 )
             return f"the {name} differ from those of the cached run"

@@ -59,6 +59,9 @@ class CellRecord:
         Input name -> the cell whose output it was.
     options
         The parsed ``%%task`` flags (a :class:`~kernelflow.kernel.execute.CellOptions`).
+    imports
+        Names the cell binds only by ``import`` (restored on a hit, but not
+        what the cell makes: ``%kf info`` lists them apart from its outputs).
     """
 
     name: str
@@ -81,6 +84,7 @@ class CellRecord:
     miss_reasons: list[str] | None = None
     upstream: dict[str, str] = field(default_factory=dict)
     options: Any = None
+    imports: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 from kernelflow.errors import CellSyntaxError
 from kernelflow.kernel.cells import CellAnalysis, analyze
 
-__all__ = ["PreparedCell", "execute", "prepare"]
+__all__ = ["PreparedCell", "execute", "note_cell_number", "prepare"]
 
 
 @dataclass
@@ -54,6 +54,16 @@ class PreparedCell:
     quiet: bool
 
 
+#: Per shell: the number (``In [n]``) of the cell running now. The shell's
+#: ``execution_count`` already names the next cell while one runs.
+_cell_numbers: dict[int, int | None] = {}
+
+
+def note_cell_number(shell: Any, number: int | None) -> None:
+    """Remember the number of the cell ``shell`` starts now (its ``pre_run_cell`` event)."""
+    _cell_numbers[id(shell)] = number
+
+
 def prepare(shell: Any, line: str, body: str) -> PreparedCell:
     """Transform, analyse and compile a cell body.
 
@@ -71,7 +81,8 @@ def prepare(shell: Any, line: str, body: str) -> PreparedCell:
     header = f"%%task {line}".rstrip()
     text = f"{header}\n{body}"
     # Registered every run: IPython maps the file name to this run's number (In[n]).
-    filename = shell.compile.cache(text, shell.execution_count, raw_code=text)
+    number = _cell_numbers.get(id(shell)) or shell.execution_count
+    filename = shell.compile.cache(text, number, raw_code=text)
     source = _transformed.get(body)
     if source is None:
         source = _remember(_transformed, body, shell.transform_cell(body))

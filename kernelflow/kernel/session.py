@@ -1,9 +1,10 @@
 """The notebook session: one flow run per kernel, the parent of everything run in it.
 
 In a kernel started by Jupyter, ``JPY_SESSION_NAME`` holds the notebook's path;
-the session's flow run is named after it. Every ``%%task`` cell, and every
-``@task``/``@flow`` called at the top level of a cell (including
-``.submit()``, which Prefect refuses outside a flow), is recorded under it.
+the session's flow is named by that path and its flow run by the file name.
+Every ``%%task`` cell, and every ``@task``/``@flow`` called at the top level
+of a cell (including ``.submit()``, which Prefect refuses outside a flow), is
+recorded under it.
 
 The run is created lazily, on the first thing recorded under it, so loading
 the extension costs nothing and writes nothing, and a kernel that runs no task
@@ -12,9 +13,13 @@ leaves no empty run behind. It ends Completed when the kernel shuts down
 outright is marked Crashed by the store's next compaction, which sees its
 process gone.
 
-A scheduler that runs the notebook (papermill) may set
-``KERNELFLOW_PARENT_FLOW_RUN_ID`` and ``KERNELFLOW_DEPLOYMENT_ID`` in the
-kernel's environment: the session run is then recorded as a child of that run.
+In a kernel that executes a deployment run (``KERNELFLOW_DEPLOYMENT_RUN`` set
+by :mod:`kernelflow.deployments.runner`) there is no session run: the
+deployment run itself is the flow run of the notebook's cells, so its task
+runs and ``%%task`` cells are its own. The scheduler that launched the kernel
+owns that run's states; the session only mirrors it as Running in memory.
+Elsewhere, ``KERNELFLOW_PARENT_FLOW_RUN_ID`` and ``KERNELFLOW_DEPLOYMENT_ID``
+in the kernel's environment make the session run a child of that run.
 """
 
 from __future__ import annotations
@@ -47,6 +52,39 @@ def _thread_pool() -> Any:
     from kernelflow.runners import ThreadPoolTaskRunner
 
     return ThreadPoolTaskRunner()
+
+
+def _deployment_run() -> FlowRun | None:
+    """The deployment run this kernel executes, as a flow run object, or None."""
+    import json
+
+    from kernelflow.deployments import in_deployment_run
+    from kernelflow.deployments.runner import DEPLOYMENT_INFO_ENV
+    from kernelflow.runs import FlowRun
+    from kernelflow.states import Running
+
+    run_id = in_deployment_run()
+    if run_id is None:
+        return None
+    try:
+        info = json.loads(os.environ.get(DEPLOYMENT_INFO_ENV) or "{}")
+    except ValueError:
+        info = {}
+    name = info.get("name") or FALLBACK_NAME
+    run = FlowRun(
+        name,
+        info.get("flow_run_name") or name,
+        dict(info.get("parameters") or {}),
+        ["deployment"],
+        deployment_id=info.get("id"),
+    )
+    run.id = run_id
+    run.run_count = 1
+    run.start_time = time.time()
+    # In memory only: the launching scheduler has recorded this run Running and owns its
+    # states (kernelflow.deployments.execution); tasks only need to see a running flow.
+    run.state = Running(message="Deployment run")
+    return run
 
 
 class _SessionFlowContext(context.FlowRunContext):
@@ -86,7 +124,12 @@ class NotebookSession:
     Attributes
     ----------
     name
-        The flow (and run) name: the notebook path, or ``ipython-session``.
+        The flow name: the notebook's path, or ``ipython-session``. Cell
+        history and lineage are keyed by it (two ``report.ipynb`` in different
+        folders stay apart).
+    run_name
+        The flow run's name: the notebook's file name (``report.ipynb``); its
+        path is also the run's ``notebook_path`` parameter.
     context
         The flow run context registered with
         :func:`kernelflow.context.set_session_flow_context`.
@@ -95,10 +138,14 @@ class NotebookSession:
     def __init__(self, path: str | None = None) -> None:
         self.path = path if path is not None else notebook_path()
         self.name = self.path or FALLBACK_NAME
+        # The file name reads well in lists at any width; the path stays the flow's name.
+        self.run_name = os.path.basename(self.path) if self.path else FALLBACK_NAME
         self.context = _SessionFlowContext(self)
         self._lock = threading.Lock()
         self._ended = False
         self._pid = os.getpid()
+        #: Whether the flow run is a deployment run this kernel executes (not ours to end).
+        self.adopted = False
 
     @property
     def flow_run(self) -> FlowRun:
@@ -122,10 +169,16 @@ class NotebookSession:
             if existing is not None:
                 return existing
             configure()
+            adopted = _deployment_run()
+            if adopted is not None:
+                self.adopted = True
+                self.context.flow_run = adopted
+                return adopted
+            parameters = {"notebook_path": self.path} if self.path else {}
             run = FlowRun(
                 self.name,
-                self.name,
-                {},
+                self.run_name,
+                parameters,
                 ["notebook"],
                 parent_flow_run_id=os.environ.get("KERNELFLOW_PARENT_FLOW_RUN_ID") or None,
                 deployment_id=os.environ.get("KERNELFLOW_DEPLOYMENT_ID") or None,
@@ -139,7 +192,7 @@ class NotebookSession:
                 "parent_flow_run_id": run.parent_flow_run_id,
                 "parent_task_run_id": None,
                 "deployment_id": run.deployment_id,
-                "parameters": {},
+                "parameters": parameters,
                 "tags": run.tags,
                 "t": time.time(),
             }
@@ -179,5 +232,7 @@ class NotebookSession:
         if runner is not None:
             runner.shutdown(wait=True)
             self.context.task_runner = None
+        if self.adopted:
+            return  # the scheduler that launched this kernel ends the deployment run
         if run.state is None or not run.state.is_final():
             set_state("flow", run, Completed(message=message))

@@ -36,9 +36,9 @@ def stale_cells(lineage: Lineage) -> list[StaleCell]:
             if producer is None or producer.cell == record.name:
                 continue
             if producer.seq > record.seq and producer.value_hash != read_hash:
-                reasons.append(f"`{variable}` changed (re-made by cell '{producer.cell}')")
+                reasons.append(f"'{variable}' changed (re-made by cell '{producer.cell}')")
             elif producer.cell in stale_names and record.upstream.get(variable) == producer.cell:
-                reasons.append(f"`{variable}` comes from stale cell '{producer.cell}'")
+                reasons.append(f"'{variable}' comes from stale cell '{producer.cell}'")
         if reasons:
             found.append(StaleCell(record, tuple(reasons)))
             stale_names.add(record.name)

@@ -89,10 +89,19 @@ def render_info(record: CellRecord) -> None:
         "  inputs:",
         listing(record.inputs),
         "  outputs:",
-        listing({k: v for k, v in record.outputs.items() if k not in record.changed}),
+        listing(
+            {
+                k: v
+                for k, v in record.outputs.items()
+                if k not in record.changed and k not in record.imports
+            }
+        ),
         "  changed in place:",
         listing({k: record.outputs.get(k) for k in record.changed}),
     ]
+    imported = sorted(k for k in record.outputs if k in record.imports)
+    if imported:
+        lines.append(f"  imports: {', '.join(imported)}")
     print("\n".join(lines))
 
 

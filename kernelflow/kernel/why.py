@@ -95,11 +95,11 @@ class KeyParts:
 
 
 _CHANGED = {
-    "input": "input `{}` changed",
-    "helper": "helper `{}` changed (its code, defaults or closure)",
-    "module": "module `{}` changed (its source file was edited)",
-    "file": "file `{}` changed",
-    "library": "library `{}` changed (another version)",
+    "input": "input '{}' changed",
+    "helper": "helper '{}' changed (its code, defaults or closure)",
+    "module": "module '{}' changed (its source file was edited)",
+    "file": "file '{}' changed",
+    "library": "library '{}' changed (another version)",
 }
 
 
@@ -112,7 +112,7 @@ def describe_changes(before: KeyParts, after: KeyParts) -> list[str]:
     Examples
     --------
     >>> describe_changes(KeyParts("c", {"n": "1"}), KeyParts("c", {"n": "2"}))
-    ['input `n` changed']
+    ["input 'n' changed"]
     """
     lines: list[str] = []
     code_changed = before.code != after.code
@@ -128,16 +128,16 @@ def describe_changes(before: KeyParts, after: KeyParts) -> list[str]:
         for name in new:
             if name not in old:
                 if not code_changed:
-                    lines.append(f"{label} `{name}` is new (not read by the cached run)")
+                    lines.append(f"{label} '{name}' is new (not read by the cached run)")
             elif old[name] != new[name]:
                 if label == "file" and "missing" in (old[name], new[name]):
                     gone = new[name] == "missing"
-                    lines.append(f"file `{name}` {'is missing' if gone else 'appeared'}")
+                    lines.append(f"file '{name}' {'is missing' if gone else 'appeared'}")
                 else:
                     lines.append(_CHANGED[label].format(name))
         for name in old:
             if name not in new and not code_changed:
-                lines.append(f"{label} `{name}` is no longer used")
+                lines.append(f"{label} '{name}' is no longer used")
     return lines
 
 

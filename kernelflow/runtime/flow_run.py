@@ -12,17 +12,18 @@ attribute                  value                                                
 ``run_count``              tries started so far (1 on the first)                 ``0``
 ``scheduled_start_time``   when the run was to start (UTC datetime)              now
 ``parent_flow_run_id``     the run this one was called from (a subflow's         ``None``
-                           parent; a deployment kernel's session: the
-                           deployment run)
+                           parent)
 ``parent_deployment_id``   that parent's deployment, when it is a deployment     ``None``
                            run
 =========================  ====================================================  ===========
 
 In a notebook with ``%load_ext kernelflow``, code at the top level of a cell
 is in the kernel session's flow run: reading an attribute there starts that
-run if nothing has yet. A notebook executed by a deployment has its session
-run under the deployment run; its ``scheduled_start_time`` is the deployment
-run's scheduled time (a late or caught-up run still sees the slot it fills).
+run if nothing has yet. In a notebook executed by a deployment, that flow run
+is the deployment run itself (as in Prefect: ``id`` is the deployment run's,
+``parent_flow_run_id`` is None), and its ``scheduled_start_time`` is the
+slot it fills (a late or caught-up run still sees it); a flow called there is
+its subflow, with ``parent_deployment_id`` set.
 In a task running on a process or Dask runner only ``id`` is known (the flow
 run the task belongs to); the rest are empty.
 ``KERNELFLOW__RUNTIME__FLOW_RUN__<ATTRIBUTE>`` overrides a value (see
@@ -108,11 +109,7 @@ def get_scheduled_start_time() -> dt.datetime:
         return _common.utc(None)
     run = ctx.flow_run
     info = _common.deployment_info()
-    if (
-        info
-        and ctx is context.session_flow_context()
-        and run.parent_flow_run_id == info.get("flow_run_id")
-    ):
+    if info and ctx is context.session_flow_context() and run.id == info.get("flow_run_id"):
         scheduled = info.get("scheduled_start_time")
         if isinstance(scheduled, (int, float)):
             return _common.utc(scheduled)

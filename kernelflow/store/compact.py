@@ -8,12 +8,16 @@ database. A fold, under the store's write lock:
 
 1. lists the journals and decides which belong to processes that are dead
    on this host, *before* reading them, so a dead journal is known complete;
-2. reads each journal from its stored offset up to its last complete line;
-3. in ONE transaction: bulk-inserts the events (an Arrow table of raw lines
-   parsed by DuckDB's ``from_json``), applies the newest state of each run to
-   its row, applies cache events, artifacts and events (``emit_event``),
-   marks the unfinished runs of dead processes ``Crashed`` and stores the
-   new offsets. A crash mid-way commits nothing, so nothing is imported twice;
+2. reads the journals from their stored offsets up to their last complete
+   line, in batches of about :data:`BATCH_BYTES`, so its memory is that of
+   one batch however long the journals are;
+3. in ONE transaction per batch: bulk-inserts the batch's events (an Arrow
+   table of raw lines parsed by DuckDB's ``from_json``), applies the newest
+   state of each run to its row, applies cache events, artifacts and events
+   (``emit_event``) and stores the journals' new offsets; with the last batch,
+   marks the unfinished runs of dead processes ``Crashed``. A crash mid-way
+   keeps the batches committed before it and commits nothing of the rest, so
+   nothing is imported twice;
 4. after the commit, deletes the dead journals, then their offset rows (in
    that order: a crash in between leaves an orphan offset row, removed next
    time, never a journal without its offset, which would be re-imported).
@@ -294,16 +298,22 @@ def _is_dead(path: Path) -> bool:
     return pid > 0 and process_is_alive(host, pid, ticks, boot_id) is False
 
 
-def _read_new_lines(path: Path, start: int) -> tuple[list[bytes], array, int, int]:
-    """Complete lines of ``path`` from byte ``start``.
+def _read_new_lines(
+    path: Path, start: int, limit: int | None = None
+) -> tuple[list[bytes], array, int, int]:
+    """Complete lines of ``path`` from byte ``start``, about ``limit`` bytes of them.
 
     Returns the lines, their offsets, the offset after the last one, and the
-    size read (larger when the file ends with a partial line).
+    size read (larger when the file ends with a partial line). With ``limit``,
+    at most that many bytes are read, except that a single line longer than
+    ``limit`` is read whole (a fold always moves on).
     """
     try:
         with open(path, "rb") as fh:
             fh.seek(start)
-            data = fh.read()
+            data = fh.read() if limit is None else fh.read(limit)
+            if limit is not None and len(data) == limit and b"\n" not in data:
+                data += _rest_of_line(fh)
     except FileNotFoundError:
         return [], array("q"), start, start
     end = data.rfind(b"\n") + 1  # a final partial line waits for its newline
@@ -315,53 +325,64 @@ def _read_new_lines(path: Path, start: int) -> tuple[list[bytes], array, int, in
     return lines, seqs, start + end, start + len(data)
 
 
-def _fold(con: duckdb.DuckDBPyConnection, paths: StorePaths, report: CompactReport) -> None:
-    import duckdb
-    import pyarrow as pa
+def _rest_of_line(fh) -> bytes:
+    """The bytes up to and including the next newline (or the end of the file)."""
+    pieces = []
+    while chunk := fh.read(1 << 20):
+        newline = chunk.find(b"\n")
+        if newline >= 0:
+            pieces.append(chunk[: newline + 1])
+            break
+        pieces.append(chunk)
+    return b"".join(pieces)
 
+
+def _fold(con: duckdb.DuckDBPyConnection, paths: StorePaths, report: CompactReport) -> None:
+    """Import every journal's new lines, in batches of about :data:`BATCH_BYTES`.
+
+    Each batch is one transaction holding its events and its journals' new
+    offsets, so a fold stopped between batches keeps what it committed and
+    imports nothing twice; its memory is that of one batch, however long the
+    journals are (a kernel open for weeks, a flow of a million tasks). The
+    runs of dead processes are marked Crashed with the last batch, once their
+    journals have been read to the end.
+    """
     offsets = dict(con.execute('SELECT file, "offset" FROM journal_offsets').fetchall())
     # Listed again under the lock: another process may have compacted since.
     journals = _journals(paths)
     # Decided before reading: a journal read after its writer died is complete.
     dead = {path for path in journals if _is_dead(path)}
     reached: dict[str, int] = {}  # journal name -> size read by this fold
-
-    lines: list[bytes] = []
-    seqs = array("q")
-    file_idx = array("i")
-    files, new_offsets = [], []
+    positions: dict[Path, int] = {}
     for path in sorted(journals):
         start = offsets.get(path.name, 0)
         if journals[path] < start:
             # Journals only grow; a shorter one is a new file under a reused name.
             logger.warning("kernelflow: journal %s shrank; reading it from the start", path)
             start = 0
-        new_lines, new_seqs, end, reached[path.name] = _read_new_lines(path, start)
-        if not new_lines:
-            continue
-        host, pid, _, _ = _identity(path)
-        file_idx.extend(array("i", [len(files)]) * len(new_lines))
-        files.append((path.name[: -len(_SUFFIX)], host, pid))
-        lines += new_lines
-        seqs += new_seqs
-        new_offsets.append((path.name, end))
-
-    if lines:
-        batch = _table(file_idx=_ints(file_idx, pa.int32()), seq=_ints(seqs, pa.int64()))
-        _parse(con, batch.append_column("line", _strings(lines)), files)
-    con.begin()
-    try:
-        if lines:
-            _import(con, new_offsets, report)
-        if dead:
-            report.crashed_runs = _crash(con, dead, journals)
-        con.commit()
-    except BaseException:
+        positions[path] = start
+    first = dict(positions)
+    while True:
+        # Each journal up to the size listed above: a fold does not chase writers.
+        pending = [p for p in positions if positions[p] < journals[p]]
+        batch = _read_batch(con, pending, positions, journals, reached)
+        last = all(positions[p] >= journals[p] for p in pending)
+        if batch is None and not last:
+            continue  # only unfinished lines were read; the other journals are next
+        con.begin()
         try:
-            con.rollback()
-        except duckdb.Error:
-            pass  # a failed commit has already ended the transaction; the first error matters
-        raise
+            if batch is not None:
+                _import(con, batch, report)
+            if last and dead:  # with the last batch: the journals are read to their end
+                report.crashed_runs = _crash(con, dead, journals)
+            con.commit()
+        except BaseException:
+            _rollback(con)
+            raise
+        if last:
+            break
+    con.execute("DROP TABLE IF EXISTS _ev")  # a batch's parsed events: free them now
+    report.journals = sum(1 for path in positions if positions[path] > first[path])
     # Only now: after a failed fold the hint must still say "not imported".
     seen = _seen.setdefault(paths.home, {})
     seen.update(reached)
@@ -378,11 +399,68 @@ def _fold(con: duckdb.DuckDBPyConnection, paths: StorePaths, report: CompactRepo
         _headers.pop(path, None)
     # Offset rows of journals that no longer exist (deleted above, or by an
     # earlier compaction that stopped before this step).
-    present = pa.Table.from_arrays([_strings([p.name for p in _journals(paths)])], names=["file"])
+    present = _table(file=_strings([p.name for p in _journals(paths)]))
     con.register("_present", present)
     con.execute('DELETE FROM journal_offsets WHERE file NOT IN (SELECT file FROM "_present")')
     if report.bad_lines:
         logger.warning("kernelflow: skipped %d unreadable journal lines", report.bad_lines)
+
+
+#: About this many journal bytes are parsed and imported per transaction of a fold.
+BATCH_BYTES = 8 * 1024 * 1024
+
+
+def _read_batch(
+    con: duckdb.DuckDBPyConnection,
+    pending: list[Path],
+    positions: dict[Path, int],
+    journals: dict[Path, int],
+    reached: dict[str, int],
+) -> list[tuple[str, int]] | None:
+    """Read up to :data:`BATCH_BYTES` of ``pending`` journals into the temporary table ``_ev``.
+
+    Moves ``positions`` past the lines read and returns the journals' new
+    offsets, or None when no complete line was read.
+    """
+    import pyarrow as pa
+
+    lines: list[bytes] = []
+    seqs = array("q")
+    file_idx = array("i")
+    files, new_offsets = [], []
+    budget = BATCH_BYTES
+    for path in pending:
+        if budget <= 0:
+            break
+        start = positions[path]
+        limit = min(budget, journals[path] - start)
+        new_lines, new_seqs, end, read = _read_new_lines(path, start, limit)
+        reached[path.name] = read
+        budget -= read - start
+        if not new_lines:  # a partial line only: its writer has not finished it yet
+            journals[path] = start
+            continue
+        positions[path] = end
+        host, pid, _, _ = _identity(path)
+        file_idx.extend(array("i", [len(files)]) * len(new_lines))
+        files.append((path.name[: -len(_SUFFIX)], host, pid))
+        lines += new_lines
+        seqs += new_seqs
+        new_offsets.append((path.name, end))
+    if not lines:
+        return None
+    table = _table(file_idx=_ints(file_idx, pa.int32()), seq=_ints(seqs, pa.int64()))
+    _parse(con, table.append_column("line", _strings(lines)), files)
+    return new_offsets
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    import duckdb
+
+    try:
+        con.rollback()
+    except duckdb.Error:
+        pass  # a failed commit has already ended the transaction; the first error matters
 
 
 # Arrow arrays are built from buffers, not with pa.array()/pa.table(): those
@@ -452,9 +530,8 @@ def _import(con, new_offsets, report: CompactReport) -> None:
     import pyarrow as pa
 
     counts = dict(con.execute("SELECT e.ev, count(*) FROM _ev GROUP BY ALL").fetchall())
-    report.journals = len(new_offsets)
-    report.events = sum(counts.values())
-    report.bad_lines = counts.get(None, 0)
+    report.events += sum(counts.values())
+    report.bad_lines += counts.get(None, 0)
     for ev, statements in _STATEMENTS:
         if any(counts.get(kind) for kind in ev):
             for statement in statements:
@@ -839,6 +916,26 @@ class _Compactor(threading.Thread):
                 continue  # nothing written yet, or the store was removed (a test's temporary one)
             if compacted.get(journal.path) != size and _compact_quietly("background"):
                 compacted[journal.path] = size
+                _retention_quietly()
+
+
+def _retention_quietly() -> None:
+    """The automatic retention policy, if set and due; a failure is logged, never raised."""
+    from kernelflow.store.prune import apply_retention
+
+    try:
+        report = apply_retention()
+    except Exception as exc:  # best effort, as background compaction
+        logger.warning("kernelflow: automatic pruning (KERNELFLOW_RETENTION) failed: %s", exc)
+        return
+    if report is not None and (report.flow_runs or report.task_runs or report.result_files):
+        logger.info(
+            "kernelflow: pruned %d flow runs, %d task runs and %d result files older than "
+            "KERNELFLOW_RETENTION",
+            report.flow_runs,
+            report.task_runs,
+            report.result_files,
+        )
 
 
 _background: _Compactor | None = None

@@ -44,14 +44,19 @@ __all__ = [
     "LogPage",
     "artifacts_of",
     "cache_entries",
+    "deployment_definition",
+    "deployment_definitions",
     "get_flow_run",
+    "last_deployment_runs",
     "latest_artifact",
     "list_flow_runs",
+    "list_run_summaries",
     "log_page",
     "logs_of",
     "sql",
     "subflows_of",
     "task_runs_of",
+    "task_state_counts",
     "webhooks_of",
 ]
 
@@ -276,12 +281,12 @@ def get_flow_run(flow_run_id: str) -> pandas.DataFrame:
     if len(found) == 0:
         raise RunNotFoundError(
             f"No flow run has an id starting with {prefix!r}; list recent runs with "
-            "`kernelflow runs ls`."
+            "'kernelflow runs ls'."
         )
     if len(found) > 1 and found["id"].iloc[0] != prefix:
         raise RunNotFoundError(
             f"Several flow runs have ids starting with {prefix!r}; give more characters "
-            "(see `kernelflow runs ls`)."
+            "(see 'kernelflow runs ls')."
         )
     return found.head(1).reset_index(drop=True)
 
@@ -307,8 +312,15 @@ def task_runs_of(flow_run_id: str) -> pandas.DataFrame:
 
 # The log lines of one run (and, with its task runs, theirs), and their one total order:
 # (process, seq) is unique, so the order is the same on every call and pages never overlap.
-_RUN_LOGS = "run_id = ?"
-_RUN_AND_TASK_LOGS = "run_id = ? OR run_id IN (SELECT id FROM task_runs WHERE flow_run_id = ?)"
+# A deployment run's notebook records its tasks in the deployment run itself; runs recorded
+# by earlier versions put them under the kernel's session, a child run tagged
+# 'notebook', whose lines are then the deployment run's too. ``$run`` is the run's id.
+_RUN_LOGS = "run_id = $run"
+_RUN_AND_TASK_LOGS = (
+    "run_id = $run OR run_id IN (SELECT id FROM task_runs WHERE flow_run_id = $run "
+    "OR flow_run_id IN (SELECT id FROM flow_runs WHERE parent_flow_run_id = $run "
+    "AND coalesce(list_contains(tags, 'notebook'), FALSE)))"
+)
 _LOG_ORDER = "ORDER BY timestamp, process, seq"
 
 
@@ -320,16 +332,16 @@ def logs_of(run_id: str, include_task_runs: bool = True) -> pandas.DataFrame:
     run_id
         A flow run or task run id.
     include_task_runs
-        For a flow run, also the lines logged by its task runs.
+        For a flow run, also the lines logged by its task runs (for a
+        deployment run, also by those of its notebook's session).
 
     Returns
     -------
     pandas.DataFrame
         Rows of ``logs``.
     """
-    if include_task_runs:
-        return sql(f"SELECT * FROM logs WHERE {_RUN_AND_TASK_LOGS} {_LOG_ORDER}", [run_id, run_id])
-    return sql(f"SELECT * FROM logs WHERE {_RUN_LOGS} {_LOG_ORDER}", [run_id])
+    where = _RUN_AND_TASK_LOGS if include_task_runs else _RUN_LOGS
+    return sql(f"SELECT * FROM logs WHERE {where} {_LOG_ORDER}", {"run": run_id})
 
 
 @dataclass
@@ -368,23 +380,25 @@ def log_page(
         Skip this many of the run's oldest lines; ``None`` for the newest page
         (the last ``limit`` lines).
     include_task_runs
-        For a flow run, also the lines logged by its task runs.
+        For a flow run, also the lines logged by its task runs (for a
+        deployment run, also by those of its notebook's session).
 
     Returns
     -------
     LogPage
     """
     where = _RUN_AND_TASK_LOGS if include_task_runs else _RUN_LOGS
-    params: list[Any] = [run_id, run_id] if include_task_runs else [run_id]
     paths = settings.paths()
     # One connection for the count and the page, so both see the same lines.
     with _reading(paths) as con:
         try:
-            (total,) = con.execute(f"SELECT count(*) FROM logs WHERE {where}", params).fetchone()
+            (total,) = con.execute(
+                f"SELECT count(*) FROM logs WHERE {where}", {"run": run_id}
+            ).fetchone()
             start = max(0, total - limit) if offset is None else offset
             lines = con.execute(
-                f"SELECT * FROM logs WHERE {where} {_LOG_ORDER} LIMIT ? OFFSET ?",
-                [*params, int(limit), int(start)],
+                f"SELECT * FROM logs WHERE {where} {_LOG_ORDER} LIMIT $limit OFFSET $offset",
+                {"run": run_id, "limit": int(limit), "offset": int(start)},
             ).df()
         except duckdb.Error as exc:
             raise _query_error(exc, paths) from None
@@ -497,4 +511,250 @@ def latest_artifact(key: str) -> pandas.DataFrame:
         f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE key = ? AND created IS NOT NULL "
         "ORDER BY updated DESC NULLS LAST, created DESC, id DESC LIMIT 1",
         [key],
+    )
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    (found,) = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?",
+        [name],
+    ).fetchone()
+    return bool(found)
+
+
+# What the run list adds to each row of flow_runs. A session run (tagged 'notebook') is a
+# kernel's notebook session; a deployment run is a top-level run with a deployment; only a
+# run whose parent is not a session is a subflow (a flow called at the top level of a
+# notebook cell has the session as parent, yet the user called it as a flow).
+_RUN_KIND = """
+    CASE
+        WHEN coalesce(list_contains(r.tags, 'notebook'), FALSE) THEN 'session'
+        WHEN r.deployment_id IS NOT NULL AND r.parent_flow_run_id IS NULL THEN 'deployment'
+        WHEN r.parent_flow_run_id IS NOT NULL
+             AND NOT coalesce(list_contains(p.tags, 'notebook'), FALSE) THEN 'subflow'
+        ELSE 'flow'
+    END"""
+# A session's notebook: its flow name when that is a notebook path (Jupyter told the kernel
+# its path), else the notebook of the deployment whose run started the kernel.
+_RUN_PATH = """
+    CASE
+        WHEN coalesce(list_contains(r.tags, 'notebook'), FALSE) THEN
+            CASE WHEN r.flow_name LIKE '%.ipynb' THEN r.flow_name ELSE pd.notebook END
+        WHEN r.deployment_id IS NOT NULL AND r.parent_flow_run_id IS NULL THEN d.notebook
+        ELSE NULL
+    END"""
+
+
+def list_run_summaries(
+    flow: str | None = None,
+    state: str | None = None,
+    deployment: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    run_id: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    fold_skipped: bool = True,
+) -> pandas.DataFrame:
+    """Flow runs as the JupyterLab panel lists them, newest first, one page.
+
+    Each row of ``flow_runs`` gains ``kind`` (``flow``, ``subflow``,
+    ``session`` or ``deployment``), ``path`` (the notebook, or null),
+    ``deployment`` (the deployment's name, or null), ``folded`` (how many
+    runs the row stands for) and ``folded_since`` (when the oldest of them
+    was created). With ``fold_skipped``, Skipped runs of one deployment with
+    no other run of it between them are one row: the newest of those the
+    filters keep.
+
+    Parameters
+    ----------
+    flow
+        Only runs of the flow with this name.
+    state
+        Only runs in this state, by name or type, case-insensitive.
+    deployment
+        Only runs of the deployment with this name.
+    since, until
+        Only runs created at or after ``since`` and before ``until`` (epoch seconds).
+    run_id
+        Only the run with this exact id.
+    limit, offset
+        The page, counted in rows after folding.
+    fold_skipped
+        Fold consecutive Skipped runs of a deployment into one row.
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    paths = settings.paths()
+    with _reading(paths) as con:
+        try:
+            has_deployments = _has_table(con, "deployments")
+            where, params = ["TRUE"], []
+            if flow is not None:
+                where.append("r.flow_name = ?")
+                params.append(flow)
+            if state is not None:
+                where.append("(lower(r.state_name) = lower(?) OR lower(r.state_type) = lower(?))")
+                params += [state, state]
+            if deployment is not None:
+                where.append("d.name = ?" if has_deployments else "FALSE")
+                params += [deployment] if has_deployments else []
+            if since is not None:
+                where.append("r.created >= to_timestamp(?)")
+                params.append(float(since))
+            if until is not None:
+                where.append("r.created < to_timestamp(?)")
+                params.append(float(until))
+            if run_id is not None:
+                where.append("r.id = ?")
+                params.append(run_id)
+            if has_deployments:
+                joins = (
+                    "LEFT JOIN deployments d ON d.id = r.deployment_id "
+                    "LEFT JOIN deployments pd ON pd.id = p.deployment_id"
+                )
+            else:  # a store older than deployments: the same columns, all null
+                joins = (
+                    "LEFT JOIN (SELECT NULL::VARCHAR AS id, NULL::VARCHAR AS name, "
+                    "NULL::VARCHAR AS notebook WHERE FALSE) d ON d.id = r.deployment_id "
+                    "LEFT JOIN (SELECT NULL::VARCHAR AS id, NULL::VARCHAR AS notebook "
+                    "WHERE FALSE) pd ON pd.id = p.deployment_id"
+                )
+            # Gaps and islands over each deployment's whole history (not only what the
+            # filters keep): in its runs, oldest first, consecutive Skipped runs share
+            # (position among all its runs - position among its Skipped runs).
+            history = """
+                SELECT id AS run, 'skipped:' || deployment_id || ':' || (
+                    row_number() OVER (PARTITION BY deployment_id ORDER BY created NULLS FIRST, id)
+                    - row_number() OVER (
+                        PARTITION BY deployment_id, skipped ORDER BY created NULLS FIRST, id)
+                ) AS island, skipped
+                FROM (
+                    SELECT *, coalesce(state_name = 'Skipped', FALSE) AS skipped FROM flow_runs
+                    WHERE deployment_id IS NOT NULL AND parent_flow_run_id IS NULL
+                )
+            """
+            if not fold_skipped:
+                history = "SELECT NULL::VARCHAR AS run, NULL::VARCHAR AS island, FALSE AS skipped"
+            query = f"""
+                WITH history AS ({history}),
+                listed AS (
+                    SELECT r.*, {_RUN_KIND} AS kind, {_RUN_PATH} AS path,
+                           d.name AS deployment,
+                           CASE WHEN h.skipped THEN h.island ELSE r.id END AS island
+                    FROM flow_runs r
+                    LEFT JOIN flow_runs p ON p.id = r.parent_flow_run_id
+                    LEFT JOIN history h ON h.run = r.id
+                    {joins}
+                    WHERE {" AND ".join(where)}
+                ),
+                counted AS (
+                    SELECT *,
+                        count(*) OVER (PARTITION BY island) AS folded,
+                        min(created) OVER (PARTITION BY island) AS folded_since,
+                        row_number() OVER (
+                            PARTITION BY island ORDER BY created DESC NULLS LAST, id) AS place
+                    FROM listed
+                )
+                SELECT * EXCLUDE (island, place) FROM counted WHERE place = 1
+                ORDER BY created DESC NULLS LAST, id LIMIT ? OFFSET ?
+            """
+            return con.execute(query, [*params, int(limit), int(offset)]).df()
+        except duckdb.Error as exc:
+            raise _query_error(exc, paths) from None
+
+
+def task_state_counts(flow_run_ids: Sequence[str]) -> pandas.DataFrame:
+    """How many task runs of each flow run are in each state.
+
+    A deployment run's own tasks run in the notebook session its kernel
+    records as a child run; they are counted as the deployment run's.
+
+    Parameters
+    ----------
+    flow_run_ids
+        The flow runs to count for.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``flow_run_id``, ``state_name``, ``state_type`` and ``n``.
+    """
+    return sql(
+        """
+        WITH owners AS (
+            SELECT id AS member, id AS owner FROM flow_runs WHERE list_contains($ids, id)
+            UNION ALL
+            SELECT s.id, s.parent_flow_run_id FROM flow_runs s
+            JOIN flow_runs o ON o.id = s.parent_flow_run_id
+            WHERE list_contains($ids, o.id) AND o.deployment_id IS NOT NULL
+              AND coalesce(list_contains(s.tags, 'notebook'), FALSE)
+        )
+        SELECT owners.owner AS flow_run_id, coalesce(t.state_name, 'Unknown') AS state_name,
+               t.state_type, count(*) AS n
+        FROM task_runs t JOIN owners ON t.flow_run_id = owners.member
+        GROUP BY ALL
+        """,
+        {"ids": list(flow_run_ids)},
+    )
+
+
+def _deployments_exist() -> bool:
+    """Whether the store has the ``deployments`` table (a store older than it has not)."""
+    tables = sql(
+        "SELECT count(*) AS n FROM duckdb_tables() "
+        "WHERE schema_name = 'main' AND table_name = 'deployments'"
+    )
+    return int(tables["n"].iloc[0]) > 0
+
+
+def deployment_definition(deployment_id: str) -> str | None:
+    """The stored definition (JSON text) of the deployment with this id, if it exists.
+
+    Parameters
+    ----------
+    deployment_id
+        The deployment's id.
+
+    Returns
+    -------
+    str or None
+        ``None`` for a deleted deployment, or a store without deployments.
+    """
+    if not _deployments_exist():
+        return None
+    found = sql("SELECT definition FROM deployments WHERE id = ?", [deployment_id])
+    return None if len(found) == 0 else str(found["definition"].iloc[0])
+
+
+def deployment_definitions() -> list[str] | None:
+    """Every deployment's stored definition (JSON text), by name.
+
+    Returns
+    -------
+    list of str or None
+        ``None`` for a store without the ``deployments`` table (written
+        before deployments existed).
+    """
+    if not _deployments_exist():
+        return None
+    return [str(d) for d in sql("SELECT definition FROM deployments ORDER BY name")["definition"]]
+
+
+def last_deployment_runs() -> pandas.DataFrame:
+    """The newest top-level run of each deployment.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``deployment_id``, and the run's ``id``, ``state_name``,
+        ``state_type`` and ``created``.
+    """
+    return sql(
+        "SELECT deployment_id, arg_max(id, created) AS id, "
+        "arg_max(state_name, created) AS state_name, arg_max(state_type, created) AS state_type, "
+        "max(created) AS created FROM flow_runs "
+        "WHERE deployment_id IS NOT NULL AND parent_flow_run_id IS NULL GROUP BY deployment_id"
     )

@@ -17,11 +17,22 @@ Browsers of the store:
 >>> CacheBrowser()          # doctest: +SKIP  (also: %kf cache)
 >>> LineageView()           # doctest: +SKIP  (also: %kf graph)
 
+When a view is final, its output is replaced by static HTML of the final
+state (runs' errors and logs fold open in place), so a saved notebook,
+nbviewer and GitHub show it, never "model not found".
+
+Run log lines in a kernel: a run a view shows logs into the view (warnings
+shown at once, every line in a collapsible log), never as lines on stderr;
+kernelflow's own lines about runs no view shows are folded into one summary
+line per flow (:mod:`kernelflow.widgets._summary`); lines the user's code
+logs still print. A terminal IPython and scripts keep Prefect's console lines.
+
 Widgets are on by default in a notebook. ``KERNELFLOW_WIDGETS=off`` in the
 kernel's environment, or :func:`set_enabled` ``(False)``, turns the live
-views off. Without a widget front end every view falls back to HTML, and in a
-terminal IPython to a text table. Importing this package is cheap: ipywidgets
-and anywidget are imported only when a view is shown.
+views off (each flow then prints its summary line). Without a widget front
+end every view falls back to HTML, and in a terminal IPython to a text table.
+Importing this package is cheap: ipywidgets and anywidget are imported only
+when a view is shown.
 """
 
 from __future__ import annotations
@@ -105,8 +116,25 @@ def set_enabled(on: bool | None) -> None:
             if tracker is None:
                 continue
             engine.unsubscribe(tracker)
+            if installation.summary is not None:
+                engine.unsubscribe(installation.summary)
             if enabled():
                 engine.subscribe(tracker)
+            elif installation.summary is not None:
+                engine.subscribe(installation.summary)
+
+
+def _cell_number(shell: Any, info: Any = None) -> int | None:
+    """The number (``In [N]``) of the cell starting now, from a ``pre_run_cell`` event.
+
+    IPython counts the cell before the event fires when it stores history, so
+    the shell's ``execution_count`` is then already the next cell's number.
+    """
+    count = getattr(shell, "execution_count", None)
+    if count is None:
+        return None
+    stored = getattr(info, "store_history", True) if info is not None else True
+    return count - 1 if stored and count > 1 else count
 
 
 class _Installation:
@@ -117,10 +145,32 @@ class _Installation:
         self.cell: int | None = None
         self.tracker: Any = None
         self.handler: logging.Handler | None = None
+        #: In a kernel: the one-line-per-flow listener used while views are off.
+        self.summary: Any = None
         self.removed = False
 
+    def console_gate(self, record: logging.LogRecord) -> bool:
+        """Whether the console prints ``record`` (see :func:`kernelflow.logs.set_console_gate`).
+
+        In a kernel, run log lines must not flood the cell's output: a line of a
+        run a live run view shows goes into that view only, and kernelflow's
+        own lines about other runs are folded into the flow's summary line or
+        a ``%%task`` cell's status line. Lines the user's code logs itself
+        still print, unless a run view shows them.
+        """
+        from kernelflow.logs import is_own_record
+
+        run_id = getattr(record, "run_id", None)
+        if run_id is None:
+            return True
+        tracker = self.tracker
+        model = tracker.model_of(run_id) if tracker is not None and enabled() else None
+        if model is not None and hasattr(model, "notices"):
+            return False  # a run view shows every line (a status line shows none)
+        return not is_own_record(record)
+
     def pre_run_cell(self, info: Any = None) -> None:
-        self.cell = getattr(self.shell, "execution_count", None)
+        self.cell = _cell_number(self.shell, info)
         if self.tracker is not None:
             self.tracker.pre_run_cell(info)
 
@@ -144,8 +194,17 @@ class _Installation:
             tracker.cell = self.cell
             self.handler = ViewLogHandler(tracker.model_of)
             configure().addHandler(self.handler)
+            if getattr(self.shell, "kernel", None) is not None:
+                # A kernel: a cell's output is no console (a terminal keeps Prefect's lines).
+                from kernelflow.logs import set_console_gate
+                from kernelflow.widgets._summary import FlowSummary
+
+                self.summary = FlowSummary()
+                set_console_gate(self.console_gate)
             if enabled():
                 engine.subscribe(tracker)
+            elif self.summary is not None:
+                engine.subscribe(self.summary)
             artifacts.add_listener(tracker.on_artifact)
             self.tracker = tracker
 
@@ -207,6 +266,11 @@ def uninstall(shell: Any = None) -> None:
 
         artifacts.remove_listener(tracker.on_artifact)
         engine.unsubscribe(tracker)
+        if installation.summary is not None:
+            from kernelflow.logs import set_console_gate
+
+            engine.unsubscribe(installation.summary)
+            set_console_gate(None)
         configure().removeHandler(installation.handler)
         tracker.close()
 

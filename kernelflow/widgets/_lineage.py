@@ -125,9 +125,9 @@ def load_graph(notebook: str | None = None) -> Graph:
                 and variable in source.outputs
                 and source.outputs[variable] != read.get("hash")
             ):
-                cell.stale.append(f"`{variable}` changed (re-made by cell '{producer}')")
+                cell.stale.append(f"'{variable}' changed (re-made by cell '{producer}')")
             elif producer in stale:
-                cell.stale.append(f"`{variable}` comes from stale cell '{producer}'")
+                cell.stale.append(f"'{variable}' comes from stale cell '{producer}'")
         if cell.stale:
             stale.add(cell.name)
         producers = [latest[p].layer for p, c, _ in edges if c == cell.name]
@@ -194,6 +194,11 @@ def render_graph_svg(graph: Graph, selected: str | None = None, live: bool = Tru
     return "".join(parts)
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 hand-over``, ``2 hand-overs``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def render_lineage_html(
     graph: Graph, selected: str | None, note: str | None, live: bool = True
 ) -> str:
@@ -201,8 +206,8 @@ def render_lineage_html(
     stale = [c for c in graph.cells if c.stale]
     title = f"Lineage of {graph.notebook}" if graph.notebook else "Lineage of %%task cells"
     parts = [
-        f'<div style="font-weight:700">{esc(title)}: {len(graph.cells)} cells, '
-        f"{len(graph.edges)} hand-overs, {len(stale)} stale</div>"
+        f'<div style="font-weight:700">{esc(title)}: {_count(len(graph.cells), "cell")}, '
+        f"{_count(len(graph.edges), 'hand-over')}, {len(stale)} stale</div>"
     ]
     if note:
         parts.append(f'<div data-kf-note style="color:#b45309">{esc(note)}</div>')

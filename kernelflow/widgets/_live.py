@@ -16,9 +16,10 @@ view shows yet, decides whether one should:
   (:mod:`kernelflow.widgets._status`).
 
 Each view is driven by a :class:`LiveRun`, which the ticker thread updates a
-few times a second and which, when nothing shown can change any more, pushes
-the final state once more and replaces the cell output's saved MIME bundle,
-so a notebook executed headless keeps the final table as static HTML.
+few times a second and which, when nothing shown can change any more,
+replaces the widget output by static HTML and text of the final state (and
+closes the widget), so a saved notebook, nbviewer and GitHub show the final
+table, and a notebook executed headless keeps it too.
 
 In a terminal IPython (no kernel, no widgets) the final table is printed as
 text instead.
@@ -36,6 +37,7 @@ from typing import Any
 from kernelflow import context, engine
 from kernelflow.runs import FlowRun, TaskRun
 from kernelflow.states import State
+from kernelflow.widgets import _cell_number as cell_number
 from kernelflow.widgets._faults import logger, report
 from kernelflow.widgets._model import RunModel
 from kernelflow.widgets._status import StatusModel, created_for_cell, in_cell_task_scope
@@ -80,11 +82,16 @@ class LiveRun:
         self._last_html = 0.0
         self._html_version = -1
         self.on_finish: list = []
+        #: The static bundle that replaced the view once final (see :meth:`finish`).
+        self.final_bundle: dict[str, str] | None = None
+        #: Whether :meth:`show` ran (a ``%%task`` status line waits for its run's next state).
+        self.shown = False
         #: The run whose final state, reached on the main thread, ends the view at once.
         self.final_run_id: str | None = None
 
     def show(self) -> None:
         """Display the view in the current cell's output (call on the main thread)."""
+        self.shown = True
         if self.mode == "text":
             return
         from IPython.display import display
@@ -125,11 +132,21 @@ class LiveRun:
                 return
             self.finished = True
         try:
-            if self.mode == "widget":
-                self.view.refresh()
             if self.handle is not None:
-                # Replaces the saved bundle (widget view + final HTML + text) in place.
-                self.handle.update(self.view)
+                # The widget output becomes static HTML + text: a saved notebook, nbviewer
+                # and GitHub show the final state, never "model not found" (a saved
+                # notebook keeps no widget models). Nothing shown can change any more.
+                self.final_bundle = {
+                    "text/html": self.model.html(live=False),
+                    "text/plain": self.model.text(),
+                }
+                self.handle.update(self.final_bundle, raw=True)
+                if self.mode == "widget":
+                    try:
+                        self.view.refresh()  # the widget object ends in the final state too
+                        self.view.close()  # its only view was just replaced
+                    except Exception as exc:  # the static output stands either way
+                        report("closing a finished live view", exc)
             elif self.mode == "text":
                 print(self.model.text(), flush=True)
         finally:
@@ -138,8 +155,8 @@ class LiveRun:
 
     def republish(self) -> None:
         """Send the final bundle again (from a later cell, so headless runs record it)."""
-        if self.handle is not None:
-            self.handle.update(self.view)
+        if self.handle is not None and self.final_bundle is not None:
+            self.handle.update(self.final_bundle, raw=True)
 
 
 class Tracker:
@@ -175,11 +192,12 @@ class Tracker:
     def pre_run_cell(self, info: Any = None) -> None:
         """A cell starts: remember it, and re-send final bundles of views done meanwhile."""
         try:
-            self.cell = getattr(self.shell, "execution_count", None)
+            self.cell = cell_number(self.shell, info)
             self.cell_view = None
             finished, self._finished_since_cell = self._finished_since_cell, []
             for live in finished:
                 live.republish()
+            self._finish_final_views()
         except Exception as exc:
             report("preparing live views for a cell", exc)
 
@@ -189,10 +207,20 @@ class Tracker:
             view, self.cell_view, self.cell = self.cell_view, None, None
             if view is not None:
                 view.model.mark_cell_done()
-                if view.model.is_final():
-                    view.finish()
+            self._finish_final_views()
         except Exception as exc:
             report("closing the live view of a cell", exc)
+
+    def _finish_final_views(self) -> None:
+        """Finish, here on the main thread, every view whose runs have all ended.
+
+        The ticker would finish them on its next round, from its own thread, whose
+        messages a headless client (which listens to one cell at a time) may never
+        see; finished here, the final bundle goes out with the running cell.
+        """
+        for live in {id(v): v for v in list(self.owner.values())}.values():
+            if not live.finished and live.model.is_final():
+                live.finish()
 
     # --- the engine listener -------------------------------------------------------------
     def __call__(self, kind: str, run: Any, state: State) -> None:
@@ -201,6 +229,9 @@ class Tracker:
             live = self.owner.get(run.flow_run_id) if kind == "task" else None
             if live is None:
                 live = self.owner.get(run.id)
+            if live is not None and not live.shown and isinstance(live.model, StatusModel):
+                if not self._show_status(live, run, state):
+                    return
             if live is not None:
                 live.model.push(run, state)
                 if (
@@ -286,8 +317,12 @@ class Tracker:
         if not self._in_cell():
             return
         if creator is None and (in_cell_task_scope() or created_for_cell()):
+            # Shown on its next state: a cache hit prints its own line ("cached · took ..."),
+            # and a second status line under it would say the same thing again.
             status = StatusModel(run)
-            self._start(status, run.id).final_run_id = run.id
+            live = LiveRun(status, self.mode)
+            live.final_run_id = run.id
+            self.owner[run.id] = live
             status.push(run, state)
             return
         live = self.cell_view
@@ -298,6 +333,28 @@ class Tracker:
             live = self.cell_view = self._start(model, None)
         if not live.finished:
             self._join(live, run, state)
+
+    def _show_status(self, live: LiveRun, run: Any, state: State) -> bool:
+        """Show a ``%%task`` cell's deferred status line, unless the run is a cache hit.
+
+        False when the line is dropped (nothing more to do for this run).
+        """
+        if live.finished or state.name == "Pending":
+            return True
+        if state.name == "Cached":  # the hit's printed line is the cell's one status line
+            live.finished = True
+            self.owner.pop(run.id, None)
+            return False
+        live.on_finish.append(self._finished)
+        try:
+            live.show()
+        except Exception as exc:  # no view then, and no further work for this run
+            report("showing a live view", exc)
+            live.finished = True
+            self.owner.pop(run.id, None)
+            return False
+        ticker.add(live)
+        return True
 
     def _join(self, live: LiveRun, run: Any, state: State) -> None:
         self.owner[run.id] = live

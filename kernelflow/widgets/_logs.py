@@ -15,10 +15,11 @@ from typing import Any
 
 from kernelflow.widgets._faults import report
 
-__all__ = ["RETRY_MESSAGE", "ViewLogHandler"]
+__all__ = ["RETRY_DELAY", "ViewLogHandler"]
 
-#: The engine's log line when a run waits before its next try (its argument: seconds).
-RETRY_MESSAGE = "Retrying in %s seconds..."
+#: The attribute of the engine's "Retry n/m will start ..." log record holding the
+#: seconds until the next try (set through the record's ``extra``).
+RETRY_DELAY = "retry_delay"
 
 
 class ViewLogHandler(logging.Handler):
@@ -47,8 +48,9 @@ class ViewLogHandler(logging.Handler):
         if model is None:
             return
         try:
-            if record.msg == RETRY_MESSAGE and record.args:
-                model.on_retry_scheduled(run_id, float(record.args[0]))
+            delay = getattr(record, RETRY_DELAY, None)
+            if delay is not None:
+                model.on_retry_scheduled(run_id, float(delay))
             model.add_log(run_id, record)
         except Exception as exc:  # a log line must never break a run
             report("keeping a log line for a live view", exc)

@@ -26,6 +26,7 @@ hands each to the model of the view showing its run).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -59,6 +60,9 @@ GROUP_DETAIL_ROWS = 25
 FAILED_ROWS = 500
 #: Artifacts listed per view (the newest; the store keeps them all).
 ARTIFACTS = 50
+#: Warnings shown at once per view (the newest), and lines in its collapsible log.
+NOTICES = 20
+LOG_TAIL = 100
 
 # Plain strings, compared with ``state.type._value_``: hashing an Enum member runs Python
 # code, and these checks run once per transition.
@@ -123,6 +127,9 @@ class Snapshot:
     artifacts:
         The artifacts of the runs shown, oldest first: ``key``, ``type``,
         ``description`` and ``summary`` (one line saying what it holds).
+    notices, log_tail, log_count:
+        Log lines of the runs shown: the warnings shown at once, and the latest
+        lines of all (a collapsible log).
     """
 
     kind: str
@@ -139,6 +146,14 @@ class Snapshot:
     detail: dict | None = None
     note: str | None = None
     artifacts: list[dict] = field(default_factory=list)
+    #: Warnings and errors user code logged (and the engine's warnings): ``(who, line)``.
+    notices: list[tuple[str, LogLine]] = field(default_factory=list)
+    #: The latest log lines of all runs shown, ``(who, line)``, and how many there were.
+    log_tail: list[tuple[str, LogLine]] = field(default_factory=list)
+    log_count: int = 0
+    #: For a static view (no kernel to ask on a click): each listed run's error, failed
+    #: tries and logs, by run id, for the runs that have any.
+    row_details: dict[str, dict] = field(default_factory=dict)
 
 
 #: What the listener keeps of one transition: plain values only, so neither the run nor its
@@ -308,6 +323,9 @@ class RunModel:
         self.note: str | None = None
         #: Artifacts of the runs shown, by id: the fields a view lists (newest ARTIFACTS).
         self.artifacts: dict[str, dict] = {}
+        self.notices: deque[tuple[str, LogLine]] = deque(maxlen=NOTICES)
+        self.log_tail: deque[tuple[str, LogLine]] = deque(maxlen=LOG_TAIL)
+        self.log_count = 0
 
     # --- fed by the listener (any thread; keep cheap) --------------------------------------
     def push(self, run: TaskRun | FlowRun, state: State) -> None:
@@ -399,7 +417,13 @@ class RunModel:
                     if len(self.logs) >= LOG_RUNS:
                         del self.logs[next(iter(self.logs))]
                     lines = self.logs[run_id] = deque(maxlen=LOG_LINES)
-                lines.append(LogLine(record.created, record.levelname, record=record))
+                line = LogLine(record.created, record.levelname, record=record)
+                lines.append(line)
+                who = getattr(record, "run_label", None) or ""
+                self.log_tail.append((who, line))
+                self.log_count += 1
+                if _is_notice(record):
+                    self.notices.append((who, line))
             self.version += changed
 
     def _fold(self, event: Event) -> None:
@@ -492,8 +516,12 @@ class RunModel:
             return start, None
         return start, self.last_end or start
 
-    def snapshot(self, group_threshold: int = GROUP_THRESHOLD) -> Snapshot:
-        """Copy what a renderer needs; called a few times a second at most."""
+    def snapshot(self, group_threshold: int = GROUP_THRESHOLD, static: bool = False) -> Snapshot:
+        """Copy what a renderer needs; called a few times a second at most.
+
+        ``static`` adds every listed run's details (:attr:`Snapshot.row_details`),
+        for the static HTML that replaces a finished view.
+        """
         self.apply()
         with self.lock:
             total = len(self.state_of)
@@ -504,6 +532,7 @@ class RunModel:
                 rows = [r.as_dict(self.retry_at.get(r.id)) for r in self.rows.values()]
             finished, selected, state = self.finished, self.selected, self.state()
             artifacts = [dict(a) for a in self.artifacts.values()]
+            notices, log_tail, log_count = list(self.notices), list(self.log_tail), self.log_count
         start, end = self.times()
         return Snapshot(
             kind=self.kind,
@@ -520,13 +549,26 @@ class RunModel:
             detail=self._detail(selected) if selected else None,
             note=self.note,
             artifacts=artifacts,
+            notices=notices,
+            log_tail=log_tail,
+            log_count=log_count,
+            row_details=self._row_details(rows) if static and not grouped else {},
         )
 
     def html(self, live: bool = True) -> str:
         """The view as HTML (``live=False``: static, for saved outputs)."""
         from kernelflow.widgets._render import render_run_html
 
-        return render_run_html(self.snapshot(), selected=self.selected if live else None, live=live)
+        snap = self.snapshot(static=not live)
+        return render_run_html(snap, selected=self.selected if live else None, live=live)
+
+    def _row_details(self, rows: list[dict]) -> dict[str, dict]:
+        found = {}
+        for row in rows:
+            detail = self._detail(row["id"])
+            if detail and (detail["error"] or detail["retry_errors"] or detail["logs"]):
+                found[row["id"]] = detail
+        return found
 
     def text(self) -> str:
         """The view as a text table."""
@@ -573,6 +615,19 @@ class RunModel:
                 "error": row.error,
                 "retry_errors": list(row.retry_errors or ()),
             }
+
+
+def _is_notice(record: Any) -> bool:
+    """Whether a log line is shown at once: a warning or error, except the engine's errors.
+
+    The engine's errors report a run's failure, which the view shows already (its
+    state and error); repeating them would show the error twice.
+    """
+    from kernelflow.logs import is_own_record
+
+    if record.levelno < logging.WARNING:
+        return False
+    return record.levelno == logging.WARNING or not is_own_record(record)
 
 
 def _group_row(name: str, counts: dict[str, int]) -> dict:

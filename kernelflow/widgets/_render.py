@@ -167,7 +167,9 @@ def _state_cell(row: dict, now: float) -> str:
     return cell
 
 
-def _run_rows(rows: Iterable[dict], now: float, selected: str | None) -> str:
+def _run_rows(
+    rows: Iterable[dict], now: float, selected: str | None, details: dict | None = None
+) -> str:
     out = []
     for row in rows:
         state = row["state"] or {}
@@ -184,6 +186,15 @@ def _run_rows(rows: Iterable[dict], now: float, selected: str | None) -> str:
             f'<td style="{_TD}">{row["tries"]}</td>'
             f'<td style="{_TD}">{"yes" if row["cached"] else ""}</td></tr>'
         )
+        detail = (details or {}).get(row["id"])
+        if detail is not None:
+            # A static view has no kernel to ask: the run's details fold open in place.
+            out.append(
+                f'<tr data-kf-row-detail><td colspan="5" style="{_TD}"><details>'
+                f'<summary style="cursor:pointer;opacity:.8">Logs and errors of '
+                f"{esc(row['name'])}</summary>{_detail_html(detail, now, header=False)}"
+                "</details></td></tr>"
+            )
     return "".join(out)
 
 
@@ -212,7 +223,7 @@ def _is_final_name(name: str) -> bool:
     return name in _FINAL_NAMES
 
 
-def _detail_html(detail: dict, now: float) -> str:
+def _detail_html(detail: dict, now: float, header: bool = True) -> str:
     if detail["kind"] == "group":
         head = (
             f'<div style="font-weight:600">{esc(detail["name"])}: '
@@ -222,11 +233,13 @@ def _detail_html(detail: dict, now: float) -> str:
         return head + _run_table(detail["rows"], now, None)
     row = detail["row"]
     state = row["state"] or {}
-    parts = [
-        f'<div style="font-weight:600">{esc(row["name"])} '
-        f"{badge(state.get('name'), state.get('type'))}"
-        f' <span style="font-weight:400;opacity:.75">tries {row["tries"]}</span></div>'
-    ]
+    parts = []
+    if header:
+        parts.append(
+            f'<div style="font-weight:600">{esc(row["name"])} '
+            f"{badge(state.get('name'), state.get('type'))}"
+            f' <span style="font-weight:400;opacity:.75">tries {row["tries"]}</span></div>'
+        )
     for number, message in enumerate(detail.get("retry_errors") or (), start=1):
         parts.append(
             f'<div style="color:#d97706;margin-top:4px">Try {number} failed: {esc(message)}</div>'
@@ -252,13 +265,15 @@ def _detail_html(detail: dict, now: float) -> str:
     return "".join(parts)
 
 
-def _run_table(rows: Sequence[dict], now: float, selected: str | None) -> str:
+def _run_table(
+    rows: Sequence[dict], now: float, selected: str | None, details: dict | None = None
+) -> str:
     head = "".join(
         f'<th style="{_TH}">{h}</th>' for h in ("Task run", "State", "Duration", "Tries", "Cached")
     )
     return (
         f'<table style="{_TABLE}"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{_run_rows(rows, now, selected)}</tbody></table>"
+        f"<tbody>{_run_rows(rows, now, selected, details)}</tbody></table>"
     )
 
 
@@ -278,6 +293,32 @@ def _artifacts_html(artifacts: Sequence[dict]) -> str:
         f'<table data-kf-artifacts style="{_TABLE}"><thead><tr>{head}</tr></thead>'
         f"<tbody>{rows}</tbody></table>"
     )
+
+
+def _log_line(who: str, line: Any) -> str:
+    return f"{format_time(line.t)[11:]} {line.level:<7} {who} - {line.message}"
+
+
+def _logs_html(snap: Snapshot) -> str:
+    """Warnings at once, then every log line of the runs shown in a collapsible block.
+
+    ``<details>`` needs no script, so the saved static HTML folds the same way.
+    """
+    parts = []
+    if snap.notices:
+        shown = "\n".join(_log_line(who, line).split("\n", 1)[0] for who, line in snap.notices)
+        parts.append(f'<pre data-kf-notices style="{_PRE};color:#b45309">{esc(shown)}</pre>')
+    if snap.log_count:
+        hidden = snap.log_count - len(snap.log_tail)
+        head = f"{hidden:,} earlier lines in the store (kernelflow runs show)\n" if hidden else ""
+        body = head + "\n".join(_log_line(who, line) for who, line in snap.log_tail)
+        noun = "line" if snap.log_count == 1 else "lines"
+        parts.append(
+            f'<details data-kf-log style="margin-top:4px"><summary style="cursor:pointer;'
+            f'opacity:.75">Log ({snap.log_count:,} {noun})</summary>'
+            f'<pre style="{_PRE}">{esc(body)}</pre></details>'
+        )
+    return "".join(parts)
 
 
 def render_run_html(snap: Snapshot, selected: str | None = None, live: bool = True) -> str:
@@ -317,9 +358,10 @@ def render_run_html(snap: Snapshot, selected: str | None = None, live: bool = Tr
             f"<tbody>{_group_rows(snap.rows, selected)}</tbody></table>"
         )
     elif snap.rows:
-        parts.append(_run_table(snap.rows, snap.now, selected))
+        parts.append(_run_table(snap.rows, snap.now, selected, snap.row_details))
     if snap.artifacts:
         parts.append(_artifacts_html(snap.artifacts))
+    parts.append(_logs_html(snap))
     if snap.detail is not None:
         parts.append(
             f'<div data-kf-detail style="margin-top:8px;padding-top:6px;'

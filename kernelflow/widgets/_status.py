@@ -171,6 +171,8 @@ class StatusModel:
             took = _took(row)
             return name, f"timed out after {took}" if took else "timed out", {}
         if row.state_type == "COMPLETED":
+            if row.tries > 1:  # the time of the last try alone would mislead
+                return name, f"completed on try {row.tries}", {}
             took = _took(row)
             return name, f"completed in {took}" if took else "completed", {}
         if row.state_type in ("FAILED", "CRASHED"):

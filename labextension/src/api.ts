@@ -24,6 +24,20 @@ export interface IRunSummary {
   deployment_id: string | null;
   tags: string[] | null;
   task_runs: { total: number; by_state: Record<string, number> };
+  /** How to name the run: a session run's notebook file name, else the run name. */
+  display_name?: string | null;
+  /** The notebook the run comes from, or null. */
+  path?: string | null;
+  /** `flow`, `subflow` (a real subflow with a parent flow run), `session` or `deployment`. */
+  kind?: 'flow' | 'subflow' | 'session' | 'deployment' | null;
+  /** The deployment's name for a deployment run, else null. */
+  deployment?: string | null;
+  failed_tasks?: number;
+  crashed_tasks?: number;
+  /** Consecutive Skipped runs of one deployment folded into this row: how many. */
+  folded?: number;
+  /** Why the folded runs were skipped. */
+  reason?: string | null;
 }
 
 /** `GET /kernelflow/api/runs`. */
@@ -83,7 +97,15 @@ export interface IRunLogs extends ILogPage {
 
 /** `GET /kernelflow/api/runs/<id>?log_offset=&log_limit=` (default: the newest log page). */
 export interface IRunDetail {
-  run: IRunSummary & { parameters: unknown; host: string | null; pid: number | null };
+  run: IRunSummary & {
+    parameters: unknown;
+    host: string | null;
+    pid: number | null;
+    parameters_typed?: ITypedValue[];
+    pause?: IPause | null;
+    has_notebook?: boolean;
+    has_html?: boolean;
+  };
   task_runs: ITaskRun[];
   subflows: IRunSummary[];
   logs: ILogLine[];
@@ -108,12 +130,94 @@ export interface IDeployment {
   } | null;
   /** Why `next_run` is unknown (a schedule this version cannot read), or null. */
   problem: string | null;
+  /** The settings, when the server sends them: they fill the edit dialog. */
+  cron?: string | null;
+  interval?: number | string | null;
+  timezone?: string | null;
+  parameters?: Record<string, unknown> | null;
+  timeout?: number | string | null;
+  retries?: number | null;
+  catchup?: string | null;
+  notify?: string[] | null;
 }
 
 /** `GET /kernelflow/api/deployments`: `note` explains an empty list the store cannot fill. */
 export interface IDeploymentList {
   deployments: IDeployment[];
   note: string | null;
+}
+
+/** A parameter of a run as the panel shows it: `n: int = 10`. */
+export interface ITypedValue {
+  name: string;
+  type: string;
+  value_text: string;
+}
+
+/** A field of the form a paused flow run waits for. */
+export interface IPauseField {
+  name: string;
+  type: string;
+  default: unknown;
+  description: string | null;
+}
+
+/** A flow run paused until someone answers its form. */
+export interface IPause {
+  key: string;
+  description: string | null;
+  fields: IPauseField[];
+}
+
+/** `GET scheduler`: which process holds the scheduler lease. */
+export interface ISchedulerInfo {
+  here: boolean;
+  holder: { pid: number; host: string; process: string; since: string } | null;
+  warning: string | null;
+}
+
+/** `POST schedule/preview`. */
+export interface ISchedulePreview {
+  description: string;
+  timezone: string;
+  next: string[];
+}
+
+/** A parameter of a notebook's `parameters` cell. */
+export interface INotebookParameter {
+  name: string;
+  type: string;
+  default: unknown;
+  default_text: string;
+}
+
+/** `GET notebooks/parameters?path=`. */
+export interface INotebookParameters {
+  path: string;
+  parameters: INotebookParameter[];
+}
+
+/** The body of `POST deployments` and (partial) `PATCH deployments/<name>`. */
+export interface IDeploymentInput {
+  notebook?: string;
+  name?: string;
+  cron?: string;
+  interval?: string | number;
+  timezone?: string;
+  parameters?: Record<string, unknown>;
+  timeout?: number | string;
+  retries?: number;
+  retry_delay?: number | string;
+  catchup?: string;
+  notify?: string[];
+  paused?: boolean;
+}
+
+/** `POST deployments/<name>/runs` and `POST runs/<id>/rerun`. */
+export interface IRunStarted {
+  run_id: string;
+  name?: string;
+  state?: string;
 }
 
 /** An answer other than 2xx, with the server's one-line message. */
@@ -126,45 +230,82 @@ export class ApiError extends Error {
   }
 }
 
+type Query = Record<string, string | number | undefined | null>;
+
+/** The URL of `path` under `kernelflow/api/`, with the non-empty query values. */
+export function apiUrl(path: string, query: Query = {}): string {
+  const settings = ServerConnection.makeSettings();
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== undefined && value !== null && value !== '') {
+      params.set(key, String(value));
+    }
+  }
+  const search = params.toString();
+  return (
+    URLExt.join(settings.baseUrl, 'kernelflow', 'api', path) + (search ? `?${search}` : '')
+  );
+}
+
+/**
+ * Send `method` to `path` under `kernelflow/api/` and parse the JSON answer.
+ *
+ * @param method - GET, POST, PATCH or DELETE.
+ * @param path - e.g. `runs` or `deployments/<name>`.
+ * @param body - sent as JSON when given.
+ * @param query - query parameters; empty values are left out.
+ * @throws ApiError with the server's one-line message for any answer but 2xx.
+ */
+export async function request<T>(
+  method: string,
+  path: string,
+  body?: unknown,
+  query: Query = {}
+): Promise<T> {
+  const settings = ServerConnection.makeSettings();
+  const init: RequestInit = { method };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers = { 'Content-Type': 'application/json' };
+  }
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(apiUrl(path, query), init, settings);
+  } catch (error) {
+    throw new ApiError(0, `The Jupyter server did not answer: ${error}`);
+  }
+  const text = await response.text();
+  let parsed: any = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    parsed = null;
+  }
+  if (!response.ok) {
+    const message =
+      (parsed && (parsed.message || parsed.reason)) ||
+      `${response.status} ${response.statusText}`;
+    throw new ApiError(response.status, String(message).split('\n')[0]);
+  }
+  return parsed as T;
+}
+
 /**
  * GET `path` under `kernelflow/api/` and parse the JSON answer.
  *
  * @param path - e.g. `runs` or `runs/<id>`.
  * @param query - query parameters; empty values are left out.
  */
-export async function getJSON<T>(
-  path: string,
-  query: Record<string, string | number | undefined> = {}
-): Promise<T> {
-  const settings = ServerConnection.makeSettings();
-  const params = new URLSearchParams();
-  for (const [key, value] of Object.entries(query)) {
-    if (value !== undefined && value !== '') {
-      params.set(key, String(value));
-    }
-  }
-  const search = params.toString();
-  const url =
-    URLExt.join(settings.baseUrl, 'kernelflow', 'api', path) +
-    (search ? `?${search}` : '');
-  let response: Response;
-  try {
-    response = await ServerConnection.makeRequest(url, {}, settings);
-  } catch (error) {
-    throw new ApiError(0, `The Jupyter server did not answer: ${error}`);
-  }
-  const text = await response.text();
-  let body: any = null;
-  try {
-    body = text ? JSON.parse(text) : null;
-  } catch {
-    body = null;
-  }
-  if (!response.ok) {
-    const message =
-      (body && (body.message || body.reason)) ||
-      `${response.status} ${response.statusText}`;
-    throw new ApiError(response.status, message);
-  }
-  return body as T;
+export function getJSON<T>(path: string, query: Query = {}): Promise<T> {
+  return request<T>('GET', path, undefined, query);
+}
+
+/** `runs/<id>` with the id escaped, plus an optional action (`cancel`, `notebook`...). */
+export function runPath(id: string, action = ''): string {
+  return `runs/${encodeURIComponent(id)}${action ? '/' + action : ''}`;
+}
+
+/** `deployments/<name>` with the name escaped, plus an optional action (`runs`). */
+export function deploymentPath(name: string, action = ''): string {
+  return `deployments/${encodeURIComponent(name)}${action ? '/' + action : ''}`;
 }

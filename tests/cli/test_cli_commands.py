@@ -112,7 +112,7 @@ class TestRunsShow:
         assert "Subflow runs (1)" in out and "fan-out" in out
         # Logs: a user's line (markup left alone) and the retry notice of the engine.
         assert "markup stays literal: [red]not red[/red]" in out
-        assert "flaky-0 - Retrying in 0.0 seconds..." in out
+        assert "flaky-0 - Task run failed with exception" in out
 
     def test_accepts_an_id_prefix(self, cli, recorded):
         # UUIDv7 ids start with the time: 20 characters reach the random part.
@@ -132,7 +132,7 @@ class TestRunsShow:
         assert result.stdout == ""
         assert lines_of(result.stderr) == [
             "Error: No flow run has an id starting with 'ffffffff-no-such-run'; list recent "
-            "runs with `kernelflow runs ls`."
+            "runs with 'kernelflow runs ls'."
         ]
 
     def test_an_ambiguous_prefix_is_one_line(self, cli, recorded):
@@ -143,7 +143,7 @@ class TestRunsShow:
         assert result.exit_code == 1
         assert lines_of(result.stderr) == [
             f"Error: Several flow runs have ids starting with {shared!r}; give more "
-            "characters (see `kernelflow runs ls`)."
+            "characters (see 'kernelflow runs ls')."
         ]
 
     def test_a_missing_argument_is_one_line(self, cli):

@@ -46,7 +46,7 @@ def test_the_demo_records_retries_caching_fan_out_and_a_subflow(child_env, store
     assert rows["lookup_region-1"][3] == "Cached" and rows["lookup_region-1"][6] == "yes"
     assert [rows[f"convert-{i}"][3] for i in range(4)] == ["Completed"] * 4
     assert rows["summarize-0"][1] == "load"  # the subflow's task
-    assert "Retrying in 0.2 seconds..." in first.stderr
+    assert " - Retry 1/2 will start 0.2 second(s) from now" in first.stderr
     assert f"Store: {store.paths.database}" in first.stdout
     assert "runs ls" in first.stdout and "sql" in first.stdout
 

@@ -57,12 +57,14 @@ class TestARun:
         assert ("kernelflow.deployments.stderr", "to stderr") in lines
         progress = store.sql("SELECT * FROM deployment_progress WHERE flow_run_id = ?", [run.id])
         assert progress["cells_done"].iloc[0] == progress["cells_total"].iloc[0] == 5
-        # The kernel's session is a child of the deployment run; its tasks are under it.
+        # The notebook's tasks are the deployment run's own: no session run in between.
         children = store.sql("SELECT id FROM flow_runs WHERE parent_flow_run_id = ?", [run.id])
-        assert len(children) == 1
+        assert children.empty
+        sessions = store.sql("SELECT id FROM flow_runs WHERE list_contains(tags, 'notebook')")
+        assert sessions.empty
         tasks = store.sql(
             "SELECT name, state_name FROM task_runs WHERE flow_run_id = ? ORDER BY created",
-            [children["id"].iloc[0]],
+            [run.id],
         )
         assert list(tasks["name"]) == ["square-0", "doubled-0"]
         assert set(tasks["state_name"]) == {"Completed"}

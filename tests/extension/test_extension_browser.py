@@ -24,47 +24,26 @@ Screenshots go to ``$KERNELFLOW_SCREENSHOTS`` when set, else a temporary directo
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 import textwrap
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from lab_helpers import (
+    TOKEN,
+    chromium,
+    make_dirs,
+    python_env,
+    running_lab,
+    screenshot_dir,
+    wait_until,
+)
+from lab_helpers import lab_env as isolated_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
-
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-TOKEN = "kernelflow-panel-test"
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def python_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    env.update(extra)
-    return env
 
 
 SCRIPT = textwrap.dedent('''
@@ -164,38 +143,11 @@ def jp_server_cleanup() -> None:
     """Off: this module starts no in-process Jupyter server."""
 
 
-def _installed() -> bool:
-    prefix = Path(sys.prefix)
-    return (prefix / "share/jupyter/labextensions/kernelflow/package.json").exists() and (
-        prefix / "etc/jupyter/jupyter_server_config.d/kernelflow.json"
-    ).exists()
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A store with recorded runs and a running ``jupyter lab`` reading it."""
-    assert Path(CHROMIUM).exists(), (
-        f"{CHROMIUM} is missing: `make test` installs it (apt-get install -y chromium)"
-    )
     root = tmp_path_factory.mktemp("panel")
-    dirs = {
-        name: root / name
-        for name in (
-            "notebooks",
-            "workspaces",
-            "settings",
-            "config",
-            "runtime",
-            "data",
-            "path",
-            "home",
-        )
-    }
-    for path in dirs.values():
-        path.mkdir()
-    news = dirs["settings"] / "@jupyterlab" / "apputils-extension"
-    news.mkdir(parents=True)
-    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    dirs = make_dirs(root)
     script = root / "record_runs.py"
     script.write_text(SCRIPT)
     env = python_env(KERNELFLOW_HOME=str(dirs["home"]))
@@ -209,104 +161,27 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     )
     assert recorded.returncode == 0, recorded.stderr[-3000:]
     runs = json.loads(recorded.stdout.strip().splitlines()[-1])
-
-    env.update(
-        JUPYTER_CONFIG_DIR=str(dirs["config"]),
-        JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
-        JUPYTER_DATA_DIR=str(dirs["data"]),
-    )
-    if not _installed():
-        built = REPO / "kernelflow" / "labextension"
-        assert (built / "package.json").exists(), (
-            "kernelflow's labextension is neither installed nor built: run `make setup`"
-        )
-        (dirs["path"] / "labextensions").mkdir()
-        (dirs["path"] / "labextensions" / "kernelflow").symlink_to(built)
-        env["JUPYTER_PATH"] = str(dirs["path"])
-        (dirs["config"] / "jupyter_server_config.json").write_text(
-            json.dumps({"ServerApp": {"jpserver_extensions": {"kernelflow": True}}})
-        )
-    port = free_port()
-    log_path = root / "lab.log"
-    log = open(log_path, "w")  # closed after the server stops
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--no-browser",
-            f"--port={port}",
-            "--ServerApp.ip=127.0.0.1",
-            f"--IdentityProvider.token={TOKEN}",
-            "--allow-root",
-            f"--ServerApp.root_dir={dirs['notebooks']}",
-            f"--LabApp.workspaces_dir={dirs['workspaces']}",
-            f"--LabApp.user_settings_dir={dirs['settings']}",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/kernelflow/api/health?token={TOKEN}", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(log_path.read_text()[-3000:]) from None
-                time.sleep(0.2)
+    env = isolated_env(dirs, env)
+    with running_lab(dirs, env) as server:
         yield {
-            "url": url,
+            "url": server.url,
             "runs": runs,
             "env": env,
             "script": script,
             "root": root,
-            "log": log_path,
+            "log": server.log,
         }
-    finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
-        log.close()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
 def screenshots(tmp_path: Path) -> Path:
-    target = os.environ.get("KERNELFLOW_SCREENSHOTS")
-    folder = Path(target) if target else tmp_path
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def wait_until(page: Any, check: Any, timeout: float, what: str) -> Any:
-    """Poll ``check`` until it is truthy; waiting through Playwright keeps page events flowing."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        page.wait_for_timeout(100)
+    return screenshot_dir(tmp_path)
 
 
 # Start times (ms, the page's clock) of the panel's requests for runs, as the browser
@@ -365,14 +240,13 @@ def test_panel_lists_runs_and_opens_one(
     assert "runs" in panel.locator(".kf-Status").inner_text()
 
     # The deployments section: name, schedule and the next run (a Monday, 02:30 UTC).
-    deployment = panel.locator('.kf-DeploymentTable tr[data-kf-deployment="weekly-report"]')
+    deployment = panel.locator('.kf-DeploymentList [data-kf-deployment="weekly-report"]')
     deployment.wait_for(timeout=10_000)
-    cells = deployment.locator("td").all_text_contents()
-    assert cells[0] == "weekly-report"
-    assert cells[1] == "cron '30 2 * * 1' (UTC)"
-    next_run = deployment.locator("time").get_attribute("datetime")
+    assert deployment.locator(".kf-DeploymentName").inner_text() == "weekly-report"
+    assert deployment.locator(".kf-DeploymentSchedule").inner_text() == "cron '30 2 * * 1' (UTC)"
+    next_run = deployment.locator(".kf-NextRun time").get_attribute("datetime")
     assert next_run and next_run.endswith("T02:30:00.000Z")
-    assert cells[3] == "\N{EN DASH}"  # no run yet
+    assert deployment.locator(".kf-LastRun").inner_text() == "\N{EN DASH}"  # no run yet
     page.screenshot(path=str(screenshots / "panel-runs.png"))
 
     # Filter by state: only the failed run.
@@ -397,7 +271,7 @@ def test_panel_lists_runs_and_opens_one(
     assert tries == ["1", "2", "1"]  # the flaky fetch needed its retry
     logs = detail.locator(".kf-Logs").inner_text()
     assert "fetched orders" in logs and "fetched customers" in logs
-    assert "Retrying in 0.0 seconds" in logs  # the flaky fetch's first try failed
+    assert "will start immediately" in logs  # the flaky fetch's first try failed
     subflow = detail.locator(".kf-RunList .kf-RunRow")
     assert subflow.locator(".kf-RunRow-flow").all_text_contents() == ["load"]
     page.screenshot(path=str(screenshots / "panel-run-detail.png"))

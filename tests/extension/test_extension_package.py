@@ -17,7 +17,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_entry_points_name_the_server_module_and_the_built_panel() -> None:
-    assert kernelflow._jupyter_server_extension_points() == [{"module": "kernelflow.extension"}]
+    (point,) = kernelflow._jupyter_server_extension_points()
+    assert point["module"] == "kernelflow.extension"
+    from kernelflow.extension.app import KernelflowApp
+
+    assert isinstance(point["app"](), KernelflowApp)  # jupyter_server builds it so
     (paths,) = kernelflow._jupyter_labextension_paths()
     assert paths["dest"] == "kernelflow"
     assert Path(kernelflow.__file__).parent / paths["src"] == REPO / "kernelflow" / "labextension"
@@ -91,3 +95,25 @@ def test_the_wheel_ships_the_panel_and_enables_the_server_extension(tmp_path: Pa
     assert "kernelflow/extension/handlers.py" in names
     built = json.loads(zipfile.ZipFile(wheel).read(shared + "package.json"))
     assert built["name"] == "kernelflow" and built["version"] == kernelflow.__version__
+
+
+def test_pip_install_kernelflow_brings_the_notebook_the_server_and_the_lab() -> None:
+    """`pip install kernelflow` then `jupyter lab` is the whole install: no extra to know."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    required = {
+        dep.split(">")[0]
+        .split("=")[0]
+        .split("<")[0]
+        .split("[")[0]
+        .strip()
+        .lower()
+        .replace("_", "-")
+        for dep in project["dependencies"]
+    }
+    needed = {"ipykernel", "ipywidgets", "anywidget", "papermill", "nbclient", "jupyter-server"}
+    assert needed | {"jupyterlab", "croniter", "duckdb"} <= required
+    # Only what is optional stays an extra.
+    assert set(project["optional-dependencies"]) == {"notebook", "dask", "test"}
+    assert project["optional-dependencies"]["notebook"] == []

@@ -161,7 +161,7 @@ class TestChangedInPlace:
     ) -> None:
         plain(ip, "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt")
         plain(ip, "fig, ax = plt.subplots()")
-        with pytest.warns(CacheWarning, match=r"`ax`: changed in place"):
+        with pytest.warns(CacheWarning, match=r"'ax': changed in place"):
             cell(ip, "ax.plot([1, 2, 3])\nlines = len(ax.lines)\n")
         with pytest.warns(CacheWarning):
             cell(ip, "ax.plot([1, 2, 3])\nlines = len(ax.lines)\n")
@@ -228,7 +228,7 @@ class TestEverythingItDependsOn:
         plain(ip, "importlib.reload(trapmod)\nfrom trapmod import scale")
         cell(ip, body, "mod")
         assert (ip.user_ns["a"], ip.user_ns["b"], ip.user_ns["c"]) == (30, 30, 3)
-        assert "module `trapmod` changed" in why(ip, "mod", capsys)
+        assert "module 'trapmod' changed" in why(ip, "mod", capsys)
         plain(ip, "trapmod.SCALE = 4")  # set at run time, file unchanged
         cell(ip, body, "mod")
         assert (ip.user_ns["a"], ip.user_ns["c"]) == (40, 4)
@@ -276,7 +276,7 @@ class TestEverythingItDependsOn:
         data.write_text("a\n1\n5\n")
         cell(ip, body, "load")
         assert ip.user_ns["total"] == 6
-        assert "file `data.csv` changed" in why(ip, "load", capsys)
+        assert "file 'data.csv' changed" in why(ip, "load", capsys)
         with open(tmp_path / "notes.txt", "w") as handle:
             handle.write("x")
         cell(ip, "text = open('notes.txt').read()\n", "notes")
@@ -329,7 +329,7 @@ class TestGlobalState:
         plain(ip, "np.random.seed(2)")
         cell(ip, "x = np.random.rand()\n", "draw")
         assert ip.user_ns["x"] != first
-        assert "random generator `numpy.random`" in why(ip, "draw", capsys)
+        assert "random generator 'numpy.random'" in why(ip, "draw", capsys)
         assert states(store) == ["Completed", "Completed"]
 
     def test_unseeded_randomness_is_never_frozen(self, ip: Any, store: Any) -> None:
@@ -420,14 +420,14 @@ class TestIdentity:
     def test_an_open_file_is_never_cached(self, ip: Any, store: Any, tmp_path: Path) -> None:
         ip.user_ns["where"] = str(tmp_path / "out.txt")
         for _ in range(2):
-            with pytest.warns(CacheWarning, match=r"`handle`: an open file"):
+            with pytest.warns(CacheWarning, match=r"'handle': an open file"):
                 cell(ip, "handle = open(where, 'w')\nrows = 3\n")
             ip.user_ns["handle"].close()
         assert states(store) == ["Completed", "Completed"]
 
     def test_a_generator_input_runs_uncached_with_one_warning(self, ip: Any, store: Any) -> None:
         plain(ip, "gen = (i for i in range(5))")
-        with pytest.warns(CacheWarning, match=r"`gen`: generator, cannot be hashed") as caught:
+        with pytest.warns(CacheWarning, match=r"'gen': generator, cannot be hashed") as caught:
             cell(ip, "first = next(gen)\n")
         assert len(caught) == 1
         with pytest.warns(CacheWarning):
@@ -443,7 +443,7 @@ class TestWhy:
         out = why(ip, "v", capsys)
         reasons = [line.strip() for line in out.splitlines() if line.strip().startswith("- ")]
         assert reasons[0].startswith("- the code changed")
-        assert not any("`np` is new" in line for line in reasons)
+        assert not any("'np' is new" in line for line in reasons)
 
     def test_a_hit_says_so_and_from_when(self, ip: Any, store: Any, capsys: Any) -> None:
         plain(ip, "n = 2")

@@ -152,10 +152,10 @@ def test_failures_staleness_and_why_in_a_kernel(
         kernel.run("base = 5")
         kernel.run("%%task make_a\na = base * rate")
         why = kernel.run("%kf why make_a")
-        assert "input `base` changed" in stdout_of(why)
+        assert "input 'base' changed" in stdout_of(why)
         assert "rate" not in stdout_of(why)
         stale = kernel.run("%kf stale")
-        assert stdout_of(stale).startswith("1. make_b: `a` changed")
+        assert stdout_of(stale).startswith("1. make_b: 'a' changed")
         rerun = kernel.run("%kf rerun\nprint('b is', b)")
         assert "b is 16" in stdout_of(rerun)
         failing = kernel.run("%%task broken\ndef f():\n    return 1 / 0\nf()")
@@ -166,7 +166,7 @@ def test_failures_staleness_and_why_in_a_kernel(
         assert "----> 3     return 1 / 0" in traceback
         assert result_of(kernel.run("a + b")) == "31"  # the kernel goes on
     rows = store.sql(
-        "SELECT t.state_name, f.name AS session FROM task_runs t "
+        "SELECT t.state_name, f.name AS session, f.flow_name, f.parameters FROM task_runs t "
         "JOIN flow_runs f ON t.flow_run_id = f.id ORDER BY t.created"
     )
     assert rows["state_name"].tolist() == [
@@ -176,4 +176,7 @@ def test_failures_staleness_and_why_in_a_kernel(
         "Completed",
         "Failed",
     ]
-    assert set(rows["session"]) == {notebook}  # one session run, named after the notebook
+    # One session run, named by the notebook's file name; its path in the flow name.
+    assert set(rows["session"]) == {"analysis.ipynb"}
+    assert set(rows["flow_name"]) == {notebook}
+    assert json.loads(rows["parameters"][0]) == {"notebook_path": notebook}

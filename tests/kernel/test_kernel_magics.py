@@ -95,7 +95,7 @@ class TestRunsLikeACell:
 
     def test_line_magics_inside_the_cell_work(self, ip: Any) -> None:
         # %env changes what kernelflow cannot see: such a cell runs, uncached, saying so.
-        with pytest.warns(CacheWarning, match="`%env`: a magic"):
+        with pytest.warns(CacheWarning, match="'%env': a magic"):
             cell(ip, "%env KF_TEST_VAR=7\nvalue = __import__('os').environ['KF_TEST_VAR']\n")
         assert ip.user_ns["value"] == "7"
 
@@ -144,14 +144,14 @@ class TestCaching:
         cell(ip, "y = n * 2 + m\n")
         ip.user_ns["n"] = 4
         ip.run_line_magic("kf", "why y")
-        assert "input `n` changed" in capsys.readouterr().out
+        assert "input 'n' changed" in capsys.readouterr().out
         cell(ip, "y = n * 2 + m\n")
         assert ip.user_ns["y"] == 9
         ip.run_line_magic("kf", "why y")
         out = capsys.readouterr().out
         assert "did not use the cache" in out
-        assert "input `n` changed" in out
-        assert "`m`" not in out
+        assert "input 'n' changed" in out
+        assert "'m'" not in out
 
     def test_changed_helper_misses_and_why_names_it(self, ip: Any, capsys: Any) -> None:
         ip.run_cell("def scale(v):\n    return v * 10\n")
@@ -163,7 +163,7 @@ class TestCaching:
         cell(ip, "z = clean(n)\n")
         assert ip.user_ns["z"] == 201
         ip.run_line_magic("kf", "why z")
-        assert "helper `scale` changed" in capsys.readouterr().out
+        assert "helper 'scale' changed" in capsys.readouterr().out
 
     def test_why_in_a_new_session_points_at_the_last_cached_run(self, ip: Any, capsys: Any) -> None:
         ip.user_ns["n"] = 2
@@ -177,7 +177,7 @@ class TestCaching:
         ip.user_ns["n"] = 3
         cell(ip, "w = n + 1\n", "widen")
         ip.run_line_magic("kf", "why widen")
-        assert "input `n` changed" in capsys.readouterr().out
+        assert "input 'n' changed" in capsys.readouterr().out
 
     def test_code_change_is_explained(self, ip: Any, capsys: Any) -> None:
         ip.user_ns["n"] = 2
@@ -220,7 +220,7 @@ class TestCaching:
         )
         try:
             # The inner cell is code the outer one cannot see into: it runs uncached.
-            with pytest.warns(CacheWarning, match="`%%task`: a magic"):
+            with pytest.warns(CacheWarning, match="'%%task': a magic"):
                 cell(ip, body, "outer")
             assert "publish" not in vars(ip.display_pub)
             with pytest.warns(CacheWarning):
@@ -252,7 +252,7 @@ class TestCaching:
 
         # The same rule as an output that cannot be saved: the cell runs, uncached, warned.
         ip.user_ns["lock"] = threading.Lock()
-        with pytest.warns(CacheWarning, match=r"`lock`: _thread.lock.*--exclude NAME") as caught:
+        with pytest.warns(CacheWarning, match=r"'lock': _thread.lock.*--exclude NAME") as caught:
             assert cell(ip, "with lock:\n    got = 1\ngot\n") == 1
         assert len(caught) == 1
         for _ in range(2):
@@ -274,7 +274,7 @@ class TestCaching:
             trap = Hostile()
         """)
         )
-        with pytest.warns(CacheWarning, match="`trap`"):
+        with pytest.warns(CacheWarning, match="'trap'"):
             assert cell(ip, "seen = trap is not None\nseen\n") is True
         assert cell(ip, "seen = trap is not None\nseen\n", "--exclude trap") is True
 
@@ -481,7 +481,7 @@ class TestLineageAndStaleness:
         out = capsys.readouterr().out
         assert out.index("1. make_b") < out.index("2. make_c")
         assert "make_other" not in out
-        assert "`a` changed" in out
+        assert "'a' changed" in out
         ip.run_line_magic("kf", "rerun")
         out = capsys.readouterr().out
         assert ip.user_ns["b"] == 13 and ip.user_ns["c"] == 130

@@ -45,8 +45,8 @@ def test_task_cells(kernel_name: str, tmp_path: Path, store: Any) -> None:
     assert "raw =" in info and "add_features =" in info and "summary =" in info
     assert stdout_of(cells[8]) == "generated 100,000 rows\n"
     why = stdout_of(cells[9])
-    assert "input `rows` changed" in why and "seed" not in why
-    assert stdout_of(cells[10]).startswith("1. features: `raw` changed")
+    assert "input 'rows' changed" in why and "seed" not in why
+    assert stdout_of(cells[10]).startswith("1. features: 'raw' changed")
     assert "rerun features" in stdout_of(cells[11])
     assert stdout_of(cells[12]) == "No stale cells.\n"
     assert "downloaded on try 3" in stdout_of(cells[13])

@@ -21,6 +21,7 @@ from kernelflow.concurrency import asyncio as kf_asyncio
 from kernelflow.concurrency import create_limit, limit_status
 from kernelflow.concurrency.sync import concurrency, rate_limit
 from kernelflow.errors import (
+    ConcurrencySlotAcquisitionError,
     ConfigurationError,
     FailedRun,
     FlowRunTimeout,
@@ -89,8 +90,11 @@ class TestMissingConcurrencyLimits:
             "Concurrency limits ['zeta', 'alpha'] do not exist - skipping acquisition."
         ]
 
-    def test_strict_raises_naming_the_command_that_creates_it(self):
-        with pytest.raises(LimitNotFoundError, match="concurrency-limit create database"):
+    def test_strict_raises_prefects_error_in_its_words(self):
+        with pytest.raises(
+            ConcurrencySlotAcquisitionError,
+            match=r"^Concurrency limits \['database'\] must be created before acquiring slots$",
+        ):
             with concurrency("database", strict=True):
                 pass
         with pytest.raises(LimitNotFoundError):

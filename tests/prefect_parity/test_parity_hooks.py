@@ -146,8 +146,9 @@ class TestFlowHooks:
 
         with pytest.raises(KeyboardInterrupt):
             interrupted()
-        assert seen == ["Crashed"]
-        assert interrupted.on_cancellation_hooks == [cancelled]
+        # The stop button cancels, as in Prefect's UI: the cancellation hooks run.
+        assert seen == ["cancelled"]
+        assert interrupted.on_crashed_hooks == [crashed]
 
     def test_with_options_keeps_decorated_hooks(self):
         seen = []

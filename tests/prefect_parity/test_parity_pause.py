@@ -525,7 +525,7 @@ class TestResumeFromAnotherProcess:
         assert unknown.returncode == 1
         assert unknown.stderr == (
             "Error: No flow run has an id starting with 'nope'; list recent runs with "
-            "`kernelflow runs ls`.\n"
+            "'kernelflow runs ls'.\n"
         )
 
 

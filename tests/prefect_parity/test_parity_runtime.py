@@ -218,7 +218,8 @@ class TestInANotebook:
         ip.run_cell("session = (runtime.flow_run.id, runtime.flow_run.name, runtime.task_run.id)")
         session_id, session_name, no_task = ip.user_ns["session"]
         assert session_id is not None and no_task is None
-        assert session_name == (os.environ.get("JPY_SESSION_NAME") or "ipython-session")
+        path = os.environ.get("JPY_SESSION_NAME")
+        assert session_name == (os.path.basename(path) if path else "ipython-session")
         ip.run_cell_magic(
             "task",
             "scores --tags nightly --no-cache",
@@ -259,10 +260,10 @@ class TestInADeploymentRun:
             "    return runtime.deployment.name, runtime.deployment.flow_run_id\n"
             "@flow\n"
             "def in_flow():\n"
-            "    return runtime.deployment.id, in_task()\n"
+            "    return runtime.deployment.id, runtime.flow_run.parent_deployment_id, in_task()\n"
             "print('RUNTIME', json.dumps({\n"
             "    'id': d.id, 'name': d.name, 'version': d.version, 'parameters': d.parameters,\n"
-            "    'flow_run_id': d.flow_run_id, 'parent': f.parent_flow_run_id,\n"
+            "    'flow_run_id': d.flow_run_id, 'this_run': f.id, 'parent': f.parent_flow_run_id,\n"
             "    'parent_deployment_id': f.parent_deployment_id,\n"
             "    'scheduled': f.scheduled_start_time.timestamp(), 'in_flow': in_flow()}))"
         )
@@ -286,8 +287,11 @@ class TestInADeploymentRun:
             "version": deployment.content_hash,
             "parameters": {"region": "us", "limit": 5},
             "flow_run_id": run.id,
-            "parent": run.id,
-            "parent_deployment_id": deployment.id,
+            # The notebook's flow run is the deployment run itself, as in Prefect.
+            "this_run": run.id,
+            "parent": None,
+            "parent_deployment_id": None,
             "scheduled": pytest.approx(asked, abs=5),
-            "in_flow": [deployment.id, ["nightly-report", run.id]],
+            # A flow called in it is its subflow.
+            "in_flow": [deployment.id, deployment.id, ["nightly-report", run.id]],
         }

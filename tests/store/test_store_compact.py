@@ -250,6 +250,99 @@ class TestFold:
         ]
 
 
+class TestBatches:
+    """A fold reads journals in batches of about BATCH_BYTES: its memory stays flat."""
+
+    @pytest.fixture
+    def small_batches(self, monkeypatch):
+        module = sys.modules["kernelflow.store.compact"]
+        monkeypatch.setattr(module, "BATCH_BYTES", 2048)
+        return module
+
+    def test_many_batches_import_what_one_would(self, paths, small_batches):
+        flow_id = new_id()
+        tasks = [new_id() for _ in range(60)]
+        events = [flow_run(flow_id), state(flow_id, "Running", kind="flow")]
+        for task_id in tasks:
+            events += [task_run(task_id, flow_id), state(task_id, "Completed")]
+        events.append(log(tasks[-1], "x" * 5000))  # one line longer than a batch
+        events.append(state(flow_id, "Completed", kind="flow"))
+        other = foreign_journal(paths.journal)  # a second journal shares the batches
+        other.write(log(flow_id, "from another process"))
+        record_all = Journal(paths.journal)
+        record_all.write_many(events)
+        size = record_all.path.stat().st_size
+        assert size > 10 * small_batches.BATCH_BYTES
+
+        report = compact(paths)
+
+        assert report.events == len(events) + 2 + 1  # + both journals' headers
+        assert report.journals == 2
+        assert count(paths, "task_runs") == 60 and count(paths, "logs") == 2
+        assert rows(paths, "SELECT state_name FROM flow_runs") == [("Completed",)]
+        (offset,) = rows(
+            paths, 'SELECT "offset" FROM journal_offsets WHERE file = ?', [record_all.path.name]
+        )[0]
+        assert offset == size
+        assert not compact(paths).opened  # all of it, exactly once
+
+    def test_a_dead_journal_is_crashed_and_removed_after_its_last_batch(
+        self, paths, small_batches, monkeypatch
+    ):
+        flow_id = new_id()
+        journal = dead_journal(paths.journal)
+        journal.write_many(
+            [flow_run(flow_id), state(flow_id, "Running", kind="flow")]
+            + [log(flow_id, f"line {i} " + "y" * 200) for i in range(40)]
+        )
+        crashed_at_batch = []
+        real_crash = small_batches._crash
+
+        def spy(con, dead, journals):
+            crashed_at_batch.append(count_in(con, "logs"))
+            return real_crash(con, dead, journals)
+
+        monkeypatch.setattr(small_batches, "_crash", spy)
+
+        report = compact(paths)
+
+        assert crashed_at_batch == [40]  # once, after every batch was imported
+        assert report.crashed_runs == 1 and report.removed_journals == 1
+        assert not journal.path.exists()
+
+    def test_a_failure_in_a_later_batch_keeps_the_earlier_ones_once(
+        self, paths, small_batches, monkeypatch
+    ):
+        flow_id = new_id()
+        journal = Journal(paths.journal)
+        journal.write_many(
+            [flow_run(flow_id)] + [log(flow_id, f"line {i} " + "z" * 200) for i in range(40)]
+        )
+        real_import = small_batches._import
+        calls = []
+
+        def failing_second(con, batch, report):
+            calls.append(1)
+            if len(calls) == 2:
+                raise RuntimeError("power cut")
+            return real_import(con, batch, report)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(small_batches, "_import", failing_second)
+            with pytest.raises(RuntimeError):
+                compact(paths)
+        first = count(paths, "logs")
+        assert 0 < first < 40
+
+        compact(paths)
+
+        assert count(paths, "logs") == 40  # the rest, and nothing twice
+
+
+def count_in(con, table):
+    return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+
+
 class TestCrashDetection:
     def test_unfinished_runs_of_a_dead_process_are_crashed(self, paths):
         flow_id, done, busy, later, blocked = (new_id() for _ in range(5))

@@ -221,12 +221,16 @@ def test_live_view_changes_state_in_the_browser(lab: str, browser: Any, screensh
     assert header == "Completed"
     assert "4 / 4 task runs finished" in flow_cell.locator("[data-kf-view=run]").inner_text()
 
-    # Clicking the retried run shows its failed try and its log lines.
-    flow_cell.locator("[data-kf-view=run] tbody tr").nth(1).click()
-    detail = flow_cell.locator("[data-kf-detail]")
+    # The finished view is static HTML now (what a saved notebook keeps): no widget left.
+    flow_cell.locator(
+        ".jp-OutputArea-output[data-mime-type='text/html'] [data-kf-view=run]"
+    ).wait_for(timeout=20_000)
+    # Opening the retried run shows its failed try and its log lines, without the kernel.
+    flow_cell.locator("[data-kf-row-detail] summary", has_text="step-1").click()
+    detail = flow_cell.locator("[data-kf-row-detail] details[open]")
     detail.wait_for(timeout=10_000)
     assert "Try 1 failed" in detail.inner_text() and "flaky once" in detail.inner_text()
-    assert "Retrying in 1.0 seconds" in detail.inner_text()
+    assert "will start 1 second(s) from now" in detail.inner_text()
     page.screenshot(path=str(screenshots / "live-view-done.png"))
 
     # A %%task cell: one status line, running then completed.

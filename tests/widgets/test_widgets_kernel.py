@@ -4,8 +4,8 @@ A notebook is executed with nbclient; every IOPub message it processes is kept,
 so the test sees exactly what a front end would: the ``comm_open`` of each view
 and its ``comm_msg`` updates (one ``html`` state each), in order, including
 those sent while a later cell runs (after the cell that started the runs has
-returned). The saved notebook is checked too: outputs keep the final table as
-static HTML next to the widget view.
+returned). The saved notebook is checked too: once final, each view's output
+is replaced by the final table as static HTML (no widget view left in it).
 """
 
 from __future__ import annotations
@@ -123,11 +123,12 @@ def test_flow_view_goes_running_retrying_completed(executed: tuple) -> None:
     assert updates[-1] == ["Completed"] * 4
     first_done = next(i for i, u in enumerate(updates) if u.count("Completed") >= 2)
     assert any("Running" in u for u in updates[:first_done]), "running came before completed"
-    # The cell's saved output: the widget view plus the final table as static HTML.
+    # The cell's saved output: the widget view was replaced by the final table as static
+    # HTML, so a reopened notebook shows it (no "model not found").
     (output,) = [o for o in nb.cells[1].outputs if o["output_type"] == "display_data"]
-    assert "application/vnd.jupyter.widget-view+json" in output["data"]
+    assert "application/vnd.jupyter.widget-view+json" not in output["data"]
     assert states_in(output["data"]["text/html"]) == ["Completed"] * 4
-    assert "Retrying in" not in output["data"]["text/html"], "static HTML opens no row"
+    assert "data-kf-detail" not in output["data"]["text/html"], "static HTML opens no row"
     assert "3 / 3 task runs finished" in output["data"]["text/plain"]
 
 

@@ -1,8 +1,8 @@
 """``notebooks/03-live-widgets.ipynb``, executed headless by papermill as a deployment would.
 
 Nobody watches a headless run, so what matters is what the output notebook
-keeps: each view's final state as static HTML (next to the widget view), so
-the notebook shows its run tables when opened later, in any viewer.
+keeps: each run view's final state as static HTML (the widget view replaced),
+so the notebook shows its run tables when opened later, in any viewer.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ def states_in(html: str) -> list[str]:
 
 
 def views(cell: Any) -> list[dict]:
-    """The widget views among a cell's outputs."""
-    return [d for d in displays(cell) if WIDGET_VIEW in d]
+    """The kernelflow views among a cell's outputs (finished run views are static HTML)."""
+    return [
+        d for d in displays(cell) if WIDGET_VIEW in d or "data-kf-view" in d.get("text/html", "")
+    ]
 
 
 def code_cells(nb: Any) -> list[Any]:
@@ -78,10 +80,13 @@ def test_top_level_submissions_end_completed(executed: Any) -> None:
 
 def test_task_cells_show_status_lines(executed: Any) -> None:
     cells = code_cells(executed)
-    first, summary, again = (displays(cells[i])[0] for i in (5, 6, 7))
+    first, summary = (displays(cells[i])[0] for i in (5, 6))
     assert "raw: completed in" in first["text/plain"]
     assert "summary: completed in" in summary["text/plain"]
-    assert re.search(r"raw: cached \(saved 1\.\d s\)", again["text/plain"]), again["text/plain"]
+    # A hit's one status line is its printed "cached · took ..." line (no second line).
+    assert displays(cells[7]) == []
+    again = "".join(o.get("text", "") for o in cells[7].outputs)
+    assert re.fullmatch(r"cached · took 1\.\d s · ran \d+ s ago\n", again), again
 
 
 def test_lineage_history_and_cache_views_render_statically(executed: Any) -> None:
@@ -98,7 +103,24 @@ def test_lineage_history_and_cache_views_render_statically(executed: Any) -> Non
 def test_views_off_shows_no_view(executed: Any) -> None:
     cell = code_cells(executed)[12]
     assert displays(cell) == []
-    assert "total" in "".join(o.get("text", "") for o in cell.outputs)
+
+    def stream(name: str) -> list[str]:
+        return "".join(
+            o["text"] for o in cell.outputs if o["output_type"] == "stream" and o["name"] == name
+        ).splitlines()
+
+    # The engine's lines are not printed; the flow's own print (log_prints=True) is.
+    (logged,) = stream("stderr")
+    assert logged.endswith(" - total: 190")
+    summary, result = stream("stdout")
+    assert "(etl): Completed in " in summary and "task runs: " in summary, "one line per flow"
+    assert result == "190"
+
+
+def test_finished_run_views_leave_no_widget_view(executed: Any) -> None:
+    for cell in code_cells(executed)[1:9]:
+        for data in displays(cell):
+            assert WIDGET_VIEW not in data, cell.source
 
 
 def test_widget_state_is_saved_for_front_ends(executed: Any) -> None:

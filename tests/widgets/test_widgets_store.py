@@ -82,7 +82,7 @@ class TestRunHistory:
         assert html.count("<rect") == 4, "one timeline bar per task run"
         assert "data-kf-timeline" in html and "square-3" in html
         assert "three is bad" in html, "the failed task run's error"
-        assert "Retrying in" in html, "the run's log lines"
+        assert " - Retry 1/" in html, "the run's log lines"
         bundle = history._repr_mimebundle_()
         assert WIDGET_VIEW in bundle and "square-3" in bundle["text/html"]
         assert "squares" in bundle["text/plain"]
@@ -165,8 +165,8 @@ class TestLineageView:
         assert [c.name for c in graph.cells] == ["b", "c", "d", "a"]
         assert sorted(graph.edges) == [("a", "b", "a"), ("b", "c", "b")]
         stale = {c.name: c.stale for c in graph.cells}
-        assert stale["b"] == ["`a` changed (re-made by cell 'a')"]
-        assert stale["c"] == ["`b` comes from stale cell 'b'"]
+        assert stale["b"] == ["'a' changed (re-made by cell 'a')"]
+        assert stale["c"] == ["'b' comes from stale cell 'b'"]
         assert stale["a"] == [] and stale["d"] == []
         html = view.view.html
         assert html.count("<g data-kf-cell") == 4 and "stale" in html

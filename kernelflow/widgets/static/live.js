@@ -11,6 +11,17 @@ function formatSeconds(seconds) {
   return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`;
 }
 
+// The comm may be gone (kernel restarting or shut down, view disposed): a message then has
+// nowhere to go, and widget managers throw "Cannot send" for it. Nothing is lost by
+// dropping it, since a new kernel starts with no views to report to.
+function safeSend(model, message) {
+  try {
+    model.send(message);
+  } catch (err) {
+    // dropped on purpose: see above
+  }
+}
+
 function render({ model, el }) {
   const body = document.createElement("div");
   body.className = "kf-live";
@@ -39,7 +50,7 @@ function render({ model, el }) {
     const target = event.target.closest("[data-kf-id]");
     if (!target || !body.contains(target)) return;
     event.preventDefault();
-    model.send({
+    safeSend(model, {
       event: "click",
       id: target.dataset.kfId,
       action: target.dataset.kfAction || "select",
@@ -51,7 +62,7 @@ function render({ model, el }) {
     const shown = now && document.visibilityState === "visible";
     if (shown === visible) return;
     visible = shown;
-    model.send({ event: "visible", view: viewId, visible: shown });
+    safeSend(model, { event: "visible", view: viewId, visible: shown });
   }
   let intersecting = false;
   const observer = new IntersectionObserver((entries) => {
@@ -72,7 +83,7 @@ function render({ model, el }) {
     document.removeEventListener("visibilitychange", onVisibility);
     model.off("change:html", draw);
     body.removeEventListener("click", onClick);
-    if (visible) model.send({ event: "visible", view: viewId, visible: false });
+    if (visible) safeSend(model, { event: "visible", view: viewId, visible: false });
   };
 }
 
