@@ -39,7 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from kernelflow.errors import ResultMissingError, StoreError
+from kernelflow.errors import ResultMissingError, StoreError, StoreFullError
 from kernelflow.hashing import hash_bytes
 from kernelflow.results import ResultRecord, read_result, write_result
 from kernelflow.settings import paths, write_private
@@ -280,7 +280,12 @@ def point(
     store_paths.ensure(file.parent)
     fields = entry._asdict()
     signature = signing.sign(store_paths, _PURPOSE, _signed_bytes(fields))
-    write_private(file, json.dumps({**fields, "mac": signature}).encode())
+    try:
+        write_private(file, json.dumps({**fields, "mac": signature}).encode())
+    except OSError as exc:
+        if exc.errno not in StoreFullError.ERRNOS:
+            raise
+        raise StoreFullError.writing(f"the cache entry of task {task_name!r}", exc) from None
     event = {"ev": "cache_write", **entry._asdict()}
     del event["format"]  # not part of the journal's cache_write format
     record(event)

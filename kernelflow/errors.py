@@ -50,6 +50,8 @@ errors (Prefect names them ``...Error``), kept as aliases.
 
 from __future__ import annotations
 
+import errno as _errno
+
 __all__ = [
     "AcquireConcurrencySlotTimeoutError",
     "CachePolicyError",
@@ -150,8 +152,9 @@ class StoreFullError(StoreNotWritableError):
     """The store cannot grow: the disk or a quota is full, or the file size limit is reached.
 
     Raised where a run records an event (ENOSPC, EDQUOT or EFBIG from the
-    journal append) and where the database file is written. The events that
-    failed are not recorded; everything recorded before stays. Its
+    journal append), where a result or cache entry is written, and where the
+    database file is written. What failed is not recorded; everything
+    recorded before stays. Its
     ``errno`` is the system's, so ``except OSError`` code that checks
     ``errno.ENOSPC`` keeps working.
 
@@ -161,6 +164,20 @@ class StoreFullError(StoreNotWritableError):
     StoreFullError: Cannot append to the journal ~/.kernelflow/journal/... (No space
     left on device), so the latest events are not recorded (those before are kept): ...
     """
+
+    #: The ``errno`` values that mean the store cannot grow.
+    ERRNOS = frozenset({_errno.ENOSPC, _errno.EFBIG, _errno.EDQUOT})
+
+    @classmethod
+    def writing(cls, what: str, exc: OSError) -> StoreFullError:
+        """The error for writing ``what`` (e.g. "the result of task 'load'") failing for space."""
+        error = cls(
+            f"Cannot write {what} ({exc.strerror or exc}): free disk space, or raise the disk "
+            "quota or the file size limit (ulimit -f), then run again (what was recorded "
+            "before is kept)."
+        )
+        error.errno = exc.errno
+        return error
 
 
 class StoreNotPrivateError(StoreError):

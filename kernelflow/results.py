@@ -60,7 +60,12 @@ from typing import Any, NamedTuple
 
 import xxhash
 
-from kernelflow.errors import ConfigurationError, ResultMissingError, ResultSerializationError
+from kernelflow.errors import (
+    ConfigurationError,
+    ResultMissingError,
+    ResultSerializationError,
+    StoreFullError,
+)
 from kernelflow.settings import open_private, paths
 
 __all__ = [
@@ -201,6 +206,11 @@ def write_result(
             if record is not None:
                 return record
         return _write_pickle(value, task_name)
+    except OSError as exc:
+        if exc.errno not in StoreFullError.ERRNOS:
+            raise
+        whose = f"the result of task {task_name!r}" if task_name else "a result"
+        raise StoreFullError.writing(f"{whose} to {store.results}", exc) from None
     finally:
         _name.reset(token)
 

@@ -420,3 +420,55 @@ def test_importing_results_imports_no_heavy_library() -> None:
         [sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+class TestAFullDisk:
+    """No space for a result or a cache entry: one StoreFullError line, nothing half-written."""
+
+    @staticmethod
+    def full(code: int = 28):  # ENOSPC
+        def refuse(*args, **kwargs):
+            raise OSError(code, os.strerror(code))
+
+        return refuse
+
+    def test_a_result(self, home, monkeypatch):
+        import errno
+
+        from kernelflow.errors import StoreFullError
+
+        monkeypatch.setattr(results, "open", self.full(), raising=False)
+        with pytest.raises(StoreFullError) as caught:
+            write_result({"rows": list(range(100))}, task_name="load")
+        message = str(caught.value)
+        assert "\n" not in message and "the result of task 'load'" in message
+        assert "No space left on device" in message and "free disk space" in message
+        assert caught.value.errno == errno.ENOSPC
+        assert not [p for p in (home / "results").rglob("*") if p.is_file()]  # no temporary
+
+    def test_a_cache_entry(self, home, monkeypatch):
+        import errno
+
+        from kernelflow import cache_index
+        from kernelflow.errors import StoreFullError
+
+        monkeypatch.setattr(cache_index, "write_private", self.full(errno.EDQUOT))
+        with pytest.raises(StoreFullError, match="the cache entry of task 'load'"):
+            cache_index.store("k", 1, task_name="load", expires=None, task_run_id=None, duration=0)
+
+    def test_other_errors_are_left_alone(self, home, monkeypatch):
+        monkeypatch.setattr(results, "open", self.full(13), raising=False)  # EACCES
+        with pytest.raises(PermissionError):
+            write_result({"rows": 1})
+
+    def test_a_task_that_persists_its_result_stops_with_the_one_line(self, home, monkeypatch):
+        from kernelflow import task
+        from kernelflow.errors import StoreFullError
+
+        @task(persist_result=True, cache_policy=None)
+        def load() -> dict:
+            return {"rows": 3}
+
+        monkeypatch.setattr(results, "open", self.full(), raising=False)
+        with pytest.raises(StoreFullError, match=r"^Cannot write the result of task 'load'"):
+            load()

@@ -272,7 +272,7 @@ class Journal:
     def _error(self, exc: OSError) -> StoreError:
         """The one-line error for a failed append (``errno`` kept for code that checks it)."""
         reason = exc.strerror or str(exc)
-        if exc.errno in _FULL_ERRNOS:
+        if exc.errno in StoreFullError.ERRNOS:
             error: StoreError = StoreFullError(
                 f"Cannot append to the journal {self.path} ({reason}), so the latest events "
                 "are not recorded (those before are kept): free disk space, or raise the disk "
@@ -296,7 +296,6 @@ class Journal:
 
 
 #: "No room": a full disk, a full quota, the file size limit. Freeing space is the fix.
-_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
 
 _encoder = json.JSONEncoder(separators=(",", ":"), default=repr, ensure_ascii=False)
