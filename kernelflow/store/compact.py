@@ -58,7 +58,7 @@ from kernelflow.store.schema import TERMINAL_STATE_TYPES
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["CompactReport", "compact", "start_background_compaction"]
+__all__ = ["CompactReport", "compact", "fold", "start_background_compaction"]
 
 logger = logging.getLogger("kernelflow.store")
 
@@ -213,7 +213,7 @@ def compact(paths: StorePaths | None = None, *, timeout: float | None = None) ->
         with connect(paths, timeout=timeout) as con:
             report.opened = True
             try:
-                _fold(con, paths, report)
+                fold(con, paths, report)
             except duckdb.IOException as exc:  # e.g. the disk filled up mid-way
                 raise translate_error(exc, paths) from None
     report.seconds = time.perf_counter() - started
@@ -337,8 +337,13 @@ def _rest_of_line(fh) -> bytes:
     return b"".join(pieces)
 
 
-def _fold(con: duckdb.DuckDBPyConnection, paths: StorePaths, report: CompactReport) -> None:
-    """Import every journal's new lines, in batches of about :data:`BATCH_BYTES`.
+def fold(con: duckdb.DuckDBPyConnection, paths: StorePaths, report: CompactReport) -> None:
+    """Import every journal's new lines into the open database ``con``, in batches.
+
+    What :func:`compact` does once it holds the store's write lock, and what
+    :mod:`kernelflow.store.repair` does into a fresh database (whose empty
+    ``journal_offsets`` make every journal read from its first byte). The
+    batches are of about :data:`BATCH_BYTES`.
 
     Each batch is one transaction holding its events and its journals' new
     offsets, so a fold stopped between batches keeps what it committed and

@@ -45,7 +45,7 @@ import duckdb
 from kernelflow import settings
 from kernelflow.errors import SchemaTooNewError, StoreLockedError, StoreNotWritableError
 from kernelflow.settings import StorePaths
-from kernelflow.store.compact import CompactReport, _fold
+from kernelflow.store.compact import CompactReport, fold
 from kernelflow.store.db import connect, translate_error, write_lock
 from kernelflow.store.schema import check_not_too_new, schema_version
 
@@ -187,7 +187,7 @@ def repair(*, force: bool = False, timeout: float | None = None) -> RepairReport
 def _rebuild(con: duckdb.DuckDBPyConnection, paths: StorePaths, report: RepairReport) -> None:
     folded = CompactReport()
     # The fresh file has no journal_offsets: every journal is read from its first byte.
-    _fold(con, paths, folded)
+    fold(con, paths, folded)
     report.journals = folded.journals
     if report.moved_to is not None:
         _copy_old(con, report.moved_to, report)
