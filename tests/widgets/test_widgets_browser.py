@@ -14,35 +14,17 @@ Screenshots go to ``$KERNELFLOW_SCREENSHOTS`` when set, else a temporary directo
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
+from lab_helpers import TOKEN, chromium, lab_env, make_dirs, python_env, running_lab, screenshot_dir
 
 pytestmark = pytest.mark.slow
-
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-TOKEN = "kernelflow-widgets-test"
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 CELLS = [
     """%load_ext kernelflow
@@ -68,28 +50,10 @@ failed = []""",
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running ``jupyter lab`` serving a directory with the test notebook; its URL."""
-    assert Path(CHROMIUM).exists(), (
-        f"{CHROMIUM} is missing: `make test` installs it (apt-get install -y chromium)"
-    )
-    root = tmp_path_factory.mktemp("lab")
-    dirs = {
-        name: root / name
-        for name in ("notebooks", "workspaces", "settings", "config", "runtime", "data", "home")
-    }
-    for path in dirs.values():
-        path.mkdir()
-    news = dirs["settings"] / "@jupyterlab" / "apputils-extension"
-    news.mkdir(parents=True)
-    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    dirs = make_dirs(tmp_path_factory.mktemp("lab"))
     nb = nbformat.v4.new_notebook(
         metadata={
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -97,76 +61,20 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
     nbformat.write(nb, dirs["notebooks"] / "live.ipynb")
-    port = free_port()
-    env = dict(os.environ)
-    env.update(
-        PYTHONPATH=os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p),
-        KERNELFLOW_HOME=str(dirs["home"]),
-        JUPYTER_CONFIG_DIR=str(dirs["config"]),
-        JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
-        JUPYTER_DATA_DIR=str(dirs["data"]),
-    )
-    log = open(root / "lab.log", "w")  # closed after the server stops
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--no-browser",
-            f"--port={port}",
-            "--ServerApp.ip=127.0.0.1",
-            f"--IdentityProvider.token={TOKEN}",
-            "--allow-root",
-            f"--ServerApp.root_dir={dirs['notebooks']}",
-            f"--LabApp.workspaces_dir={dirs['workspaces']}",
-            f"--LabApp.user_settings_dir={dirs['settings']}",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError((root / "lab.log").read_text()[-3000:]) from None
-                time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
-        log.close()
+    env = lab_env(dirs, python_env(KERNELFLOW_HOME=str(dirs["home"])))
+    with running_lab(dirs, env) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
 def screenshots(tmp_path: Path) -> Path:
-    target = os.environ.get("KERNELFLOW_SCREENSHOTS")
-    folder = Path(target) if target else tmp_path
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return screenshot_dir(tmp_path)
 
 
 def run_cell(page: Any, index: int) -> None:

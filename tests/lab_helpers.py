@@ -1,6 +1,6 @@
 """Start a real ``jupyter lab`` and Debian's Chromium for the browser tests.
 
-Shared by the browser-test modules of this folder. As
+Shared by the browser tests (tests/extension, tests/widgets). As
 shared/notes/jupyterlab-testing.md prescribes: isolated Jupyter, workspace
 and settings directories; the lab in a subprocess on a free port, stopped by
 SIGTERM to its own PID; Playwright's sync API with ``executable_path`` (never
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 TOKEN = "kernelflow-panel-test"
 LAUNCH_ARGS = [
