@@ -12,7 +12,7 @@ DEPS := .[dask,test]
 
 # The JupyterLab panel's sources: the editable install builds them (jlpm, from jupyterlab).
 LABEXT_SRC := labextension/package.json labextension/yarn.lock \
-	$(wildcard labextension/src/*.ts labextension/style/*)
+	$(wildcard labextension/src/*.ts labextension/src/*/*.ts labextension/style/*)
 
 $(VENV)/.installed: pyproject.toml $(LABEXT_SRC)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,20 +30,23 @@ test: setup
 	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
 	$(PY) -m pytest -q
 
+# Every benchmark in turn (one failing or missing does not stop the others), then
+# bench/RESULTS.md written whole from their bench/out/*.json. `make bench QUICK=1`: small n.
+BENCH_SCRIPTS := run bench_scale bench_compaction bench_queries bench_widgets \
+	bench_deployments bench_kernel bench_concurrency
 bench: setup
-	$(PY) bench/run.py
-	$(PY) bench/bench_widgets.py
-	$(PY) bench/bench_kernel.py
-	$(PY) bench/bench_concurrency.py
-	$(PY) bench/bench_deployments.py
+	$(PY) bench/report.py $(if $(QUICK),--quick) --run $(BENCH_SCRIPTS:%=bench/%.py)
 
 # Record Prefect 3.9.1's output for tests/prefect_docs (creates .bench-venv on first use).
 prefect-golden: setup
 	$(PY) tests/prefect_docs/golden.py
 
+# Python: ruff. The panel's TypeScript: Biome, a devDependency that the editable
+# install's `jlpm install` puts into labextension/node_modules.
 lint: setup
 	$(VENV)/bin/ruff check kernelflow tests bench
 	$(VENV)/bin/ruff format --check kernelflow tests bench
+	cd labextension && $(VENV)/bin/jlpm lint:check
 
 clean:
 	rm -rf $(VENV) .bench-venv

@@ -6,21 +6,18 @@ Figures, all measured in this run on this machine:
    (target <= 1000 µs);
 2. a CPU-bound ``.map()`` of 8 equal pure-Python tasks: wall time of the flow
    with the default thread runner, with ``ProcessPoolTaskRunner(max_workers=2)``
-   and with ``DaskTaskRunner`` on a LocalCluster of 2 single-threaded workers;
-   the speed-up over threads (target >= 1.7x on 2 cores). Dask is measured
-   twice: with the cluster started by the flow run (as
-   ``DaskTaskRunner(cluster_kwargs=...)`` does, its ~3-4 s start included) and
-   with a running cluster given by address, the steady state a user with a
-   long-lived cluster sees.
+   and with ``DaskTaskRunner`` on a running LocalCluster of 2 single-threaded
+   workers (the steady state of a user with a long-lived cluster); target: a
+   speed-up of at least 1.7x over threads on 2 cores, i.e. wall / threads' wall
+   <= 1/1.7.
 
-Each runner's figure is the best of ``--repeat`` runs taken in turns, so a
-burst of load from other programs hurts one run rather than one runner. A
-control figure, the speed-up of 2 bare Python processes over 1 on the same
-work, shows what the machine allows at that moment; the load average is
-printed too: parallel speed-ups need idle cores.
+The runners take turns, ``--repeat`` times, so a burst of load from other programs
+hurts one run rather than one runner. A control figure, the speed-up of 2 bare Python
+processes over 1 on the same work, shows what the machine allowed at that moment; it
+and the load average go in the rows' notes: parallel speed-ups need idle cores.
 
 Usage: ``python bench/bench_concurrency.py [--task-seconds 0.75] [--repeat 3] [--quick]``.
-Prints a table and one JSON line of figures; writes ``bench/out/concurrency.md``.
+Rows go to ``bench/out/bench_concurrency.json``; ``bench/report.py`` decides "met".
 """
 
 from __future__ import annotations
@@ -34,9 +31,12 @@ import tempfile
 import time
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent / "out"
 #: The runners compared, in the order they take turns.
-RUNNERS = ("threads", "processes", "dask_warm", "dask_cold")
+RUNNERS = ("threads", "processes", "dask_warm")
+SECTION = "Concurrency and task runners (bench/bench_concurrency.py)"
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import row, write_rows  # bench/ is not a package
 
 
 def burn(n: int) -> int:
@@ -122,7 +122,7 @@ def main() -> int:
         default=0.75,
         help="CPU seconds of each of the 8 tasks (default 0.75)",
     )
-    parser.add_argument("--repeat", type=int, default=3, help="runs per runner (best is kept)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per runner, in turns")
     parser.add_argument("--quick", action="store_true", help="short tasks, one run each")
     opts = parser.parse_args()
     seconds = 0.2 if opts.quick else opts.task_seconds
@@ -138,7 +138,7 @@ def main() -> int:
         from kernelflow.dask import DaskTaskRunner
         from kernelflow.runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
-        slot_us = bench_slots(2_000 if opts.quick else 20_000)
+        slots = [bench_slots(2_000 if opts.quick else 20_000) for _ in range(repeat)]
         n = calibrate(seconds)
         cluster = {"n_workers": 2, "threads_per_worker": 1}
         walls: dict[str, list[float]] = {k: [] for k in RUNNERS}
@@ -148,7 +148,6 @@ def main() -> int:
                 "threads": ThreadPoolTaskRunner,
                 "processes": lambda: ProcessPoolTaskRunner(max_workers=2),
                 "dask_warm": lambda: DaskTaskRunner(address=running.scheduler_address),
-                "dask_cold": lambda: DaskTaskRunner(cluster_kwargs=cluster),
             }
             for _ in range(repeat):
                 ceilings.append(bench_ceiling(n))
@@ -158,50 +157,42 @@ def main() -> int:
         shutil.rmtree(home, ignore_errors=True)
     load_after = os.getloadavg()[0]
 
-    best = {name: min(runs) for name, runs in walls.items()}
-    speedup = {name: best["threads"] / best[name] for name in RUNNERS}
-    ceiling = max(ceilings)
-    figures = {
-        "cpus": os.cpu_count(),
-        "load_average": [load_before, load_after],
-        "task_seconds": seconds,
-        "repeat": repeat,
-        "slot_acquire_release_us": slot_us,
-        "machine_ceiling_speedup": ceiling,
-        **{f"{name}_s": best[name] for name in RUNNERS},
-        **{f"{name}_speedup": speedup[name] for name in RUNNERS if name != "threads"},
-        "runs": walls,
-    }
-
-    def met(ok: bool) -> str:
-        return "yes" if ok else "no"
-
-    rows = [
-        "| figure | value | target | met |",
-        "|---|---|---|---|",
-        f"| uncontended concurrency() acquire + release | {slot_us:.1f} µs | <= 1000 µs "
-        f"| {met(slot_us <= 1000)} |",
-        f"| control: 2 bare Python processes vs 1, same work | {ceiling:.2f}x "
-        "| (the machine's ceiling now) | |",
-        f"| 8 CPU tasks, thread runner | {best['threads']:.2f} s | (baseline) | |",
-    ]
-    for name, label, target in (
-        ("processes", "ProcessPoolTaskRunner(max_workers=2)", True),
-        ("dask_warm", "DaskTaskRunner, running LocalCluster (2 workers)", True),
-        ("dask_cold", "DaskTaskRunner starting its LocalCluster (2 workers)", False),
-    ):
-        goal = f">= 1.7x | {met(speedup[name] >= 1.7)}" if target else "(cluster start included) |"
-        rows.append(f"| 8 CPU tasks, {label} | {best[name]:.2f} s, {speedup[name]:.2f}x | {goal} |")
-    header = (
-        f"- {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, each task {seconds:g} s "
-        f"of pure-Python CPU work, best of {repeat} run(s) in turns; 1-minute load "
-        f"average {load_before:.1f} before, {load_after:.1f} after"
+    again = f"; {repeat} repeat(s) only" if repeat < 3 else ""
+    machine = (
+        f"8 tasks of {seconds:g} s pure-Python CPU; the machine's own speed-up of 2 bare "
+        f"processes over 1 on the same work meanwhile: {min(ceilings):.2f}x to "
+        f"{max(ceilings):.2f}x; load {load_before:.1f} before, {load_after:.1f} after{again}"
     )
-    report = "\n".join([header, "", *rows])
-    print(report)
-    print(json.dumps(figures))
-    OUT.mkdir(exist_ok=True)
-    (OUT / "concurrency.md").write_text(report + "\n")
+    made = [
+        row(
+            SECTION,
+            "uncontended concurrency() acquire + release",
+            "µs wall per pair",
+            slots,
+            {"max": 1000},
+            notes=f"mean over many pairs, per repeat{again}",
+        )
+    ]
+    for name, label in (
+        ("processes", "CPU-bound .map(), ProcessPoolTaskRunner(max_workers=2)"),
+        ("dask_warm", "CPU-bound .map(), DaskTaskRunner on a running 2-worker LocalCluster"),
+    ):
+        made.append(
+            row(
+                SECTION,
+                label,
+                "s wall of the flow",
+                walls[name],
+                # A speed-up of at least 1.7x over threads on 2 cores.
+                {"ratio_max": 1 / 1.7},
+                baseline_name="thread runner",
+                baseline=walls["threads"],
+                notes=machine,
+            )
+        )
+    path = write_rows(__file__, made)
+    print(json.dumps({"walls": walls, "ceilings": ceilings, "slots_us": slots}))
+    print(f"wrote {path}", file=sys.stderr)
     return 0
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from kernelflow._version import __version__
 
 if TYPE_CHECKING:
-    from kernelflow import runtime
+    from kernelflow import errors, runtime
     from kernelflow.context import tags
     from kernelflow.engine import allow_failure, unmapped
     from kernelflow.flow_runs import (
@@ -47,6 +47,7 @@ __all__ = [
     "apause_flow_run",
     "aresume_flow_run",
     "asuspend_flow_run",
+    "errors",
     "flow",
     "get_run_logger",
     "load_ipython_extension",
@@ -73,6 +74,7 @@ _LAZY = {
     "sql": "kernelflow.store.queries",
     "tags": "kernelflow.context",
     "runtime": "kernelflow.runtime",  # a module: kernelflow.runtime.flow_run.name, ...
+    "errors": "kernelflow.errors",  # a module: every exception kernelflow raises
     "pause_flow_run": "kernelflow.flow_runs",
     "suspend_flow_run": "kernelflow.flow_runs",
     "resume_flow_run": "kernelflow.flow_runs",

@@ -10,6 +10,7 @@ run at the top level of a cell then behaves as if inside that flow, so
 from __future__ import annotations
 
 import contextvars
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -47,15 +48,53 @@ class FlowRunContext:
         Whether ``print`` inside this flow goes to the run's logger.
     """
 
-    __slots__ = ("_runner_factory", "flow", "flow_run", "futures", "log_prints", "task_runner")
+    __slots__ = (
+        "_runner_factory",
+        "_sweep_at",
+        "_sweep_lock",
+        "flow",
+        "flow_run",
+        "futures",
+        "log_prints",
+        "task_runner",
+    )
+
+    #: Fewest futures a flow holds before it lets go of the finished ones.
+    SWEEP_MIN = 1024
 
     def __init__(self, flow: Flow | None, flow_run: FlowRun, runner_factory: Any, log_prints: bool):
         self.flow = flow
         self.flow_run = flow_run
         self.log_prints = log_prints
+        #: The submitted runs the flow still has to wait for before it ends (and, until
+        #: the next sweep, some that have ended).
         self.futures: list[TaskRunFuture] = []
+        self._sweep_at = self.SWEEP_MIN
+        self._sweep_lock = threading.Lock()
         self._runner_factory = runner_factory
         self.task_runner: TaskRunner | None = None
+
+    def track(self, future: TaskRunFuture) -> None:
+        """Keep ``future`` until it ends, so the flow run waits for it before it ends.
+
+        A finished future is let go of at the next sweep: the flow needs it no
+        more, and a flow of a million submitted tasks must not hold a million
+        runs, states and results. The caller's own reference (``.submit()``
+        returns it) keeps it, its state and its result alive as long as needed.
+        Sweeps are amortized: one each time the list doubles past what the
+        last one kept.
+        """
+        futures = self.futures
+        futures.append(future)
+        if len(futures) >= self._sweep_at and self._sweep_lock.acquire(blocking=False):
+            try:
+                # Tasks may submit from runner threads meanwhile: their appends land
+                # past ``n`` and are kept, as only the first n items are replaced.
+                n = len(futures)
+                futures[:n] = [f for f in futures[:n] if not f.done()]
+                self._sweep_at = max(self.SWEEP_MIN, 2 * len(futures))
+            finally:
+                self._sweep_lock.release()
 
     @classmethod
     def get(cls) -> FlowRunContext | None:

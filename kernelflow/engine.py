@@ -21,6 +21,7 @@ import contextvars
 import dataclasses
 import functools
 import inspect
+import json
 import logging
 import random
 import threading
@@ -59,7 +60,7 @@ from kernelflow.states import (
     StoredResult,
     TimedOut,
 )
-from kernelflow.store.journal import current_journal
+from kernelflow.store.journal import current_journal, encode_event
 from kernelflow.timeouts import DeadlineExceeded, call_with_timeout
 from kernelflow.utilities.annotations import opaque, quote
 
@@ -95,6 +96,17 @@ def unsubscribe(listener: Callable[[str, Any, State], None]) -> None:
         _listeners.remove(listener)
 
 
+#: Run id -> (journal lines, event count) held back by ``set_state(..., hold=True)``.
+_held: dict[str, tuple[bytes, int]] = {}
+
+
+def _write_held(run: FlowRun | TaskRun) -> None:
+    """Write what is still held for ``run`` (its next state never came: an early error)."""
+    earlier = _held.pop(run.id, None) if _held else None
+    if earlier is not None:
+        current_journal().write_encoded(*earlier)
+
+
 def _state_event(kind: str, run: FlowRun | TaskRun, state: State, result: str | None) -> dict:
     message = state.message
     if message is not None and len(message) > _MESSAGE_LIMIT:
@@ -114,6 +126,84 @@ def _state_event(kind: str, run: FlowRun | TaskRun, state: State, result: str | 
     }
 
 
+_quote = json.encoder.encode_basestring  # type: ignore[attr-defined]  # C, as the journal's
+_float = float.__repr__  # TypeError for anything but a float, as _encode_state_event needs
+
+
+def _encode_state_event(
+    kind: str, run: FlowRun | TaskRun, state: State, result: str | None
+) -> bytes | None:
+    """The journal line of a state event, built without the generic JSON encoder.
+
+    A run's every transition writes one, so this is the hottest line of the
+    engine: the same bytes as ``_state_event`` through the journal's encoder
+    (``tests/test_scale.py`` checks), several times faster. None when a field
+    is not of the plain type this relies on (a float that is not finite, a
+    name that is not a string...); the caller then encodes the event the
+    generic way.
+    """
+    message, t, start, end = state.message, state.timestamp, run.start_time, run.end_time
+    try:
+        if t - t or (start is not None and start - start) or (end is not None and end - end):
+            return None  # NaN or infinity: the generic encoder writes them its own way
+        if message is not None and len(message) > _MESSAGE_LIMIT:
+            message = message[:_MESSAGE_LIMIT] + "…"
+        text = (
+            f'{{"ev":"state","run_id":{_quote(run.id)},"kind":"{kind}",'
+            f'"type":"{state.type._value_}","name":{_quote(state.name)},'
+            f'"message":{"null" if message is None else _quote(message)},"t":{_float(t)},'
+            f'"run_count":{int.__index__(run.run_count)},'
+            f'"start_time":{"null" if start is None else _float(start)},'
+            f'"end_time":{"null" if end is None else _float(end)},'
+            f'"result":{"null" if result is None else _quote(result)}}}\n'
+        )
+    except TypeError:
+        return None
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _encode_created(event: dict) -> bytes:
+    """The journal line of an event written with a state (``before``): a task run's
+    creation fast, as :func:`_encode_state_event`; any other event the generic way."""
+    if event.get("ev") != "task_run" or len(event) != 9:
+        return encode_event(event)
+    try:
+        flow_run_id, cache_key, tags = event["flow_run_id"], event["cache_key"], event["tags"]
+        if type(tags) is not list:
+            return encode_event(event)
+        inputs = []
+        for name, record in event["inputs"].items():
+            hash_, upstream = _hash_and_upstream(record)
+            inputs.append(
+                f'{_quote(name)}:{{"hash":{"null" if hash_ is None else _quote(hash_)},'
+                f'"upstream":{"null" if upstream is None else _quote(upstream)}}}'
+            )
+        t = event["t"]
+        if t - t:
+            return encode_event(event)  # NaN or infinity
+        text = (
+            f'{{"ev":"task_run","id":{_quote(event["id"])},'
+            f'"flow_run_id":{"null" if flow_run_id is None else _quote(flow_run_id)},'
+            f'"task_name":{_quote(event["task_name"])},"name":{_quote(event["name"])},'
+            f'"tags":[{",".join([_quote(tag) for tag in event["tags"]])}],'
+            f'"cache_key":{"null" if cache_key is None else _quote(cache_key)},'
+            f'"inputs":{{{",".join(inputs)}}},"t":{_float(t)}}}\n'
+        )
+    except (TypeError, KeyError, ValueError):
+        return encode_event(event)
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _hash_and_upstream(record: dict) -> tuple[str | None, str | None]:
+    """An input record's two fields, in the order the journal writes them (else ValueError)."""
+    if type(record) is not dict or len(record) != 2:
+        raise ValueError("not an input record")
+    (k1, hash_), (k2, upstream) = record.items()
+    if k1 != "hash" or k2 != "upstream":
+        raise ValueError("not an input record")
+    return hash_, upstream
+
+
 def set_state(
     kind: str,
     run: FlowRun | TaskRun,
@@ -121,22 +211,35 @@ def set_state(
     *,
     result: str | None = None,
     before: list[dict] | None = None,
+    hold: bool = False,
 ) -> State:
     """Move ``run`` to ``state``: the only function that changes a run's state.
 
     ``before`` are events (e.g. the run's creation) written in the same
-    journal append, ahead of the state event.
+    journal append, ahead of the state event. ``hold`` keeps the events back
+    until the run's next state, to be written in the same append: for a task
+    run that starts at once, whose Pending nobody reads in between (listeners
+    are told at once all the same).
     """
     if state.is_final() and run.end_time is None:
         run.end_time = state.timestamp
     run.state = state
     state.run_id = run.id
-    event = _state_event(kind, run, state, result)
-    journal = current_journal()
+    line = _encode_state_event(kind, run, state, result)
+    if line is None:
+        line = encode_event(_state_event(kind, run, state, result))
+    count = 1
     if before:
-        journal.write_many([*before, event])
+        line = b"".join(map(_encode_created, before)) + line
+        count += len(before)
+    if _held:
+        earlier = _held.pop(run.id, None)
+        if earlier is not None:
+            line, count = earlier[0] + line, earlier[1] + count
+    if hold:
+        _held[run.id] = (line, count)
     else:
-        journal.write(event)
+        current_journal().write_encoded(line, count)
     for listener in _listeners:
         try:
             listener(kind, run, state)
@@ -156,10 +259,32 @@ def _finished_log(kind: str, run: FlowRun | TaskRun, state: State) -> None:
     # As Prefect 3 prints it: a flow's final state at INFO whatever it is, a task's at
     # ERROR unless it completed; the state in its short form ("Failed('boom')").
     level = logging.INFO if kind == "flow" or state.is_completed() else logging.ERROR
-    # The level first: building the run's logger costs more than the check, and this line
+    # The level first: building the record costs more than the check, and this line
     # is often below the configured level (e.g. every cache hit under WARNING).
-    if _finish_loggers[kind].isEnabledFor(level):
-        run_logger(kind, run).log(level, "Finished in state %s", state, extra=_CONSOLE_ONLY)
+    logger = _finish_loggers[kind]
+    if not logger.isEnabledFor(level):
+        return
+    # One line per run: the record is made here as run_logger(kind, run).log() would make
+    # it, minus the adapter and the stack walk (findCaller), which cost more than the rest.
+    label = f"{'Flow' if kind == 'flow' else 'Task'} run '{run.name}'"
+    extra = {"run_id": run.id, "run_kind": kind, "run_label": label, "journal": False}
+    record = logger.makeRecord(
+        logger.name,
+        level,
+        *_FINISHED_CALLER,
+        "Finished in state %s",
+        # The state's text, not the state: a handler that keeps records (a test's capture,
+        # a live view) must not keep every run's state and result alive with them.
+        (str(state),),
+        None,
+        _finished_log.__name__,
+        extra,
+    )
+    logger.handle(record)
+
+
+#: Where the "Finished in state" record says it was logged: this module (is_own_record).
+_FINISHED_CALLER = (_finished_log.__code__.co_filename, _finished_log.__code__.co_firstlineno)
 
 
 def _hook_name(hook: Callable) -> str:
@@ -312,11 +437,15 @@ def create_task_run(
     parameters: dict[str, Any],
     flow_ctx: context.FlowRunContext | None,
     inputs: dict[str, dict] | None = None,
+    *,
+    hold: bool = False,
 ) -> TaskRun:
     """Create a task run in state Pending and record it.
 
     ``inputs`` overrides the recorded lineage of the run's inputs (name ->
     ``{"hash", "upstream"}``); a ``%%task`` cell passes the notebook names it reads.
+    ``hold=True`` (a run that :func:`run_task` starts at once, in this thread)
+    journals the creation with the run's next state, in one append.
     """
     configure_logging()
     if flow_ctx is not None:
@@ -340,7 +469,7 @@ def create_task_run(
         "inputs": upstream_ids(parameters) if inputs is None else inputs,
         "t": time.time(),
     }
-    set_state("task", run, Pending(), before=[created])
+    set_state("task", run, Pending(), before=[created], hold=hold)
     return run
 
 
@@ -831,6 +960,21 @@ def run_task(
     state machine itself always runs in this process, so workers never need
     the store.
     """
+    try:
+        return _run_task(task, task_run, parameters, wait_for, flow_ctx, runner)
+    finally:
+        if _held:  # an error before the run's next state: its creation is still recorded
+            _write_held(task_run)
+
+
+def _run_task(
+    task: Task,
+    task_run: TaskRun,
+    parameters: dict[str, Any],
+    wait_for: Any,
+    flow_ctx: context.FlowRunContext | None,
+    runner: TaskRunner | None,
+) -> State:
     call = runner.call if runner is not None else call_task_fn
     try:
         resolved, _ = resolve_inputs(parameters, wait_for)

@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 ROOT = "kernelflow"
+#: The ``kernelflow`` logger (loggers live as long as the process: this is the same object).
+_root_logger = logging.getLogger(ROOT)
 _setup_lock = threading.Lock()
 _configured = False
 
@@ -51,9 +53,15 @@ _configured = False
 class ConsoleFormatter(logging.Formatter):
     """``HH:MM:SS.mmm | LEVEL   | <who> - message``, where who is the run."""
 
+    #: (whole second, its ``HH:MM:SS``): most lines fall in the same second as the last.
+    _second: tuple[int, str] = (-1, "")
+
     def format(self, record: logging.LogRecord) -> str:
-        t = time.localtime(record.created)
-        stamp = f"{time.strftime('%H:%M:%S', t)}.{int(record.msecs):03d}"
+        second = int(record.created)
+        cached = self._second
+        if cached[0] != second:
+            cached = self._second = (second, time.strftime("%H:%M:%S", time.localtime(second)))
+        stamp = f"{cached[1]}.{int(record.msecs):03d}"
         who = getattr(record, "run_label", None) or record.name
         text = f"{stamp} | {record.levelname:<7} | {who} - {record.getMessage()}"
         if record.exc_info and record.levelno >= logging.ERROR:
@@ -117,9 +125,35 @@ class _StderrHandler(logging.StreamHandler):
     def stream(self, value: Any) -> None:
         pass  # always the current sys.stderr
 
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write the line and flush, as ``StreamHandler`` does, looking up the stream once.
+
+        One line per run on the engine's path: ``StreamHandler.flush`` would take the
+        handler's lock a second time and read the stream three times more.
+        """
+        try:
+            text = self.format(record) + self.terminator
+            stream = sys.stderr
+            if stream is None:  # pythonw: nowhere to print
+                return
+            stream.write(text)
+            flush = getattr(stream, "flush", None)
+            if flush is not None:
+                flush()
+        except RecursionError:  # as StreamHandler: never swallowed
+            raise
+        except Exception:
+            self.handleError(record)
+
 
 class JournalHandler(logging.Handler):
     """Appends run log records to the store's journal."""
+
+    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        """Skip console-only records before the handler's lock: one per run is one."""
+        if getattr(record, "journal", True) is False:
+            return False
+        return bool(super().handle(record))
 
     def emit(self, record: logging.LogRecord) -> None:
         run_id = getattr(record, "run_id", None)
@@ -165,9 +199,9 @@ def _level() -> str:
 def configure() -> logging.Logger:
     """Install the console and journal handlers on the ``kernelflow`` logger, once."""
     global _configured
+    if _configured:  # every run calls this: once configured, no lookup, no lock
+        return _root_logger
     logger = logging.getLogger(ROOT)
-    if _configured:
-        return logger
     with _setup_lock:
         if not _configured:
             logger.setLevel(_level())

@@ -20,6 +20,11 @@ __all__ = ["FlowRun", "TaskRun", "new_id", "random_run_name"]
 _id_lock = threading.Lock()
 _last_ms = 0
 _seq = 0
+# The random bits of ids: a generator of our own, seeded from the OS (one os.urandom call
+# per id was a system call per run), reseeded in a forked child so that parent and child
+# never make the same ids; user code seeding the random module cannot touch it.
+_rng = random.Random()
+os.register_at_fork(after_in_child=_rng.seed)
 
 
 def new_id() -> str:
@@ -29,7 +34,7 @@ def new_id() -> str:
     method 1), so two runs created in the same millisecond still sort right.
     """
     global _last_ms, _seq
-    rand = int.from_bytes(os.urandom(8), "big")
+    rand = _rng.getrandbits(64)
     with _id_lock:
         ms = time.time_ns() // 1_000_000
         if ms > _last_ms:

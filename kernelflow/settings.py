@@ -5,18 +5,27 @@ Settings are read when first needed, not at import, so a test (or
 ``kernelflow.testing.temporary_store``) can point a process at another
 store by changing ``KERNELFLOW_HOME`` or calling :func:`use_home`.
 
-=============================  ===========================  ===========================
-variable                       default                      meaning
-=============================  ===========================  ===========================
-``KERNELFLOW_HOME``            ``~/.kernelflow``            where the store lives
-``KERNELFLOW_LOGGING_LEVEL``   ``INFO``                     console log level
-``KERNELFLOW_COMPACT_SECONDS`` ``5``                        background compaction period
-``KERNELFLOW_COMPACT_AT_EXIT`` ``detach``                   ``detach``, ``inline`` or ``off``
-``KERNELFLOW_LOCK_TIMEOUT``    ``10``                       seconds to wait for the database
-``KERNELFLOW_WIDGETS``         ``on``                       live widgets in notebooks
-``KERNELFLOW_RETENTION``       unset (keep everything)      prune runs older than this
-                                                            (e.g. ``90d``) once a day
-=============================  ===========================  ===========================
+==================================  =========================  ================================
+variable                            default                    meaning
+==================================  =========================  ================================
+``KERNELFLOW_HOME``                 ``~/.kernelflow``          where the store lives
+``KERNELFLOW_LOGGING_LEVEL``        ``INFO``                   console log level
+``KERNELFLOW_COMPACT_SECONDS``      ``5``                      background compaction period
+``KERNELFLOW_COMPACT_AT_EXIT``      ``detach``                 ``detach``, ``inline`` or ``off``
+``KERNELFLOW_COMPACT_BACKGROUND``   ``auto``                   ``auto``: a backlog over 1 MB is
+                                                               folded in a child process;
+                                                               ``inline``: always in the thread
+``KERNELFLOW_JOURNAL_ROTATE_MB``    ``64``                     a process's journal goes on in
+                                                               a new file past this size
+``KERNELFLOW_LOCK_TIMEOUT``         ``10``                     seconds to wait for the database
+``KERNELFLOW_INLINE_FOLD_BYTES``    ``4194304`` (4 MiB)        a query folds a backlog up to
+                                                               this many journal bytes first;
+                                                               a bigger one is folded in a
+                                                               child while the query answers
+``KERNELFLOW_WIDGETS``              ``on``                     live widgets in notebooks
+``KERNELFLOW_RETENTION``            unset (keep everything)    prune runs older than this
+                                                               (e.g. ``90d``) once a day
+==================================  =========================  ================================
 
 ``KERNELFLOW_TASKS_RUNNER_THREAD_POOL_MAX_WORKERS`` (Prefect's
 ``PREFECT_TASKS_RUNNER_THREAD_POOL_MAX_WORKERS``) bounds the threads of a

@@ -233,7 +233,8 @@ class Task(BindsAsMethod, Generic[P, R]):
         flow_ctx = context.current_flow_context()
         if self.is_async and _caller_awaits(flow_ctx):
             return self._call_async(parameters, wait_for, flow_ctx, return_state)  # type: ignore[return-value]
-        task_run = engine.create_task_run(self, parameters, flow_ctx)
+        # A sync call runs at once in this thread: its creation is journaled with its start.
+        task_run = engine.create_task_run(self, parameters, flow_ctx, hold=not self.is_async)
         state = engine.run_task_any(self, task_run, parameters, wait_for, flow_ctx)
         return state if return_state else _call_value(task_run, state)
 
@@ -258,7 +259,7 @@ class Task(BindsAsMethod, Generic[P, R]):
             engine.run_task_any, self, task_run, parameters, wait_for, flow_ctx, runner
         )
         future: TaskRunFuture[R] = TaskRunFuture(task_run, inner)
-        flow_ctx.futures.append(future)
+        flow_ctx.track(future)
         return future
 
     def map(self, *args: Any, wait_for: Any = None, **kwargs: Any) -> PrefectFutureList:

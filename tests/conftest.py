@@ -39,6 +39,22 @@ def store(request: pytest.FixtureRequest) -> Iterator[TemporaryStore | None]:
         yield fresh
 
 
+@pytest.fixture
+def no_background_fold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep this process's background compactor out of the test's store.
+
+    For tests where another program holds the database: the compactor waking
+    (every few seconds, for whichever store is current) would hold the file
+    at the moment that program opens it, and the program would fail to start.
+    """
+    from kernelflow.store.compactor import background
+
+    monkeypatch.setenv("KERNELFLOW_COMPACT_SECONDS", "3600")  # a restarted one stays idle
+    running = background()
+    if running is not None:
+        running.stop(timeout=60)
+
+
 def python_env(**extra: str) -> dict[str, str]:
     """The environment for a child Python: this checkout importable, the test's store."""
     env = dict(os.environ)

@@ -209,7 +209,7 @@ def _hold(code: str) -> subprocess.Popen:
     return holder
 
 
-def test_database_locked_by_another_program(store, short_lock_wait):
+def test_database_locked_by_another_program(store, short_lock_wait, no_background_fold):
     recorded(1)
     assert recorded_values() == [1]
     holder = _hold(
@@ -234,7 +234,7 @@ def test_database_locked_by_another_program(store, short_lock_wait):
     assert recorded_values() == [1, 2]
 
 
-def test_store_lock_held_by_a_hung_kernelflow_process(store, short_lock_wait):
+def test_store_lock_held_by_a_hung_kernelflow_process(store, short_lock_wait, no_background_fold):
     recorded(1)
     store.paths.lock.touch()
     holder = _hold(

@@ -4,6 +4,9 @@ A scenario is written once against Prefect 3's public API and imports it from he
 
     from _api import args, flow, report, task
 
+Importing this module registers the at-exit report of peak memory (see
+:func:`_report_at_exit`) before the library is imported.
+
 ``BENCH_API`` (set by ``bench/run.py``) chooses the library: ``kernelflow`` or ``prefect``
 (``joblib`` for scenarios that take a plain-Python baseline, which then import nothing
 here but the helpers). Each scenario prints its figures as one JSON line through
@@ -18,11 +21,46 @@ import importlib
 import json
 import os
 import resource
-import subprocess
 import sys
-import time
 
 API = os.environ.get("BENCH_API", "kernelflow")
+
+
+def report(**figures: object) -> None:
+    """Print one JSON line of figures for ``run.py`` to collect."""
+    print(json.dumps(figures), flush=True)
+
+
+def _report_at_exit() -> None:
+    """Report this process's peak RSS and that of its largest reaped child, as it exits.
+
+    Registered before the library is imported, so it runs after every exit handler the
+    library registers (``atexit`` runs last-registered first): by then Prefect has
+    stopped and reaped its temporary API server (``RUSAGE_CHILDREN`` holds the server's
+    peak) and kernelflow has folded its journal into DuckDB in this process
+    (``run.py`` sets ``KERNELFLOW_COMPACT_AT_EXIT=inline``), so both peaks include all
+    of the library's work. For kernelflow it also reports the journal bytes still not
+    folded (``pending_bytes``), which ``run.py`` puts in the rows' notes if not zero.
+    """
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    figures: dict[str, object] = {
+        "peak_rss_mb": own + child,
+        "peak_rss_self_mb": own,
+        "peak_rss_children_mb": child,
+    }
+    if API == "kernelflow" and "kernelflow" in sys.modules:
+        try:
+            from kernelflow import settings
+            from kernelflow.store.compact import pending_bytes
+        except ImportError:  # an older kernelflow: the check cannot be made
+            figures["unfolded_bytes"] = None
+        else:
+            figures["unfolded_bytes"] = pending_bytes(settings.paths())
+    report(**figures)
+
+
+atexit.register(_report_at_exit)
 
 if API in ("kernelflow", "prefect"):
     _lib = importlib.import_module(API)
@@ -43,48 +81,3 @@ def args(**defaults: int) -> argparse.Namespace:
         parser.add_argument(f"--{name}", type=int, default=value)
     parser.add_argument("--phase", default="")
     return parser.parse_args()
-
-
-def report(**figures: object) -> None:
-    """Print one JSON line of figures for ``run.py`` to collect."""
-    print(json.dumps(figures), flush=True)
-
-
-def report_peak_rss_at_exit() -> None:
-    """At exit, report this process's peak RSS and that of its largest reaped child.
-
-    Registered before the library starts anything, so it runs after the library's own
-    exit handlers (``atexit`` runs last-registered first): by then Prefect has stopped and
-    reaped its temporary API server, so ``RUSAGE_CHILDREN`` holds the server's peak.
-    """
-
-    def _report() -> None:
-        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        report(peak_rss_mb=own + child, peak_rss_self_mb=own, peak_rss_children_mb=child)
-
-    atexit.register(_report)
-
-
-def run_self(*argv: str) -> dict:
-    """Run this scenario again in a fresh process; return its figures plus whole-tree costs.
-
-    ``cpu_s`` is user + system CPU of the child and every descendant it reaped (Prefect's
-    API server included); ``wall_s`` is the child's whole lifetime.
-    """
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, sys.argv[0], *argv], capture_output=True, text=True, check=False
-    )
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr)
-        raise SystemExit(f"{sys.argv[0]} {' '.join(argv)} exited with {done.returncode}")
-    figures: dict = {}
-    for line in done.stdout.splitlines():
-        if line.startswith("{"):
-            figures.update(json.loads(line))
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {**figures, "wall_s": wall, "cpu_s": cpu}

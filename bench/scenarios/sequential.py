@@ -1,16 +1,14 @@
-"""Scenario 1: n trivial tasks called one after another in a flow; total CPU per task.
+"""n trivial tasks called one after another in a flow, in a process of its own.
 
-The flow runs twice in fresh processes, with 0 and with n tasks; the difference in CPU of
-the whole process tree (Prefect's temporary API server included), divided by n, is the
-cost of one task wherever it is paid.
-
-kernelflow appends runs to a journal and folds it into DuckDB later (at the next query, or
-in the background in Jupyter); ``cpu_per_task_with_store_us`` adds the CPU of that fold,
-done in a fresh process after each flow. Prefect's server has written its database by the
-time the flow process exits, so there the two figures are one.
+``run.py`` runs it with ``--n 0`` (the fixed cost of a process that imports the library,
+runs a flow with no task and exits) and with ``--n N``, and measures each process from
+outside: wall time and the CPU of the whole process tree (Prefect's temporary API server
+included). kernelflow folds its journal into DuckDB at exit, in this process
+(``KERNELFLOW_COMPACT_AT_EXIT=inline``), so that work is counted too. The peak RSS is
+reported by ``_api`` as the process exits.
 """
 
-from _api import API, args, flow, report, run_self, task
+from _api import args, flow, task
 
 
 @task
@@ -28,26 +26,4 @@ def sequential(n: int) -> int:
 
 if __name__ == "__main__":
     opts = args(n=1000)
-    if opts.phase == "flow":
-        assert sequential(opts.n) == opts.n * (opts.n + 1) // 2
-    elif opts.phase == "store":
-        from kernelflow.store import compact
-
-        compact()
-    else:
-        store = API == "kernelflow"
-        if store:  # fold what the store holds already, so both folds below find a database
-            run_self("--phase", "store")
-        empty = run_self("--phase", "flow", "--n", "0")
-        fold_empty = run_self("--phase", "store")["cpu_s"] if store else 0.0
-        full = run_self("--phase", "flow", "--n", str(opts.n))
-        fold_full = run_self("--phase", "store")["cpu_s"] if store else 0.0
-        cpu = full["cpu_s"] - empty["cpu_s"]
-        report(
-            n=opts.n,
-            cpu_per_task_us=cpu / opts.n * 1e6,
-            cpu_per_task_with_store_us=(cpu + fold_full - fold_empty) / opts.n * 1e6,
-            wall_per_task_us=(full["wall_s"] - empty["wall_s"]) / opts.n * 1e6,
-            cpu_s=full["cpu_s"],
-            empty_flow_cpu_s=empty["cpu_s"],
-        )
+    assert sequential(opts.n) == opts.n * (opts.n + 1) // 2

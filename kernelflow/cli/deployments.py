@@ -269,19 +269,16 @@ def list_command() -> None:
 
     from kernelflow.cli.render import console, state_text
     from kernelflow.deployments import list_deployments
-    from kernelflow.store.queries import sql
+    from kernelflow.store.queries import last_deployment_run_rows
 
     deployments = list_deployments()
     out = console()
     if not deployments:
         out.print("No deployments. Create one with `kernelflow deploy NOTEBOOK --name NAME`.")
         return
-    last = sql(
-        "SELECT deployment_id, arg_max(state_name, created) AS state, "
-        "arg_max(state_type, created) AS type FROM flow_runs WHERE deployment_id IS NOT NULL "
-        "AND parent_flow_run_id IS NULL GROUP BY deployment_id"
-    )
-    states = {r.deployment_id: (r.state, r.type) for r in last.itertuples()}
+    states = {
+        r["deployment_id"]: (r["state_name"], r["state_type"]) for r in last_deployment_run_rows()
+    }
     table = Table(title=f"{len(deployments)} deployment{'s' * (len(deployments) != 1)}")
     # The problem column appears when a deployment cannot run: it says why and how to fix it.
     problems = any(d.problem for d in deployments)
@@ -312,7 +309,7 @@ def inspect_command(name: str) -> None:
     from kernelflow.deployments import get
     from kernelflow.deployments.parameters import notebook_parameters, read_notebook
     from kernelflow.settings import paths
-    from kernelflow.store.queries import list_flow_runs
+    from kernelflow.store.queries import recent_flow_runs
 
     d = get(name)
     out = console()
@@ -360,7 +357,7 @@ def inspect_command(name: str) -> None:
         out.print("The notebook has no cell tagged 'parameters'.")
     elif declared is not False:
         out.print(params)
-    runs = list_flow_runs(deployment=d.id, limit=10)
+    runs = recent_flow_runs(deployment=d.id, limit=10)
     if len(runs):
         out.print(
             frame_table(

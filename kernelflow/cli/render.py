@@ -7,7 +7,9 @@ grep Failed`` sees whole lines instead of wrapped fragments.
 
 Cells are formatted by column name (see :func:`format_cell`): ``duration_s``
 as ``1.25s``, timestamps in local time to the second, states coloured by type.
-The frames come from :mod:`kernelflow.store.queries` as pandas DataFrames;
+Tables are made from the store's answers: rows as dicts (the ``*_rows``
+queries of :mod:`kernelflow.store.queries`, which the run commands use so
+that they never import pandas) or pandas DataFrames (``kernelflow sql``);
 pandas is only touched through the DataFrame's own methods, so importing this
 module stays cheap.
 """
@@ -194,12 +196,13 @@ def frame_table(
     formatted: bool = True,
     no_wrap: Iterable[str] = (),
 ) -> Table:
-    """A rich table of a DataFrame's rows.
+    """A rich table of a DataFrame's rows, or of rows given as dicts.
 
     Parameters
     ----------
     frame
-        A pandas DataFrame.
+        A pandas DataFrame, or a list of dicts (one per row, as the store's
+        ``*_rows`` queries return them: no pandas needed).
     columns
         The columns to show, in order (default: all). Missing columns are skipped.
     headers
@@ -217,25 +220,44 @@ def frame_table(
     rich.table.Table
         Ready for ``console().print(...)``.
     """
+    if isinstance(frame, list):
+        present = list(dict.fromkeys(name for row in frame for name in row))
+        keep = [c for c in (columns or present) if c in present]
+        rows = [tuple(row.get(name) for name in keep) for row in frame]
+        numeric = {name for i, name in enumerate(keep) if _numbers([r[i] for r in rows])}
+    else:
+        keep = [c for c in (columns or list(frame.columns)) if c in frame.columns]
+        rows = list(frame[keep].itertuples(index=False, name=None))
+        numeric = {
+            name
+            for name in keep
+            if str(frame[name].dtype).startswith(("int", "uint", "float", "Int", "Float"))
+        }
     headers = headers or {}
-    keep = [c for c in (columns or list(frame.columns)) if c in frame.columns]
     no_wrap = set(no_wrap)
     table = Table(title=title, title_justify="left", header_style="bold", show_lines=False)
     for name in keep:
-        numeric = str(frame[name].dtype).startswith(("int", "uint", "float", "Int", "Float"))
         table.add_column(
             headers.get(name, name),
-            justify="right" if numeric or name == "duration_s" else "left",
+            justify="right" if name in numeric or name == "duration_s" else "left",
             no_wrap=name in no_wrap,
             overflow="fold",
         )
-    for row in frame[keep].itertuples(index=False, name=None):
+    for row in rows:
         if formatted:
             cells = (format_cell(name, value) for name, value in zip(keep, row, strict=True))
             table.add_row(*cells)
         else:
             table.add_row(*(_raw(value) for value in row))
     return table
+
+
+def _numbers(values: list[Any]) -> bool:
+    """Whether a column of plain values holds numbers only (right-aligned, as pandas' are)."""
+    present = [v for v in values if not is_missing(v)]
+    return bool(present) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in present
+    )
 
 
 def _raw(value: Any) -> Text:

@@ -1,8 +1,12 @@
 """``kernelflow runs``: list recorded flow runs and show one in detail.
 
-Both commands read the store through :mod:`kernelflow.store.queries`, which
-folds pending journal events in first, so a run that just finished (or one
-whose process died, now marked Crashed) is already visible.
+Both commands read the store through the row queries of
+:mod:`kernelflow.store.queries` (no pandas on this path: a fresh ``kernelflow
+runs ls`` answers in a fraction of a second). A small backlog of journal
+events is folded in first, so a run that just finished (or one whose process
+died, now marked Crashed) is already visible; a big one is folded by a
+separate process while the command answers, with one line saying how far
+behind the answer is.
 """
 
 from __future__ import annotations
@@ -91,28 +95,21 @@ def list_runs(
     flow_name: str | None, state: str | None, limit: int, deployment: str | None = None
 ) -> None:
     """List flow runs, newest first."""
-    from kernelflow.store.queries import list_flow_runs, sql
+    from kernelflow.store.queries import recent_flow_runs
 
     deployment_id = None
     if deployment is not None:
         from kernelflow.deployments import get
 
         deployment_id = get(deployment).id
-    frame = list_flow_runs(flow=flow_name, state=state, limit=limit, deployment=deployment_id)
+    runs = recent_flow_runs(flow=flow_name, state=state, limit=limit, deployment=deployment_id)
     out = console()
-    if frame.empty:
+    if not runs:
         out.print(f"No flow runs{_filters_text(flow_name, state)}.", highlight=False)
         return
-    counts = sql(
-        "SELECT flow_run_id, count(*) AS n FROM task_runs "
-        "WHERE list_contains(?, flow_run_id) GROUP BY flow_run_id",
-        [list(frame["id"])],
-    )
-    per_run = dict(zip(counts["flow_run_id"], counts["n"], strict=True))
-    frame = frame.assign(task_runs=[int(per_run.get(run_id, 0)) for run_id in frame["id"]])
-    title = f"{len(frame)} most recent flow run{'' if len(frame) == 1 else 's'}"
+    title = f"{len(runs)} most recent flow run{'' if len(runs) == 1 else 's'}"
     table = frame_table(
-        frame,
+        runs,
         list(_LIST_COLUMNS),
         headers=_LIST_COLUMNS,
         title=title + _filters_text(flow_name, state),
@@ -128,22 +125,25 @@ def list_runs(
 def show_run(run_id: str, no_logs: bool) -> None:
     """Show flow run RUN_ID (or a unique prefix): task runs, subflows, webhooks, artifacts, logs."""
     from kernelflow.store.queries import (
-        artifacts_of,
-        get_flow_run,
-        logs_of,
-        subflows_of,
-        task_runs_of,
-        webhooks_of,
+        artifact_rows,
+        find_flow_run,
+        log_rows,
+        session,
+        subflow_rows,
+        task_run_rows,
+        webhook_rows,
     )
 
-    run = get_flow_run(run_id).iloc[0]
-    tasks = task_runs_of(run["id"])
-    subflows = subflows_of(run["id"])
-    webhooks = webhooks_of(run["id"])
-    artifacts = artifacts_of(run["id"])
+    with session():  # one connection for every question of the page
+        run = find_flow_run(run_id)
+        tasks = task_run_rows(run["id"])
+        subflows = subflow_rows(run["id"])
+        webhooks = webhook_rows(run["id"])
+        artifacts = artifact_rows(run["id"])
+        logs = [] if no_logs else log_rows(run["id"])
     out = console()
     out.print(_header(run))
-    if not tasks.empty:
+    if tasks:
         out.print(
             frame_table(
                 tasks,
@@ -154,7 +154,7 @@ def show_run(run_id: str, no_logs: bool) -> None:
         )
     else:
         out.print(Text("No task runs.", style="dim"))
-    if not subflows.empty:
+    if subflows:
         out.print(
             frame_table(
                 subflows,
@@ -164,7 +164,7 @@ def show_run(run_id: str, no_logs: bool) -> None:
                 no_wrap=["id"],
             )
         )
-    if not webhooks.empty:
+    if webhooks:
         out.print(
             frame_table(
                 webhooks,
@@ -178,18 +178,17 @@ def show_run(run_id: str, no_logs: bool) -> None:
                 title=f"Webhooks ({len(webhooks)})",
             )
         )
-    if not artifacts.empty:
+    if artifacts:
         out.print(_artifact_table(artifacts, tasks))
     if no_logs:
         return
-    logs = logs_of(run["id"])
-    if logs.empty:
+    if not logs:
         out.print(Text("No log lines.", style="dim"))
         return
-    names = dict(zip(tasks["id"], tasks["name"], strict=True))
+    names = {task["id"]: task["name"] for task in tasks}
     names[run["id"]] = run["name"]
     out.print(Text(f"Logs ({len(logs)})", style="bold"))
-    for line in logs.itertuples(index=False):
+    for line in logs:
         out.print(_log_line(line, names))
 
 
@@ -223,39 +222,39 @@ def _header(run: Any) -> Group:
     return Group(title, grid, Text(""))
 
 
-def _artifact_table(artifacts: Any, tasks: Any) -> Table:
+def _artifact_table(artifacts: list[dict[str, Any]], tasks: list[dict[str, Any]]) -> Table:
     """The run's artifacts: key, type, a one-line summary of the data, who made it."""
     from kernelflow.artifacts import summarize
 
-    names = dict(zip(tasks["id"], tasks["name"], strict=True))
-    frame = artifacts.assign(
-        summary=[
-            summarize(None if is_missing(kind) else kind, None if is_missing(data) else data)
-            for kind, data in zip(artifacts["type"], artifacts["data"], strict=True)
-        ],
-        created_by=[
-            "flow" if is_missing(task_run) else names.get(task_run, task_run)
-            for task_run in artifacts["task_run_id"]
-        ],
-    )
+    names = {task["id"]: task["name"] for task in tasks}
+    rows = [
+        {
+            **artifact,
+            "summary": summarize(artifact["type"], artifact["data"]),
+            "created_by": "flow"
+            if artifact["task_run_id"] is None
+            else names.get(artifact["task_run_id"], artifact["task_run_id"]),
+        }
+        for artifact in artifacts
+    ]
     return frame_table(
-        frame,
+        rows,
         list(_ARTIFACT_COLUMNS),
         headers=_ARTIFACT_COLUMNS,
-        title=f"Artifacts ({len(frame)})",
+        title=f"Artifacts ({len(rows)})",
     )
 
 
-def _log_line(line: Any, names: dict[str, str]) -> Text:
-    when = format_timestamp(line.timestamp)[11:]  # the time of day; the date is in the header
-    level = str(line.level_name or "")
+def _log_line(line: dict[str, Any], names: dict[str, str]) -> Text:
+    when = format_timestamp(line["timestamp"])[11:]  # the time of day; the date is in the header
+    level = str(line["level_name"] or "")
     style = {"ERROR": "red", "CRITICAL": "bold red", "WARNING": "yellow", "DEBUG": "dim"}
     text = Text(f"{when} ")
     text.append(f"{level:<8}", style=style.get(level, ""))
-    who = names.get(line.run_id, "")
+    who = names.get(line["run_id"], "")
     if who:
         text.append(f" {who}", style="cyan")
-    text.append(f" - {line.message}")
+    text.append(f" - {line['message']}")
     return text
 
 

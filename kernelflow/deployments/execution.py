@@ -140,6 +140,11 @@ class RunExecution:
         Set to stop the run: the worker is killed and the run Cancelled.
     on_final
         Called with (deployment, run, state) after the final state is set.
+    launcher
+        Starts a try's worker for a job (default:
+        :func:`kernelflow.deployments.runner.launch`, a cold start; a
+        scheduler passes :meth:`StandbyWorkers.launch
+        <kernelflow.deployments.standby.StandbyWorkers.launch>`).
     """
 
     def __init__(
@@ -151,6 +156,7 @@ class RunExecution:
         first_attempt: int = 1,
         cancel: threading.Event | None = None,
         on_final: Callable[[Deployment, FlowRun, State], None] | None = None,
+        launcher: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         self.deployment = deployment
         self.run = run
@@ -161,8 +167,12 @@ class RunExecution:
         #: Why :attr:`cancel` was set, for the Cancelled state (None: the scheduler stopped).
         self.cancel_message: str | None = None
         self.on_final = on_final
+        self.launcher = launcher
         self.worker_started: float | None = None  #: when the worker process began (its clock)
         self.worker_launched: float | None = None  #: when it was launched (our clock)
+        #: The last try's worker: its pid, when its job was sent (``sent``) and the
+        #: worker's own ``timings`` (see :mod:`kernelflow.deployments.runner`).
+        self.worker_timings: dict[str, Any] = {}
         self._worker: Any = None
         self._closers: list[threading.Thread] = []
 
@@ -308,10 +318,14 @@ class RunExecution:
 
             outcome = run_on_dask(self.deployment.dask, job, self.cancel)
             return self._state_of(outcome, None)
-        from kernelflow.deployments.runner import launch
+        if self.launcher is None:
+            from kernelflow.deployments.runner import launch
 
-        worker = launch(job)
+            worker = launch(job)
+        else:
+            worker = self.launcher(job)
         self.worker_launched = worker.started
+        self.worker_timings = {"pid": worker.pid, "sent": worker.sent}
         self._worker = worker
         deadline = None
         if self.deployment.timeout:
@@ -372,6 +386,8 @@ class RunExecution:
         message = outcome.get("message")
         if outcome.get("started"):
             self.worker_started = outcome["started"]
+        if isinstance(outcome.get("timings"), dict):
+            self.worker_timings.update(outcome["timings"])
         if status == "completed":
             where = outcome.get("output")
             return Completed(message=f"Output notebook {where}" if where else None)

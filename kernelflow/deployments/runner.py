@@ -2,13 +2,20 @@
 
 Two halves talk over a socket pair:
 
-* :func:`launch` (the scheduler's side) starts ``python -m
-  kernelflow.deployments.runner FD``, sends the job as one JSON line and
-  later reads the outcome as one JSON line. It keeps its end open for the
-  life of the try: if the scheduler dies, even by SIGKILL, the worker reads
+* :func:`spawn` / :func:`launch` (the scheduler's side) start ``python -m
+  kernelflow.deployments.runner FD``; :meth:`WorkerProcess.send` gives it
+  the job as one JSON line and :meth:`WorkerProcess.outcome` later reads the
+  outcome as one JSON line. The launcher keeps its end open for the life of
+  the try: if the scheduler dies, even by SIGKILL, the worker reads
   end-of-file, kills the kernel and its children, and exits — nothing keeps
   running for a scheduler that no longer exists.
-* :func:`main` (the worker) runs papermill on the notebook snapshot. While
+* :func:`main` (the worker) first imports what a run needs (papermill,
+  nbformat, nbclient: about 0.5 s of CPU, several seconds on a loaded
+  machine), then waits for its one job, so a
+  worker started ahead of the fire (:mod:`kernelflow.deployments.standby`)
+  asks for the notebook's kernel within milliseconds of getting it. Each
+  worker runs exactly one job and exits: user code never shares a process
+  with another run. It runs papermill on the notebook snapshot. While
   cells run it appends log events for the deployment run to its journal:
   progress (``Progress 3/10: <the cell running>``, logger
   ``kernelflow.deployments.progress``) and each cell's stdout/stderr
@@ -28,6 +35,13 @@ The kernel gets ``KERNELFLOW_DEPLOYMENT_RUN``, the run's id: its ``@task`` and
 ``KERNELFLOW_DEPLOYMENT_RUN_INFO`` (JSON: the deployment and run that
 :mod:`kernelflow.runtime` reports) and the store's ``KERNELFLOW_HOME``;
 a startup line (``IPKernelApp.exec_lines``) loads the extension.
+
+The outcome carries the worker's ``timings`` (epoch seconds): ``started``
+(the process began), ``preloaded`` (its imports were done), ``received``
+(it had the job), ``kernel_requested`` (papermill, having read and
+parameterized the notebook and written the first output, asked
+jupyter_client for the kernel: what the scheduler calls the run's start)
+and ``kernel_ready`` (the kernel answered; the first cell runs next).
 """
 
 from __future__ import annotations
@@ -45,7 +59,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WorkerProcess", "kill_tree", "launch", "main"]
+__all__ = [
+    "STANDBY_FLAG",
+    "WorkerProcess",
+    "job_env",
+    "kill_tree",
+    "launch",
+    "main",
+    "spawn",
+]
 
 #: The environment variable set in a kernel that runs a deployment (the run's id).
 DEPLOYMENT_RUN_ENV = "KERNELFLOW_DEPLOYMENT_RUN"
@@ -55,21 +77,45 @@ DEPLOYMENT_INFO_ENV = "KERNELFLOW_DEPLOYMENT_RUN_INFO"
 _LOG_LIMIT = 4000
 #: What the kernel runs at startup, so its session and magics exist before the first cell.
 _LOAD_KERNELFLOW = "import kernelflow as _kf; _kf.load_ipython_extension(get_ipython()); del _kf"
+#: The argument that marks a worker started ahead of its job (it shows in ``ps``).
+STANDBY_FLAG = "--standby"
 
 
 # --- the launching side ---------------------------------------------------------------------
 class WorkerProcess:
-    """A running worker: its process and our end of the socket."""
+    """A worker process and our end of its socket.
+
+    Parameters
+    ----------
+    proc
+        The worker process.
+    sock
+        Our end of the socket pair; closing it ends the worker.
+    started
+        When it was spawned (epoch seconds).
+    """
 
     def __init__(self, proc: subprocess.Popen, sock: socket.socket, started: float) -> None:
         self.proc = proc
         self.sock = sock
         self.started = started
+        self.sent: float | None = None  #: when its job was sent (epoch seconds)
 
     @property
     def pid(self) -> int:
         """The worker's process id."""
         return self.proc.pid
+
+    def send(self, job: dict[str, Any], env: dict[str, str] | None = None) -> None:
+        """Give the worker its one job (see :func:`main`), with ``env`` as its environment.
+
+        ``env`` (None: the one it was started with) replaces the worker's
+        environment before the kernel starts, so a worker started earlier runs
+        the job with the launcher's environment as it is now.
+        """
+        self.sent = time.time()
+        message = {"job": job, "env": env}
+        self.sock.sendall(json.dumps(message).encode() + b"\n")
 
     def outcome(self, deadline: float | None = None) -> dict[str, Any] | None:
         """Wait for the worker's outcome line; None if it died or ``deadline`` passed first."""
@@ -108,17 +154,29 @@ class WorkerProcess:
             return self.proc.wait(5)
 
 
-def launch(job: dict[str, Any], env: dict[str, str] | None = None) -> WorkerProcess:
-    """Start a worker for ``job`` (see :func:`main` for its keys)."""
-    ours, theirs = socket.socketpair()
-    started = time.time()
+def job_env(job: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a worker runs ``job`` with: ``env`` (default: ours) and its store."""
     child_env = dict(os.environ if env is None else env)
     child_env["KERNELFLOW_HOME"] = job["home"]
+    return child_env
+
+
+def spawn(
+    env: dict[str, str] | None = None, cwd: str | None = None, standby: bool = False
+) -> WorkerProcess:
+    """Start a worker; it imports what a run needs and waits for :meth:`WorkerProcess.send`.
+
+    ``standby`` marks a worker started ahead of any job in its command line
+    (:data:`STANDBY_FLAG`), so ``ps`` tells it from one running a notebook.
+    """
+    ours, theirs = socket.socketpair()
+    started = time.time()
+    argv = [sys.executable, "-m", "kernelflow.deployments.runner"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kernelflow.deployments.runner", str(theirs.fileno())],
+        [*argv, *([STANDBY_FLAG] if standby else []), str(theirs.fileno())],
         pass_fds=(theirs.fileno(),),
-        env=child_env,
-        cwd=job.get("cwd") or None,
+        env=dict(os.environ if env is None else env),
+        cwd=cwd,
         stdin=subprocess.DEVNULL,
         # Its own session: a Ctrl-C meant for the scheduler does not reach the notebook;
         # the scheduler ends it deliberately (cancel), or it ends itself when the
@@ -126,8 +184,14 @@ def launch(job: dict[str, Any], env: dict[str, str] | None = None) -> WorkerProc
         start_new_session=True,
     )
     theirs.close()
-    ours.sendall(json.dumps(job).encode() + b"\n")
     return WorkerProcess(proc, ours, started)
+
+
+def launch(job: dict[str, Any], env: dict[str, str] | None = None) -> WorkerProcess:
+    """Start a worker for ``job`` now (see :func:`main` for its keys): a cold start."""
+    worker = spawn(job_env(job, env), job.get("cwd") or None)
+    worker.send(job)
+    return worker
 
 
 def kill_tree(pid: int, include_root: bool = False) -> list[int]:
@@ -276,8 +340,53 @@ def _watch_parent(sock: socket.socket, stop: threading.Event) -> None:
             return
 
 
-def execute(job: dict[str, Any], timed_out: threading.Event) -> dict[str, Any]:
-    """Run papermill for ``job``; the outcome as a JSON-ready dict (never raises)."""
+#: Modules this process never needs that its imports would load: jsonschema (through
+#: nbformat) imports ``rfc3987_syntax`` for its "iri" format checks, which no notebook
+#: schema uses, and that builds a parser at import: ~1.9 s of CPU, most of a worker's start.
+_UNUSED_IMPORTS = ("rfc3987_syntax",)
+
+
+def _preload() -> None:
+    """Import and warm up what a run needs, before the job arrives (~0.5 s of CPU).
+
+    nbformat builds its schema validator on first use: done here too.
+    """
+    for name in _UNUSED_IMPORTS:
+        sys.modules.setdefault(name, None)  # None: "import name" raises ImportError
+    import nbformat
+    import papermill  # noqa: F401
+    from jupyter_client.manager import AsyncKernelManager  # noqa: F401
+    from nbclient.exceptions import CellTimeoutError  # noqa: F401
+    from papermill.parameterize import parameterize_notebook  # noqa: F401
+
+    import kernelflow.store.journal  # noqa: F401
+
+    nbformat.validate(nbformat.v4.new_notebook())
+
+
+def _stamping_kernel_manager(timings: dict[str, float]) -> type:
+    """jupyter_client's kernel manager, noting in ``timings`` when the kernel is asked for."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class StampingKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kwargs: Any) -> None:  # type: ignore[override]
+            timings.setdefault("kernel_requested", time.time())
+            await super().start_kernel(**kwargs)
+            # This process now mostly waits for the kernel: prepare the HTML copy meanwhile.
+            threading.Thread(target=_warm_html, daemon=True, name="kernelflow-warm-html").start()
+
+    return StampingKernelManager
+
+
+def execute(
+    job: dict[str, Any], timed_out: threading.Event, timings: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """Run papermill for ``job``; the outcome as a JSON-ready dict (never raises).
+
+    ``timings`` gets ``kernel_requested`` and ``kernel_ready`` (epoch seconds)
+    as the run reaches them.
+    """
+    timings = {} if timings is None else timings
     import nbformat
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -301,8 +410,14 @@ def execute(job: dict[str, Any], timed_out: threading.Event) -> dict[str, Any]:
     )
     log.progress("starting the kernel")
     outcome: dict[str, Any] = {"status": "completed", "output": str(output), "message": None}
+
+    def notebook_start(notebook: Any, **rest: Any) -> None:
+        timings.setdefault("kernel_ready", time.time())
+        log.notebook_start(notebook, **rest)
+
     kwargs: dict[str, Any] = {
-        "on_notebook_start": log.notebook_start,
+        "kernel_manager_class": _stamping_kernel_manager(timings),
+        "on_notebook_start": notebook_start,
         "on_cell_start": log.cell_start,
         "on_cell_executed": log.cell_executed,
         # Loaded by a startup line rather than ``--ext``: a notebook that says
@@ -392,6 +507,21 @@ def _error_text(exc: Any, output: Path) -> str:
     return first[0][:500] if first else exc.ename
 
 
+def _warm_html() -> None:
+    """Import nbconvert and render an empty notebook once (~1 s: templates, highlighting).
+
+    Run while the kernel starts and the cells run, so the HTML copy after the
+    outcome takes ~0.1 s; what it loads is cached for the process.
+    """
+    try:
+        import nbformat
+        from nbconvert import HTMLExporter
+
+        HTMLExporter().from_notebook_node(nbformat.v4.new_notebook())
+    except Exception as exc:  # export_html meets the same error and logs it for the run
+        logging.getLogger("kernelflow.deployments.runner").debug("warming nbconvert: %s", exc)
+
+
 def export_html(output: str | None, html: str) -> str | None:
     """Write the executed notebook as HTML (nbconvert); its path, or None."""
     if not output:
@@ -407,21 +537,43 @@ def export_html(output: str | None, html: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The worker: ``python -m kernelflow.deployments.runner FD``.
+    """The worker: ``python -m kernelflow.deployments.runner [--standby] FD``.
 
-    Reads one JSON job line from the socket ``FD``: ``flow_run_id``,
-    ``deployment``, ``attempt``, ``snapshot``, ``output``, ``html``,
-    ``parameters``, ``kernel``, ``timeout``, ``cell_timeout``, ``cwd``,
-    ``home``. Writes one JSON outcome line: ``status`` (``completed``,
-    ``failed``, ``timed_out`` or ``crashed``), ``message``, ``output``,
-    ``html``, ``started`` (when this process began). The HTML copy is written
-    after the outcome is sent, before the process exits.
+    Imports what a run needs, then reads one JSON line from the socket
+    ``FD``: ``job`` and ``env`` (None, or the environment to run it with).
+    The job's keys: ``flow_run_id``, ``deployment``, ``attempt``,
+    ``snapshot``, ``output``, ``html``, ``parameters``, ``kernel``,
+    ``timeout``, ``cell_timeout``, ``cwd``, ``home``. Writes one JSON outcome
+    line: ``status`` (``completed``, ``failed``, ``timed_out`` or
+    ``crashed``), ``message``, ``output``, ``html``, ``pid``, ``started``
+    (when this process began) and ``timings`` (see the module's docstring).
+    The HTML copy is written after the outcome is sent, before the process
+    exits. End-of-file instead of a job (a standby no longer needed): exit 0.
     """
-    started = time.time()
+    timings: dict[str, float] = {"started": time.time()}
     argv = sys.argv[1:] if argv is None else argv
-    sock = socket.socket(fileno=int(argv[0]))
-    reader = sock.makefile("rb")
-    job = json.loads(reader.readline())
+    sock = socket.socket(fileno=int(argv[-1]))
+    try:
+        _preload()
+    except Exception:
+        # Not lost: execute() imports the same modules and turns the error into the outcome.
+        pass
+    timings["preloaded"] = time.time()
+    line = sock.makefile("rb").readline()
+    if not line:
+        return 0
+    timings["received"] = time.time()
+    message = json.loads(line)
+    job = message["job"]
+    if message.get("env") is not None:
+        # A worker started ahead of its job runs it with the launcher's environment of now.
+        os.environ.clear()
+        os.environ.update(message["env"])
+    if job.get("cwd"):
+        try:
+            os.chdir(job["cwd"])
+        except OSError:
+            pass  # paths in the job are absolute; papermill starts the kernel in ``cwd`` itself
     stop = threading.Event()
     threading.Thread(
         target=_watch_parent, args=(sock, stop), daemon=True, name="kernelflow-parent-watch"
@@ -442,11 +594,13 @@ def main(argv: list[str] | None = None) -> int:
 
         threading.Thread(target=expire, daemon=True, name="kernelflow-timeout").start()
     try:
-        outcome = execute(job, timed_out)
+        outcome = execute(job, timed_out, timings)
     finally:
         finished.set()
     kill_tree(os.getpid())  # a kernel must never outlive its try
-    outcome["started"] = started
+    outcome["started"] = timings["started"]
+    outcome["timings"] = timings
+    outcome["pid"] = os.getpid()
     html = job.get("html") if outcome.get("output") else None
     outcome["html"] = html
     stop.set()

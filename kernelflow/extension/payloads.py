@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Iterable
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kernelflow.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    import pandas
 
 __all__ = [
     "DEFAULT_LOG_LINES",
@@ -50,14 +48,15 @@ _DEFAULT_LIMIT = 50
 _JSON_COLUMNS = ("parameters", "inputs", "outputs", "definition")
 
 
-def _records(frame: pandas.DataFrame) -> list[dict[str, Any]]:
+def _records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows as JSON-ready dicts: ISO-8601 UTC times, null for missing, lists, parsed JSON."""
-    # pandas' own encoder handles Timestamps, NaT/NaN and list columns in one pass.
-    rows = json.loads(frame.to_json(orient="records", date_format="iso", date_unit="ms"))
     for row in rows:
-        for column in _JSON_COLUMNS:
-            value = row.get(column)
-            if isinstance(value, str):
+        for column, value in row.items():
+            if isinstance(value, dt.datetime):
+                row[column] = _iso(value)
+            elif isinstance(value, float) and not math.isfinite(value):
+                row[column] = None  # NaN (and infinities) are not JSON
+            elif column in _JSON_COLUMNS and isinstance(value, str):
                 row[column] = json.loads(value)
     return rows
 
@@ -100,9 +99,15 @@ def _parse_count(raw: str | None, name: str, default: int, lowest: int, highest:
     return value
 
 
-def _task_run_summaries(flow_run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """For each flow run: its task runs in total, by state, and how many failed or crashed."""
-    from kernelflow.store.queries import task_state_counts
+def _task_run_summaries(
+    flow_run_ids: Iterable[str], runs: list[dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """For each flow run: its task runs in total, by state, and how many failed or crashed.
+
+    ``runs``: the flow runs as the store returned them (before :func:`_records`),
+    so the count reads only their time span without looking them up again.
+    """
+    from kernelflow.store.queries import task_state_count_rows
 
     ids = list(flow_run_ids)
     summaries: dict[str, dict[str, Any]] = {
@@ -110,21 +115,25 @@ def _task_run_summaries(flow_run_ids: Iterable[str]) -> dict[str, dict[str, Any]
     }
     if not ids:
         return summaries
-    for row in task_state_counts(ids).itertuples(index=False):
-        summary = summaries[row.flow_run_id]
-        n = int(row.n)
+    for row in task_state_count_rows(ids, runs=runs):
+        summary = summaries[row["flow_run_id"]]
+        n = int(row["n"])
+        name = row["state_name"]
         summary["total"] += n
-        summary["by_state"][row.state_name] = summary["by_state"].get(row.state_name, 0) + n
+        summary["by_state"][name] = summary["by_state"].get(name, 0) + n
         # TimedOut is a FAILED type, as in Prefect; Crashed is its own type.
-        if row.state_type == "FAILED":
+        if row["state_type"] == "FAILED":
             summary["failed"] += n
-        elif row.state_type == "CRASHED":
+        elif row["state_type"] == "CRASHED":
             summary["crashed"] += n
     return summaries
 
 
-def _with_task_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    summaries = _task_run_summaries(run["id"] for run in runs)
+def _with_task_runs(
+    runs: list[dict[str, Any]], summaries: dict[str, dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    if summaries is None:
+        summaries = _task_run_summaries(run["id"] for run in runs)
     for run in runs:
         summary = summaries[run["id"]]
         run["failed_tasks"] = summary.pop("failed")
@@ -162,7 +171,9 @@ def _parse_when(raw: str | None, name: str, end_of_day: bool = False) -> float |
         ) from None
 
 
-def _summaries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _summaries(
+    rows: list[dict[str, Any]], counts: dict[str, dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """The list's rows as the panel shows them (see :func:`runs_page`)."""
     for row in rows:
         path = row.get("path")
@@ -176,7 +187,7 @@ def _summaries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row["folded"] = folded if folded > 1 else None
         row["folded_since"] = since if folded > 1 else None
         row["reason"] = row.get("state_message") if skipped else None
-    return _with_task_runs(rows)
+    return _with_task_runs(rows, counts)
 
 
 def runs_page(
@@ -218,14 +229,16 @@ def runs_page(
         notebook, or null), ``deployment`` (its name, or null), ``folded``
         (null, or how many consecutive Skipped runs of one deployment the row
         stands for, the newest shown; ``folded_since``: when the oldest was
-        created) and ``reason`` (why a Skipped run was skipped, else null).
+        created) and ``reason`` (why a Skipped run was skipped, else null);
+        ``behind`` only when a backlog of recent events is still being
+        folded: one line saying how far behind the page may be.
 
     Raises
     ------
     ConfigurationError
         A filter, ``limit`` or ``offset`` has a value the API does not accept.
     """
-    from kernelflow.store.queries import list_run_summaries
+    from kernelflow.store.queries import run_summary_rows, session, watch_lag
 
     state_filter = _parse_state(state)
     page = _parse_count(limit, "limit", _DEFAULT_LIMIT, 1, MAX_LIMIT)
@@ -236,23 +249,35 @@ def runs_page(
         raise ConfigurationError(
             f"since={since!r} is not before until={until!r}; give a since earlier than until."
         )
-    # One row past the page tells whether there is a next page.
-    frame = list_run_summaries(
-        flow=flow or None,
-        state=state_filter,
-        deployment=deployment or None,
-        since=after,
-        until=before,
-        limit=page + 1,
-        offset=start,
-    )
-    rows = _records(frame)
+    with watch_lag() as lag, session():
+        # One row past the page tells whether there is a next page.
+        rows = run_summary_rows(
+            flow=flow or None,
+            state=state_filter,
+            deployment=deployment or None,
+            since=after,
+            until=before,
+            limit=page + 1,
+            offset=start,
+        )
+        counts = _task_run_summaries([row["id"] for row in rows[:page]], rows[:page])
+        runs = _summaries(_records(rows[:page]), counts)
     return {
-        "runs": _summaries(rows[:page]),
+        "runs": runs,
         "offset": start,
         "limit": page,
         "has_more": len(rows) > page,
+        **_behind(lag),
     }
+
+
+def _behind(lag: list[str]) -> dict[str, str]:
+    """``{"behind": line}`` when the answer left out events still being folded, else ``{}``.
+
+    The line (see :func:`kernelflow.store.queries.watch_lag`) says how many
+    bytes of recent events the answer may lack, and to ask again shortly.
+    """
+    return {"behind": lag[0]} if lag else {}
 
 
 def run_detail(
@@ -283,7 +308,8 @@ def run_detail(
         run and its task runs, oldest first), ``logs_page`` (that page's
         ``offset``, ``limit``, ``total``, and the parameters of the
         ``earlier`` and ``later`` pages, or null at either end) and
-        ``logs_omitted`` (how many lines come before the page).
+        ``logs_omitted`` (how many lines come before the page); ``behind`` as
+        in :func:`runs_page`.
 
     Raises
     ------
@@ -294,40 +320,46 @@ def run_detail(
     """
     from kernelflow.artifacts import summarize
     from kernelflow.store.queries import (
-        artifacts_of,
-        get_flow_run,
-        list_run_summaries,
-        subflows_of,
-        task_runs_of,
+        artifact_rows,
+        find_flow_run,
+        run_summary_rows,
+        session,
+        subflow_rows,
+        task_run_rows,
+        watch_lag,
     )
 
     offset, limit = _parse_log_page(log_offset, log_limit, "log_offset", "log_limit")
-    found = str(get_flow_run(run_id)["id"].iloc[0])
-    run = _records(list_run_summaries(run_id=found, fold_skipped=False))[0]
-    _summaries([run])
-    subflows = _records(subflows_of(run["id"]))
-    task_runs = _records(task_runs_of(run["id"]))
-    if run["kind"] == "deployment":
-        # The notebook's tasks are recorded under the kernel's session, a child of this run.
-        for child in subflows:
-            if "notebook" in (child.get("tags") or []):
-                task_runs += _records(task_runs_of(child["id"]))
-        task_runs.sort(key=lambda t: (t.get("created") is None, t.get("created") or "", t["id"]))
-    artifacts = _records(artifacts_of(run["id"]))
-    for artifact in artifacts:
-        artifact["summary"] = summarize(artifact["type"], artifact["data"])
-    logs = _log_page(run["id"], offset, limit)
+    with watch_lag() as lag, session():
+        found = str(find_flow_run(run_id)["id"])
+        stored = run_summary_rows(run_id=found, fold_skipped=False)
+        counts = _task_run_summaries([found], stored)
+        run = _summaries(_records(stored), counts)[0]
+        stored_subflows = subflow_rows(run["id"])
+        subflow_counts = _task_run_summaries([c["id"] for c in stored_subflows], stored_subflows)
+        subflows = _records(stored_subflows)
+        owners = [run["id"]]
+        if run["kind"] == "deployment":
+            # The notebook's tasks are recorded under the kernel's session, a child of this run.
+            owners += [c["id"] for c in subflows if "notebook" in (c.get("tags") or [])]
+        task_runs = _records(task_run_rows(owners))
+        artifacts = _records(artifact_rows(run["id"]))
+        for artifact in artifacts:
+            artifact["summary"] = summarize(artifact["type"], artifact["data"])
+        logs = _log_page(run["id"], offset, limit)
+        subflows = _with_task_runs(subflows, subflow_counts)
     run["parameters_typed"] = _typed_parameters(run)
     run["pause"] = _pause_of(run)
     run.update(_output_files(run))
     return {
         "run": run,
         "task_runs": task_runs,
-        "subflows": _with_task_runs(subflows),
+        "subflows": subflows,
         "artifacts": artifacts,
         "logs": logs.pop("logs"),
         "logs_page": logs,
         "logs_omitted": logs["offset"],
+        **_behind(lag),
     }
 
 
@@ -483,7 +515,7 @@ def run_logs(run_id: str, offset: str | None = None, limit: str | None = None) -
         ``run_id``, ``logs`` (oldest first), ``offset`` and ``limit`` (of this
         page), ``total`` (lines in all), and ``earlier`` and ``later``: the
         ``{"offset", "limit"}`` to ask for the neighbouring pages, or null
-        when this page is the first or last.
+        when this page is the first or last; ``behind`` as in :func:`runs_page`.
 
     Raises
     ------
@@ -492,11 +524,13 @@ def run_logs(run_id: str, offset: str | None = None, limit: str | None = None) -
     ConfigurationError
         ``offset`` or ``limit`` has a value the API does not accept.
     """
-    from kernelflow.store.queries import get_flow_run
+    from kernelflow.store.queries import find_flow_run, session, watch_lag
 
     start, page = _parse_log_page(offset, limit, "offset", "limit")
-    found = str(get_flow_run(run_id)["id"].iloc[0])
-    return {"run_id": found, **_log_page(found, start, page)}
+    with watch_lag() as lag, session():
+        found = str(find_flow_run(run_id)["id"])
+        answer = {"run_id": found, **_log_page(found, start, page)}
+    return {**answer, **_behind(lag)}
 
 
 def _parse_log_page(
@@ -511,9 +545,9 @@ def _parse_log_page(
 
 def _log_page(run_id: str, offset: int | None, limit: int) -> dict[str, Any]:
     """One page of logs (from the store, cut in SQL) with what a client needs to go on."""
-    from kernelflow.store.queries import log_page
+    from kernelflow.store.queries import log_page_rows
 
-    page = log_page(run_id, limit=limit, offset=offset)
+    page = log_page_rows(run_id, limit=limit, offset=offset)
     earlier = None
     # The page just before, ending where this one starts (shorter near the start);
     # from past the end, the last lines.
@@ -570,7 +604,7 @@ def deployments_overview(now: dt.datetime | None = None) -> dict[str, Any]:
         ``deployments`` table).
     """
     from kernelflow.deployments.models import Deployment
-    from kernelflow.store.queries import deployment_definitions, last_deployment_runs
+    from kernelflow.store.queries import deployment_definitions, last_deployment_run_rows
 
     definitions = deployment_definitions()
     if definitions is None:
@@ -580,8 +614,7 @@ def deployments_overview(now: dt.datetime | None = None) -> dict[str, Any]:
             "with notebook deployments opens the store (upgrade kernelflow, then run "
             "'kernelflow deployment ls').",
         }
-    last_runs = last_deployment_runs()
-    last_by_id = {row.pop("deployment_id"): row for row in _records(last_runs)}
+    last_by_id = {row.pop("deployment_id"): row for row in _records(last_deployment_run_rows())}
     now = now or dt.datetime.now(dt.timezone.utc)
     deployments = []
     for raw in definitions:

@@ -12,6 +12,14 @@ File name: ``<host>--<pid>--<start_ticks>--<boot>.jsonl`` (``start_ticks`` is
 the process start time from ``/proc/<pid>/stat`` and ``boot`` the start of this
 boot's id, so a reused pid, even after a reboot, is told apart).
 
+Rotation: a process open for weeks must not grow one file for ever. Once its
+journal passes ``KERNELFLOW_JOURNAL_ROTATE_MB`` (default 64), the writer goes
+on in a new part, ``<host>--<pid>--<start_ticks>--<boot>--<part>.jsonl``
+(part 1, 2, ...), which starts with the same ``process`` line (with
+``"part"``). The writer never appends to a part it has left, so a fold
+deletes a left part once folded, while the process lives
+(:mod:`kernelflow.store.journals`).
+
 The first journal a process opens also starts background compaction
 (:func:`kernelflow.store.compact.start_background_compaction`: a daemon thread
 that folds new events every few seconds, and once more at exit), so runs
@@ -92,17 +100,24 @@ import threading
 import time
 from pathlib import Path
 
-from kernelflow.errors import StoreError, StoreFullError, StoreNotWritableError
+from kernelflow.errors import (
+    ConfigurationError,
+    StoreError,
+    StoreFullError,
+    StoreNotWritableError,
+)
 from kernelflow.settings import open_private, paths
 
 __all__ = [
     "Journal",
     "ProcessIdentity",
     "current_journal",
+    "encode_event",
     "forget",
     "process_identity",
     "record",
     "record_quietly",
+    "rotate_bytes",
 ]
 
 logger = logging.getLogger("kernelflow.store")
@@ -121,9 +136,37 @@ class ProcessIdentity:
 
     @property
     def file_name(self) -> str:
-        """The journal file name of this process."""
+        """The journal file name of this process (its first part)."""
+        return self.part_name(0)
+
+    def part_name(self, part: int) -> str:
+        """The file name of this process's journal part ``part`` (0: the first)."""
         safe_host = re.sub(r"[^A-Za-z0-9_.-]", "_", self.host)
-        return f"{safe_host}--{self.pid}--{self.start_ticks}--{self.boot_id[:8]}.jsonl"
+        stem = f"{safe_host}--{self.pid}--{self.start_ticks}--{self.boot_id[:8]}"
+        return f"{stem}.jsonl" if part == 0 else f"{stem}--{part}.jsonl"
+
+
+def rotate_bytes() -> int:
+    """Size after which a journal goes on in a new part (``KERNELFLOW_JOURNAL_ROTATE_MB``).
+
+    Raises
+    ------
+    ConfigurationError
+        One line naming the variable and what to write.
+    """
+    raw = os.environ.get("KERNELFLOW_JOURNAL_ROTATE_MB", "").strip()
+    if not raw:
+        return 64 << 20
+    try:
+        megabytes = float(raw)
+    except ValueError:
+        megabytes = float("nan")
+    if not megabytes > 0 or megabytes == float("inf"):
+        raise ConfigurationError(
+            f"KERNELFLOW_JOURNAL_ROTATE_MB={raw!r} is not a size in megabytes > 0; "
+            "set it to e.g. 64."
+        )
+    return max(1, int(megabytes * (1 << 20)))
 
 
 def read_start_ticks(pid: int) -> int | None:
@@ -170,7 +213,11 @@ class Journal:
 
     def __init__(self, directory: Path) -> None:
         self.identity = process_identity()
+        #: The part written now (0, then 1, 2... after each rotation).
+        self.part = 0
         self.path = directory / self.identity.file_name
+        self._rotate_at = rotate_bytes()
+        self._size = 0
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._directory = directory
@@ -194,9 +241,14 @@ class Journal:
             "argv": sys.argv[:8],
             "t": time.time(),
         }
+        if self.part:
+            header["part"] = self.part
         try:
-            if os.fstat(fd).st_size == 0:
-                self._append(fd, _encode(header))
+            self._size = os.fstat(fd).st_size
+            if self._size == 0:
+                line = _encode(header)
+                self._append(fd, line)
+                self._size = len(line)
         except OSError:
             os.close(fd)  # the next write opens it again (and writes the header then)
             raise
@@ -228,6 +280,13 @@ class Journal:
         if events:
             self._write(b"".join(_encode(e) for e in events), len(events))
 
+    def write_encoded(self, data: bytes, count: int) -> None:
+        """Append ``count`` events already encoded as complete lines (raises as :meth:`write`).
+
+        For the engine's state events, which it encodes itself on its hot path.
+        """
+        self._write(data, count)
+
     def _write(self, data: bytes, count: int) -> None:
         with self._lock:
             try:
@@ -243,6 +302,9 @@ class Journal:
                 raise self._error(exc) from None
             self._torn = False
             self.events_written += count
+            self._size += len(data)
+            if self._size >= self._rotate_at:
+                self._rotate()
             unsaid, self._unsaid = self._unsaid, None
         if unsaid is not None:
             logger.error("kernelflow: %s", unsaid)
@@ -287,6 +349,15 @@ class Journal:
         error.errno = exc.errno
         return error
 
+    def _rotate(self) -> None:
+        """Leave this part (complete: it ends with a newline); the next write opens the next."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self.part += 1
+        self.path = self._directory / self.identity.part_name(self.part)
+        self._size = 0
+
     def close(self) -> None:
         """Close the file; a later write reopens it."""
         with self._lock:
@@ -303,6 +374,10 @@ _encoder = json.JSONEncoder(separators=(",", ":"), default=repr, ensure_ascii=Fa
 
 def _encode(event: dict) -> bytes:
     return (_encoder.encode(event) + "\n").encode("utf-8", "surrogatepass")
+
+
+#: An event as the journal line :meth:`Journal.write` appends (for :meth:`Journal.write_encoded`).
+encode_event = _encode
 
 
 _journals: dict[Path, Journal] = {}

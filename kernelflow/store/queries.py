@@ -1,9 +1,20 @@
-"""Reading the store: SQL and the few questions every tool asks, as DataFrames.
+"""Reading the store: SQL and the few questions every tool asks, as DataFrames or rows.
 
-Each call first folds pending journals into the database (best effort: a
-failure there is logged, and the query still runs on what is already
-imported), then opens the database read-only, so several readers can query
-at once. The tables and their columns are documented in ``docs/schema.md``.
+Each call first folds a small backlog of journal events into the database
+(best effort: a failure there is logged, and the query still runs on what is
+already imported), then opens the database read-only, so several readers can
+query at once. A backlog over :func:`inline_fold_bytes` is folded by a
+separate process instead, and the answer says in one line how far behind it
+is (:func:`watch_lag`). The tables and their columns are documented in
+``docs/schema.md``.
+
+The Python API answers with pandas DataFrames; the CLI, the REST payloads and
+the widgets use the ``*_rows`` twins (lists of dicts, same SQL), so they never
+import pandas, and :func:`session` to ask a page's questions on one
+connection. The questions are written for a store of millions of task runs:
+pages are cut in SQL on narrow columns, and a flow run's task runs and log
+lines are bounded by the run's own time span, so DuckDB's zone maps skip the
+rest of the table (see ``docs/decisions/query-latency-at-scale.md``).
 
 :func:`sql` is the one way users' SQL reaches the store: ``kernelflow.sql``,
 ``kernelflow sql`` and ``%kf sql`` all call it. It runs exactly one statement,
@@ -21,7 +32,10 @@ own. Variables, artifacts and events are tables like the rest.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import subprocess
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -32,31 +46,59 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from kernelflow import settings
-from kernelflow.errors import QueryError, RunNotFoundError, StoreError, StoreLockedError
+from kernelflow.errors import (
+    ConfigurationError,
+    QueryError,
+    RunNotFoundError,
+    StoreError,
+    StoreLockedError,
+)
 from kernelflow.settings import StorePaths
-from kernelflow.store.compact import compact
+from kernelflow.store.compact import compact, pending_bytes, start_detached_compaction
 from kernelflow.store.db import connect, lock_timeout, translate_error
+from kernelflow.store.schema import TERMINAL_STATE_TYPES
 
 if TYPE_CHECKING:
     import pandas
 
 __all__ = [
+    "FRAME",
+    "INLINE_FOLD_BYTES",
+    "ROWS",
+    "HistoryPage",
     "LogPage",
+    "artifact_rows",
     "artifacts_of",
     "cache_entries",
     "deployment_definition",
     "deployment_definitions",
+    "find_flow_run",
+    "flow_names",
     "get_flow_run",
+    "history_page",
+    "inline_fold_bytes",
+    "lag_line",
+    "last_deployment_run_rows",
     "last_deployment_runs",
     "latest_artifact",
     "list_flow_runs",
     "list_run_summaries",
     "log_page",
+    "log_page_rows",
+    "log_rows",
     "logs_of",
+    "recent_flow_runs",
+    "run_summary_rows",
+    "session",
     "sql",
+    "subflow_rows",
     "subflows_of",
+    "task_run_rows",
     "task_runs_of",
+    "task_state_count_rows",
     "task_state_counts",
+    "watch_lag",
+    "webhook_rows",
     "webhooks_of",
 ]
 
@@ -167,19 +209,96 @@ def _query_error(exc: duckdb.Error, paths: StorePaths) -> QueryError | StoreErro
 _failed_at: dict[Path, float] = {}
 _RETRY_AFTER_S = 10.0
 
+#: A backlog of at most this many journal bytes is folded before a query, on the
+#: caller's clock (a few tens of ms); a bigger one is folded by a separate process
+#: while the query answers from what is already folded (``KERNELFLOW_INLINE_FOLD_BYTES``).
+INLINE_FOLD_BYTES = 4 * 1024 * 1024
+
+
+def inline_fold_bytes() -> int:
+    """The largest backlog folded before a query (``KERNELFLOW_INLINE_FOLD_BYTES``, 4 MiB).
+
+    Raises
+    ------
+    ConfigurationError
+        The variable is not a whole number of bytes.
+    """
+    raw = settings.env("INLINE_FOLD_BYTES", "").strip()
+    if not raw:
+        return INLINE_FOLD_BYTES
+    if not raw.isdigit():
+        raise ConfigurationError(
+            f"KERNELFLOW_INLINE_FOLD_BYTES={raw!r} is not a whole number of bytes; "
+            f"set it to e.g. {INLINE_FOLD_BYTES}."
+        )
+    return int(raw)
+
+
+class _Lag(threading.local):
+    """What the reads of this thread left out (see :func:`watch_lag`)."""
+
+    notes: list[str] | None = None
+
+
+_lag = _Lag()
+
+
+@contextmanager
+def watch_lag() -> Iterator[list[str]]:
+    """Collect the lag lines of the reads made inside the block, in this thread.
+
+    A read that found a backlog too big to fold on the caller's clock answers
+    from what is folded and adds one line saying how far behind it is (see
+    :func:`lag_line`). A caller that shows answers (a REST payload, a widget)
+    shows that line with them.
+
+    Yields
+    ------
+    list of str
+        Filled as reads happen; empty when every answer was up to date.
+    """
+    outer = _lag.notes
+    _lag.notes = notes = []
+    try:
+        yield notes
+    finally:
+        _lag.notes = outer
+        if outer is not None:
+            outer.extend(notes)
+
+
+def lag_line(pending: int) -> str:
+    """The one line telling a reader that ``pending`` bytes of events are not folded yet."""
+    size = f"{pending / 1e6:.1f} MB" if pending >= 100_000 else f"{pending / 1e3:.0f} kB"
+    return (
+        f"{size} of recent events are still being folded into the store, so this answer "
+        "may miss the newest runs; run again in a few seconds."
+    )
+
 
 @contextmanager
 def _reading(paths: StorePaths) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Fold pending journals (best effort), then open the database read-only.
+    """Fold a small backlog of journals (best effort), then open the database read-only.
 
-    Both share one wait of ``KERNELFLOW_LOCK_TIMEOUT``: a program holding the
-    file makes a query wait that long (not twice as long), then fail with the
-    one-line :class:`~kernelflow.errors.StoreLockedError` naming it. A failed
-    fold is reported only when the read then works (the answer may lack the
-    newest runs); when the read fails too, one error alone says why.
+    A backlog over :func:`inline_fold_bytes` is not folded here: a separate
+    process folds it (:func:`_catch_up`) while this read answers from what is
+    folded, and says how far behind it is (a warning on the ``kernelflow.store``
+    logger, and :func:`watch_lag`).
+
+    The fold and the open share one wait of ``KERNELFLOW_LOCK_TIMEOUT``: a
+    program holding the file makes a query wait that long (not twice as long),
+    then fail with the one-line :class:`~kernelflow.errors.StoreLockedError`
+    naming it. A failed fold is reported only when the read then works (the
+    answer may lack the newest runs); when the read fails too, one error alone
+    says why.
     """
     deadline = time.monotonic() + lock_timeout()
-    failure = _compact_before_query(paths, deadline)
+    failure = None
+    behind = _backlog(paths)
+    if behind:
+        _catch_up(paths)
+    else:
+        failure = _compact_before_query(paths, deadline)
     with ExitStack() as stack:
         remaining = max(0.0, deadline - time.monotonic())
         try:
@@ -193,7 +312,44 @@ def _reading(paths: StorePaths) -> Iterator[duckdb.DuckDBPyConnection]:
             raise
         if failure is not None:
             logger.warning("kernelflow: compaction before the query failed: %s", failure)
+        if behind:
+            line = lag_line(behind)
+            logger.warning("kernelflow: %s", line)
+            if _lag.notes is not None:
+                _lag.notes.append(line)
         yield con
+
+
+def _backlog(paths: StorePaths) -> int:
+    """Journal bytes not folded yet when they are too many to fold now, else 0.
+
+    Counted from file sizes and the offsets the last fold recorded, without
+    opening the database (:func:`~kernelflow.store.compact.pending_bytes`).
+    """
+    pending = pending_bytes(paths)
+    return pending if pending > inline_fold_bytes() else 0
+
+
+# Store home -> the fold this process started for it, while it runs.
+_catching_up: dict[Path, subprocess.Popen] = {}
+
+
+def _catch_up(paths: StorePaths) -> subprocess.Popen | None:
+    """Fold the backlog in a separate process, unless this process already started one.
+
+    Returns
+    -------
+    subprocess.Popen or None
+        The folding process (None if it could not start); a caller that must
+        see the fold end (a test, a benchmark) waits for it.
+    """
+    running = _catching_up.get(paths.home)
+    if running is not None and running.poll() is None:
+        return running
+    child = start_detached_compaction(paths)
+    if child is not None:
+        _catching_up[paths.home] = child
+    return child
 
 
 def _compact_before_query(paths: StorePaths, deadline: float) -> Exception | None:
@@ -209,6 +365,177 @@ def _compact_before_query(paths: StorePaths, deadline: float) -> Exception | Non
     else:
         _failed_at.pop(paths.home, None)
     return None
+
+
+# --- Reading kernelflow's own queries, as DataFrames or as rows ------------------------------
+#
+# The Python API (kernelflow.runs, kernelflow.store) answers with DataFrames; the CLI,
+# the REST payloads and the widgets take plain rows (dicts), so they never import pandas.
+# Each question is asked by one private function that takes a ``_Reader`` and a shape, so
+# both answers come from the same SQL.
+
+#: The shape of an answer: a pandas DataFrame, or a list of dicts (one per row).
+Shape = str
+FRAME: Shape = "frame"
+ROWS: Shape = "rows"
+
+
+class _Reader:
+    """One read-only connection, for the few statements that answer one question."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, paths: StorePaths) -> None:
+        self.con = con
+        self.paths = paths
+        # Flow run ids -> their span: a page asks for it once per table it reads.
+        self.spans: dict[tuple[str, ...], _Span] = {}
+        # "tables:deployments" -> whether the store has it (asked once per connection).
+        self.tables: dict[str, bool] = {}
+
+    def execute(self, query: str, params: Any = None) -> duckdb.DuckDBPyConnection:
+        try:
+            return self.con.execute(query, params)
+        except duckdb.Error as exc:
+            raise _query_error(exc, self.paths) from None
+
+    def fetch(self, query: str, params: Any = None, shape: Shape = FRAME) -> Any:
+        """The result as a DataFrame (``FRAME``) or a list of dicts (``ROWS``)."""
+        result = self.execute(query, params)
+        try:
+            if shape == FRAME:
+                return result.df()
+            names = [column[0] for column in result.description]
+            return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+        except duckdb.Error as exc:
+            raise _query_error(exc, self.paths) from None
+
+    def one(self, query: str, params: Any = None) -> tuple:
+        return self.execute(query, params).fetchone()
+
+
+class _Session(threading.local):
+    """The reader every query of this thread shares inside :func:`session`."""
+
+    reader: _Reader | None = None
+
+
+_session = _Session()
+
+
+@contextmanager
+def session() -> Iterator[None]:
+    """Answer every query of this thread inside the block from one read-only connection.
+
+    Opening the database costs more than most of the questions a page asks
+    (tens of ms); a CLI command or a REST payload that asks several opens it
+    once. The connection (and the store's shared lock) is held until the block
+    ends, so keep the block to the queries: nothing in it may write the store.
+    Nested sessions share the outer one; :func:`sql` always opens its own.
+    """
+    if _session.reader is not None:
+        yield
+        return
+    with _read() as reader:
+        _session.reader = reader
+        try:
+            yield
+        finally:
+            _session.reader = None
+
+
+@contextmanager
+def _read() -> Iterator[_Reader]:
+    if _session.reader is not None:
+        yield _session.reader
+        return
+    paths = settings.paths()
+    with _reading(paths) as con:
+        yield _Reader(con, paths)
+
+
+# A run's task runs and log lines lie inside its own time span, and the store holds rows
+# in about the order they were created, so bounding ``created`` / ``timestamp`` by the
+# run's span lets DuckDB skip every row group outside it (zone maps) instead of reading
+# millions of ids. The margin covers clocks of other hosts (Dask workers) and events
+# folded late; a run without a known start or end is not bounded on that side.
+_MARGIN = "INTERVAL 1 DAY"
+_MARGIN_DELTA = dt.timedelta(days=1)
+_TERMINAL = ", ".join(f"'{kind}'" for kind in TERMINAL_STATE_TYPES)
+
+
+@dataclass(frozen=True)
+class _Span:
+    """When the rows of some flow runs can be: ``low`` to ``high`` (None: unbounded)."""
+
+    low: Any = None
+    high: Any = None
+
+    def where(self, column: str, params: dict[str, Any]) -> str:
+        """``AND`` conditions bounding ``column``; their values are added to ``params``."""
+        text = ""
+        if self.low is not None:
+            text += f" AND {column} >= $span_low"
+            params["span_low"] = self.low
+        if self.high is not None:
+            text += f" AND {column} <= $span_high"
+            params["span_high"] = self.high
+        return text
+
+
+def _span(reader: _Reader, flow_run_ids: Sequence[str]) -> _Span:
+    """The span the task runs (and logs) of these flow runs (and their subflows) lie in."""
+    ids = sorted(set(flow_run_ids))
+    if not ids:
+        return _Span()
+    known = reader.spans.get(tuple(ids))
+    if known is not None:
+        return known
+    reader.spans[tuple(ids)] = span = _looked_up_span(reader, ids)
+    return span
+
+
+def _looked_up_span(reader: _Reader, ids: list[str]) -> _Span:
+    found, started, low, high = reader.one(
+        f"""
+        SELECT count(*), count(created), min(created) - {_MARGIN},
+            CASE WHEN count(*) = count(end_time) AND bool_and(state_type IN ({_TERMINAL}))
+                 THEN max(end_time) + {_MARGIN} END
+        FROM flow_runs WHERE list_contains($ids, id)
+        """,
+        {"ids": ids},
+    )
+    # A run known only by a task's event (no row, or no creation time yet): no bound.
+    if found < len(ids) or started < found:
+        return _Span()
+    return _Span(low, high)
+
+
+def _span_of(runs: Sequence[Mapping[str, Any]]) -> _Span:
+    """:func:`_span` of flow runs already read (rows with ``created``, ``end_time``...)."""
+    if not runs or any(run.get("created") is None for run in runs):
+        return _Span()
+    low = min(run["created"] for run in runs) - _MARGIN_DELTA
+    ended = all(
+        run.get("end_time") is not None and run.get("state_type") in TERMINAL_STATE_TYPES
+        for run in runs
+    )
+    high = max(run["end_time"] for run in runs) + _MARGIN_DELTA if ended else None
+    return _Span(low, high)
+
+
+def _flow_run_filter(
+    flow: str | None, state: str | None, deployment: str | None
+) -> tuple[str, list[Any]]:
+    where, params = ["TRUE"], []
+    if flow is not None:
+        where.append("flow_name = ?")
+        params.append(flow)
+    if state is not None:
+        where.append("(lower(state_name) = lower(?) OR lower(state_type) = lower(?))")
+        params += [state, state]
+    if deployment is not None:
+        where.append("deployment_id = ?")
+        params.append(deployment)
+    return " AND ".join(where), params
 
 
 def list_flow_runs(
@@ -236,22 +563,117 @@ def list_flow_runs(
     pandas.DataFrame
         Rows of ``flow_runs``.
     """
-    where, params = ["TRUE"], []
-    if flow is not None:
-        where.append("flow_name = ?")
-        params.append(flow)
-    if state is not None:
-        where.append("(lower(state_name) = lower(?) OR lower(state_type) = lower(?))")
-        params += [state, state]
-    if deployment is not None:
-        where.append("deployment_id = ?")
-        params.append(deployment)
-    params.append(int(limit))
-    return sql(
-        f"SELECT * FROM flow_runs WHERE {' AND '.join(where)} "
-        "ORDER BY created DESC NULLS LAST, id LIMIT ?",
-        params,
+    with _read() as reader:
+        return _recent_flow_runs(reader, flow, state, limit, deployment, FRAME)
+
+
+def _recent_flow_runs(
+    reader: _Reader,
+    flow: str | None,
+    state: str | None,
+    limit: int,
+    deployment: str | None,
+    shape: Shape,
+) -> Any:
+    where, params = _flow_run_filter(flow, state, deployment)
+    order = "ORDER BY created DESC NULLS LAST, id"
+    if shape == FRAME:
+        return reader.fetch(
+            f"SELECT * FROM flow_runs WHERE {where} {order} LIMIT ?", [*params, int(limit)], shape
+        )
+    # The page is cut on two narrow columns, then only its rows are read whole.
+    page = _newest(
+        reader, f"SELECT id, created FROM flow_runs WHERE {where}{{recent}} {order}", params, limit
     )
+    return _whole_rows(reader, page)
+
+
+#: Pages of newest runs are looked for among the runs of this last stretch of time first.
+_RECENT = dt.timedelta(days=7)
+
+
+def _newest(
+    reader: _Reader,
+    query: str,
+    params: list[Any],
+    limit: int,
+    offset: int = 0,
+    column: str = "created",
+) -> list[tuple]:
+    """``query`` (ordered newest first) cut to ``LIMIT limit OFFSET offset``.
+
+    Tried first on the runs created in the last :data:`_RECENT` (``{recent}`` in
+    ``query`` becomes that condition), which DuckDB reads from the newest row
+    groups only: when that finds a whole page, no older run can belong in it
+    (each is older than every run found). Otherwise the whole table is sorted.
+    """
+    cut = [*params, int(limit), int(offset)]
+    since = dt.datetime.now(dt.timezone.utc) - _RECENT
+    recent = reader.execute(
+        query.replace("{recent}", f" AND {column} >= ?") + " LIMIT ? OFFSET ?",
+        [*params, since, *cut[-2:]],
+    ).fetchall()
+    if len(recent) == limit:
+        return recent
+    return reader.execute(query.replace("{recent}", "") + " LIMIT ? OFFSET ?", cut).fetchall()
+
+
+def _whole_rows(reader: _Reader, page: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """Every column of the flow runs ``page`` names (``(id, created)`` pairs), in its order.
+
+    Bounded by the page's creation times, so DuckDB reads only their row groups.
+    """
+    if not page:
+        return []
+    params: dict[str, Any] = {"ids": [run_id for run_id, _ in page]}
+    bound = ""
+    if all(created is not None for _, created in page):
+        bound = " AND created >= $low AND created <= $high"
+        params["low"] = min(created for _, created in page)
+        params["high"] = max(created for _, created in page)
+    rows = reader.fetch(
+        f"SELECT * FROM flow_runs WHERE list_contains($ids, id){bound}", params, ROWS
+    )
+    by_id = {row["id"]: row for row in rows}
+    return [by_id[run_id] for run_id, _ in page if run_id in by_id]
+
+
+def recent_flow_runs(
+    flow: str | None = None,
+    state: str | None = None,
+    limit: int = 20,
+    deployment: str | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`list_flow_runs` as rows, each with ``task_runs``: how many task runs it has.
+
+    The page and the counts are computed in SQL on one connection; the counts
+    read only the row groups of the page's time span.
+
+    Returns
+    -------
+    list of dict
+        Rows of ``flow_runs`` plus ``task_runs``, newest first.
+    """
+    with _read() as reader:
+        runs = _recent_flow_runs(reader, flow, state, limit, deployment, ROWS)
+        counts = _task_run_counts(reader, runs)
+    for run in runs:
+        run["task_runs"] = counts.get(run["id"], 0)
+    return runs
+
+
+def _task_run_counts(reader: _Reader, runs: list[dict[str, Any]]) -> dict[str, int]:
+    """Flow run id -> how many task runs it has, for flow runs already read."""
+    if not runs:
+        return {}
+    params: dict[str, Any] = {"ids": [run["id"] for run in runs]}
+    bound = _span_of(runs).where("created", params)
+    rows = reader.execute(
+        "SELECT flow_run_id, count(*) FROM task_runs "
+        f"WHERE list_contains($ids, flow_run_id){bound} GROUP BY flow_run_id",
+        params,
+    ).fetchall()
+    return {run_id: int(n) for run_id, n in rows}
 
 
 def get_flow_run(flow_run_id: str) -> pandas.DataFrame:
@@ -272,23 +694,48 @@ def get_flow_run(flow_run_id: str) -> pandas.DataFrame:
     RunNotFoundError
         No flow run matches, or the prefix matches several.
     """
-    prefix = str(flow_run_id)
-    found = sql(
+    with _read() as reader:
+        found = _find_flow_run(reader, str(flow_run_id), FRAME)
+    _check_found(str(flow_run_id), len(found), None if found.empty else found["id"].iloc[0])
+    return found.head(1).reset_index(drop=True)
+
+
+def find_flow_run(flow_run_id: str) -> dict[str, Any]:
+    """:func:`get_flow_run` as one row (a dict).
+
+    Raises
+    ------
+    RunNotFoundError
+        No flow run matches, or the prefix matches several.
+    """
+    with _read() as reader:
+        found = _find_flow_run(reader, str(flow_run_id), ROWS)
+        _check_found(str(flow_run_id), len(found), found[0]["id"] if found else None)
+        # The questions that follow (its task runs, logs...) need its span: it is here.
+        reader.spans[(found[0]["id"],)] = _span_of(found[:1])
+    return found[0]
+
+
+def _find_flow_run(reader: _Reader, prefix: str, shape: Shape) -> Any:
+    return reader.fetch(
         # An exact match first: an id may also be the prefix of another id.
         "SELECT * FROM flow_runs WHERE starts_with(id, ?) ORDER BY id = ? DESC, id LIMIT 2",
         [prefix, prefix],
+        shape,
     )
-    if len(found) == 0:
+
+
+def _check_found(prefix: str, found: int, first_id: str | None) -> None:
+    if found == 0:
         raise RunNotFoundError(
             f"No flow run has an id starting with {prefix!r}; list recent runs with "
             "'kernelflow runs ls'."
         )
-    if len(found) > 1 and found["id"].iloc[0] != prefix:
+    if found > 1 and first_id != prefix:
         raise RunNotFoundError(
             f"Several flow runs have ids starting with {prefix!r}; give more characters "
             "(see 'kernelflow runs ls')."
         )
-    return found.head(1).reset_index(drop=True)
 
 
 def task_runs_of(flow_run_id: str) -> pandas.DataFrame:
@@ -304,9 +751,36 @@ def task_runs_of(flow_run_id: str) -> pandas.DataFrame:
     pandas.DataFrame
         Rows of ``task_runs``.
     """
-    return sql(
-        "SELECT * FROM task_runs WHERE flow_run_id = ? ORDER BY created NULLS LAST, id",
-        [flow_run_id],
+    with _read() as reader:
+        return _task_runs(reader, [flow_run_id], FRAME)
+
+
+def task_run_rows(flow_run_ids: str | Sequence[str]) -> list[dict[str, Any]]:
+    """The task runs of one or more flow runs as rows, in the order they were created.
+
+    Parameters
+    ----------
+    flow_run_ids
+        A flow run's id, or several (a deployment run and its notebook session).
+
+    Returns
+    -------
+    list of dict
+        Rows of ``task_runs``.
+    """
+    ids = [flow_run_ids] if isinstance(flow_run_ids, str) else list(flow_run_ids)
+    with _read() as reader:
+        return _task_runs(reader, ids, ROWS)
+
+
+def _task_runs(reader: _Reader, flow_run_ids: list[str], shape: Shape) -> Any:
+    params: dict[str, Any] = {"ids": flow_run_ids}
+    bound = _span(reader, flow_run_ids).where("created", params)
+    return reader.fetch(
+        f"SELECT * FROM task_runs WHERE list_contains($ids, flow_run_id){bound} "
+        "ORDER BY created NULLS LAST, id",
+        params,
+        shape,
     )
 
 
@@ -314,14 +788,25 @@ def task_runs_of(flow_run_id: str) -> pandas.DataFrame:
 # (process, seq) is unique, so the order is the same on every call and pages never overlap.
 # A deployment run's notebook records its tasks in the deployment run itself; runs recorded
 # by earlier versions put them under the kernel's session, a child run tagged
-# 'notebook', whose lines are then the deployment run's too. ``$run`` is the run's id.
+# 'notebook', whose lines are then the deployment run's too. ``$run`` is the run's id;
+# ``{tasks}`` bounds the task runs read, as ``_Span.where`` writes it.
 _RUN_LOGS = "run_id = $run"
 _RUN_AND_TASK_LOGS = (
-    "run_id = $run OR run_id IN (SELECT id FROM task_runs WHERE flow_run_id = $run "
+    "(run_id = $run OR run_id IN (SELECT id FROM task_runs WHERE (flow_run_id = $run "
     "OR flow_run_id IN (SELECT id FROM flow_runs WHERE parent_flow_run_id = $run "
-    "AND coalesce(list_contains(tags, 'notebook'), FALSE)))"
+    "AND coalesce(list_contains(tags, 'notebook'), FALSE))){tasks}))"
 )
 _LOG_ORDER = "ORDER BY timestamp, process, seq"
+
+
+def _log_filter(reader: _Reader, run_id: str, include_task_runs: bool) -> tuple[str, dict]:
+    """The WHERE clause of a run's log lines, bounded by the run's span, and its values."""
+    params: dict[str, Any] = {"run": run_id}
+    span = _span(reader, [run_id])
+    if not include_task_runs:
+        return _RUN_LOGS + span.where("timestamp", params), params
+    where = _RUN_AND_TASK_LOGS.format(tasks=span.where("created", params))
+    return where + span.where("timestamp", params), params
 
 
 def logs_of(run_id: str, include_task_runs: bool = True) -> pandas.DataFrame:
@@ -340,8 +825,16 @@ def logs_of(run_id: str, include_task_runs: bool = True) -> pandas.DataFrame:
     pandas.DataFrame
         Rows of ``logs``.
     """
-    where = _RUN_AND_TASK_LOGS if include_task_runs else _RUN_LOGS
-    return sql(f"SELECT * FROM logs WHERE {where} {_LOG_ORDER}", {"run": run_id})
+    with _read() as reader:
+        where, params = _log_filter(reader, run_id, include_task_runs)
+        return reader.fetch(f"SELECT * FROM logs WHERE {where} {_LOG_ORDER}", params)
+
+
+def log_rows(run_id: str, include_task_runs: bool = True) -> list[dict[str, Any]]:
+    """:func:`logs_of` as rows."""
+    with _read() as reader:
+        where, params = _log_filter(reader, run_id, include_task_runs)
+        return reader.fetch(f"SELECT * FROM logs WHERE {where} {_LOG_ORDER}", params, ROWS)
 
 
 @dataclass
@@ -351,14 +844,15 @@ class LogPage:
     Attributes
     ----------
     lines
-        Rows of ``logs``, oldest first.
+        Rows of ``logs``, oldest first: a DataFrame, or a list of dicts from
+        :func:`log_page_rows`.
     offset
         How many of the run's lines come before the first one in ``lines``.
     total
         How many lines the run has in all.
     """
 
-    lines: pandas.DataFrame
+    lines: Any
     offset: int
     total: int
 
@@ -387,21 +881,35 @@ def log_page(
     -------
     LogPage
     """
-    where = _RUN_AND_TASK_LOGS if include_task_runs else _RUN_LOGS
-    paths = settings.paths()
+    with _read() as reader:
+        return _log_page(reader, run_id, limit, offset, include_task_runs, FRAME)
+
+
+def log_page_rows(
+    run_id: str, limit: int, offset: int | None = None, include_task_runs: bool = True
+) -> LogPage:
+    """:func:`log_page` with its ``lines`` as a list of dicts."""
+    with _read() as reader:
+        return _log_page(reader, run_id, limit, offset, include_task_runs, ROWS)
+
+
+def _log_page(
+    reader: _Reader,
+    run_id: str,
+    limit: int,
+    offset: int | None,
+    include_task_runs: bool,
+    shape: Shape,
+) -> LogPage:
     # One connection for the count and the page, so both see the same lines.
-    with _reading(paths) as con:
-        try:
-            (total,) = con.execute(
-                f"SELECT count(*) FROM logs WHERE {where}", {"run": run_id}
-            ).fetchone()
-            start = max(0, total - limit) if offset is None else offset
-            lines = con.execute(
-                f"SELECT * FROM logs WHERE {where} {_LOG_ORDER} LIMIT $limit OFFSET $offset",
-                {"run": run_id, "limit": int(limit), "offset": int(start)},
-            ).df()
-        except duckdb.Error as exc:
-            raise _query_error(exc, paths) from None
+    where, params = _log_filter(reader, run_id, include_task_runs)
+    (total,) = reader.one(f"SELECT count(*) FROM logs WHERE {where}", params)
+    start = max(0, total - limit) if offset is None else offset
+    lines = reader.fetch(
+        f"SELECT * FROM logs WHERE {where} {_LOG_ORDER} LIMIT $limit OFFSET $offset",
+        {**params, "limit": int(limit), "offset": int(start)},
+        shape,
+    )
     return LogPage(lines=lines, offset=start, total=int(total))
 
 
@@ -418,9 +926,21 @@ def subflows_of(flow_run_id: str) -> pandas.DataFrame:
     pandas.DataFrame
         Rows of ``flow_runs``.
     """
-    return sql(
+    with _read() as reader:
+        return _subflows(reader, flow_run_id, FRAME)
+
+
+def subflow_rows(flow_run_id: str) -> list[dict[str, Any]]:
+    """:func:`subflows_of` as rows."""
+    with _read() as reader:
+        return _subflows(reader, flow_run_id, ROWS)
+
+
+def _subflows(reader: _Reader, flow_run_id: str, shape: Shape) -> Any:
+    return reader.fetch(
         "SELECT * FROM flow_runs WHERE parent_flow_run_id = ? ORDER BY created NULLS LAST, id",
         [flow_run_id],
+        shape,
     )
 
 
@@ -438,16 +958,26 @@ def webhooks_of(flow_run_id: str) -> pandas.DataFrame:
         Rows of the ``webhooks`` view (``url``, ``outcome``, ``detail``,
         ``timestamp``); empty for a store older than the view.
     """
-    views = sql(
-        "SELECT count(*) AS n FROM duckdb_views() "
-        "WHERE schema_name = 'main' AND view_name = 'webhooks'"
-    )
-    if int(views["n"].iloc[0]) == 0:
-        return sql("SELECT NULL::VARCHAR AS url WHERE FALSE")
-    return sql(
-        "SELECT url, outcome, detail, timestamp FROM webhooks WHERE flow_run_id = ? "
-        "ORDER BY timestamp",
-        [flow_run_id],
+    with _read() as reader:
+        return _webhooks(reader, flow_run_id, FRAME)
+
+
+def webhook_rows(flow_run_id: str) -> list[dict[str, Any]]:
+    """:func:`webhooks_of` as rows."""
+    with _read() as reader:
+        return _webhooks(reader, flow_run_id, ROWS)
+
+
+def _webhooks(reader: _Reader, flow_run_id: str, shape: Shape) -> Any:
+    if not _has_table(reader, "webhooks", "views"):
+        return reader.fetch("SELECT NULL::VARCHAR AS url WHERE FALSE", None, shape)
+    params: dict[str, Any] = {"run": flow_run_id}
+    bound = _span(reader, [flow_run_id]).where("timestamp", params)
+    return reader.fetch(
+        "SELECT url, outcome, detail, timestamp FROM webhooks WHERE flow_run_id = $run"
+        f"{bound} ORDER BY timestamp",
+        params,
+        shape,
     )
 
 
@@ -465,7 +995,10 @@ def cache_entries(include_deleted: bool = False) -> pandas.DataFrame:
         Rows of ``cache_entries``.
     """
     where = "" if include_deleted else "WHERE NOT deleted"
-    return sql(f"SELECT * FROM cache_entries {where} ORDER BY created DESC NULLS LAST, key")
+    with _read() as reader:
+        return reader.fetch(
+            f"SELECT * FROM cache_entries {where} ORDER BY created DESC NULLS LAST, key"
+        )
 
 
 #: The columns of an artifact as `runs show`, REST and `Artifact.get` read them.
@@ -485,12 +1018,26 @@ def artifacts_of(flow_run_id: str) -> pandas.DataFrame:
     pandas.DataFrame
         Rows of ``artifacts``.
     """
-    return sql(
+    with _read() as reader:
+        return _artifacts(reader, flow_run_id, FRAME)
+
+
+def artifact_rows(flow_run_id: str) -> list[dict[str, Any]]:
+    """:func:`artifacts_of` as rows."""
+    with _read() as reader:
+        return _artifacts(reader, flow_run_id, ROWS)
+
+
+def _artifacts(reader: _Reader, flow_run_id: str, shape: Shape) -> Any:
+    params: dict[str, Any] = {"run": flow_run_id}
+    bound = _span(reader, [flow_run_id]).where("created", params)
+    return reader.fetch(
         f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts "
-        "WHERE created IS NOT NULL AND (flow_run_id = ? "
-        "OR task_run_id IN (SELECT id FROM task_runs WHERE flow_run_id = ?)) "
+        "WHERE created IS NOT NULL AND (flow_run_id = $run "
+        f"OR task_run_id IN (SELECT id FROM task_runs WHERE flow_run_id = $run{bound})) "
         "ORDER BY created, id",
-        [flow_run_id, flow_run_id],
+        params,
+        shape,
     )
 
 
@@ -507,19 +1054,26 @@ def latest_artifact(key: str) -> pandas.DataFrame:
     pandas.DataFrame
         At most one row of ``artifacts``.
     """
-    return sql(
-        f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE key = ? AND created IS NOT NULL "
-        "ORDER BY updated DESC NULLS LAST, created DESC, id DESC LIMIT 1",
-        [key],
-    )
+    with _read() as reader:
+        return reader.fetch(
+            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE key = ? AND created IS NOT NULL "
+            "ORDER BY updated DESC NULLS LAST, created DESC, id DESC LIMIT 1",
+            [key],
+        )
 
 
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    (found,) = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?",
-        [name],
-    ).fetchone()
-    return bool(found)
+def _has_table(reader: _Reader, name: str, kind: str = "tables") -> bool:
+    """Whether the store has this table (``kind="views"``: view); asked once per reader."""
+    key = f"{kind}:{name}"
+    known = reader.tables.get(key)
+    if known is None:
+        column = "table_name" if kind == "tables" else "view_name"
+        (found,) = reader.one(
+            f"SELECT count(*) FROM duckdb_{kind}() WHERE schema_name = 'main' AND {column} = ?",
+            [name],
+        )
+        known = reader.tables[key] = bool(found)
+    return known
 
 
 # What the run list adds to each row of flow_runs. A session run (tagged 'notebook') is a
@@ -587,83 +1141,190 @@ def list_run_summaries(
     -------
     pandas.DataFrame
     """
-    paths = settings.paths()
-    with _reading(paths) as con:
-        try:
-            has_deployments = _has_table(con, "deployments")
-            where, params = ["TRUE"], []
-            if flow is not None:
-                where.append("r.flow_name = ?")
-                params.append(flow)
-            if state is not None:
-                where.append("(lower(r.state_name) = lower(?) OR lower(r.state_type) = lower(?))")
-                params += [state, state]
-            if deployment is not None:
-                where.append("d.name = ?" if has_deployments else "FALSE")
-                params += [deployment] if has_deployments else []
-            if since is not None:
-                where.append("r.created >= to_timestamp(?)")
-                params.append(float(since))
-            if until is not None:
-                where.append("r.created < to_timestamp(?)")
-                params.append(float(until))
-            if run_id is not None:
-                where.append("r.id = ?")
-                params.append(run_id)
-            if has_deployments:
-                joins = (
-                    "LEFT JOIN deployments d ON d.id = r.deployment_id "
-                    "LEFT JOIN deployments pd ON pd.id = p.deployment_id"
-                )
-            else:  # a store older than deployments: the same columns, all null
-                joins = (
-                    "LEFT JOIN (SELECT NULL::VARCHAR AS id, NULL::VARCHAR AS name, "
-                    "NULL::VARCHAR AS notebook WHERE FALSE) d ON d.id = r.deployment_id "
-                    "LEFT JOIN (SELECT NULL::VARCHAR AS id, NULL::VARCHAR AS notebook "
-                    "WHERE FALSE) pd ON pd.id = p.deployment_id"
-                )
-            # Gaps and islands over each deployment's whole history (not only what the
-            # filters keep): in its runs, oldest first, consecutive Skipped runs share
-            # (position among all its runs - position among its Skipped runs).
-            history = """
-                SELECT id AS run, 'skipped:' || deployment_id || ':' || (
-                    row_number() OVER (PARTITION BY deployment_id ORDER BY created NULLS FIRST, id)
-                    - row_number() OVER (
-                        PARTITION BY deployment_id, skipped ORDER BY created NULLS FIRST, id)
-                ) AS island, skipped
-                FROM (
-                    SELECT *, coalesce(state_name = 'Skipped', FALSE) AS skipped FROM flow_runs
-                    WHERE deployment_id IS NOT NULL AND parent_flow_run_id IS NULL
-                )
-            """
-            if not fold_skipped:
-                history = "SELECT NULL::VARCHAR AS run, NULL::VARCHAR AS island, FALSE AS skipped"
-            query = f"""
-                WITH history AS ({history}),
-                listed AS (
-                    SELECT r.*, {_RUN_KIND} AS kind, {_RUN_PATH} AS path,
-                           d.name AS deployment,
-                           CASE WHEN h.skipped THEN h.island ELSE r.id END AS island
-                    FROM flow_runs r
-                    LEFT JOIN flow_runs p ON p.id = r.parent_flow_run_id
-                    LEFT JOIN history h ON h.run = r.id
-                    {joins}
-                    WHERE {" AND ".join(where)}
-                ),
-                counted AS (
-                    SELECT *,
-                        count(*) OVER (PARTITION BY island) AS folded,
-                        min(created) OVER (PARTITION BY island) AS folded_since,
-                        row_number() OVER (
-                            PARTITION BY island ORDER BY created DESC NULLS LAST, id) AS place
-                    FROM listed
-                )
-                SELECT * EXCLUDE (island, place) FROM counted WHERE place = 1
-                ORDER BY created DESC NULLS LAST, id LIMIT ? OFFSET ?
-            """
-            return con.execute(query, [*params, int(limit), int(offset)]).df()
-        except duckdb.Error as exc:
-            raise _query_error(exc, paths) from None
+    with _read() as reader:
+        return _run_summaries(
+            reader,
+            flow,
+            state,
+            deployment,
+            since,
+            until,
+            run_id,
+            limit,
+            offset,
+            fold_skipped,
+            FRAME,
+        )
+
+
+def run_summary_rows(
+    flow: str | None = None,
+    state: str | None = None,
+    deployment: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    run_id: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    fold_skipped: bool = True,
+) -> list[dict[str, Any]]:
+    """:func:`list_run_summaries` as rows (the REST API's page of runs)."""
+    with _read() as reader:
+        return _run_summaries(
+            reader, flow, state, deployment, since, until, run_id, limit, offset, fold_skipped, ROWS
+        )
+
+
+def _run_summaries(
+    reader: _Reader,
+    flow: str | None,
+    state: str | None,
+    deployment: str | None,
+    since: float | None,
+    until: float | None,
+    run_id: str | None,
+    limit: int,
+    offset: int,
+    fold_skipped: bool,
+    shape: Shape,
+) -> Any:
+    has_deployments = _has_table(reader, "deployments")
+    where, params = ["TRUE"], []
+    if flow is not None:
+        where.append("r.flow_name = ?")
+        params.append(flow)
+    if state is not None:
+        where.append("(lower(r.state_name) = lower(?) OR lower(r.state_type) = lower(?))")
+        params += [state, state]
+    if deployment is not None:
+        where.append("d.name = ?" if has_deployments else "FALSE")
+        params += [deployment] if has_deployments else []
+    if since is not None:
+        where.append("r.created >= to_timestamp(?)")
+        params.append(float(since))
+    if until is not None:
+        where.append("r.created < to_timestamp(?)")
+        params.append(float(until))
+    if run_id is not None:
+        where.append("r.id = ?")
+        params.append(run_id)
+    if has_deployments:
+        joins_for_filters = "LEFT JOIN deployments d ON d.id = r.deployment_id"
+        joins = (
+            "LEFT JOIN deployments d ON d.id = r.deployment_id "
+            "LEFT JOIN deployments pd ON pd.id = p.deployment_id"
+        )
+    else:  # a store older than deployments: the same columns, all null
+        joins_for_filters = ""  # the deployment filter is FALSE: no table to join
+        joins = (
+            "LEFT JOIN (SELECT NULL::VARCHAR AS id, NULL::VARCHAR AS name, "
+            "NULL::VARCHAR AS notebook WHERE FALSE) d ON d.id = r.deployment_id "
+            "LEFT JOIN (SELECT NULL::VARCHAR AS id, NULL::VARCHAR AS notebook "
+            "WHERE FALSE) pd ON pd.id = p.deployment_id"
+        )
+    # Gaps and islands over each deployment's whole history (not only what the
+    # filters keep): in its runs, oldest first, consecutive Skipped runs share
+    # (position among all its runs - position among its Skipped runs). Only
+    # Skipped runs fold, so only they are counted per island; every other run is
+    # its own row, and the page is cut (ORDER BY ... LIMIT) without a window over
+    # every run of the store.
+    history = """
+        SELECT id AS run, 'skipped:' || deployment_id || ':' || (
+            row_number() OVER (PARTITION BY deployment_id ORDER BY created NULLS FIRST, id)
+            - row_number() OVER (
+                PARTITION BY deployment_id, skipped ORDER BY created NULLS FIRST, id)
+        ) AS island, skipped
+        FROM (
+            SELECT *, coalesce(state_name = 'Skipped', FALSE) AS skipped FROM flow_runs
+            WHERE deployment_id IS NOT NULL AND parent_flow_run_id IS NULL
+              -- only deployments that skipped a run have islands to fold
+              AND deployment_id IN (
+                  SELECT deployment_id FROM flow_runs WHERE state_name = 'Skipped')
+        )
+    """
+    if fold_skipped:
+        # Most stores never skipped a run: then there is nothing to fold, and the
+        # newest page can be looked for among recent runs first (see _newest).
+        (skipped,) = reader.one("SELECT count(*) FROM flow_runs WHERE state_name = 'Skipped'")
+        fold_skipped = skipped > 0
+    if not fold_skipped:
+        history = "SELECT NULL::VARCHAR AS run, NULL::VARCHAR AS island, FALSE AS skipped"
+    # The page is cut on narrow columns first (the filters, the folding of Skipped
+    # runs); only then are its rows read whole and joined with their parent and
+    # deployment, so a store of 100k runs costs one narrow scan, not a join of all.
+    filters = " AND ".join(where)
+    query = f"""
+        WITH history AS ({history}),
+        kept AS (
+            SELECT r.id, r.created, r.parent_flow_run_id,
+                   CASE WHEN h.skipped THEN h.island END AS island
+            FROM flow_runs r
+            LEFT JOIN history h ON h.run = r.id
+            {joins_for_filters if deployment is not None else ""}
+            WHERE {filters}{{recent}}
+        ),
+        islands AS (
+            SELECT island, count(*) AS folded, min(created) AS folded_since,
+                   arg_min(id, (created IS NULL, -epoch_us(created), id)) AS shown
+            FROM kept WHERE island IS NOT NULL GROUP BY island
+        )
+        SELECT k.id, k.created, k.parent_flow_run_id, coalesce(i.folded, 1) AS folded,
+               CASE WHEN i.island IS NULL THEN k.created ELSE i.folded_since END AS folded_since
+        FROM kept k LEFT JOIN islands i ON i.island = k.island
+        WHERE k.island IS NULL OR k.id = i.shown
+        ORDER BY k.created DESC NULLS LAST, k.id
+    """
+    if fold_skipped or run_id is not None:
+        # Islands may reach back past any recent stretch, and one run may be old: one query.
+        page = reader.execute(
+            query.replace("{recent}", "") + " LIMIT ? OFFSET ?", [*params, int(limit), int(offset)]
+        ).fetchall()
+    else:
+        page = _newest(reader, query, params, limit, offset, column="r.created")
+    if not page:
+        return reader.fetch(
+            f"SELECT r.*, {_RUN_KIND} AS kind, {_RUN_PATH} AS path, d.name AS deployment, "
+            "1 AS folded, r.created AS folded_since FROM flow_runs r "
+            f"LEFT JOIN flow_runs p ON p.id = r.parent_flow_run_id {joins} WHERE FALSE",
+            None,
+            shape,
+        )
+    ids = [run_id for run_id, *_ in page]
+    # Only the page's parents are joined (not a hash table of every flow run).
+    parents = sorted({parent for _, _, parent, *_ in page if parent is not None})
+    details: dict[str, Any] = {"ids": ids}
+    parent_rows = (
+        "SELECT NULL::VARCHAR AS id, NULL::VARCHAR[] AS tags, NULL::VARCHAR AS deployment_id"
+    )
+    if parents:
+        parent_rows = (
+            "SELECT id, tags, deployment_id FROM flow_runs WHERE list_contains($parents, id)"
+        )
+        details["parents"] = parents
+    bound = ""
+    if all(created is not None for _, created, *_ in page):
+        bound = " AND r.created >= $low AND r.created <= $high"
+        details["low"] = min(created for _, created, *_ in page)
+        details["high"] = max(created for _, created, *_ in page)
+    folded = "VALUES " + ", ".join(
+        f"($id{i}, $n{i}::BIGINT, $since{i}::TIMESTAMPTZ, {i})" for i in range(len(page))
+    )
+    for i, (run_id, _, _, count, since) in enumerate(page):
+        details.update({f"id{i}": run_id, f"n{i}": count, f"since{i}": since})
+    return reader.fetch(
+        f"""
+        SELECT r.*, {_RUN_KIND} AS kind, {_RUN_PATH} AS path, d.name AS deployment,
+               f.folded, f.folded_since
+        FROM flow_runs r
+        JOIN ({folded}) f(id, folded, folded_since, place) ON f.id = r.id
+        LEFT JOIN ({parent_rows}) p ON p.id = r.parent_flow_run_id
+        {joins}
+        WHERE list_contains($ids, r.id){bound}
+        ORDER BY f.place
+        """,
+        details,
+        shape,
+    )
 
 
 def task_state_counts(flow_run_ids: Sequence[str]) -> pandas.DataFrame:
@@ -682,32 +1343,66 @@ def task_state_counts(flow_run_ids: Sequence[str]) -> pandas.DataFrame:
     pandas.DataFrame
         ``flow_run_id``, ``state_name``, ``state_type`` and ``n``.
     """
-    return sql(
-        """
-        WITH owners AS (
-            SELECT id AS member, id AS owner FROM flow_runs WHERE list_contains($ids, id)
+    with _read() as reader:
+        return _task_state_counts(reader, flow_run_ids, FRAME)
+
+
+def task_state_count_rows(
+    flow_run_ids: Sequence[str], runs: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """:func:`task_state_counts` as rows.
+
+    Parameters
+    ----------
+    flow_run_ids
+        The flow runs to count for.
+    runs
+        Those flow runs' rows, when the caller has read them already (with
+        ``created``, ``end_time`` and ``state_type`` as the store returns
+        them): they bound the count without reading them again.
+    """
+    with _read() as reader:
+        return _task_state_counts(reader, flow_run_ids, ROWS, runs)
+
+
+def _task_state_counts(
+    reader: _Reader, flow_run_ids: Sequence[str], shape: Shape, runs: list[dict] | None = None
+) -> Any:
+    """The counts; ``runs``, when the caller read them already, spare a lookup of their span."""
+    params: dict[str, Any] = {"ids": list(flow_run_ids)}
+    span = _span(reader, flow_run_ids) if runs is None else _span_of(runs)
+    tasks = span.where("t.created", params)
+    # The flow runs involved lie in the same span as their task runs (a session starts
+    # after the deployment run that started it), so each scan of flow_runs is bounded too.
+    listed = span.where("created", {})
+    sessions = span.where("s.created", {})
+    return reader.fetch(
+        f"""
+        WITH listed AS (
+            SELECT id, deployment_id FROM flow_runs WHERE list_contains($ids, id){listed}
+        ),
+        owners AS (
+            SELECT id AS member, id AS owner FROM listed
             UNION ALL
             SELECT s.id, s.parent_flow_run_id FROM flow_runs s
-            JOIN flow_runs o ON o.id = s.parent_flow_run_id
-            WHERE list_contains($ids, o.id) AND o.deployment_id IS NOT NULL
-              AND coalesce(list_contains(s.tags, 'notebook'), FALSE)
+            JOIN listed o ON o.id = s.parent_flow_run_id
+            WHERE o.deployment_id IS NOT NULL
+              AND coalesce(list_contains(s.tags, 'notebook'), FALSE){sessions}
         )
         SELECT owners.owner AS flow_run_id, coalesce(t.state_name, 'Unknown') AS state_name,
                t.state_type, count(*) AS n
         FROM task_runs t JOIN owners ON t.flow_run_id = owners.member
+        WHERE TRUE{tasks}
         GROUP BY ALL
         """,
-        {"ids": list(flow_run_ids)},
+        params,
+        shape,
     )
 
 
-def _deployments_exist() -> bool:
+def _deployments_exist(reader: _Reader) -> bool:
     """Whether the store has the ``deployments`` table (a store older than it has not)."""
-    tables = sql(
-        "SELECT count(*) AS n FROM duckdb_tables() "
-        "WHERE schema_name = 'main' AND table_name = 'deployments'"
-    )
-    return int(tables["n"].iloc[0]) > 0
+    return _has_table(reader, "deployments")
 
 
 def deployment_definition(deployment_id: str) -> str | None:
@@ -723,10 +1418,11 @@ def deployment_definition(deployment_id: str) -> str | None:
     str or None
         ``None`` for a deleted deployment, or a store without deployments.
     """
-    if not _deployments_exist():
-        return None
-    found = sql("SELECT definition FROM deployments WHERE id = ?", [deployment_id])
-    return None if len(found) == 0 else str(found["definition"].iloc[0])
+    with _read() as reader:
+        if not _deployments_exist(reader):
+            return None
+        found = reader.one("SELECT definition FROM deployments WHERE id = ?", [deployment_id])
+    return None if found is None else str(found[0])
 
 
 def deployment_definitions() -> list[str] | None:
@@ -738,9 +1434,11 @@ def deployment_definitions() -> list[str] | None:
         ``None`` for a store without the ``deployments`` table (written
         before deployments existed).
     """
-    if not _deployments_exist():
-        return None
-    return [str(d) for d in sql("SELECT definition FROM deployments ORDER BY name")["definition"]]
+    with _read() as reader:
+        if not _deployments_exist(reader):
+            return None
+        found = reader.execute("SELECT definition FROM deployments ORDER BY name").fetchall()
+    return [str(definition) for (definition,) in found]
 
 
 def last_deployment_runs() -> pandas.DataFrame:
@@ -752,9 +1450,95 @@ def last_deployment_runs() -> pandas.DataFrame:
         ``deployment_id``, and the run's ``id``, ``state_name``,
         ``state_type`` and ``created``.
     """
-    return sql(
-        "SELECT deployment_id, arg_max(id, created) AS id, "
-        "arg_max(state_name, created) AS state_name, arg_max(state_type, created) AS state_type, "
-        "max(created) AS created FROM flow_runs "
-        "WHERE deployment_id IS NOT NULL AND parent_flow_run_id IS NULL GROUP BY deployment_id"
-    )
+    with _read() as reader:
+        return reader.fetch(_LAST_DEPLOYMENT_RUNS)
+
+
+def last_deployment_run_rows() -> list[dict[str, Any]]:
+    """:func:`last_deployment_runs` as rows."""
+    with _read() as reader:
+        return reader.fetch(_LAST_DEPLOYMENT_RUNS, None, ROWS)
+
+
+_LAST_DEPLOYMENT_RUNS = (
+    "SELECT deployment_id, arg_max(id, created) AS id, "
+    "arg_max(state_name, created) AS state_name, arg_max(state_type, created) AS state_type, "
+    "max(created) AS created FROM flow_runs "
+    "WHERE deployment_id IS NOT NULL AND parent_flow_run_id IS NULL GROUP BY deployment_id"
+)
+
+
+@dataclass
+class HistoryPage:
+    """One page of :func:`history_page`.
+
+    Attributes
+    ----------
+    runs
+        Rows of ``flow_runs`` (the columns the history shows) with
+        ``task_runs``, newest first.
+    total
+        How many flow runs match the filters in all.
+    """
+
+    runs: list[dict[str, Any]]
+    total: int
+
+
+def history_page(
+    flow: str | None = None,
+    state: str | None = None,
+    since: Any = None,
+    until: Any = None,
+    offset: int = 0,
+    limit: int = 20,
+) -> HistoryPage:
+    """A page of flow runs for the run history widget, with the count of all that match.
+
+    Parameters
+    ----------
+    flow
+        Only runs of this flow.
+    state
+        Only runs in this state, by name or type (case-insensitive).
+    since, until
+        Only runs created at or after ``since`` and before ``until`` (datetimes).
+    offset, limit
+        The page.
+
+    Returns
+    -------
+    HistoryPage
+    """
+    where, params = _flow_run_filter(flow, state, None)
+    if since is not None:
+        where += " AND created >= ?"
+        params.append(since)
+    if until is not None:
+        where += " AND created < ?"
+        params.append(until)
+    with _read() as reader:
+        (total,) = reader.one(f"SELECT count(*) FROM flow_runs WHERE {where}", params)
+        page = _newest(
+            reader,
+            f"SELECT id, created FROM flow_runs WHERE {where}{{recent}} "
+            "ORDER BY created DESC NULLS LAST, id DESC",
+            params,
+            limit,
+            offset,
+        )
+        runs = _whole_rows(reader, page)
+        counts = _task_run_counts(reader, runs)
+    for run in runs:
+        run["task_runs"] = counts.get(run["id"], 0)
+    return HistoryPage(runs=runs, total=int(total))
+
+
+def flow_names() -> list[str]:
+    """Every flow name in the store, sorted."""
+    with _read() as reader:
+        found = reader.execute(
+            "SELECT DISTINCT flow_name FROM flow_runs WHERE flow_name IS NOT NULL "
+            "ORDER BY flow_name"
+        ).fetchall()
+    return [str(name) for (name,) in found]

@@ -21,7 +21,9 @@ throughout, so no compaction, query or deployment change runs meanwhile. It:
 
 What can come back follows from where each thing lives:
 
-- a running process's journal is kept whole, so its runs all come back;
+- a running process's current journal part is kept whole, so its runs come
+  back; parts it has left (rotated, see :mod:`kernelflow.store.journal`) are
+  deleted once folded, like a finished process's journal below;
 - a finished process's journal is deleted once folded (see
   :mod:`kernelflow.store.compact`): its runs, logs and cache hits lived only
   in the old file, and come back only as far as that file still reads;

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
+from contextlib import ExitStack
 from typing import Any
 
 import ipywidgets
@@ -55,7 +56,7 @@ _LOG_LINES = 300
 
 
 def _epoch(value: Any) -> float | None:
-    """Epoch seconds of a DuckDB timestamp (pandas Timestamp), or None for NULL."""
+    """Epoch seconds of a DuckDB timestamp (a datetime), or None for NULL."""
     if value is None:
         return None
     try:
@@ -97,33 +98,20 @@ def load_page(
     page, page_size:
         Which page.
     """
-    from kernelflow.store.queries import sql
+    from kernelflow.store.queries import history_page
 
-    where, params = ["TRUE"], []
-    if flow:
-        where.append("flow_name = ?")
-        params.append(flow)
-    if state:
-        where.append("(lower(state_name) = lower(?) OR lower(state_type) = lower(?))")
-        params += [state, state]
-    if since is not None:
-        where.append("created >= ?")
-        params.append(dt.datetime.combine(since, dt.time()).astimezone())
-    if until is not None:
-        where.append("created < ?")
-        params.append(dt.datetime.combine(until + dt.timedelta(days=1), dt.time()).astimezone())
-    condition = " AND ".join(where)
-    total = int(sql(f"SELECT count(*) AS n FROM flow_runs WHERE {condition}", params)["n"][0])
-    frame = sql(
-        "SELECT id, flow_name, name, state_name, state_type, state_message, created, "
-        "start_time, end_time, duration_s, run_count, deployment_id, "
-        "(SELECT count(*) FROM task_runs t WHERE t.flow_run_id = f.id) AS task_runs "
-        f"FROM flow_runs f WHERE {condition} "
-        "ORDER BY created DESC NULLS LAST, id DESC LIMIT ? OFFSET ?",
-        [*params, int(page_size), int(page) * int(page_size)],
+    found = history_page(
+        flow or None,
+        state or None,
+        None if since is None else dt.datetime.combine(since, dt.time()).astimezone(),
+        None
+        if until is None
+        else dt.datetime.combine(until + dt.timedelta(days=1), dt.time()).astimezone(),
+        offset=int(page) * int(page_size),
+        limit=int(page_size),
     )
     rows = []
-    for record in frame.to_dict("records"):
+    for record in found.runs:
         rows.append(
             {
                 "id": record["id"],
@@ -140,17 +128,14 @@ def load_page(
                 "task_runs": int(record["task_runs"]),
             }
         )
-    return rows, total
+    return rows, found.total
 
 
 def flow_names() -> list[str]:
     """Every flow name in the store, sorted."""
-    from kernelflow.store.queries import sql
+    from kernelflow.store.queries import flow_names as stored_flow_names
 
-    frame = sql(
-        "SELECT DISTINCT flow_name FROM flow_runs WHERE flow_name IS NOT NULL ORDER BY flow_name"
-    )
-    return [str(name) for name in frame["flow_name"]]
+    return stored_flow_names()
 
 
 def load_run(flow_run_id: str) -> dict:
@@ -161,11 +146,11 @@ def load_run(flow_run_id: str) -> dict:
     RunNotFoundError
         No flow run has this id (it was deleted from the store).
     """
-    from kernelflow.store.queries import get_flow_run, logs_of, task_runs_of
+    from kernelflow.store.queries import find_flow_run, log_page_rows, task_run_rows
 
-    run = get_flow_run(flow_run_id).to_dict("records")[0]
+    run = find_flow_run(flow_run_id)
     tasks = []
-    for record in task_runs_of(run["id"]).to_dict("records"):
+    for record in task_run_rows(run["id"]):
         tasks.append(
             {
                 "id": record["id"],
@@ -182,7 +167,8 @@ def load_run(flow_run_id: str) -> dict:
             }
         )
     names = {t["id"]: t["name"] for t in tasks}
-    logs = logs_of(run["id"]).tail(_LOG_LINES).to_dict("records")
+    # Only the newest lines leave the database (cut in SQL), however many the run logged.
+    logs = log_page_rows(run["id"], limit=_LOG_LINES).lines
     lines = [
         f"{format_time(_epoch(r['timestamp']))[11:]} | {r['level_name'] or '':<7} | "
         f"{names.get(r['run_id'], 'flow')} - {r['message']}"
@@ -364,7 +350,20 @@ class RunHistory(ipywidgets.VBox):
         self.detail: dict | None = None
         self.note: str | None = None
         self._last_refresh = 0.0
-        names = _safe(flow_names, [])
+        from kernelflow.store.queries import session, watch_lag
+
+        with ExitStack() as reading:
+            # The flow names and the first page share one connection to the store.
+            lag = reading.enter_context(watch_lag())
+            _safe(lambda: reading.enter_context(session()), None)
+            self._build(flow, state, _safe(flow_names, []))
+            self.refresh()
+        if lag and self.note is None:  # the shared connection found the store behind
+            self.note = lag[0]
+            self._render()
+
+    def _build(self, flow: str | None, state: str | None, names: list[str]) -> None:
+        """Make the filters, buttons and table (``names``: the flows to offer)."""
         if flow and flow not in names:
             names.append(flow)
         style = {"description_width": "initial"}
@@ -401,19 +400,22 @@ class RunHistory(ipywidgets.VBox):
                 self.table,
             ]
         )
-        self.refresh()
 
     # --- data ---------------------------------------------------------------------------
     def refresh(self) -> None:
         """Read the current page (and the opened run) from the store again."""
         self._last_refresh = time.monotonic()
+        from kernelflow.store.queries import session, watch_lag
+
         try:
             flow = None if self.flow_filter.value == _ALL else self.flow_filter.value
             state = None if self.state_filter.value == _ALL else self.state_filter.value
-            self.rows, self.total = load_page(
-                flow, state, self.since.value, self.until.value, self.page, self.page_size
-            )
-            self.note = None
+            with watch_lag() as lag, session():
+                self.rows, self.total = load_page(
+                    flow, state, self.since.value, self.until.value, self.page, self.page_size
+                )
+            # A big backlog is folded elsewhere meanwhile: say the page may lack the newest runs.
+            self.note = lag[0] if lag else None
         except Exception as exc:  # the store may be locked or unreadable for a moment
             report("reading the run history", exc)
             self.note = f"Could not read the store: {exc}"

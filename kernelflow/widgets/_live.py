@@ -88,6 +88,9 @@ class LiveRun:
         self.shown = False
         #: The run whose final state, reached on the main thread, ends the view at once.
         self.final_run_id: str | None = None
+        #: The runs the tracker finds this view by (forgotten when it finishes). Task runs
+        #: of a shown flow run are found through their flow run, so they are not listed.
+        self.owned: list[str] = []
 
     def show(self) -> None:
         """Display the view in the current cell's output (call on the main thread)."""
@@ -180,6 +183,8 @@ class Tracker:
         self.cell_view: LiveRun | None = None
         #: Views that finished since the last cell started (their final bundle is re-sent).
         self._finished_since_cell: list[LiveRun] = []
+        #: The latest run :meth:`model_of` found a model for, and that model.
+        self._last_found: tuple[str | None, Any] = (None, None)
 
     @property
     def mode(self) -> str:
@@ -280,6 +285,10 @@ class Tracker:
         Task runs of a shown flow are not registered one by one: a record logged
         in such a run's own context is found through its flow run.
         """
+        last_id, last_model = self._last_found
+        if run_id == last_id:
+            # The console gate and the view's log handler both ask, for every record.
+            return last_model
         live = self.owner.get(run_id)
         if live is None:
             ctx = context.task_context.get()
@@ -288,6 +297,7 @@ class Tracker:
             live = self.owner.get(ctx.task_run.flow_run_id)
             if live is None:
                 return None
+        self._last_found = (run_id, live.model)
         return live.model
 
     def _new_flow_run(self, run: FlowRun, state: State) -> None:
@@ -322,7 +332,7 @@ class Tracker:
             status = StatusModel(run)
             live = LiveRun(status, self.mode)
             live.final_run_id = run.id
-            self.owner[run.id] = live
+            self._own(live, run.id)
             status.push(run, state)
             return
         live = self.cell_view
@@ -344,6 +354,7 @@ class Tracker:
         if state.name == "Cached":  # the hit's printed line is the cell's one status line
             live.finished = True
             self.owner.pop(run.id, None)
+            self._last_found = (None, None)
             return False
         live.on_finish.append(self._finished)
         try:
@@ -357,8 +368,12 @@ class Tracker:
         return True
 
     def _join(self, live: LiveRun, run: Any, state: State) -> None:
-        self.owner[run.id] = live
+        self._own(live, run.id)
         live.model.push(run, state)
+
+    def _own(self, live: LiveRun, run_id: str) -> None:
+        self.owner[run_id] = live
+        live.owned.append(run_id)
 
     def _start(self, model: Any, run_id: str | None) -> LiveRun:
         live = LiveRun(model, self.mode)
@@ -370,18 +385,14 @@ class Tracker:
             live.finished = True
             return live
         if run_id is not None:
-            self.owner[run_id] = live
+            self._own(live, run_id)
         ticker.add(live)
         return live
 
     def _finished(self, live: LiveRun) -> None:
         # Forget the runs of a finished view so the maps do not grow for the kernel's life.
-        model = live.model
-        with model.lock:
-            run_ids = list(model.state_of if isinstance(model, RunModel) else model.runs)
-        if model.flow_run_id is not None:
-            run_ids.append(model.flow_run_id)
-        for run_id in run_ids:
+        self._last_found = (None, None)
+        for run_id in live.owned:
             if self.owner.get(run_id) is live:
                 self.owner.pop(run_id, None)
         if live.handle is not None and not _on_main_thread():
@@ -397,6 +408,7 @@ class Tracker:
         for live in set(self.owner.values()):
             ticker.discard(live)
         self.owner.clear()
+        self._last_found = (None, None)
 
 
 _MAIN = threading.main_thread().ident

@@ -1,14 +1,17 @@
 """The in-memory model behind one live run view.
 
 The engine calls the listener on every transition, on whichever thread moved
-the run, so that path copies a few fields into a tuple and does one
-dictionary store: :meth:`RunModel.push` keeps the run's latest
-:data:`Event`. A few times a second the ticker thread
-calls :meth:`RunModel.apply`, which folds those into per-task-name counters
-(how many runs of each task are in each state) and, for the few runs a view
-lists, a :class:`Row` of fields copied from the run. Transitions that came and
-went between two looks (a trivial task's Pending and Running) cost nothing
-more, so a 10,000-task flow costs a few microseconds per task.
+the run, so :meth:`RunModel.push` does a constant, small amount of work there:
+under the model's lock it moves the run from one count to the next (how many
+runs of each task name are in each state), and copies a few fields only for
+the runs a view lists. Nothing is kept per run once it has finished, except
+for those listed runs and the latest finished runs of each task name: the
+runs still going are the only ones the model remembers (to move their count
+on their next state), so a flow of a million task runs costs the view no more
+memory than one of a hundred. Log records are kept the same way
+(:meth:`RunModel.add_log`): the latest few hundred of all runs, formatted
+only when shown. The ticker thread renders a few times a second; its work
+does not grow with the number of runs either.
 
 A view lists every run while it has at most :data:`GROUP_THRESHOLD`; above
 that it shows one row per task name, and keeps rows only for runs worth
@@ -26,6 +29,7 @@ hands each to the model of the view showing its run).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -50,10 +54,11 @@ __all__ = [
 
 #: Above this many task runs, the table shows one row per task name with counts.
 GROUP_THRESHOLD = 40
-#: Log lines kept in memory per run (the store keeps them all).
+#: Log lines kept in memory per listed run (the store keeps them all).
 LOG_LINES = 200
-#: Runs whose log lines are kept in memory per view (the oldest are dropped first).
-LOG_RUNS = 2000
+#: The latest log lines of a view's runs kept in memory, whichever run logged them: a run
+#: the view does not list (one of thousands) shows those of its lines still kept.
+LOG_KEEP = 500
 #: Runs listed when a grouped row is opened.
 GROUP_DETAIL_ROWS = 25
 #: Failed runs kept per view for a grouped row's detail.
@@ -295,25 +300,26 @@ class RunModel:
                 self.flow.update(event_of(flow_run, flow_run.state))
         self.created = time.time()
         self.lock = threading.Lock()
-        #: The latest transition of each run since the last :meth:`apply`.
-        self.latest: dict[str, Event] = {}
-        #: Log records since the last :meth:`apply`.
-        self.records: deque[tuple[str, Any]] = deque()
-        #: Current state name, tries and finality of every run (plain values only, so
-        #: the garbage collector soon stops tracking it).
-        self.state_of: dict[str, tuple[str, int, bool]] = {}
+        #: Every run not final yet: its group's counts, its state name, tries and group (a
+        #: finished run is forgotten: engine runs never leave a final state).
+        self.active: dict[str, tuple[dict[str, int], str, int, str]] = {}
+        #: Task runs (and subflow runs) seen so far.
+        self.total = 0
         #: Per group (task name): how many of its runs are in each state, plus "_retries".
         self.groups: dict[str, dict[str, int]] = {}
         #: Kept rows: every run while there are few, then failures and retries.
         self.rows: dict[str, Row] = {}
-        #: The latest finished runs of each group, as rows.
-        self.recent: dict[str, deque[Row]] = {}
+        #: The latest finished runs of each group, as events (made rows when shown).
+        self.recent: dict[str, deque[Event]] = {}
         self.finished = 0
         self.first_start: float | None = None
         self.last_end: float | None = None
         #: Bumped on every change; the view re-renders when it differs from the last push.
         self.version = 0
+        #: Log lines of the listed runs (those in :attr:`rows`).
         self.logs: dict[str, deque[LogLine]] = {}
+        #: The latest log records of all runs, ``(run id, record)``.
+        self.log_records: deque[tuple[str, Any]] = deque(maxlen=LOG_KEEP)
         #: When the next try of a run waiting to retry starts (epoch seconds).
         self.retry_at: dict[str, float] = {}
         #: The row the user opened: a run id, or ``group:<task name>``.
@@ -324,28 +330,117 @@ class RunModel:
         #: Artifacts of the runs shown, by id: the fields a view lists (newest ARTIFACTS).
         self.artifacts: dict[str, dict] = {}
         self.notices: deque[tuple[str, LogLine]] = deque(maxlen=NOTICES)
-        self.log_tail: deque[tuple[str, LogLine]] = deque(maxlen=LOG_TAIL)
         self.log_count = 0
 
     # --- fed by the listener (any thread; keep cheap) --------------------------------------
     def push(self, run: TaskRun | FlowRun, state: State) -> None:
-        """Take a transition of one of this view's runs: a few field reads, one dict store.
+        """Take a transition of one of this view's runs: move its count, in constant time.
 
-        A failed try's message is kept at once (the next try may replace the
-        state before :meth:`apply` looks).
+        A listed run's fields are copied; a failed try's message is kept at
+        once (the view lists every retried run, with its failed tries).
         """
-        event = event_of(run, state)
-        self.latest[run.id] = event
-        if state.name == "AwaitingRetry":
+        run_id = run.id
+        if run_id == self.flow_run_id:
+            event = event_of(run, state)
             with self.lock:
-                row = self.rows.get(run.id)
-                if row is None:
-                    row = self.rows[run.id] = Row(event)
+                self.flow.update(event)  # type: ignore[union-attr]
+                self.version += 1
+            return
+        name = state.name
+        kind = state.type._value_
+        tries = run.run_count
+        with self.lock:
+            self.version += 1
+            before = self.active.get(run_id)
+            if before is None:  # a new run
+                self.total += 1
+                group = getattr(run, "task_name", None)
+                if group is None:  # a subflow run, shown as a row of its parent's view
+                    group = f"subflow {run.flow_name}"
+                counts = self.groups.get(group)
+                if counts is None:
+                    counts = self.groups[group] = {}
+                start = run.start_time
+                if start is not None and (self.first_start is None or start < self.first_start):
+                    self.first_start = start
+            else:
+                counts, before_name, tries_before, group = before
+                counts[before_name] -= 1
+                if tries > tries_before:
+                    counts["_retries"] = counts.get("_retries", 0) + tries - tries_before
+                if self.first_start is None and run.start_time is not None:
+                    self.first_start = run.start_time
+            counts[name] = counts.get(name, 0) + 1
+            if kind in _FINAL_VALUES:
+                if before is not None:
+                    del self.active[run_id]
+                self.finished += 1
+                end = run.end_time
+                if end is not None and (self.last_end is None or end > self.last_end):
+                    self.last_end = end
+                final = True
+            else:
+                self.active[run_id] = (counts, name, tries if tries > 1 else 1, group)
+                final = False
+            row = self.rows.get(run_id)
+            if row is None:
+                if (
+                    self.total > GROUP_THRESHOLD
+                    and name != "AwaitingRetry"
+                    and (kind not in _FAILED_VALUES or len(self.rows) >= FAILED_ROWS)
+                ):
+                    if final:  # the latest finished runs of a group, for its detail
+                        recent = self.recent.get(group)
+                        if recent is None:
+                            recent = self.recent[group] = deque(maxlen=GROUP_DETAIL_ROWS)
+                        recent.append(event_of(run, state))
+                    return
+                event = event_of(run, state)
+                row = self.rows[run_id] = Row(event)
+            else:
+                event = event_of(run, state)
+            row.update(event)
+            if name == "AwaitingRetry":
                 row.retry_errors = [*(row.retry_errors or ()), state.message or "failed"]
+            if final and self.total > GROUP_THRESHOLD:
+                self._add_recent(group, event)
+
+    def _add_recent(self, group: str, event: Event) -> None:
+        recent = self.recent.get(group)
+        if recent is None:
+            recent = self.recent[group] = deque(maxlen=GROUP_DETAIL_ROWS)
+        recent.append(event)
 
     def add_log(self, run_id: str, record: Any) -> None:
-        """Take a log record of one of this view's runs."""
-        self.records.append((run_id, record))
+        """Take a log record of one of this view's runs (on the logging thread).
+
+        Kept at once rather than queued for the ticker: a queue would hold a
+        few thousand records between two looks, which the garbage collector
+        then walks again and again.
+        """
+        with self.lock:
+            item = (run_id, record)
+            kept = self.log_records
+            kept.append(item)
+            self.log_count += 1
+            self.version += 1
+            # A record becomes a line (formatted when shown) only where a view lists it:
+            # a listed run's lines, and warnings.
+            lines = self.logs.get(run_id)
+            if lines is not None:
+                lines.append(LogLine(record.created, record.levelname, record=record))
+            elif run_id in self.rows:
+                lines = self.logs[run_id] = deque(
+                    (LogLine(r.created, r.levelname, record=r) for i, r in kept if i == run_id),
+                    maxlen=LOG_LINES,
+                )
+            if record.levelno >= logging.WARNING and (
+                # The engine's errors report a run's failure, which the view shows already
+                # (its state and error): shown again, the error would show twice.
+                record.levelno == logging.WARNING or not _is_own_record(record)
+            ):
+                line = LogLine(record.created, record.levelname, record=record)
+                self.notices.append((getattr(record, "run_label", None) or "", line))
 
     def add_artifact(self, event: dict) -> None:
         """Take an artifact one of this view's runs created (an ``artifact`` journal event).
@@ -388,84 +483,18 @@ class RunModel:
 
     # --- folding (ticker thread, or a reader) ------------------------------------------
     def apply(self) -> None:
-        """Fold the transitions and log records taken since the last call."""
-        latest, records = self.latest, self.records
-        if not latest and not records:
-            return
-        with self.lock:
-            changed = 0
-            # list() and pop() are atomic, so the engine's threads may keep storing meanwhile:
-            # a run stored again before its pop is taken at its newer state, one stored
-            # after waits for the next round. Dicts keep the order runs were first seen.
-            for run_id in list(latest):
-                event = latest.pop(run_id, None)
-                if event is None:
-                    continue
-                changed += 1
-                if run_id == self.flow_run_id:
-                    self.flow.update(event)  # type: ignore[union-attr]
-                else:
-                    self._fold(event)
-            while records:
-                try:
-                    run_id, record = records.popleft()
-                except IndexError:
-                    break
-                changed += 1
-                lines = self.logs.get(run_id)
-                if lines is None:
-                    if len(self.logs) >= LOG_RUNS:
-                        del self.logs[next(iter(self.logs))]
-                    lines = self.logs[run_id] = deque(maxlen=LOG_LINES)
-                line = LogLine(record.created, record.levelname, record=record)
-                lines.append(line)
-                who = getattr(record, "run_label", None) or ""
-                self.log_tail.append((who, line))
-                self.log_count += 1
-                if _is_notice(record):
-                    self.notices.append((who, line))
-            self.version += changed
+        """Fold pending changes (none: transitions and log records are taken at once).
 
-    def _fold(self, event: Event) -> None:
-        run_id, _, group, _, name, kind, _, start, end, tries, _ = event
-        final = kind in _FINAL_VALUES
-        before = self.state_of.get(run_id)
-        counts = self.groups.get(group)
-        if counts is None:
-            counts = self.groups[group] = {}
-        if before is not None:
-            counts[before[0]] -= 1
-            if before[2]:
-                self.finished -= 1
-            tries_before = before[1]
-        else:
-            tries_before = 1
-        if tries > tries_before:
-            counts["_retries"] = counts.get("_retries", 0) + tries - tries_before
-        counts[name] = counts.get(name, 0) + 1
-        self.state_of[run_id] = (name, max(tries, 1), final)
-        if final:
-            self.finished += 1
-            if end is not None and (self.last_end is None or end > self.last_end):
-                self.last_end = end
-        if start is not None and (self.first_start is None or start < self.first_start):
-            self.first_start = start
-        row = self.rows.get(run_id)
-        if row is None and (
-            len(self.state_of) <= GROUP_THRESHOLD
-            or (kind in _FAILED_VALUES and len(self.rows) < FAILED_ROWS)
-        ):
-            row = self.rows[run_id] = Row(event)
-        if row is not None:
-            row.update(event)
-        if final and len(self.state_of) > GROUP_THRESHOLD:
-            recent = self.recent.get(group)
-            if recent is None:
-                recent = self.recent[group] = deque(maxlen=GROUP_DETAIL_ROWS)
-            if row is None:
-                row = Row(event)
-                row.update(event)
-            recent.append(row)
+        Kept for the views, which call it before they look.
+        """
+
+    def _log_tail(self) -> list[tuple[str, LogLine]]:
+        """The latest :data:`LOG_TAIL` lines of all runs, ``(who, line)`` (under the lock)."""
+        kept = self.log_records
+        return [
+            (getattr(r, "run_label", None) or "", LogLine(r.created, r.levelname, record=r))
+            for _, r in itertools.islice(kept, max(0, len(kept) - LOG_TAIL), None)
+        ]
 
     def mark_cell_done(self) -> None:
         """The cell that submitted these task runs has returned."""
@@ -484,7 +513,7 @@ class RunModel:
         """The view's overall state: the flow run's, or one derived from a cell's task runs."""
         if self.flow is not None:
             return self.flow.as_dict()["state"]
-        total = len(self.state_of)
+        total = self.total
         if self.finished < total or not total:
             return {"name": "Running", "type": "RUNNING", "message": None}
         failed = sum(
@@ -502,10 +531,9 @@ class RunModel:
 
     def is_final(self) -> bool:
         """True once nothing shown here can change any more."""
-        self.apply()
         if self.flow is not None:
             return self.flow.final
-        return self.cell_done and self.finished == len(self.state_of)
+        return self.cell_done and self.finished == self.total
 
     def times(self) -> tuple[float | None, float | None]:
         """(start, end) of what the view shows; end is None while it runs."""
@@ -522,9 +550,8 @@ class RunModel:
         ``static`` adds every listed run's details (:attr:`Snapshot.row_details`),
         for the static HTML that replaces a finished view.
         """
-        self.apply()
         with self.lock:
-            total = len(self.state_of)
+            total = self.total
             grouped = total > group_threshold
             if grouped:
                 rows = [_group_row(name, dict(counts)) for name, counts in self.groups.items()]
@@ -532,7 +559,7 @@ class RunModel:
                 rows = [r.as_dict(self.retry_at.get(r.id)) for r in self.rows.values()]
             finished, selected, state = self.finished, self.selected, self.state()
             artifacts = [dict(a) for a in self.artifacts.values()]
-            notices, log_tail, log_count = list(self.notices), list(self.log_tail), self.log_count
+            notices, log_tail, log_count = list(self.notices), self._log_tail(), self.log_count
         start, end = self.times()
         return Snapshot(
             kind=self.kind,
@@ -588,9 +615,13 @@ class RunModel:
                     and (r.retry_errors or not (r.final and r.state_type == "COMPLETED"))
                 ]
                 failed.sort(key=lambda r: (r.state_type not in _FAILED_VALUES, not r.final))
-                recent = list(reversed(self.recent.get(name, ())))
                 seen = {r.id for r in failed}
-                picked = (failed + [r for r in recent if r.id not in seen])[:GROUP_DETAIL_ROWS]
+                recent = [
+                    self.rows.get(e[0]) or _row_of(e)
+                    for e in reversed(self.recent.get(name, ()))
+                    if e[0] not in seen
+                ]
+                picked = (failed + recent)[:GROUP_DETAIL_ROWS]
                 total = sum(
                     v for k, v in self.groups.get(name, {}).items() if not k.startswith("_")
                 )
@@ -603,11 +634,19 @@ class RunModel:
             row = self.rows.get(selected)
             if row is None:
                 row = next(
-                    (r for rows in self.recent.values() for r in rows if r.id == selected), None
+                    (_row_of(e) for es in self.recent.values() for e in es if e[0] == selected),
+                    None,
                 )
             if row is None:
                 return None
-            lines = list(self.logs.get(selected, ()))
+            lines = self.logs.get(selected)
+            if lines is None:  # a run the view does not list: its lines still kept
+                lines = [
+                    LogLine(r.created, r.levelname, record=r)
+                    for i, r in self.log_records
+                    if i == selected
+                ][-LOG_LINES:]
+            lines = list(lines)
             return {
                 "kind": "run",
                 "row": row.as_dict(self.retry_at.get(row.id)),
@@ -617,17 +656,17 @@ class RunModel:
             }
 
 
-def _is_notice(record: Any) -> bool:
-    """Whether a log line is shown at once: a warning or error, except the engine's errors.
-
-    The engine's errors report a run's failure, which the view shows already (its
-    state and error); repeating them would show the error twice.
-    """
+def _is_own_record(record: Any) -> bool:
     from kernelflow.logs import is_own_record
 
-    if record.levelno < logging.WARNING:
-        return False
-    return record.levelno == logging.WARNING or not is_own_record(record)
+    return is_own_record(record)
+
+
+def _row_of(event: Event) -> Row:
+    """A row made from the event of a finished run (shown in a grouped row's detail)."""
+    row = Row(event)
+    row.update(event)
+    return row
 
 
 def _group_row(name: str, counts: dict[str, int]) -> dict:

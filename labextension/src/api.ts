@@ -242,9 +242,7 @@ export function apiUrl(path: string, query: Query = {}): string {
     }
   }
   const search = params.toString();
-  return (
-    URLExt.join(settings.baseUrl, 'kernelflow', 'api', path) + (search ? `?${search}` : '')
-  );
+  return URLExt.join(settings.baseUrl, 'kernelflow', 'api', path) + (search ? `?${search}` : '');
 }
 
 /**
@@ -275,15 +273,17 @@ export async function request<T>(
     throw new ApiError(0, `The Jupyter server did not answer: ${error}`);
   }
   const text = await response.text();
-  let parsed: any = null;
+  // Whatever JSON the server sent: the caller's `T` on success, `{message}` on error.
+  let parsed: unknown = null;
   try {
     parsed = text ? JSON.parse(text) : null;
   } catch {
     parsed = null;
   }
   if (!response.ok) {
+    const problem = parsed as { message?: unknown; reason?: unknown } | null;
     const message =
-      (parsed && (parsed.message || parsed.reason)) ||
+      (problem && (problem.message || problem.reason)) ||
       `${response.status} ${response.statusText}`;
     throw new ApiError(response.status, String(message).split('\n')[0]);
   }
@@ -302,10 +302,10 @@ export function getJSON<T>(path: string, query: Query = {}): Promise<T> {
 
 /** `runs/<id>` with the id escaped, plus an optional action (`cancel`, `notebook`...). */
 export function runPath(id: string, action = ''): string {
-  return `runs/${encodeURIComponent(id)}${action ? '/' + action : ''}`;
+  return `runs/${encodeURIComponent(id)}${action ? `/${action}` : ''}`;
 }
 
 /** `deployments/<name>` with the name escaped, plus an optional action (`runs`). */
 export function deploymentPath(name: string, action = ''): string {
-  return `deployments/${encodeURIComponent(name)}${action ? '/' + action : ''}`;
+  return `deployments/${encodeURIComponent(name)}${action ? `/${action}` : ''}`;
 }

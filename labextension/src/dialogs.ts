@@ -48,7 +48,7 @@ class SubmitDialog<T, R> extends Dialog<T> {
 
   resolve(index?: number): void {
     const button = this._buttonList[index ?? this._buttonList.length - 1];
-    if (!button || !button.accept) {
+    if (!button?.accept) {
       super.resolve(index);
       return;
     }

@@ -21,9 +21,7 @@ export function h<K extends keyof HTMLElementTagNameMap>(
     if (child === null || child === undefined || child === false) {
       continue;
     }
-    element.appendChild(
-      child instanceof Node ? child : document.createTextNode(String(child))
-    );
+    element.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return element;
 }

@@ -4,7 +4,7 @@
 
 /** `35 ms`, `1.2 s`, `3 min 4 s`, `2 h 5 min`. */
 export function formatDuration(seconds: number | null | undefined): string {
-  if (seconds === null || seconds === undefined || !isFinite(seconds)) {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) {
     return '';
   }
   if (seconds < 1) {
@@ -50,7 +50,7 @@ export function formatTime(iso: string | null | undefined): string {
     return '';
   }
   const when = new Date(iso);
-  if (isNaN(when.getTime())) {
+  if (Number.isNaN(when.getTime())) {
     return '';
   }
   const now = new Date();
@@ -72,7 +72,7 @@ export function relativeTime(iso: string | null | undefined): string {
     return '';
   }
   const delta = (Date.parse(iso) - Date.now()) / 1000;
-  if (isNaN(delta)) {
+  if (Number.isNaN(delta)) {
     return '';
   }
   const text = formatDuration(Math.abs(delta)).replace(/\.\d+/, '');

@@ -5,14 +5,14 @@
  */
 import {
   ILayoutRestorer,
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
+  type JupyterFrontEnd,
+  type JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
-import { DocumentRegistry } from '@jupyterlab/docregistry';
+import type { DocumentRegistry } from '@jupyterlab/docregistry';
 import { ToolbarButton } from '@jupyterlab/ui-components';
-import { DisposableDelegate, IDisposable } from '@lumino/disposable';
-import { Widget } from '@lumino/widgets';
+import { DisposableDelegate, type IDisposable } from '@lumino/disposable';
+import type { Widget } from '@lumino/widgets';
 
 import { kernelflowIcon } from './icon';
 import { RunsPanel } from './panel';
@@ -25,7 +25,7 @@ const COMMAND_SCHEDULE = 'kernelflow:schedule-notebook';
 /** A document widget's path, when it is a notebook on the server's own drive. */
 function notebookPath(widget: Widget | null): string | null {
   const path = (widget as { context?: { path?: string } } | null)?.context?.path;
-  if (!path || !path.endsWith('.ipynb') || path.includes(':')) {
+  if (!path?.endsWith('.ipynb') || path.includes(':')) {
     return null; // not a notebook, or one on another drive (an executed run's)
   }
   return path;

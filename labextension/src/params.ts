@@ -42,7 +42,7 @@ export class ParamInputs {
     for (const spec of specs) {
       const id = `${prefix}-${spec.name}`;
       const type = (spec.type || '').toLowerCase();
-      const given = Object.prototype.hasOwnProperty.call(values, spec.name);
+      const given = Object.hasOwn(values, spec.name);
       const value = given ? values[spec.name] : spec.default;
       let input: HTMLInputElement;
       if (type === 'bool') {
@@ -101,7 +101,8 @@ export class ParamInputs {
   values(changedOnly = false): Record<string, unknown> {
     const result: Record<string, unknown> = {};
     for (const spec of this.specs) {
-      const input = this._inputs.get(spec.name)!;
+      // The constructor made an input for every spec.
+      const input = this._inputs.get(spec.name) as HTMLInputElement;
       const value = this._read(spec, input);
       if (changedOnly && JSON.stringify(value) === JSON.stringify(this._initial.get(spec.name))) {
         continue;
@@ -127,7 +128,7 @@ export class ParamInputs {
     }
     if (type === 'int' || type === 'float') {
       const number = Number(raw);
-      if (!isFinite(number) || (type === 'int' && !Number.isInteger(number))) {
+      if (!Number.isFinite(number) || (type === 'int' && !Number.isInteger(number))) {
         const what = type === 'int' ? 'an integer' : 'a number';
         throw new Error(`Parameter ${spec.name} must be ${what}.`);
       }

@@ -1,23 +1,22 @@
 /**
- * The "Schedule this notebook" dialog (also used to edit a deployment) and
- * the "Run now" dialog with parameter overrides.
+ * The "Schedule this notebook" dialog (also used to edit a deployment), and
+ * how a deployment's notebook and its parameters are found from the browser.
  */
 import { PageConfig } from '@jupyterlab/coreutils';
 
 import {
-  ApiError,
+  type ApiError,
   deploymentPath,
   getJSON,
-  IDeployment,
-  IDeploymentInput,
-  INotebookParameters,
-  IRunStarted,
-  ISchedulePreview,
+  type IDeployment,
+  type IDeploymentInput,
+  type INotebookParameters,
+  type ISchedulePreview,
   request
 } from './api';
 import { FormBody, submitDialog } from './dialogs';
 import { h } from './dom';
-import { IParamSpec, ParamInputs } from './params';
+import { type IParamSpec, ParamInputs } from './params';
 
 /** Milliseconds the preview waits after the last key press before asking the server. */
 const PREVIEW_DELAY_MS = 350;
@@ -184,7 +183,7 @@ export class ScheduleForm extends FormBody<IDeploymentInput> {
       'fieldset',
       { class: 'kf-Fieldset' },
       h('legend', {}, 'Parameters'),
-      d && !d.parameters && parameters && parameters.length
+      d && !d.parameters && parameters?.length
         ? h(
             'div',
             { class: 'kf-Hint' },
@@ -192,7 +191,7 @@ export class ScheduleForm extends FormBody<IDeploymentInput> {
           )
         : null,
       this._params
-        ? parameters!.length
+        ? parameters?.length
           ? this._params.node
           : h('div', { class: 'kf-Hint' }, 'This notebook has no parameters cell.')
         : h('div', { class: 'kf-Hint kf-mod-error' }, parametersError || '')
@@ -424,14 +423,14 @@ export class ScheduleForm extends FormBody<IDeploymentInput> {
  */
 export function serverRelative(path: string): string {
   const root = (PageConfig.getOption('serverRoot') || '').replace(/\/+$/, '');
-  if (root && path.startsWith(root + '/')) {
+  if (root && path.startsWith(`${root}/`)) {
     return path.slice(root.length + 1);
   }
   return path;
 }
 
 /** The notebook's parameters, or null and why they could not be read. */
-async function readParameters(
+export async function readParameters(
   notebook: string
 ): Promise<[IParamSpec[] | null, string | null]> {
   try {
@@ -461,56 +460,5 @@ export async function scheduleDialog(target: IScheduleTarget): Promise<IDeployme
       editing
         ? request<IDeployment>('PATCH', deploymentPath(editing.name), value)
         : request<IDeployment>('POST', 'deployments', value)
-  });
-}
-
-/** The body of the "Run now" dialog: the parameters to override. */
-class RunNowForm extends FormBody<Record<string, unknown>> {
-  constructor(
-    parameters: IParamSpec[] | null,
-    current: Record<string, unknown>,
-    error: string | null
-  ) {
-    super();
-    this._params = parameters ? new ParamInputs(parameters, current, 'kf-run-param') : null;
-    this.node.append(
-      h(
-        'div',
-        { class: 'kf-FormText' },
-        parameters && parameters.length
-          ? 'Run once now, with these parameters (changed values override the deployment\u2019s):'
-          : parameters
-            ? 'Run once now. The notebook has no parameters.'
-            : error || ''
-      ),
-      this._params ? this._params.node : '',
-      this.errorLine
-    );
-  }
-
-  getValue(): Record<string, unknown> {
-    return this._params ? this._params.values(true) : {};
-  }
-
-  private _params: ParamInputs | null;
-}
-
-/**
- * Ask for parameter overrides, then start a run of `deployment` now.
- * Resolves with the new run, or null when cancelled.
- */
-export async function runNowDialog(deployment: IDeployment): Promise<IRunStarted | null> {
-  const [parameters, error] = await readParameters(deployment.notebook);
-  const body = new RunNowForm(parameters, deployment.parameters || {}, error);
-  return submitDialog<Record<string, unknown>, IRunStarted>({
-    title: `Run ${deployment.name} now`,
-    body,
-    accept: 'Run',
-    submit: overrides =>
-      request<IRunStarted>(
-        'POST',
-        deploymentPath(deployment.name, 'runs'),
-        Object.keys(overrides).length ? { parameters: overrides } : {}
-      )
   });
 }

@@ -7,11 +7,11 @@
  * The HTML copy: an IFrame main-area tab on `GET runs/<id>/html`, sandboxed
  * (no scripts, its own origin) as the server's CSP header also asks.
  */
-import { JupyterFrontEnd } from '@jupyterlab/application';
+import type { JupyterFrontEnd } from '@jupyterlab/application';
 import { MainAreaWidget } from '@jupyterlab/apputils';
-import { Contents, ServerConnection } from '@jupyterlab/services';
+import { type Contents, ServerConnection } from '@jupyterlab/services';
 import { IFrame } from '@jupyterlab/ui-components';
-import { ISignal, Signal } from '@lumino/signaling';
+import { type ISignal, Signal } from '@lumino/signaling';
 
 import { apiUrl, getJSON, runPath } from './api';
 
@@ -51,7 +51,7 @@ function validTime(value: string | null | undefined): string | null {
     return null;
   }
   const when = new Date(value);
-  return isNaN(when.getTime()) ? null : when.toISOString();
+  return Number.isNaN(when.getTime()) ? null : when.toISOString();
 }
 
 function readOnly(what: string): Error {
@@ -200,7 +200,7 @@ export function staticHtml(html: string): string {
       element.removeAttribute('src');
     }
   }
-  return '<!DOCTYPE html>\n' + doc.documentElement.outerHTML;
+  return `<!DOCTYPE html>\n${doc.documentElement.outerHTML}`;
 }
 
 /**
@@ -234,7 +234,8 @@ export async function openRunHtml(
   }
   const frame = new IFrame({ sandbox: [], referrerPolicy: 'no-referrer' });
   frame.addClass('kf-HtmlFrame');
-  frame.node.querySelector('iframe')!.srcdoc = staticHtml(text);
+  // An IFrame widget's node always holds its one <iframe>.
+  (frame.node.querySelector('iframe') as HTMLIFrameElement).srcdoc = staticHtml(text);
   const widget = new MainAreaWidget({ content: frame });
   widget.id = id;
   widget.title.label = `${title}.html`;

@@ -114,7 +114,7 @@ def states_of(run_id: str) -> list[str]:
 
 
 def notebook_processes(lab: Lab) -> list[Any]:
-    """The lab's deployment workers and their kernels still alive."""
+    """The lab's deployment workers and their kernels still alive (not an idle standby)."""
     import psutil
 
     try:
@@ -127,6 +127,8 @@ def notebook_processes(lab: Lab) -> list[Any]:
             line = " ".join(child.cmdline())
         except psutil.Error:
             continue
+        if "--standby" in line and not child.children():
+            continue  # the scheduler's pre-started worker, waiting for the next run
         if "kernelflow.deployments.runner" in line or "ipykernel" in line:
             found.append(child)
     return found

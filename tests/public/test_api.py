@@ -22,6 +22,7 @@ TOP_LEVEL = {
     "apause_flow_run",
     "aresume_flow_run",
     "asuspend_flow_run",
+    "errors",
     "flow",
     "get_run_logger",
     "load_ipython_extension",
@@ -63,6 +64,7 @@ PUBLIC_MODULES = [
     "kernelflow.blocks.system",
     "kernelflow.events",
     "kernelflow.transactions",
+    "kernelflow.errors",
 ]
 
 #: Names a Prefect user imports from these modules; each must exist under the same name.
@@ -228,6 +230,25 @@ def test_public_module_exports_resolve(module_name):
         assert hasattr(module, name), f"{module_name}.__all__ names missing {name!r}"
     for name in PREFECT_NAMES.get(module_name, []):
         assert name in exported, f"{module_name} does not export Prefect's {name!r}"
+
+
+def test_errors_module_exports_every_exception_it_defines():
+    # kernelflow.errors is how users catch what kernelflow raises: every exception class
+    # defined there is in its __all__, and each is a KernelflowError (or, for CacheWarning,
+    # a warning category), so one ``except KernelflowError`` catches them all.
+    from kernelflow import errors
+
+    assert kernelflow.errors is errors
+    defined = {
+        name
+        for name, obj in vars(errors).items()
+        if inspect.isclass(obj)
+        and issubclass(obj, BaseException)
+        and obj.__module__ == errors.__name__
+    }
+    assert defined == set(errors.__all__)
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), (errors.KernelflowError, Warning)), name
 
 
 def _undocumented(owner: str, obj: object) -> list[str]:

@@ -321,11 +321,11 @@ class TestBatches:
         real_import = small_batches._import
         calls = []
 
-        def failing_second(con, batch, report):
+        def failing_second(*args):
             calls.append(1)
             if len(calls) == 2:
                 raise RuntimeError("power cut")
-            return real_import(con, batch, report)
+            return real_import(*args)
 
         with monkeypatch.context() as patch:
             patch.setattr(small_batches, "_import", failing_second)

@@ -94,6 +94,7 @@ class TestConnect:
             pass
 
 
+@pytest.mark.usefixtures("no_background_fold")
 class TestLocked:
     def test_a_foreign_holder_gives_a_one_line_error_then_nothing_is_lost(self, paths, monkeypatch):
         first, second = new_id(), new_id()

@@ -285,8 +285,10 @@ def no_background_fold(monkeypatch):
     first fold. The next test's first journal starts it again.
     """
     compact_module = sys.modules["kernelflow.store.compact"]
-    if compact_module._background is not None:
-        compact_module._background.stop(timeout=CHILD_TIMEOUT)
+    from kernelflow.store import compactor
+
+    if compactor.background() is not None:
+        compactor.background().stop(timeout=CHILD_TIMEOUT)
     monkeypatch.setattr(compact_module, "start_background_compaction", lambda *a, **k: None)
 
 

@@ -204,7 +204,8 @@ class TestAutomaticPolicy:
             apply_retention()
 
     def test_the_background_compactor_applies_it(self, paths, store_with_history, monkeypatch):
-        compact_module = __import__("sys").modules["kernelflow.store.compact"]
+        from kernelflow.store import compactor
+
         monkeypatch.setenv("KERNELFLOW_RETENTION", "90d")
-        compact_module._retention_quietly()
+        compactor._retention_quietly()
         assert ids(paths, "flow_runs") == store_with_history["kept"]

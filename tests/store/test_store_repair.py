@@ -313,7 +313,7 @@ class TestDeployments:
 
 
 class TestLeftAlone:
-    def test_a_healthy_store(self, store):
+    def test_a_healthy_store(self, store, no_background_fold):
         squares(2)
         compact()
         database = store.paths.database

@@ -23,6 +23,8 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def widget_mode(shell: Any) -> Any:
+    import kernelflow.engine  # noqa: F401  (the tracker is made when the engine is imported)
+
     tracker = widgets.tracker_of(shell)
     assert tracker is not None, "the engine is imported, so the tracker exists"
     tracker._mode = "widget"
@@ -130,6 +132,27 @@ class TestWidgetView:
         view._handle_message(view, {"event": "click", "id": "group:step"}, [])
         assert "step-7" in view.html, "the retried run is listed first"
         assert len(view.model.rows) <= 41, "a view keeps few rows of a big flow"
+
+    def test_a_big_flow_keeps_no_state_per_finished_run(self, shell: Any) -> None:
+        from kernelflow.widgets._model import GROUP_DETAIL_ROWS, LOG_KEEP
+
+        tracker = widget_mode(shell)
+        shell.run_cell(DEFINE + "\n@flow\ndef chain(n):\n    return sum(step(i) for i in range(n))")
+        with capture_output() as captured:
+            shell.run_cell("chain(1500)")
+        assert "1,500 / 1,500 task runs finished" in bundles(captured)[-1]["text/html"]
+        model = _last_view(tracker).model
+        assert model.groups["step"] == {"Pending": 0, "Running": 0, "Completed": 1500}
+        assert model.active == {}, "a finished run is forgotten"
+        assert len(model.rows) == 40 and len(model.recent["step"]) == GROUP_DETAIL_ROWS
+        assert len(model.log_records) == LOG_KEEP and model.log_count >= 1500
+        assert tracker.owner == {}, "the tracker forgets the runs of a finished view"
+        view = _last_view(tracker)
+        view._handle_message(view, {"event": "click", "id": "group:step"}, [])
+        assert "step-1499" in view.html, "the latest finished runs are listed"
+        latest = model.recent["step"][-1][0]
+        view._handle_message(view, {"event": "click", "id": latest}, [])
+        assert "Finished in state Completed" in view.html, "a recent run's kept log lines"
 
     def test_top_level_submissions_keep_updating_after_the_cell(self, shell: Any) -> None:
         tracker = widget_mode(shell)
