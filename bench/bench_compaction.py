@@ -152,7 +152,11 @@ def write_journal(home: Path, target_bytes: int, template: list[dict]) -> int:
             if len(events) >= 4000:
                 journal.write_many(events)
                 events = []
-            if i % 1000 == 999 and journal.path.stat().st_size >= target_bytes:
+            if (
+                i % 1000 == 999
+                and journal.path.exists()
+                and journal.path.stat().st_size >= target_bytes
+            ):
                 break
         events.append(_with(flow_lines[-1], flow_id, t0 + tasks * 1e-5))  # Completed
         journal.write_many(events)

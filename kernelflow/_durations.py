@@ -46,8 +46,19 @@ _UNIT_SECONDS = {
 }
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, *, require_unit: bool = False) -> float:
     """Seconds in ``text`` (``90``, ``2.5``, ``30s``, ``5m``, ``1h30m``...), ``>= 0``.
+
+    The one duration parser: the magics, the CLI, settings and ``kernelflow.yaml``
+    all read durations through it, so they accept the same text.
+
+    Parameters
+    ----------
+    text
+        The duration as written.
+    require_unit
+        Refuse a bare number. For options where a unitless ``90`` is more
+        likely meant as days than seconds (``--older-than`` deletes data).
 
     Raises
     ------
@@ -65,14 +76,19 @@ def parse_duration(text: str) -> float:
     cleaned = "".join(str(text).split())
     total = 0.0
     position = 0
+    unitless = False
     for match in _AMOUNT.finditer(cleaned):
         if match.start() != position:
             break
         unit = match.group(2).lower() if match.group(2) else None
+        unitless = unitless or unit is None
         total += float(match.group(1)) * _UNIT_SECONDS[unit]
         position = match.end()
+    examples = "e.g. 30s, 15m, 2h, 7d or 1w" if require_unit else EXAMPLES
     if not cleaned or position != len(cleaned) or not math.isfinite(total):
-        raise ValueError(f"{text!r} is not a duration; write {EXAMPLES}.")
+        raise ValueError(f"{text!r} is not a duration; write {examples}.")
+    if unitless and require_unit:
+        raise ValueError(f"{text!r} has no unit; write {examples}.")
     return total
 
 

@@ -112,24 +112,9 @@ def etl_demo(currency: str = "EUR") -> dict[str, float]:
 
 def _recorded_runs(flow_run_id: str) -> Any:
     """The demo run, its subflows and all their task runs, straight from DuckDB."""
-    import kernelflow
+    from kernelflow.store.run_tree import run_tree
 
-    return kernelflow.sql(
-        """
-        WITH runs AS (
-            SELECT * FROM flow_runs WHERE id = $root OR parent_flow_run_id = $root
-        )
-        SELECT 'flow' AS kind, flow_name AS flow, name AS run, state_name, duration_s,
-               run_count AS tries, NULL AS cached, created
-        FROM runs
-        UNION ALL
-        SELECT 'task', runs.flow_name, t.name, t.state_name, t.duration_s,
-               t.run_count, t.cached, t.created
-        FROM task_runs AS t JOIN runs ON t.flow_run_id = runs.id
-        ORDER BY created
-        """,
-        {"root": flow_run_id},
-    )
+    return run_tree(flow_run_id)
 
 
 def _command_prefix() -> str:
@@ -154,6 +139,7 @@ def main() -> None:
 
     from kernelflow.cli.render import console, frame_table
     from kernelflow.settings import paths
+    from kernelflow.store.run_tree import EXAMPLE_QUERY
 
     totals = etl_demo()
     out = console()
@@ -181,7 +167,7 @@ def main() -> None:
                 style="dim",
             )
         )
-    query = "SELECT flow_name, state_name, duration_s FROM flow_runs"
+    query = EXAMPLE_QUERY
     out.print(
         Text.assemble(
             "Store: ",

@@ -111,7 +111,7 @@ def _state_event(kind: str, run: FlowRun | TaskRun, state: State, result: str | 
     message = state.message
     if message is not None and len(message) > _MESSAGE_LIMIT:
         message = message[:_MESSAGE_LIMIT] + "…"
-    return {
+    event = {
         "ev": "state",
         "run_id": run.id,
         "kind": kind,
@@ -124,10 +124,19 @@ def _state_event(kind: str, run: FlowRun | TaskRun, state: State, result: str | 
         "end_time": run.end_time,
         "result": result,
     }
+    # A field left out reads as null: most states have no message, end or result.
+    return {key: value for key, value in event.items() if value is not None}
 
 
 _quote = json.encoder.encode_basestring  # type: ignore[attr-defined]  # C, as the journal's
 _float = float.__repr__  # TypeError for anything but a float, as _encode_state_event needs
+_MESSAGE_KEY, _START_KEY, _END_KEY, _RESULT_KEY = (
+    '"message":',
+    ',"start_time":',
+    ',"end_time":',
+    ',"result":',
+)
+_PENDING_FIELD = ',"pending":true'
 
 
 def _encode_state_event(
@@ -140,7 +149,7 @@ def _encode_state_event(
     (``tests/test_scale.py`` checks), several times faster. None when a field
     is not of the plain type this relies on (a float that is not finite, a
     name that is not a string...); the caller then encodes the event the
-    generic way.
+    generic way. Null fields are left out, as ``_state_event`` leaves them.
     """
     message, t, start, end = state.message, state.timestamp, run.start_time, run.end_time
     try:
@@ -151,11 +160,11 @@ def _encode_state_event(
         text = (
             f'{{"ev":"state","run_id":{_quote(run.id)},"kind":"{kind}",'
             f'"type":"{state.type._value_}","name":{_quote(state.name)},'
-            f'"message":{"null" if message is None else _quote(message)},"t":{_float(t)},'
-            f'"run_count":{int.__index__(run.run_count)},'
-            f'"start_time":{"null" if start is None else _float(start)},'
-            f'"end_time":{"null" if end is None else _float(end)},'
-            f'"result":{"null" if result is None else _quote(result)}}}\n'
+            f"{'' if message is None else _MESSAGE_KEY + _quote(message) + ','}"
+            f'"t":{_float(t)},"run_count":{int.__index__(run.run_count)}'
+            f"{'' if start is None else _START_KEY + _float(start)}"
+            f"{'' if end is None else _END_KEY + _float(end)}"
+            f"{'' if result is None else _RESULT_KEY + _quote(result)}}}\n"
         )
     except TypeError:
         return None
@@ -164,8 +173,15 @@ def _encode_state_event(
 
 def _encode_created(event: dict) -> bytes:
     """The journal line of an event written with a state (``before``): a task run's
-    creation fast, as :func:`_encode_state_event`; any other event the generic way."""
-    if event.get("ev") != "task_run" or len(event) != 9:
+    creation fast, as :func:`_encode_state_event`; any other event the generic way.
+
+    A creation that implies its Pending state (``"pending": true``, see
+    :func:`_implies_pending`) carries that field last.
+    """
+    if event.get("ev") != "task_run":
+        return encode_event(event)
+    pending = event.get("pending")
+    if len(event) != (10 if pending is True else 9):
         return encode_event(event)
     try:
         flow_run_id, cache_key, tags = event["flow_run_id"], event["cache_key"], event["tags"]
@@ -181,17 +197,42 @@ def _encode_created(event: dict) -> bytes:
         t = event["t"]
         if t - t:
             return encode_event(event)  # NaN or infinity
+        if pending and next(reversed(event)) != "pending":
+            return encode_event(event)  # not last: the generic encoder keeps the order
         text = (
             f'{{"ev":"task_run","id":{_quote(event["id"])},'
             f'"flow_run_id":{"null" if flow_run_id is None else _quote(flow_run_id)},'
             f'"task_name":{_quote(event["task_name"])},"name":{_quote(event["name"])},'
             f'"tags":[{",".join([_quote(tag) for tag in event["tags"]])}],'
             f'"cache_key":{"null" if cache_key is None else _quote(cache_key)},'
-            f'"inputs":{{{",".join(inputs)}}},"t":{_float(t)}}}\n'
+            f'"inputs":{{{",".join(inputs)}}},"t":{_float(t)}'
+            f"{_PENDING_FIELD if pending else ''}}}\n"
         )
     except (TypeError, KeyError, ValueError):
         return encode_event(event)
     return text.encode("utf-8", "surrogatepass")
+
+
+def _implies_pending(run: FlowRun | TaskRun, state: State, before: list[dict]) -> bool:
+    """Whether ``state`` is the plain Pending that ``before``'s task run creation implies.
+
+    Then the creation line carries ``"pending": true`` and no state line is written: the
+    fold reads it as a Pending state at the creation's time (one line of four fewer per
+    task run). Anything else about the state (a message, a result, another time) keeps
+    its own line.
+    """
+    created = before[-1]
+    return (
+        created.get("ev") == "task_run"
+        and created.get("id") == run.id
+        and state.type is StateType.PENDING
+        and state.name == "Pending"
+        and state.message is None
+        and created.get("t") == state.timestamp
+        and not run.run_count
+        and run.start_time is None
+        and run.end_time is None
+    )
 
 
 def _hash_and_upstream(record: dict) -> tuple[str | None, str | None]:
@@ -225,13 +266,17 @@ def set_state(
         run.end_time = state.timestamp
     run.state = state
     state.run_id = run.id
-    line = _encode_state_event(kind, run, state, result)
-    if line is None:
-        line = encode_event(_state_event(kind, run, state, result))
-    count = 1
-    if before:
-        line = b"".join(map(_encode_created, before)) + line
-        count += len(before)
+    if before and result is None and _implies_pending(run, state, before):
+        before[-1]["pending"] = True
+        line, count = b"".join(map(_encode_created, before)), len(before)
+    else:
+        line = _encode_state_event(kind, run, state, result)
+        if line is None:
+            line = encode_event(_state_event(kind, run, state, result))
+        count = 1
+        if before:
+            line = b"".join(map(_encode_created, before)) + line
+            count += len(before)
     if _held:
         earlier = _held.pop(run.id, None)
         if earlier is not None:
@@ -458,6 +503,7 @@ def create_task_run(
     run = TaskRun(
         task.name, name, flow_ctx.flow_run.id if flow_ctx else None, context.run_tags(task.tags)
     )
+    pending = Pending()
     created = {
         "ev": "task_run",
         "id": run.id,
@@ -467,9 +513,10 @@ def create_task_run(
         "tags": run.tags,
         "cache_key": None,
         "inputs": upstream_ids(parameters) if inputs is None else inputs,
-        "t": time.time(),
+        # The creation's time is its Pending's, so its line can stand for both.
+        "t": pending.timestamp,
     }
-    set_state("task", run, Pending(), before=[created], hold=hold)
+    set_state("task", run, pending, before=[created], hold=hold)
     return run
 
 

@@ -37,6 +37,17 @@ def journal_events() -> list[dict]:
     return events
 
 
+def state_names(run_id: str) -> list[str]:
+    """The states journaled for ``run_id``, a creation's implied Pending included."""
+    names = []
+    for e in journal_events():
+        if e["ev"] == "task_run" and e["id"] == run_id and e.get("pending") is True:
+            names.append("Pending")
+        elif e["ev"] == "state" and e["run_id"] == run_id:
+            names.append(e["name"])
+    return names
+
+
 @task
 def inc(x: int) -> int:
     return x + 1
@@ -174,6 +185,10 @@ class TestStateEventEncoding:
             "t": 1796442350.8182032,
         }
         assert engine_module._encode_created(created) == encode_event(created)
+        created["pending"] = True  # a creation that stands for its Pending too
+        assert engine_module._encode_created(created) == encode_event(created)
+        moved = {"pending": True, **{k: v for k, v in created.items() if k != "pending"}}
+        assert engine_module._encode_created(moved) == encode_event(moved)
         other = {"ev": "cache_hit", "key": "k", "task_run_id": "r", "t": 1.0}
         assert engine_module._encode_created(other) == encode_event(other)
 
@@ -193,8 +208,47 @@ class TestJournaledTogether:
             for e in journal_events()
             if run_id in (e.get("id"), e.get("run_id"))
         ]
-        assert mine == ["task_run", "Pending", "Running", "Completed"]
+        # The creation stands for the Pending state: no line of its own.
+        assert mine == ["task_run", "Running", "Completed"]
+        assert state_names(run_id) == ["Pending", "Running", "Completed"]
         assert not engine_module._held
+
+    @pytest.mark.parametrize(
+        ("pending", "later"),
+        [
+            (Pending(message="waiting for a slot"), 0.0),
+            (Pending(name="Held"), 0.0),
+            (Pending(), 0.5),  # a Pending at another time than the creation
+        ],
+    )
+    def test_only_a_plain_pending_is_implied_by_the_creation(
+        self, pending: State, later: float
+    ) -> None:
+        run = TaskRun("t", "t-0", None, [])
+        created = {
+            "ev": "task_run",
+            "id": run.id,
+            "flow_run_id": None,
+            "task_name": "t",
+            "name": "t-0",
+            "tags": [],
+            "cache_key": None,
+            "inputs": {},
+            "t": pending.timestamp - later,
+        }
+        engine_module.set_state("task", run, pending, before=[created])
+        line = next(e for e in journal_events() if e.get("id") == run.id)
+        assert "pending" not in line
+        (own,) = [e for e in journal_events() if e.get("run_id") == run.id]
+        assert own["name"] == pending.name and own.get("message") == pending.message
+
+    def test_null_fields_are_left_out_of_state_lines(self) -> None:
+        assert inc(1) == 2
+        states = [e for e in journal_events() if e["ev"] == "state" and e["kind"] == "task"]
+        assert [sorted(e) for e in states] == [
+            ["ev", "kind", "name", "run_count", "run_id", "start_time", "t", "type"],
+            ["end_time", "ev", "kind", "name", "run_count", "run_id", "start_time", "t", "type"],
+        ]
 
     def test_a_task_that_never_starts_is_still_journaled(self) -> None:
         @task
@@ -217,10 +271,7 @@ class TestJournaledTogether:
         names = [e["name"] for e in journal_events() if e["ev"] == "task_run"]
         assert names == ["boom-0", "after-0", "after-1"]
         not_ready = next(e["id"] for e in journal_events() if e.get("name") == "after-0")
-        states = [
-            e["name"] for e in journal_events() if e["ev"] == "state" and e["run_id"] == not_ready
-        ]
-        assert states == ["Pending", "NotReady"]
+        assert state_names(not_ready) == ["Pending", "NotReady"]
         assert not engine_module._held
 
     def test_an_error_before_the_first_state_still_journals_the_creation(self) -> None:
@@ -240,10 +291,6 @@ class TestJournaledTogether:
             wrong()
         created = [e for e in journal_events() if e["ev"] == "task_run"]
         assert [e["name"] for e in created] == ["takes_one-0"]
-        states = [
-            e["name"]
-            for e in journal_events()
-            if e["ev"] == "state" and e["run_id"] == created[0]["id"]
-        ]
-        assert states == ["Pending"]
+        assert created[0]["pending"] is True
+        assert state_names(created[0]["id"]) == ["Pending"]
         assert not engine_module._held

@@ -19,7 +19,6 @@ Imports of heavy libraries (pandas, DuckDB) happen inside the commands, so
 from __future__ import annotations
 
 import logging
-import sys
 from importlib import import_module
 from typing import Any
 
@@ -83,11 +82,8 @@ class KernelflowGroup(click.Group):
                 raise
             except click.UsageError as exc:
                 raise OneLineUsageError(exc.format_message(), exc.ctx or ctx) from None
-            except Exception as exc:
-                if _is_duckdb_error(exc):
-                    # A query the user wrote (``kernelflow sql``) that DuckDB rejects.
-                    raise click.ClickException(_duckdb_message(exc)) from None
-                raise  # a bug in kernelflow: keep the traceback so it can be reported
+            # Anything else is a bug in kernelflow: its traceback stays, so it can be
+            # reported. (DuckDB's errors arrive as QueryError/StoreError, handled above.)
 
 
 class _StoreWarnings(logging.Handler):
@@ -127,22 +123,6 @@ class _StoreWarnings(logging.Handler):
         )
         for message in messages:
             click.echo(f"Warning: {message}", err=True)
-
-
-def _is_duckdb_error(exc: BaseException) -> bool:
-    # Only kernelflow.store imports duckdb; if it is not loaded, the error cannot be its own.
-    duckdb = sys.modules.get("duckdb")
-    return duckdb is not None and isinstance(exc, duckdb.Error)
-
-
-def _duckdb_message(exc: BaseException) -> str:
-    """DuckDB's message on one line, without its ``LINE 1: ...`` / caret pointer lines."""
-    lines = [
-        line.strip()
-        for line in str(exc).splitlines()
-        if line.strip() and not line.startswith("LINE ") and set(line.strip()) != {"^"}
-    ]
-    return " ".join(lines) or type(exc).__name__
 
 
 def _one_line(exc: BaseException) -> str:

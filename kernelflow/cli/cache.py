@@ -10,52 +10,23 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 import click
 
+from kernelflow._format import format_bytes
 from kernelflow.cli.render import console, format_timestamp, frame_table, is_missing
 
-__all__ = ["DURATION", "Duration", "command", "parse_duration"]
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>[smhdw])", re.IGNORECASE)
-
-
-def parse_duration(text: str) -> dt.timedelta:
-    """Parse ``30s``, ``15m``, ``2h``, ``7d``, ``1w`` (or a sum such as ``1h30m``).
-
-    Parameters
-    ----------
-    text
-        Amounts with a unit each: s(econds), m(inutes), h(ours), d(ays), w(eeks).
-
-    Returns
-    -------
-    datetime.timedelta
-        The duration.
-
-    Raises
-    ------
-    ValueError
-        The text is not such a duration.
-
-    Examples
-    --------
-    >>> parse_duration("1h30m")
-    datetime.timedelta(seconds=5400)
-    """
-    compact = "".join(text.split())
-    parts = list(_DURATION.finditer(compact))
-    if not parts or "".join(p.group(0) for p in parts) != compact:
-        raise ValueError(f"{text!r} is not a duration; use e.g. 30s, 15m, 2h or 7d")
-    seconds = sum(float(p["amount"]) * _UNITS[p["unit"].lower()] for p in parts)
-    return dt.timedelta(seconds=seconds)
+__all__ = ["DURATION", "Duration", "command"]
 
 
 class Duration(click.ParamType):
-    """A click option type for :func:`parse_duration`; a bad value is a usage error."""
+    """A click option type for durations with units (``30s``, ``7d``, ``1h30m``).
+
+    The text goes through :func:`kernelflow._durations.parse_duration`, the one
+    parser, with a unit required: these options delete data, and a bare ``90``
+    is more likely meant as days than seconds. A bad value is a usage error.
+    """
 
     name = "duration"
 
@@ -63,10 +34,16 @@ class Duration(click.ParamType):
         """Turn the option's text into a ``timedelta`` or fail with a one-line message."""
         if isinstance(value, dt.timedelta):
             return value
+        from kernelflow._durations import MAX_SECONDS, parse_duration
+
         try:
-            return parse_duration(str(value))
+            seconds = parse_duration(str(value), require_unit=True)
         except ValueError as exc:
-            self.fail(str(exc), param, ctx)
+            # click adds "(see '... --help')" after the message: no full stop before it.
+            self.fail(str(exc).rstrip("."), param, ctx)
+        if seconds > MAX_SECONDS:  # a timedelta would overflow further on
+            self.fail(f"{value!r} is longer than 100 years; write e.g. 90d", param, ctx)
+        return dt.timedelta(seconds=seconds)
 
 
 #: The shared instance, for options: ``click.option("--older-than", type=DURATION)``.
@@ -95,7 +72,7 @@ def list_entries(task_name: str | None) -> None:
     now = dt.datetime.now(dt.timezone.utc)
     frame = frame.assign(
         key=frame["key"].str.slice(0, 16),
-        size=frame["size"].map(_format_bytes),
+        size=frame["size"].map(format_bytes),
         # An expired entry stays listed until cleared, but no task will use it again.
         expires=[_expiry(value, now) for value in frame["expires"]],
     )
@@ -141,17 +118,3 @@ def _expiry(expires: Any, now: dt.datetime) -> str:
         return "never"
     shown = format_timestamp(expires)
     return f"{shown} (expired)" if expires <= now else shown
-
-
-def _format_bytes(size: Any) -> str:
-    try:
-        value = float(size)
-    except (TypeError, ValueError):
-        return ""
-    if value != value:  # NaN: size not recorded
-        return ""
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"

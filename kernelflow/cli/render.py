@@ -6,7 +6,8 @@ piped or captured, tables keep their natural width, so ``kernelflow runs ls |
 grep Failed`` sees whole lines instead of wrapped fragments.
 
 Cells are formatted by column name (see :func:`format_cell`): ``duration_s``
-as ``1.25s``, timestamps in local time to the second, states coloured by type.
+as ``1.2 s`` (through :func:`kernelflow._format.format_duration`, shared with
+the magics and widgets), timestamps in local time to the second, states coloured by type.
 Tables are made from the store's answers: rows as dicts (the ``*_rows``
 queries of :mod:`kernelflow.store.queries`, which the run commands use so
 that they never import pandas) or pandas DataFrames (``kernelflow sql``);
@@ -25,6 +26,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from kernelflow._format import format_duration
 
 __all__ = [
     "STATE_STYLES",
@@ -84,37 +87,6 @@ def console(stderr: bool = False) -> Console:
 def error_console() -> Console:
     """A console on standard error (see :func:`console`)."""
     return console(stderr=True)
-
-
-def format_duration(seconds: Any) -> str:
-    """A short duration: ``0.004`` -> ``4ms``, ``12.5`` -> ``12.50s``, ``95`` -> ``1m35s``.
-
-    Under a millisecond is ``<1ms``; a missing value (None, NaN) is ``""``.
-
-    Parameters
-    ----------
-    seconds
-        A number of seconds, or None/NaN for a run that has not finished.
-
-    Returns
-    -------
-    str
-        A short human-readable duration.
-    """
-    if is_missing(seconds):
-        return ""
-    seconds = float(seconds)
-    if seconds < 0.001:
-        return "<1ms"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.2f}s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 def format_timestamp(value: Any) -> str:

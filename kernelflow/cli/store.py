@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from kernelflow._format import format_bytes
 from kernelflow.cli.cache import DURATION
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def describe_prune(report: PruneReport) -> list[str]:
     lines.append(
         f"{verb} {_count(report.cache_entries, 'expired cache entry', 'expired cache entries')} "
         f"and {_count(report.result_files, 'result file')} nothing used any more "
-        f"({report.result_bytes / 1e6:.1f} MB)."
+        f"({format_bytes(report.result_bytes)})."
     )
     if report.dry_run:
         lines.append("Nothing was removed (--dry-run).")

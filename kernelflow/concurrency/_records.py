@@ -3,7 +3,8 @@
 Acquisitions never touch the database; they read the definition files. Each
 change (create, update, delete) is applied to the file and to the table in
 one step, under the store's write lock, so the table is what ``kernelflow.sql``
-users see and concurrent changes are serialised.
+users see and concurrent changes are serialised. The statements live in
+:mod:`kernelflow.store.limits`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kernelflow.concurrency._limits import LimitDefinition
-from kernelflow.settings import paths
 
 __all__ = ["change_recorded"]
 
@@ -25,28 +25,6 @@ def change_recorded(
     It runs inside the database transaction, after the row is written, so a
     failure of either leaves both unchanged.
     """
-    from kernelflow.store.db import connect
+    from kernelflow.store.limits import mirror_limit_change
 
-    with connect(paths()) as con:
-        con.begin()
-        try:
-            con.execute("DELETE FROM concurrency_limits WHERE name = ?", [name])
-            definition = apply()
-            if definition is not None:
-                con.execute(
-                    "INSERT INTO concurrency_limits VALUES "
-                    "(?, ?, ?, ?, to_timestamp(?), to_timestamp(?))",
-                    [
-                        definition.name,
-                        definition.limit,
-                        definition.slot_decay_per_second,
-                        definition.active,
-                        definition.created,
-                        definition.updated,
-                    ],
-                )
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
-    return definition
+    return mirror_limit_change(name, apply)

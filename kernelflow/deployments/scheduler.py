@@ -1095,15 +1095,15 @@ def _record_skipped(deployment: Deployment, when: float, run_id: str) -> None:
 
 def _existing_or_new_run(deployment: Deployment, fire: dict[str, Any]) -> FlowRun:
     """The run of a claimed fire; recorded now if its claimer died before recording it."""
-    from kernelflow.store.queries import sql
+    from kernelflow.store.deployments import recorded_run_name
 
-    found = sql("SELECT name FROM flow_runs WHERE id = ?", [fire["flow_run_id"]])
-    if len(found) and found["name"].iloc[0] is not None:
+    name = recorded_run_name(fire["flow_run_id"])
+    if name is not None:
         run = resume_run(
             deployment,
             {
                 "id": fire["flow_run_id"],
-                "name": found["name"].iloc[0],
+                "name": name,
                 "parameters": fire["parameters"],
             },
         )

@@ -7,7 +7,6 @@ that says what to write instead.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -42,19 +41,9 @@ def runs(runner: CellRunner, rest: str) -> Any:
         from kernelflow.widgets import RunHistory
 
         return RunHistory(flow=runner.session.name, page_size=limit)
-    from kernelflow.store.queries import sql as query
+    from kernelflow.store.lineage import notebook_task_runs
 
-    frame = query(
-        """
-        SELECT t.name, t.state_name AS state, round(t.duration_s, 3) AS duration_s,
-               t.cached, t.run_count AS tries, t.created, t.state_message AS message, t.id
-        FROM task_runs t JOIN flow_runs f ON t.flow_run_id = f.id
-        WHERE f.flow_name = ?
-        ORDER BY t.created DESC NULLS LAST, t.id DESC
-        LIMIT ?
-        """,
-        [runner.session.name, limit],
-    )
+    frame = notebook_task_runs(runner.session.name, limit)
     return views.render_runs(frame, runner.session.name)
 
 
@@ -95,13 +84,8 @@ def sql(runner: CellRunner, rest: str) -> Any:
         raise UsageError("usage: %kf sql SELECT ... (e.g. %kf sql SELECT * FROM task_runs)")
     from kernelflow.store.queries import sql as query
 
-    try:
-        return query(rest)
-    except Exception as exc:
-        if any(c.__module__.lstrip("_").startswith("duckdb") for c in type(exc).__mro__):
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UsageError(f"%kf sql: {first}") from None
-        raise
+    # A query DuckDB rejects arrives as a QueryError, which a notebook shows as one line.
+    return query(rest)
 
 
 def why(runner: CellRunner, rest: str) -> None:
@@ -197,6 +181,6 @@ def info(runner: CellRunner, rest: str) -> None:
 def _ago(timestamp: float | None) -> str:
     if timestamp is None:
         return "at an unknown time"
-    from kernelflow.kernel.outputs import ago_text
+    from kernelflow._format import format_ago
 
-    return ago_text(timestamp) if timestamp <= time.time() + 1 else "just now"
+    return format_ago(timestamp)

@@ -22,24 +22,15 @@ if TYPE_CHECKING:
     from kernelflow.kernel.execute import CellRunner
     from kernelflow.kernel.session import NotebookSession
 
-__all__ = ["KernelflowMagics", "parse_duration"]
+__all__ = ["KernelflowMagics"]
 
 
-def parse_duration(text: str) -> float:
+def _positive_duration(text: str) -> float:
     """Seconds > 0 (at most 100 years) in ``90``, ``30s``, ``5m``, ``2h``, ``1d``, ``1h30m``...
 
-    The parser is :func:`kernelflow._durations.parse_duration`, shared with the
-    CLI and ``kernelflow.yaml``; this adds argparse's error type for the magics.
-
-    Raises
-    ------
-    argparse.ArgumentTypeError
-        For anything else, with an example of what is accepted.
-
-    Examples
-    --------
-    >>> parse_duration("1h30m")
-    5400.0
+    The parser is :func:`kernelflow._durations.parse_duration`, the one shared
+    with the CLI and ``kernelflow.yaml``; this adds argparse's error type, so a
+    bad flag value is a ``UsageError`` naming the flag.
     """
     from kernelflow._durations import MAX_SECONDS
     from kernelflow._durations import parse_duration as parse
@@ -69,7 +60,7 @@ def _whole_number(text: str) -> int:
 
 def _seconds(text: str) -> float:
     try:
-        return parse_duration(text)
+        return _positive_duration(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a number of seconds > 0 (at most 100 years; e.g. 10, 2.5, 30s, 5m)"
@@ -179,7 +170,7 @@ class KernelflowMagics(Magics):
     )
     @argument(
         "--expire",
-        type=parse_duration,
+        type=_positive_duration,
         default=None,
         metavar="DURATION",
         help="Stop using the cached result after DURATION (e.g. 30m, 2h, 1d).",

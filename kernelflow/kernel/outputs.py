@@ -23,14 +23,12 @@ __all__ = [
     "HIDDEN_NAMES",
     "MANIFEST_VERSION",
     "ReplayedResult",
-    "ago_text",
     "identity_hash",
     "load_outputs",
     "make_manifest",
     "output_names",
     "render_cached_line",
     "save_outputs",
-    "seconds_text",
     "type_name",
 ]
 
@@ -187,30 +185,11 @@ class ReplayedResult:
 
 def render_cached_line(manifest: dict[str, Any]) -> None:
     """Print the one line a cache hit shows (widgets may replace this function)."""
-    took = seconds_text(manifest.get("duration") or 0.0)
-    ago = ago_text(manifest.get("started") or time.time())
+    from kernelflow._format import format_ago, format_duration
+
+    took = format_duration(manifest.get("duration") or 0.0)
+    ago = format_ago(manifest.get("started") or time.time())
     print(f"cached · took {took} · ran {ago}")
-
-
-def seconds_text(seconds: float) -> str:
-    """``41 ms``, ``41.2 s``, ``3.5 min``."""
-    if seconds < 0.1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    return f"{seconds / 60:.1f} min"
-
-
-def ago_text(timestamp: float) -> str:
-    """``12 s ago``, ``3 min ago``, ``2.5 h ago``, ``4.0 days ago``."""
-    seconds = max(0.0, time.time() - timestamp)
-    if seconds < 60:
-        return f"{seconds:.0f} s ago"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min ago"
-    if seconds < 129600:
-        return f"{seconds / 3600:.1f} h ago"
-    return f"{seconds / 86400:.1f} days ago"
 
 
 def type_name(value: Any) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from kernelflow._format import format_ago, format_bytes
 from kernelflow.kernel.lineage import CellRecord
 from kernelflow.kernel.stale import StaleCell
 
@@ -46,12 +47,12 @@ def render_cache(frame: Any) -> None:
     now = time.time()
     rows = frame.assign(
         key=frame["key"].str.slice(0, 12),
-        size=frame["size"].map(_size_text),
+        size=frame["size"].map(lambda size: format_bytes(size) or "-"),
         created=frame["created"].map(lambda t: _age(t, now)),
         last_hit=frame["last_hit"].map(lambda t: _age(t, now)),
         expires=frame["expires"].map(lambda t: "never" if _missing(t) else str(t)[:19]),
     )[["task_name", "key", "size", "created", "hits", "last_hit", "expires"]]
-    total = _size_text(int(frame["size"].fillna(0).sum()))
+    total = format_bytes(int(frame["size"].fillna(0).sum()))
     print(f"{rows.to_string(index=False)}\n{len(frame)} entries, {total}")
 
 
@@ -110,20 +111,4 @@ def _missing(value: Any) -> bool:
 
 
 def _age(value: Any, now: float) -> str:
-    if _missing(value):
-        return "-"
-    from kernelflow.kernel.outputs import ago_text
-
-    stamp = value.timestamp() if hasattr(value, "timestamp") else float(value)
-    return ago_text(min(stamp, now))
-
-
-def _size_text(size: Any) -> str:
-    if _missing(size):
-        return "-"
-    size = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
+    return format_ago(value, now) or "-"

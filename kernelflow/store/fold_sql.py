@@ -13,8 +13,10 @@ A batch is parsed into three temporary tables (:data:`PARSE`):
     (:data:`EVENT_TYPE`): flow runs, logs, cache, artifacts, events...
 
 The writer puts ``"ev"`` first, so the kind of a line is its first bytes and
-the two kinds that make up almost all of a journal (three or four lines per
-task run) are parsed into narrow rows. A line of those kinds written another
+the two kinds that make up almost all of a journal (three lines per trivial
+task run: its creation, which stands for its Pending state too, Running and
+the final state; four in journals written before that) are parsed into narrow
+rows. A line of those kinds written another
 way lands in ``_ev`` and is read from there too (the views ``_sv``/``_tv``).
 
 A task run whose creation and newest state are in the same batch (nearly all
@@ -90,6 +92,7 @@ EVENT_TYPE = json.dumps(
         "task_name": "VARCHAR",
         "cache_key": "VARCHAR",
         "inputs": "JSON",
+        "pending": "BOOLEAN",
         # state / log / outputs
         "run_id": "VARCHAR",
         "kind": "VARCHAR",
@@ -152,6 +155,7 @@ TASK_TYPE = json.dumps(
         "cache_key": "VARCHAR",
         "inputs": "JSON",
         "t": "DOUBLE",
+        "pending": "BOOLEAN",
     },
     separators=(",", ":"),
 )
@@ -201,8 +205,21 @@ COUNTS = """
     UNION ALL SELECT e.ev, count(*), 0 FROM _ev GROUP BY e.ev
 """
 
-#: Every state and task run of the batch, whichever table its line was parsed into.
+#: Every state and task run of the batch, whichever table its line was parsed into. A
+#: task run line with ``"pending": true`` stands for its Pending state too (same time,
+#: same place in the journal); older journals wrote that state as a line of its own.
 VIEWS = [
+    """
+    CREATE OR REPLACE TEMP VIEW _tv AS
+    SELECT r.id AS id, r.flow_run_id AS flow_run_id, r.task_name AS task_name, r.name AS name,
+           r.tags AS tags, r.cache_key AS cache_key, r.inputs AS inputs, r.t AS t,
+           r.pending AS pending, process, host, pid, file_idx, seq
+    FROM _tr WHERE r.id IS NOT NULL
+    UNION ALL
+    SELECT e.id, e.flow_run_id, e.task_name, e.name, e.tags, e.cache_key, e.inputs, e.t,
+           e.pending, process, host, pid, file_idx, seq
+    FROM _ev WHERE e.ev = 'task_run' AND e.id IS NOT NULL
+    """,
     """
     CREATE OR REPLACE TEMP VIEW _sv AS
     SELECT s.run_id AS run_id, s.kind AS kind, s.type AS type, s.name AS name,
@@ -214,17 +231,10 @@ VIEWS = [
     SELECT e.run_id, e.kind, e.type, e.name, e.message, e.t, e.run_count, e.start_time,
            e.end_time, e.result, process, host, pid, file_idx, seq
     FROM _ev WHERE e.ev = 'state' AND e.run_id IS NOT NULL
-    """,
-    """
-    CREATE OR REPLACE TEMP VIEW _tv AS
-    SELECT r.id AS id, r.flow_run_id AS flow_run_id, r.task_name AS task_name, r.name AS name,
-           r.tags AS tags, r.cache_key AS cache_key, r.inputs AS inputs, r.t AS t,
-           process, host, pid
-    FROM _tr WHERE r.id IS NOT NULL
     UNION ALL
-    SELECT e.id, e.flow_run_id, e.task_name, e.name, e.tags, e.cache_key, e.inputs, e.t,
-           process, host, pid
-    FROM _ev WHERE e.ev = 'task_run' AND e.id IS NOT NULL
+    SELECT id, 'task', 'PENDING', 'Pending', NULL, t, 0, NULL, NULL, NULL,
+           process, host, pid, file_idx, seq
+    FROM _tv WHERE pending
     """,
 ]
 

@@ -38,13 +38,19 @@ field naming its kind:
 ``task_run``
     a task run was created: ``id``, ``flow_run_id`` (may be null), ``task_name``,
     ``name``, ``tags``, ``cache_key`` (may be null), ``inputs`` (name ->
-    ``{"hash": str|null, "upstream": task_run_id|null}``), ``t``.
+    ``{"hash": str|null, "upstream": task_run_id|null}``), ``t``; and, last,
+    ``"pending": true`` when the line also stands for the run's first state: a
+    plain ``Pending`` (no message, ``run_count`` 0) at time ``t``. Journals
+    written before that field existed have a ``state`` line for that Pending
+    instead; the fold reads both.
 ``state``
     a run entered a state: ``run_id``, ``kind`` (``"flow"`` or ``"task"``),
     ``type`` (``StateType`` value, e.g. ``"COMPLETED"``), ``name`` (e.g.
     ``"Cached"``), ``message``, ``t``, ``run_count`` (tries so far),
     ``start_time`` (first Running, or null), ``end_time`` (set on terminal
     states), ``result`` (a result file path relative to home, or null).
+    A null ``message``, ``start_time``, ``end_time`` or ``result`` is left
+    out (older journals write it as ``null``; both read the same).
     The last ``state`` line of a run is its current state.
 ``log``
     ``run_id`` (may be null), ``kind``, ``level`` (int), ``logger``, ``message``, ``t``.
@@ -100,6 +106,7 @@ import threading
 import time
 from pathlib import Path
 
+from kernelflow import settings
 from kernelflow.errors import (
     ConfigurationError,
     StoreError,
@@ -383,9 +390,37 @@ encode_event = _encode
 _journals: dict[Path, Journal] = {}
 _journals_lock = threading.Lock()
 
+# The environment's own bytes mapping on POSIX: reading ``KERNELFLOW_HOME`` from it skips
+# ``os.environ``'s encode and decode, which cost more than the rest of a lookup.
+_environ_bytes: dict | None = getattr(os.environ, "_data", None)
+if not isinstance(_environ_bytes, dict) or os.name != "posix":
+    _environ_bytes = None
+
+#: (home override, ``KERNELFLOW_HOME`` as found, journal) of the last lookup: every run's
+#: every state looks its journal up, and the store it points at rarely changes.
+_last: tuple[object, object, Journal] | None = None
+
+
+def _configured_home() -> object:
+    """``KERNELFLOW_HOME`` as cheaply as this platform allows (compared, never parsed)."""
+    if _environ_bytes is not None:
+        return _environ_bytes.get(b"KERNELFLOW_HOME")
+    return os.environ.get("KERNELFLOW_HOME")
+
 
 def current_journal() -> Journal:
     """The journal of this process for the active store home."""
+    last = _last
+    if last is not None and last[0] is settings._home_override:
+        if last[1] == _configured_home():
+            return last[2]
+    return _look_up()
+
+
+def _look_up() -> Journal:
+    """:func:`current_journal` the long way, remembering the answer."""
+    global _last
+    override, configured = settings._home_override, _configured_home()
     directory = paths().journal_dir
     journal = _journals.get(directory)
     if journal is None or journal.identity.pid != os.getpid():
@@ -393,7 +428,17 @@ def current_journal() -> Journal:
             journal = _journals.get(directory)
             if journal is None or journal.identity.pid != os.getpid():
                 journal = _journals[directory] = Journal(directory)
+    _last = (override, configured, journal)
     return journal
+
+
+def _forget_last() -> None:
+    """Drop the remembered lookup (a forked child has its own journal; a store went away)."""
+    global _last
+    _last = None
+
+
+os.register_at_fork(after_in_child=_forget_last)
 
 
 def record(event: dict) -> None:
@@ -421,5 +466,6 @@ def forget(directory: Path) -> None:
     """Close and drop this process's journal for ``directory`` (its store is going away)."""
     with _journals_lock:
         journal = _journals.pop(directory, None)
+        _forget_last()
     if journal is not None:
         journal.close()

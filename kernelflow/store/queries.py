@@ -145,7 +145,7 @@ def sql(query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> 
             statement = _one_read(con, query)
             return con.execute(statement, params).df()
         except duckdb.Error as exc:
-            raise _query_error(exc, paths) from None
+            raise _query_error(exc, paths) from exc
 
 
 #: Where a refused query is sent, in every message.
@@ -269,7 +269,9 @@ def watch_lag() -> Iterator[list[str]]:
 
 def lag_line(pending: int) -> str:
     """The one line telling a reader that ``pending`` bytes of events are not folded yet."""
-    size = f"{pending / 1e6:.1f} MB" if pending >= 100_000 else f"{pending / 1e3:.0f} kB"
+    from kernelflow._format import format_bytes
+
+    size = format_bytes(pending)
     return (
         f"{size} of recent events are still being folded into the store, so this answer "
         "may miss the newest runs; run again in a few seconds."
@@ -395,7 +397,7 @@ class _Reader:
         try:
             return self.con.execute(query, params)
         except duckdb.Error as exc:
-            raise _query_error(exc, self.paths) from None
+            raise _query_error(exc, self.paths) from exc
 
     def fetch(self, query: str, params: Any = None, shape: Shape = FRAME) -> Any:
         """The result as a DataFrame (``FRAME``) or a list of dicts (``ROWS``)."""
@@ -406,7 +408,7 @@ class _Reader:
             names = [column[0] for column in result.description]
             return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
         except duckdb.Error as exc:
-            raise _query_error(exc, self.paths) from None
+            raise _query_error(exc, self.paths) from exc
 
     def one(self, query: str, params: Any = None) -> tuple:
         return self.execute(query, params).fetchone()

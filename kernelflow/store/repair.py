@@ -434,20 +434,13 @@ def _register_cache(
 def _mirror_limits(con: duckdb.DuckDBPyConnection, paths: StorePaths) -> None:
     """Mirror the limit definition files into ``concurrency_limits`` again."""
     from kernelflow.concurrency._limits import list_definitions
+    from kernelflow.store.limits import insert_limit_rows
 
-    rows = [
-        (d.name, d.limit, d.slot_decay_per_second, d.active, d.created, d.updated)
-        for d in list_definitions(paths.limits)
-    ]
+    definitions = list_definitions(paths.limits)
     con.begin()
     try:
         con.execute("DELETE FROM concurrency_limits")
-        if rows:
-            con.executemany(
-                "INSERT INTO concurrency_limits VALUES "
-                "(?, ?, ?, ?, to_timestamp(?), to_timestamp(?))",
-                rows,
-            )
+        insert_limit_rows(con, definitions)
         con.commit()
     except BaseException:
         con.rollback()

@@ -15,9 +15,10 @@ from typing import Any
 
 import ipywidgets
 
+from kernelflow._format import format_bytes
 from kernelflow.widgets._faults import report
 from kernelflow.widgets._history import _epoch
-from kernelflow.widgets._render import esc, format_bytes, format_time, html_table, root, text_table
+from kernelflow.widgets._render import esc, format_time, html_table, root, text_table
 from kernelflow.widgets._view import LiveHTML, with_fallbacks
 
 __all__ = ["CacheBrowser", "load_entries"]

@@ -19,12 +19,12 @@ from typing import Any
 
 import ipywidgets
 
+from kernelflow._format import format_duration
 from kernelflow.errors import RunNotFoundError
 from kernelflow.widgets._faults import report
 from kernelflow.widgets._render import (
     badge,
     esc,
-    format_seconds,
     format_time,
     html_table,
     pre,
@@ -217,7 +217,7 @@ def render_history_html(
                 esc(r["flow"]),
                 esc(r["name"]),
                 badge(r["state"], r["type"]),
-                esc(format_seconds(r["duration"]) if r["duration"] is not None else ""),
+                esc(format_duration(r["duration"]) if r["duration"] is not None else ""),
                 f"{r['task_runs']:,}",
             ]
             for r in rows
@@ -248,7 +248,7 @@ def render_run_detail(detail: dict) -> str:
     head = (
         f'<div style="font-weight:700">{esc(detail["flow"])} · {esc(detail["name"])} '
         f'{badge(detail["state"], detail["type"])} <span style="font-weight:400;'
-        f'opacity:.75">{esc(format_seconds(detail["duration"]))}</span></div>'
+        f'opacity:.75">{esc(format_duration(detail["duration"]))}</span></div>'
     )
     parts = [head]
     if detail.get("message") and detail.get("type") in ("FAILED", "CRASHED"):
@@ -259,7 +259,7 @@ def render_run_detail(detail: dict) -> str:
             [
                 esc(t["name"]),
                 badge(t["state"], t["type"]),
-                esc(format_seconds(t["duration"]) if t["duration"] is not None else ""),
+                esc(format_duration(t["duration"]) if t["duration"] is not None else ""),
                 esc(t["tries"] if t["tries"] is not None else ""),
                 "yes" if t["cached"] else "",
             ]
@@ -299,7 +299,7 @@ def render_history_text(rows: list[dict], total: int, detail: dict | None) -> st
                 r["flow"],
                 r["name"],
                 r["state"],
-                format_seconds(r["duration"]) if r["duration"] is not None else "",
+                format_duration(r["duration"]) if r["duration"] is not None else "",
                 r["task_runs"],
                 r["id"][:8],
             )
@@ -313,7 +313,7 @@ def render_history_text(rows: list[dict], total: int, detail: dict | None) -> st
             text_table(
                 ("task run", "state", "duration", "tries"),
                 [
-                    (t["name"], t["state"], format_seconds(t["duration"]), t["tries"])
+                    (t["name"], t["state"], format_duration(t["duration"]), t["tries"])
                     for t in detail["tasks"]
                 ],
             )

@@ -81,19 +81,10 @@ def load_graph(notebook: str | None = None) -> Graph:
         The notebook session's flow name (default: this kernel's notebook; with
         none, every ``%%task`` cell in the store).
     """
-    from kernelflow.store.queries import sql
+    from kernelflow.store.lineage import cell_runs
 
     notebook = notebook or default_notebook()
-    query = (
-        "SELECT t.id, t.task_name, t.state_name, t.inputs, t.outputs, t.created "
-        "FROM task_runs t JOIN flow_runs f ON t.flow_run_id = f.id "
-        "WHERE t.outputs IS NOT NULL"
-    )
-    params: list[Any] = []
-    if notebook:
-        query += " AND f.flow_name = ?"
-        params.append(notebook)
-    frame = sql(query + " ORDER BY t.created NULLS FIRST, t.id", params)
+    frame = cell_runs(notebook)
     producer_of: dict[str, str] = {}
     latest: dict[str, Cell] = {}
     for record in frame.to_dict("records"):

@@ -17,13 +17,12 @@ import html
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from kernelflow._format import format_duration
 from kernelflow.widgets._model import Snapshot
 
 __all__ = [
     "STATE_COLORS",
     "badge",
-    "format_bytes",
-    "format_seconds",
     "render_run_html",
     "render_run_text",
     "text_table",
@@ -77,32 +76,6 @@ def esc(value: Any) -> str:
     return "" if value is None else html.escape(str(value), quote=True)
 
 
-def format_seconds(seconds: float | None) -> str:
-    """A short duration: ``42 ms``, ``3.2 s``, ``2 min 5 s``, ``1 h 4 min``."""
-    if seconds is None:
-        return ""
-    seconds = max(0.0, float(seconds))
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
-
-
-def format_bytes(size: float | None) -> str:
-    """``812 B``, ``4.1 kB``, ``80.0 MB``."""
-    if size is None:
-        return ""
-    size = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} GB"
-
-
 def format_time(epoch: float | None) -> str:
     """Local wall-clock time of an epoch second: ``2025-03-01 14:02:07``."""
     if epoch is None:
@@ -126,8 +99,8 @@ def _ticking(start: float | None, end: float | None, now: float) -> str:
     if start is None:
         return ""
     if end is not None:
-        return esc(format_seconds(end - start))
-    return f'<span data-kf-since="{start:.3f}">{esc(format_seconds(now - start))}</span>'
+        return esc(format_duration(end - start))
+    return f'<span data-kf-since="{start:.3f}">{esc(format_duration(now - start))}</span>'
 
 
 def _progress(finished: int, total: int, failed: int) -> str:
@@ -162,7 +135,7 @@ def _state_cell(row: dict, now: float) -> str:
         left = max(0.0, retry_at - now)
         cell += (
             f' <span style="opacity:.75">try {row["tries"] + 1} in '
-            f'<span data-kf-until="{retry_at:.3f}">{format_seconds(left)}</span></span>'
+            f'<span data-kf-until="{retry_at:.3f}">{format_duration(left)}</span></span>'
         )
     return cell
 
@@ -399,7 +372,7 @@ def render_run_text(snap: Snapshot) -> str:
     state = snap.state or {}
     elapsed = ""
     if snap.start is not None:
-        elapsed = format_seconds((snap.end or snap.now) - snap.start)
+        elapsed = format_duration((snap.end or snap.now) - snap.start)
     head = f"{snap.title} · {snap.subtitle} · {state.get('name', '')}"
     if elapsed:
         head += f" · {elapsed}"
@@ -423,7 +396,7 @@ def render_run_text(snap: Snapshot) -> str:
         rows = []
         for r in snap.rows:
             end = r["end"] if r["end"] is not None else (snap.now if r["start"] else None)
-            duration = format_seconds(end - r["start"]) if r["start"] and end else ""
+            duration = format_duration(end - r["start"]) if r["start"] and end else ""
             rows.append(
                 (
                     r["name"],
@@ -531,13 +504,13 @@ def timeline_svg(
             f'<text x="0" y="{y + row_height - 5}" fill="currentColor">{esc(text)}</text>'
             f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row_height - 4}" '
             f'rx="2" fill="{color}"><title>{esc(label)}: {esc(state)} '
-            f"{esc(format_seconds((end or t1) - start))}</title></rect>"
+            f"{esc(format_duration((end or t1) - start))}</title></rect>"
         )
     axis_y = row_height * len(shown) + 14
     parts.append(
         f'<text x="{label_w}" y="{axis_y}" fill="currentColor">0 s</text>'
         f'<text x="{width - 10}" y="{axis_y}" text-anchor="end" fill="currentColor">'
-        f"{esc(format_seconds(t1 - t0))}</text></svg>"
+        f"{esc(format_duration(t1 - t0))}</text></svg>"
     )
     if len(known) > limit:
         parts.append(f'<div style="opacity:.7">… and {len(known) - limit:,} more task runs</div>')

@@ -23,10 +23,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from kernelflow import context
+from kernelflow._format import format_duration
 from kernelflow.runs import TaskRun
 from kernelflow.states import State, StateType
 from kernelflow.widgets._model import LOG_LINES, LogLine, Row, event_of
-from kernelflow.widgets._render import badge, esc, format_seconds
+from kernelflow.widgets._render import badge, esc
 
 __all__ = ["StatusModel", "cell_task_scope", "created_for_cell", "in_cell_task_scope"]
 
@@ -165,7 +166,7 @@ class StatusModel:
                 return name, label, {"until": self.retry_at}
             return name, f"retrying: try {row.tries + 1}{tries} next", {}
         if name == "Cached":
-            saved = f" (saved {format_seconds(self.saved)})" if self.saved else ""
+            saved = f" (saved {format_duration(self.saved)})" if self.saved else ""
             return name, f"cached{saved}", {}
         if name == "TimedOut":
             took = _took(row)
@@ -188,12 +189,12 @@ class StatusModel:
         if "since" in ticking:
             tail = (
                 f' <span data-kf-since="{ticking["since"]:.3f}">'
-                f"{esc(format_seconds(now - ticking['since']))}</span>"
+                f"{esc(format_duration(now - ticking['since']))}</span>"
             )
         elif "until" in ticking:
             tail = (
                 f' <span data-kf-until="{ticking["until"]:.3f}">'
-                f"{esc(format_seconds(ticking['until'] - now))}</span>"
+                f"{esc(format_duration(ticking['until'] - now))}</span>"
             )
         return (
             f'<div data-kf-view="status" data-kf-now="{now:.3f}" style="font-family:'
@@ -208,16 +209,16 @@ class StatusModel:
         now = time.time()
         _, words, ticking = self.describe(now)
         if "since" in ticking:
-            words += f" {format_seconds(now - ticking['since'])}"
+            words += f" {format_duration(now - ticking['since'])}"
         elif "until" in ticking:
-            words += f" {format_seconds(ticking['until'] - now)}"
+            words += f" {format_duration(ticking['until'] - now)}"
         return f"{self.task_name}: {words}"
 
 
 def _took(row: Row) -> str:
     if row.start is None or row.end is None:
         return ""
-    return format_seconds(row.end - row.start)
+    return format_duration(row.end - row.start)
 
 
 _PREFIXES = (

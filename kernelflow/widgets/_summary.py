@@ -16,9 +16,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from kernelflow._format import format_duration
 from kernelflow.states import State
 from kernelflow.widgets._faults import report
-from kernelflow.widgets._render import format_seconds
 
 __all__ = ["FlowSummary", "summary_line"]
 
@@ -32,7 +32,7 @@ def summary_line(run: Any, state: State, counts: dict[str, int]) -> str:
     """
     took = ""
     if run.start_time is not None and run.end_time is not None:
-        took = f" in {format_seconds(run.end_time - run.start_time)}"
+        took = f" in {format_duration(run.end_time - run.start_time)}"
     line = f"Flow run {run.name!r} ({run.flow_name}): {state.name}{took}"
     if state.type._value_ == "CANCELLED" and state.message:
         line += f" ({state.message})"

@@ -246,13 +246,24 @@ class TestCache:
         ).output.split()
         assert states == ["state_name", "Completed", "Cached"]
 
-    @pytest.mark.parametrize("value", ["7x", "7", "d", "-1d", "1d2", ""])
-    def test_a_bad_older_than_is_a_one_line_usage_error(self, cli, value):
+    @pytest.mark.parametrize(
+        ("value", "problem"),
+        [
+            ("7x", "is not a duration"),
+            ("d", "is not a duration"),
+            ("-1d", "is not a duration"),
+            ("", "is not a duration"),
+            # A bare number would be seconds: refused, since "7" more likely meant days.
+            ("7", "has no unit"),
+            ("1d2", "has no unit"),
+        ],
+    )
+    def test_a_bad_older_than_is_a_one_line_usage_error(self, cli, value, problem):
         result = cli("cache", "clear", "--older-than", value)
         assert result.exit_code == 2
         assert lines_of(result.output) == [
-            f"Error: Invalid value for '--older-than': {value!r} is not a duration; use e.g. "
-            "30s, 15m, 2h or 7d (see 'kernelflow cache clear --help')"
+            f"Error: Invalid value for '--older-than': {value!r} {problem}; write e.g. "
+            "30s, 15m, 2h, 7d or 1w (see 'kernelflow cache clear --help')"
         ]
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import click
 import pandas as pd
 import pytest
 
-from kernelflow.cli.cache import parse_duration
+from kernelflow.cli.cache import DURATION
 from kernelflow.cli.render import format_cell, format_duration, format_timestamp, is_missing
 
 
@@ -27,23 +28,36 @@ from kernelflow.cli.render import format_cell, format_duration, format_timestamp
     ],
 )
 def test_parse_duration(text, seconds):
-    assert parse_duration(text) == dt.timedelta(seconds=seconds)
+    assert DURATION.convert(text, None, None) == dt.timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("text", ["", "7", "d", "7x", "-1d", "1d2", "7 days", "h1"])
+@pytest.mark.parametrize("text", ["", "d", "7x", "-1d", "7 days", "h1", "nan", "1e3s"])
 def test_parse_duration_rejects(text):
-    with pytest.raises(ValueError, match=re.escape("is not a duration; use e.g. 30s, 15m, 2h")):
-        parse_duration(text)
+    wanted = "is not a duration; write e.g. 30s, 15m, 2h, 7d or 1w"
+    with pytest.raises(click.BadParameter, match=re.escape(wanted)):
+        DURATION.convert(text, None, None)
+
+
+@pytest.mark.parametrize("text", ["7", "90", "1d2"])
+def test_a_bare_number_needs_a_unit(text):
+    # --older-than deletes data: "90" is more likely meant as days than seconds.
+    with pytest.raises(click.BadParameter, match=re.escape("has no unit; write e.g. 30s, 15m")):
+        DURATION.convert(text, None, None)
+
+
+def test_longer_than_a_century_is_refused():
+    with pytest.raises(click.BadParameter, match="longer than 100 years"):
+        DURATION.convert("99999999999w", None, None)
 
 
 @pytest.mark.parametrize(
     ("seconds", "shown"),
     [
-        (0.0002, "<1ms"),
-        (0.004, "4ms"),
-        (12.5, "12.50s"),
-        (95, "1m35s"),
-        (7322, "2h02m"),
+        (0.0002, "<1 ms"),
+        (0.004, "4 ms"),
+        (12.5, "12.5 s"),
+        (95, "1 min 35 s"),
+        (7322, "2 h 2 min"),
         (None, ""),
         (float("nan"), ""),
     ],

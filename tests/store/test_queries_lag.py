@@ -77,8 +77,8 @@ class TestLag:
         assert pending_bytes(settings.paths()) == 0
 
     def test_the_line_says_how_much_is_left(self):
-        assert queries.lag_line(3_200_000).startswith("3.2 MB of recent events")
-        assert queries.lag_line(52_000).startswith("52 kB of recent events")
+        assert queries.lag_line(3_200_000).startswith("3.1 MiB of recent events")
+        assert queries.lag_line(52_000).startswith("50.8 KiB of recent events")
 
     def test_a_small_backlog_is_folded_before_the_answer(self, unfolded):
         with queries.watch_lag() as lag:

@@ -24,6 +24,7 @@ from store_workers import (
 )
 
 from kernelflow.store import compact, start_background_compaction
+from kernelflow.store import journal as journal_module
 from kernelflow.store.db import connect
 from kernelflow.store.journal import Journal, current_journal, record
 
@@ -118,6 +119,107 @@ class TestFold:
         assert rows(paths, "SELECT process, pid FROM processes") == [
             (journal.path.stem, os.getpid())
         ]
+
+    def test_the_light_shape_folds_as_the_old_one(self, paths):
+        """A creation with ``"pending": true`` stands for its Pending state; state lines
+        may leave null fields out. Old and new shapes fold to the same rows."""
+        t = time.time()
+        old_id, new_id_, waiting_id = new_id(), new_id(), new_id()
+
+        def light(event: dict) -> dict:
+            return {k: v for k, v in event.items() if v is not None}
+
+        Journal(paths.journal).write_many(
+            [
+                task_run(old_id, t=t),
+                state(old_id, "Pending", t=t, run_count=0),
+                state(old_id, "Running", t=t + 1, start=t + 1),
+                state(old_id, "Completed", t=t + 2, start=t + 1, end=t + 2, result="r/1"),
+                task_run(new_id_, t=t, pending=True),
+                light(state(new_id_, "Running", t=t + 1, start=t + 1)),
+                light(state(new_id_, "Completed", t=t + 2, start=t + 1, end=t + 2, result="r/1")),
+                task_run(waiting_id, t=t + 3, pending=True),  # submitted, not started yet
+            ]
+        )
+
+        report = compact(paths)
+
+        assert report.bad_lines == 0
+        query = (
+            "SELECT state_type, state_name, state_message, epoch(state_timestamp), "
+            "epoch(start_time), epoch(end_time), duration_s, run_count, result, pid "
+            "FROM task_runs WHERE id = ?"
+        )
+        assert rows(paths, query, [new_id_]) == rows(paths, query, [old_id])
+        assert rows(paths, query, [new_id_])[0][:2] == ("COMPLETED", "Completed")
+        assert rows(paths, query, [waiting_id]) == [
+            (
+                "PENDING",
+                "Pending",
+                None,
+                pytest.approx(t + 3),
+                None,
+                None,
+                None,
+                0,
+                None,
+                os.getpid(),
+            )
+        ]
+        history = (
+            "SELECT run_kind, state_type, state_name, message, epoch(timestamp) FROM states "
+            "WHERE run_id = ? ORDER BY seq"
+        )
+        assert rows(paths, history, [new_id_]) == rows(paths, history, [old_id])
+        assert [r[2] for r in rows(paths, history, [new_id_])] == [
+            "Pending",
+            "Running",
+            "Completed",
+        ]
+        assert rows(paths, history, [waiting_id]) == [
+            ("task", "PENDING", "Pending", None, pytest.approx(t + 3))
+        ]
+
+    def test_a_light_creation_folded_alone_then_its_states(self, paths):
+        """The implied Pending of a run folded in one fold, its next states in the next."""
+        run_id, t = new_id(), time.time()
+        journal = Journal(paths.journal)
+        journal.write(task_run(run_id, t=t, pending=True))
+        compact(paths)
+        assert rows(paths, "SELECT state_name FROM task_runs WHERE id = ?", [run_id]) == [
+            ("Pending",)
+        ]
+        journal.write_many(
+            [
+                {
+                    "ev": "state",
+                    "run_id": run_id,
+                    "kind": "task",
+                    "type": "RUNNING",
+                    "name": "Running",
+                    "t": t + 1,
+                    "run_count": 1,
+                    "start_time": t + 1,
+                },
+                {
+                    "ev": "state",
+                    "run_id": run_id,
+                    "kind": "task",
+                    "type": "COMPLETED",
+                    "name": "Completed",
+                    "t": t + 2,
+                    "run_count": 1,
+                    "start_time": t + 1,
+                    "end_time": t + 2,
+                },
+            ]
+        )
+        compact(paths)
+        assert rows(
+            paths, "SELECT state_name, run_count, duration_s FROM task_runs WHERE id = ?", [run_id]
+        ) == [("Completed", 1, pytest.approx(1.0))]
+        names = rows(paths, "SELECT state_name FROM states WHERE run_id = ? ORDER BY seq", [run_id])
+        assert [n[0] for n in names] == ["Pending", "Running", "Completed"]
 
     def test_an_inputs_event_fills_in_hashes_and_the_cache_key(self, paths):
         run_id = new_id()
@@ -531,3 +633,50 @@ class TestBackground:
             time.sleep(0.1)
         assert not any(paths.journal.glob("*.jsonl"))
         assert rows(paths, "SELECT id FROM task_runs") == [(run_id,)]
+
+
+class TestJournalLookup:
+    """``current_journal`` remembers its answer, and knows when the store changed."""
+
+    def test_another_home_gets_another_journal(self, paths, tmp_path, monkeypatch):
+        from kernelflow import settings
+
+        first = current_journal()
+        assert current_journal() is first and first.path.parent == paths.journal
+        other = tmp_path / "other"
+        monkeypatch.setenv("KERNELFLOW_HOME", str(other))
+        previous = settings.use_home(None)  # the environment alone decides now
+        try:
+            second = current_journal()
+            assert second.path.parent == other / "journal"
+            settings.use_home(tmp_path / "third")
+            assert current_journal().path.parent == tmp_path / "third" / "journal"
+        finally:
+            settings.use_home(previous)
+            journal_module.forget(other / "journal")
+            journal_module.forget(tmp_path / "third" / "journal")
+        monkeypatch.setenv("KERNELFLOW_HOME", str(paths.home))
+        assert current_journal() is first
+
+    def test_a_forgotten_journal_is_not_handed_out_again(self, paths):
+        first = current_journal()
+        journal_module.forget(paths.journal)
+        assert current_journal() is not first
+
+    def test_a_forked_child_has_its_own_journal(self, paths):
+        parent = current_journal()
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report, and leave without running any cleanup
+            try:
+                child = current_journal()
+                ok = child is not parent and child.identity.pid == os.getpid()
+                os.write(write, b"1" if ok else b"0")
+            finally:
+                os._exit(0)
+        os.close(write)
+        try:
+            assert os.read(read, 1) == b"1"
+        finally:
+            os.close(read)
+            os.waitpid(pid, 0)

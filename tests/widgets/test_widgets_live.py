@@ -13,7 +13,6 @@ import sys
 import time
 from typing import Any
 
-import pytest
 from IPython.utils.capture import capture_output
 
 import kernelflow.widgets as widgets
@@ -320,11 +319,3 @@ def test_load_ext_imports_no_widget_library(tmp_path: Any) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[] False"
-
-
-@pytest.mark.parametrize(
-    "seconds,text",
-    [(0.042, "42 ms"), (3.24, "3.2 s"), (125, "2 min 5 s"), (3720, "1 h 2 min"), (None, "")],
-)
-def test_format_seconds(seconds: float | None, text: str) -> None:
-    assert _render.format_seconds(seconds) == text

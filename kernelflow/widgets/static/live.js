@@ -3,12 +3,18 @@
 // clicks on elements with data-kf-id, and tells the kernel whether the view is visible
 // (so views that poll the store stop while nobody looks).
 
+// The same steps as kernelflow/_format.py format_duration, so a ticking time reads as the
+// kernel rendered it: each unit compares the rounded figure (59.97 s is "1 min 0 s").
 function formatSeconds(seconds) {
   seconds = Math.max(0, seconds);
-  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
-  if (seconds < 60) return `${seconds.toFixed(1)} s`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${Math.floor(seconds % 60)} s`;
-  return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`;
+  const millis = Math.round(seconds * 1000);
+  if (millis < 1000) return millis === 0 && seconds > 0 ? "<1 ms" : `${millis} ms`;
+  const tenths = Math.round(seconds * 10);
+  if (tenths < 600) return `${(tenths / 10).toFixed(1)} s`;
+  const whole = Math.round(seconds);
+  if (whole < 3600) return `${Math.floor(whole / 60)} min ${whole % 60} s`;
+  const minutes = Math.round(seconds / 60);
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
 
 // The comm may be gone (kernel restarting or shut down, view disposed): a message then has
