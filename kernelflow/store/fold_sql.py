@@ -68,96 +68,85 @@ __all__ = [
 
 #: How DuckDB reads one journal line: the union of every event kind's fields.
 #: A field of the wrong type becomes NULL rather than failing the batch.
-EVENT_TYPE = json.dumps(
-    {
-        "ev": "VARCHAR",
-        "t": "DOUBLE",
-        # process
-        "host": "VARCHAR",
-        "pid": "BIGINT",
-        "start_ticks": "BIGINT",
-        "boot_id": "VARCHAR",
-        "argv": ["VARCHAR"],
-        # flow_run / task_run
-        "id": "VARCHAR",
-        "name": "VARCHAR",
-        "flow_name": "VARCHAR",
-        "version": "VARCHAR",
-        "parent_flow_run_id": "VARCHAR",
-        "parent_task_run_id": "VARCHAR",
-        "deployment_id": "VARCHAR",
-        "parameters": "JSON",
-        "tags": ["VARCHAR"],
-        "flow_run_id": "VARCHAR",
-        "task_name": "VARCHAR",
-        "cache_key": "VARCHAR",
-        "inputs": "JSON",
-        "pending": "BOOLEAN",
-        # state / log / outputs
-        "run_id": "VARCHAR",
-        "kind": "VARCHAR",
-        "type": "VARCHAR",
-        "message": "VARCHAR",
-        "run_count": "INTEGER",
-        "start_time": "DOUBLE",
-        "end_time": "DOUBLE",
-        "result": "VARCHAR",
-        "level": "INTEGER",
-        "logger": "VARCHAR",
-        "outputs": "JSON",
-        # cache_write / cache_hit / cache_delete
-        "key": "VARCHAR",
-        "checksum": "VARCHAR",
-        "size": "BIGINT",
-        "created": "DOUBLE",
-        "expires": "DOUBLE",
-        "task_run_id": "VARCHAR",
-        "duration": "DOUBLE",
-        # artifact / artifact_update (also id, key, type, flow_run_id, task_run_id)
-        "description": "VARCHAR",
-        "data": "VARCHAR",
-        # event (also id, flow_run_id, task_run_id)
-        "event": "VARCHAR",
-        "occurred": "DOUBLE",
-        "resource": "JSON",
-        "related": "JSON",
-        "payload": "JSON",
-    },
-    separators=(",", ":"),
-)
+_FIELDS: dict[str, object] = {
+    "ev": "VARCHAR",
+    "t": "DOUBLE",
+    # process
+    "host": "VARCHAR",
+    "pid": "BIGINT",
+    "start_ticks": "BIGINT",
+    "boot_id": "VARCHAR",
+    "argv": ["VARCHAR"],
+    # flow_run / task_run
+    "id": "VARCHAR",
+    "name": "VARCHAR",
+    "flow_name": "VARCHAR",
+    "version": "VARCHAR",
+    "parent_flow_run_id": "VARCHAR",
+    "parent_task_run_id": "VARCHAR",
+    "deployment_id": "VARCHAR",
+    "parameters": "JSON",
+    "tags": ["VARCHAR"],
+    "flow_run_id": "VARCHAR",
+    "task_name": "VARCHAR",
+    "cache_key": "VARCHAR",
+    "inputs": "JSON",
+    "pending": "BOOLEAN",
+    # state / log / outputs
+    "run_id": "VARCHAR",
+    "kind": "VARCHAR",
+    "type": "VARCHAR",
+    "message": "VARCHAR",
+    "run_count": "INTEGER",
+    "start_time": "DOUBLE",
+    "end_time": "DOUBLE",
+    "result": "VARCHAR",
+    "level": "INTEGER",
+    "logger": "VARCHAR",
+    "outputs": "JSON",
+    # cache_write / cache_hit / cache_delete
+    "key": "VARCHAR",
+    "checksum": "VARCHAR",
+    "size": "BIGINT",
+    "created": "DOUBLE",
+    "expires": "DOUBLE",
+    "task_run_id": "VARCHAR",
+    "duration": "DOUBLE",
+    # artifact / artifact_update (also id, key, type, flow_run_id, task_run_id)
+    "description": "VARCHAR",
+    "data": "VARCHAR",
+    # event (also id, flow_run_id, task_run_id)
+    "event": "VARCHAR",
+    "occurred": "DOUBLE",
+    "resource": "JSON",
+    "related": "JSON",
+    "payload": "JSON",
+}
+EVENT_TYPE = json.dumps(_FIELDS, separators=(",", ":"))
+
+
+def _fields(*names: str) -> str:
+    """The JSON type of a line with only these fields (typed as in the union above)."""
+    return json.dumps({name: _FIELDS[name] for name in names}, separators=(",", ":"))
 
 
 #: A ``state`` line's fields.
-STATE_TYPE = json.dumps(
-    {
-        "run_id": "VARCHAR",
-        "kind": "VARCHAR",
-        "type": "VARCHAR",
-        "name": "VARCHAR",
-        "message": "VARCHAR",
-        "t": "DOUBLE",
-        "run_count": "INTEGER",
-        "start_time": "DOUBLE",
-        "end_time": "DOUBLE",
-        "result": "VARCHAR",
-    },
-    separators=(",", ":"),
+STATE_TYPE = _fields(
+    "run_id",
+    "kind",
+    "type",
+    "name",
+    "message",
+    "t",
+    "run_count",
+    "start_time",
+    "end_time",
+    "result",
 )
 
 #: A ``task_run`` line's fields.
-TASK_TYPE = json.dumps(
-    {
-        "id": "VARCHAR",
-        "flow_run_id": "VARCHAR",
-        "task_name": "VARCHAR",
-        "name": "VARCHAR",
-        "tags": ["VARCHAR"],
-        "cache_key": "VARCHAR",
-        "inputs": "JSON",
-        "t": "DOUBLE",
-        "pending": "BOOLEAN",
-    },
-    separators=(",", ":"),
+TASK_TYPE = _fields(
+    "id", "flow_run_id", "task_name", "name", "tags", "cache_key", "inputs", "t", "pending"
 )
 
 _STATE_PREFIX = '{"ev":"state",'
