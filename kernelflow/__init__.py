@@ -23,7 +23,6 @@ from kernelflow._version import __version__
 if TYPE_CHECKING:
     from kernelflow import errors, runtime
     from kernelflow.context import tags
-    from kernelflow.engine import allow_failure, unmapped
     from kernelflow.flow_runs import (
         apause_flow_run,
         aresume_flow_run,
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
     from kernelflow.states import State
     from kernelflow.store.queries import sql
     from kernelflow.tasks import Task, task
+    from kernelflow.utilities.annotations import allow_failure, unmapped
 
 __all__ = [
     "Flow",
@@ -68,8 +68,8 @@ _LAZY = {
     "Task": "kernelflow.tasks",
     "task": "kernelflow.tasks",
     "State": "kernelflow.states",
-    "allow_failure": "kernelflow.engine",
-    "unmapped": "kernelflow.engine",
+    "allow_failure": "kernelflow.utilities.annotations",
+    "unmapped": "kernelflow.utilities.annotations",
     "get_run_logger": "kernelflow.logs",
     "sql": "kernelflow.store.queries",
     "tags": "kernelflow.context",

@@ -26,10 +26,11 @@ import logging
 import random
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from kernelflow import context, transactions
+from kernelflow._sync import run_coro_sync
 from kernelflow.errors import (
     ConfigurationError,
     FlowRunTimeoutError,
@@ -44,6 +45,7 @@ from kernelflow.errors import (
 from kernelflow.futures import TaskRunFuture, resolve_futures_to_states
 from kernelflow.logs import configure as configure_logging
 from kernelflow.logs import enable_print_capture, run_logger
+from kernelflow.runners import call_task_fn
 from kernelflow.runs import FlowRun, TaskRun
 from kernelflow.states import (
     AwaitingRetry,
@@ -62,7 +64,7 @@ from kernelflow.states import (
 )
 from kernelflow.store.journal import current_journal, encode_event
 from kernelflow.timeouts import DeadlineExceeded, call_with_timeout
-from kernelflow.utilities.annotations import opaque, quote
+from kernelflow.utilities.annotations import allow_failure, opaque, quote
 
 if TYPE_CHECKING:
     from kernelflow.flows import Flow
@@ -70,12 +72,10 @@ if TYPE_CHECKING:
     from kernelflow.tasks import Task
 
 __all__ = [
-    "allow_failure",
     "run_flow",
     "run_task",
     "set_state",
     "subscribe",
-    "unmapped",
     "unsubscribe",
 ]
 
@@ -360,29 +360,6 @@ def _seconds_text(seconds: float) -> str:
 
 
 # --- inputs -----------------------------------------------------------------
-class allow_failure:  # lower case: Prefect's name
-    """Wrap an upstream future so a downstream task runs even if it failed.
-
-    The failed upstream arrives as ``None`` (Prefect passes the exception
-    object, which is truthy; kernelflow passes ``None`` so ``x if x else y``
-    falls back as users expect).
-    """
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
-class unmapped:  # lower case: Prefect's name
-    """Wrap an argument of ``.map()`` so it is passed whole to every call."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
 def _needs_resolving(value: Any) -> bool:
     if isinstance(value, (TaskRunFuture, State, allow_failure, quote, opaque)):
         return True
@@ -984,14 +961,6 @@ async def _tag_slots_async(tags: frozenset[str]) -> Any:
     return await acquire_tag_slots_async(tags)
 
 
-def call_task_fn(task: Task, parameters: dict[str, Any]) -> Any:
-    """One try of a sync task in this process, with its timeout if it has one."""
-    args, kwargs = task.to_call_args(parameters)
-    if task.timeout_seconds is None:
-        return task.fn(*args, **kwargs)
-    return call_with_timeout(task.fn, args, kwargs, task.timeout_seconds, TaskRunTimeoutError)
-
-
 def run_task(
     task: Task,
     task_run: TaskRun,
@@ -1110,35 +1079,6 @@ async def run_task_async(
         raise
     finally:
         attempt.exit()
-
-
-def run_coro_sync(coro: Coroutine) -> Any:
-    """Run a coroutine to completion from sync code, even under a running loop.
-
-    In a notebook the main thread already runs an event loop, so the coroutine
-    gets its own loop in a helper thread instead of touching the kernel's.
-    """
-    import asyncio
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    outcome: dict[str, Any] = {}
-    ctx = contextvars.copy_context()
-
-    def target() -> None:
-        try:
-            outcome["value"] = ctx.run(asyncio.run, coro)
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target, name="kernelflow-async", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 def run_task_any(
@@ -1615,10 +1555,3 @@ def _exit_generator_run(attempt: FlowAttempt) -> None:
         attempt.exit()
     except ValueError:
         attempt.token = None
-
-
-def is_async_callable(fn: Callable) -> bool:
-    """True for ``async def`` functions (and objects with an async ``__call__``)."""
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004
-    )

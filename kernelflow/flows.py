@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from kernelflow import engine
+from kernelflow._sync import is_async_callable
 from kernelflow.errors import ConfigurationError
 from kernelflow.options import (
     BindsAsMethod,
@@ -133,7 +134,7 @@ class Flow(BindsAsMethod, Generic[P, R]):
             on_crashed=on_crashed,
             on_running=on_running,
         )
-        self.is_async = engine.is_async_callable(fn)
+        self.is_async = is_async_callable(fn)
         #: "sync" or "async" for a generator function's flow, else None.
         self.generator = (
             "async"

@@ -14,12 +14,18 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kernelflow.errors import ConfigurationError
+from kernelflow.errors import ConfigurationError, TaskRunTimeoutError
+from kernelflow.timeouts import call_with_timeout
 
 if TYPE_CHECKING:
     from kernelflow.tasks import Task
 
-__all__ = ["ProcessPoolTaskRunner", "TaskRunner", "ThreadPoolTaskRunner"]
+__all__ = [
+    "ProcessPoolTaskRunner",
+    "TaskRunner",
+    "ThreadPoolTaskRunner",
+    "call_task_fn",
+]
 
 
 class TaskRunner:
@@ -43,8 +49,6 @@ class TaskRunner:
         elsewhere (processes, Dask) override this; the engine keeps driving
         states in the flow's process either way.
         """
-        from kernelflow.engine import call_task_fn
-
         return call_task_fn(task, parameters)
 
     def shutdown(self, wait: bool = True) -> None:
@@ -193,3 +197,11 @@ class ProcessPoolTaskRunner(ThreadPoolTaskRunner):
 
     def __repr__(self) -> str:
         return f"ProcessPoolTaskRunner(max_workers={self.max_workers})"
+
+
+def call_task_fn(task: Task, parameters: dict[str, Any]) -> Any:
+    """One try of a sync task in this process, with its timeout if it has one."""
+    args, kwargs = task.to_call_args(parameters)
+    if task.timeout_seconds is None:
+        return task.fn(*args, **kwargs)
+    return call_with_timeout(task.fn, args, kwargs, task.timeout_seconds, TaskRunTimeoutError)

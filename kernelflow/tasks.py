@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from kernelflow import context, engine
+from kernelflow._sync import is_async_callable
 from kernelflow.cache import DEFAULT, NO_CACHE, CacheKeyFnPolicy, CachePolicy
 from kernelflow.errors import CachePolicyError, ConfigurationError
 from kernelflow.futures import PrefectFutureList, TaskRunFuture
@@ -38,6 +39,7 @@ from kernelflow.options import (
     method_kind,
     render_run_name,
 )
+from kernelflow.utilities.annotations import unmapped
 
 __all__ = ["Task", "exponential_backoff", "task", "task_input_hash"]
 
@@ -160,7 +162,7 @@ class Task(BindsAsMethod, Generic[P, R]):
             on_rollback=on_rollback,
         )
         self.cache_policy = self._resolve_cache_policy(cache_policy, cache_key_fn, owner)
-        self.is_async = engine.is_async_callable(fn)
+        self.is_async = is_async_callable(fn)
         self._shape = CallShape(fn)
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
@@ -271,7 +273,7 @@ class Task(BindsAsMethod, Generic[P, R]):
         for name, value in parameters.items():
             if self._bound is not None and value is self._bound:
                 static[name] = value  # the bound instance or class is never mapped over
-            elif isinstance(value, engine.unmapped):
+            elif isinstance(value, unmapped):
                 static[name] = value.value
             elif isinstance(value, Iterable) and not isinstance(value, (str, bytes, dict)):
                 mapped[name] = list(value)

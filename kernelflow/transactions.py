@@ -615,7 +615,7 @@ class Transaction:
         try:
             outcome = hook(self)
             if inspect.isawaitable(outcome):
-                from kernelflow.engine import run_coro_sync
+                from kernelflow._sync import run_coro_sync
 
                 run_coro_sync(outcome)
         except Exception:

@@ -160,7 +160,7 @@ def execute(prepared: PreparedCell, shell: Any) -> Any:
     if not prepared.is_async:
         exec(prepared.main, global_ns, local_ns)
         return eval(prepared.last, global_ns, local_ns) if prepared.last is not None else None
-    from kernelflow.engine import run_coro_sync
+    from kernelflow._sync import run_coro_sync
 
     async def run_all() -> Any:
         outcome = eval(prepared.main, global_ns, local_ns)
@@ -174,5 +174,5 @@ def execute(prepared: PreparedCell, shell: Any) -> Any:
         return value
 
     # The kernel's own loop is running in this thread: the cell's coroutine gets
-    # a loop of its own in a helper thread (see kernelflow.engine.run_coro_sync).
+    # a loop of its own in a helper thread (see kernelflow._sync.run_coro_sync).
     return run_coro_sync(run_all())

@@ -36,17 +36,11 @@ Example
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
-
-if TYPE_CHECKING:
-    from kernelflow.engine import allow_failure, unmapped
+from typing import Any, Generic, TypeVar
 
 __all__ = ["BaseAnnotation", "allow_failure", "opaque", "quote", "unmapped"]
 
 T = TypeVar("T")
-
-# allow_failure and unmapped live with the engine that reads them; loaded on first use.
-_LAZY = {"allow_failure": "kernelflow.engine", "unmapped": "kernelflow.engine"}
 
 
 class BaseAnnotation(Generic[T]):
@@ -120,16 +114,24 @@ class opaque(BaseAnnotation[T]):  # lower case: Prefect's name
     __slots__ = ()
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
+class allow_failure:  # lower case: Prefect's name
+    """Wrap an upstream future so a downstream task runs even if it failed.
 
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+    The failed upstream arrives as ``None`` (Prefect passes the exception
+    object, which is truthy; kernelflow passes ``None`` so ``x if x else y``
+    falls back as users expect).
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
-def __dir__() -> list[str]:
-    return sorted(__all__)
+class unmapped:  # lower case: Prefect's name
+    """Wrap an argument of ``.map()`` so it is passed whole to every call."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
