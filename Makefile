@@ -41,11 +41,16 @@ bench: setup
 prefect-golden: setup
 	$(PY) tests/prefect_docs/golden.py
 
-# Python: ruff. The panel's TypeScript: Biome, a devDependency that the editable
-# install's `jlpm install` puts into labextension/node_modules.
+# Python: ruff; the layers (import-linter, pyproject.toml [tool.importlinter]) and their
+# picture in docs/decisions/layers.md; and mypy (settings in pyproject.toml's [tool.mypy]: strict on the public
+# API). The panel's TypeScript: Biome, a devDependency that the editable install's
+# `jlpm install` puts into labextension/node_modules.
 lint: setup
-	$(VENV)/bin/ruff check kernelflow tests bench
-	$(VENV)/bin/ruff format --check kernelflow tests bench
+	$(VENV)/bin/ruff check kernelflow tests bench scripts
+	$(VENV)/bin/ruff format --check kernelflow tests bench scripts
+	$(VENV)/bin/lint-imports
+	$(PY) scripts/layers_picture.py --check docs/decisions/layers.md
+	$(VENV)/bin/mypy
 	cd labextension && $(VENV)/bin/jlpm lint:check
 
 clean:

@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 import xxhash
 
-from kernelflow import cache_index
 from kernelflow.hashing import hash_value
 from kernelflow.settings import use_home
+from kernelflow.store import cache_index
 
 SECTION = "Hashing (bench/bench_hashing.py)"
 

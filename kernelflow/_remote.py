@@ -30,7 +30,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import cloudpickle
 
@@ -38,7 +38,7 @@ from kernelflow import context, settings
 from kernelflow.errors import TaskSerializationError
 
 if TYPE_CHECKING:
-    from kernelflow.tasks import Task
+    from kernelflow._protocols import TaskLike
 
 __all__ = ["RemoteTraceback", "decode_reply", "encode_call", "execute", "replay_event"]
 
@@ -48,7 +48,7 @@ Sink = Callable[[str, Any], None]
 
 # --- in the flow's process -------------------------------------------------------------
 def encode_call(
-    task: Task, parameters: dict[str, Any], where: str, soft_timeout: bool = False
+    task: TaskLike, parameters: dict[str, Any], where: str, soft_timeout: bool = False
 ) -> bytes:
     """The pickled request for one try of ``task`` with ``parameters``.
 
@@ -107,7 +107,7 @@ class _FunctionReference:
         self.path = path
 
     @classmethod
-    def to(cls, task: Task) -> _FunctionReference | None:
+    def to(cls, task: TaskLike) -> _FunctionReference | None:
         fn = task.fn
         module_name = getattr(fn, "__module__", None)
         path = getattr(fn, "__qualname__", "")
@@ -141,7 +141,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def _unpicklable(
-    task: Task, parameters: dict[str, Any], where: str, exc: BaseException
+    task: TaskLike, parameters: dict[str, Any], where: str, exc: BaseException
 ) -> TaskSerializationError:
     """Name the part of a request that cannot be pickled."""
     advice = "or run this task with ThreadPoolTaskRunner"
@@ -282,8 +282,10 @@ class _RoutedStream(io.TextIOBase):
     def isatty(self) -> bool:
         return False
 
+    # The stubs declare TextIOBase.encoding a plain attribute; at run time it is a
+    # read-only descriptor, so a property is the one way to follow the wrapped stream.
     @property
-    def encoding(self) -> str:  # type: ignore[override]
+    def encoding(self) -> str:  # type: ignore[override]  # see the comment above
         return getattr(self._original, "encoding", "utf-8")
 
     def fileno(self) -> int:
@@ -320,7 +322,9 @@ def _worker_context(request: dict) -> context.TaskRunContext | None:
     run = TaskRun(request["task_name"], info["name"], info["flow_run_id"], info["tags"])
     run.id = info["id"]
     run.run_count = info["run_count"]
-    task = _TaskInfo(request["task_name"], request["fn"], info["tags"])
+    # Only a stand-in for the task: code inside a remote try reads its name, fn and tags
+    # (runtime.task_run), never the options the engine read before sending the call.
+    task = cast("TaskLike", _TaskInfo(request["task_name"], request["fn"], info["tags"]))
     return context.TaskRunContext(task, run, request["parameters"], request["log_prints"])
 
 

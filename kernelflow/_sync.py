@@ -8,30 +8,32 @@ from __future__ import annotations
 import contextvars
 import inspect
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 __all__ = ["is_async_callable", "run_coro_sync"]
 
 
-def run_coro_sync(coro: Coroutine) -> Any:
-    """Run a coroutine to completion from sync code, even under a running loop.
+def run_coro_sync(coro: Awaitable[Any]) -> Any:
+    """Run a coroutine (or other awaitable) to completion from sync code, even under a loop.
 
     In a notebook the main thread already runs an event loop, so the coroutine
     gets its own loop in a helper thread instead of touching the kernel's.
     """
     import asyncio
 
+    main = coro if inspect.iscoroutine(coro) else _awaiting(coro)
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        return asyncio.run(main)
     outcome: dict[str, Any] = {}
     ctx = contextvars.copy_context()
 
     def target() -> None:
         try:
-            outcome["value"] = ctx.run(asyncio.run, coro)
+            outcome["value"] = ctx.run(asyncio.run, main)
         except BaseException as exc:
             outcome["error"] = exc
 
@@ -43,7 +45,12 @@ def run_coro_sync(coro: Coroutine) -> Any:
     return outcome["value"]
 
 
-def is_async_callable(fn: Callable) -> bool:
+async def _awaiting(awaitable: Awaitable[Any]) -> Any:
+    """A coroutine awaiting ``awaitable`` (asyncio.run takes only coroutines)."""
+    return await awaitable
+
+
+def is_async_callable(fn: Callable[..., Any]) -> bool:
     """True for ``async def`` functions (and objects with an async ``__call__``)."""
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004

@@ -12,7 +12,9 @@ pydantic is imported on a flow's first call, and only for flows with an
 annotated parameter, so ``import kernelflow`` and decorating stay cheap. The
 model is built once per function, with internal field names aliased to the
 parameter names, so any parameter name works (``_private``, ``model_x``,
-``schema``). Futures and states passed to a subflow are left for the engine.
+``schema``). Values of the ``passthrough`` types (the flow gives futures and
+states, which the engine resolves for a subflow) are left as they are; the
+caller names them, so this foundation module knows nothing of the run model.
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ from kernelflow.errors import ConfigurationError, ParameterTypeError
 __all__ = ["ParameterValidator", "annotated_parameters"]
 
 _log = logging.getLogger("kernelflow.flows")
-_REGULAR = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-_REGULAR += (inspect.Parameter.KEYWORD_ONLY,)
+_REGULAR = (
+    inspect.Parameter.POSITIONAL_ONLY,
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    inspect.Parameter.KEYWORD_ONLY,
+)
 
 
 def annotated_parameters(signature: inspect.Signature) -> list[str]:
@@ -51,11 +56,16 @@ class ParameterValidator:
         The flow's function.
     owner:
         How errors name the flow, e.g. ``"flow 'etl'"``.
+    passthrough:
+        Types whose values are passed on unvalidated.
     """
 
-    def __init__(self, fn: Callable[..., Any], owner: str) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], owner: str, passthrough: tuple[type, ...] = ()
+    ) -> None:
         self.fn = fn
         self.owner = owner
+        self.passthrough = passthrough
         self.signature = inspect.signature(fn)
         self.names = annotated_parameters(self.signature)
         self._model: Any = None
@@ -70,7 +80,7 @@ class ParameterValidator:
         """``parameters`` with each given annotated value validated and coerced.
 
         A value that is its parameter's default is not validated (Prefect
-        validates only what the caller passed).
+        validates only what the caller passed), nor one of a ``passthrough`` type.
 
         Raises
         ------
@@ -79,9 +89,6 @@ class ParameterValidator:
         ConfigurationError
             The annotations cannot be turned into a pydantic model.
         """
-        from kernelflow.futures import TaskRunFuture
-        from kernelflow.states import State
-
         given = {}
         for name in self.names:
             if name not in parameters:
@@ -89,7 +96,7 @@ class ParameterValidator:
             value = parameters[name]
             if value is self.signature.parameters[name].default:
                 continue
-            if isinstance(value, (TaskRunFuture, State)):
+            if isinstance(value, self.passthrough):
                 continue
             given[name] = value
         if not given:

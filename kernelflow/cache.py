@@ -90,7 +90,9 @@ class Inputs(CachePolicy):
     def __init__(self, exclude: Iterable[str] = ()) -> None:
         self.exclude = tuple(exclude)
 
-    def key_part(self, ctx, inputs, hashes):
+    def key_part(
+        self, ctx: TaskRunContext, inputs: dict[str, Any], hashes: dict[str, str]
+    ) -> str | None:
         from kernelflow.hashing import hash_bytes, hash_value
 
         parts = []
@@ -113,7 +115,9 @@ class Inputs(CachePolicy):
 class _TaskSource(CachePolicy):
     """Keys on the source code of the task's function (``TASK_SOURCE``)."""
 
-    def key_part(self, ctx, inputs, hashes):
+    def key_part(
+        self, ctx: TaskRunContext, inputs: dict[str, Any], hashes: dict[str, str]
+    ) -> str | None:
         from kernelflow.hashing import source_hash
 
         return source_hash(ctx.task.fn)
@@ -125,7 +129,9 @@ class _TaskSource(CachePolicy):
 class _FlowParameters(CachePolicy):
     """Keys on the parameters of the enclosing flow run (``FLOW_PARAMETERS``)."""
 
-    def key_part(self, ctx, inputs, hashes):
+    def key_part(
+        self, ctx: TaskRunContext, inputs: dict[str, Any], hashes: dict[str, str]
+    ) -> str | None:
         from kernelflow.context import current_flow_context
         from kernelflow.hashing import hash_value
 
@@ -139,7 +145,9 @@ class _FlowParameters(CachePolicy):
 class _RunId(CachePolicy):
     """Keys on the flow run id, so results are reused only within one run (``RUN_ID``)."""
 
-    def key_part(self, ctx, inputs, hashes):
+    def key_part(
+        self, ctx: TaskRunContext, inputs: dict[str, Any], hashes: dict[str, str]
+    ) -> str | None:
         return ctx.task_run.flow_run_id or ctx.task_run.id
 
     def __repr__(self) -> str:
@@ -149,7 +157,9 @@ class _RunId(CachePolicy):
 class _NoCache(CachePolicy):
     """Never caches (``NO_CACHE``)."""
 
-    def key_part(self, ctx, inputs, hashes):
+    def key_part(
+        self, ctx: TaskRunContext, inputs: dict[str, Any], hashes: dict[str, str]
+    ) -> str | None:
         return None
 
     def __repr__(self) -> str:
@@ -163,7 +173,9 @@ class CompoundCachePolicy(CachePolicy):
         self.policies = policies
         self.uses_inputs = any(p.uses_inputs for p in policies)
 
-    def key_part(self, ctx, inputs, hashes):
+    def key_part(
+        self, ctx: TaskRunContext, inputs: dict[str, Any], hashes: dict[str, str]
+    ) -> str | None:
         from kernelflow.hashing import hash_bytes
 
         parts = []
@@ -206,7 +218,9 @@ class CacheKeyFnPolicy(CachePolicy):
         """The key function (kernelflow's former attribute name for ``cache_key_fn``)."""
         return self.cache_key_fn
 
-    def key_part(self, ctx, inputs, hashes):
+    def key_part(
+        self, ctx: TaskRunContext, inputs: dict[str, Any], hashes: dict[str, str]
+    ) -> str | None:
         key = self.fn(ctx, inputs)
         if key is not None and not isinstance(key, str):
             raise CachePolicyError(

@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from kernelflow.errors import ConfigurationError, MissingContextError
 
 if TYPE_CHECKING:
-    from kernelflow.flows import Flow
+    # Protocols, not the classes: Flow, Task and TaskRunner live in layers above
+    # this one, and transactions imports this module (see kernelflow._protocols).
+    from kernelflow._protocols import FlowLike, TaskLike, TaskRunnerLike, TransactionLike
     from kernelflow.futures import TaskRunFuture
-    from kernelflow.runners import TaskRunner
     from kernelflow.runs import FlowRun, TaskRun
-    from kernelflow.tasks import Task
-    from kernelflow.transactions import Transaction
 
 __all__ = [
     "FlowRunContext",
@@ -62,19 +61,25 @@ class FlowRunContext:
     #: Fewest futures a flow holds before it lets go of the finished ones.
     SWEEP_MIN = 1024
 
-    def __init__(self, flow: Flow | None, flow_run: FlowRun, runner_factory: Any, log_prints: bool):
+    def __init__(
+        self,
+        flow: FlowLike | None,
+        flow_run: FlowRun,
+        runner_factory: Callable[[], TaskRunnerLike],
+        log_prints: bool,
+    ):
         self.flow = flow
         self.flow_run = flow_run
         self.log_prints = log_prints
         #: The submitted runs the flow still has to wait for before it ends (and, until
         #: the next sweep, some that have ended).
-        self.futures: list[TaskRunFuture] = []
+        self.futures: list[TaskRunFuture[Any]] = []
         self._sweep_at = self.SWEEP_MIN
         self._sweep_lock = threading.Lock()
         self._runner_factory = runner_factory
-        self.task_runner: TaskRunner | None = None
+        self.task_runner: TaskRunnerLike | None = None
 
-    def track(self, future: TaskRunFuture) -> None:
+    def track(self, future: TaskRunFuture[Any]) -> None:
         """Keep ``future`` until it ends, so the flow run waits for it before it ends.
 
         A finished future is let go of at the next sweep: the flow needs it no
@@ -104,7 +109,7 @@ class FlowRunContext:
         """
         return current_flow_context()
 
-    def get_task_runner(self) -> TaskRunner:
+    def get_task_runner(self) -> TaskRunnerLike:
         """The flow's task runner, started on first use (most flows never submit)."""
         runner = self.task_runner
         if runner is None:
@@ -132,12 +137,14 @@ class TaskRunContext:
 
     __slots__ = ("log_prints", "parameters", "task", "task_run", "transaction")
 
-    def __init__(self, task: Task, task_run: TaskRun, parameters: dict[str, Any], log_prints: bool):
+    def __init__(
+        self, task: TaskLike, task_run: TaskRun, parameters: dict[str, Any], log_prints: bool
+    ):
         self.task = task
         self.task_run = task_run
         self.parameters = parameters
         self.log_prints = log_prints
-        self.transaction: Transaction | None = None
+        self.transaction: TransactionLike | None = None
 
     @classmethod
     def get(cls) -> TaskRunContext | None:
@@ -168,6 +175,28 @@ def session_flow_context() -> FlowRunContext | None:
 def current_flow_context() -> FlowRunContext | None:
     """The innermost flow run context, falling back to the notebook session run."""
     return flow_context.get() or _session_flow
+
+
+def caller_awaits(flow_ctx: FlowRunContext | None) -> bool:
+    """Whether calling an async task here should return an awaitable.
+
+    Only async code can await: an async task or async flow around the call.
+    A sync task or flow gets the value, even when an event loop is running
+    in the thread (a notebook cell); outside any run, a running loop means
+    the caller is async (``await my_task()`` at a notebook's top level).
+    """
+    task_ctx = task_context.get()
+    if task_ctx is not None:
+        return task_ctx.task.is_async
+    if flow_ctx is not None and flow_ctx.flow is not None:
+        return flow_ctx.flow.is_async
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def get_run_context() -> TaskRunContext | FlowRunContext:

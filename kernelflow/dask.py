@@ -39,7 +39,7 @@ from kernelflow.errors import ConfigurationError, TaskRunnerError, WorkerLostErr
 from kernelflow.runners import ThreadPoolTaskRunner
 
 if TYPE_CHECKING:
-    from kernelflow.tasks import Task
+    from kernelflow._protocols import TaskLike
 
 __all__ = ["DaskTaskRunner"]
 
@@ -193,7 +193,7 @@ class DaskTaskRunner(ThreadPoolTaskRunner):
                 ) from None
         return cls
 
-    def call(self, task: Task, parameters: dict[str, Any]) -> Any:
+    def call(self, task: TaskLike, parameters: dict[str, Any]) -> Any:
         import distributed
 
         from kernelflow._remote import (

@@ -18,7 +18,6 @@ and printed as a table. The store is the default one (``~/.kernelflow``, or
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import sys
@@ -138,7 +137,7 @@ def main() -> None:
     from rich.text import Text
 
     from kernelflow.cli.render import console, frame_table
-    from kernelflow.settings import paths
+    from kernelflow.settings import current, paths
     from kernelflow.store.run_tree import EXAMPLE_QUERY
 
     totals = etl_demo()
@@ -156,7 +155,7 @@ def main() -> None:
         )
     )
     cli = _command_prefix()
-    if "KERNELFLOW_HOME" in os.environ:
+    if current().raw("home") is not None:
         cli = f"KERNELFLOW_HOME={shlex.quote(str(paths().home))} {cli}"
     cached = frame[(frame["kind"] == "task") & (frame["state_name"] == "Cached")]
     if len(cached) > 1:

@@ -19,10 +19,15 @@ import datetime
 import functools
 import inspect
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
-from kernelflow import engine
 from kernelflow._sync import is_async_callable
+from kernelflow.engine.flow_run import (
+    run_flow,
+    run_flow_async,
+    run_generator_flow,
+    run_generator_flow_async,
+)
 from kernelflow.errors import ConfigurationError
 from kernelflow.options import (
     BindsAsMethod,
@@ -38,10 +43,15 @@ from kernelflow.options import (
 from kernelflow.runners import TaskRunner, ThreadPoolTaskRunner
 from kernelflow.runs import random_run_name
 
+if TYPE_CHECKING:
+    from kernelflow._validation import ParameterValidator
+
 __all__ = ["Flow", "flow"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+#: A state hook, ``fn(flow, flow_run, state)``: the decorator methods return it unchanged.
+H = TypeVar("H", bound=Callable[..., Any])
 
 
 class Flow(BindsAsMethod, Generic[P, R]):
@@ -74,11 +84,11 @@ class Flow(BindsAsMethod, Generic[P, R]):
         cache_result_in_memory: bool = True,
         log_prints: bool | None = None,
         tags: Iterable[str] | None = None,
-        on_completion: list[Callable] | None = None,
-        on_failure: list[Callable] | None = None,
-        on_cancellation: list[Callable] | None = None,
-        on_crashed: list[Callable] | None = None,
-        on_running: list[Callable] | None = None,
+        on_completion: list[Callable[..., Any]] | None = None,
+        on_failure: list[Callable[..., Any]] | None = None,
+        on_cancellation: list[Callable[..., Any]] | None = None,
+        on_crashed: list[Callable[..., Any]] | None = None,
+        on_running: list[Callable[..., Any]] | None = None,
     ) -> None:
         fn, self._method_kind = method_kind(fn)
         if not callable(fn):
@@ -149,19 +159,22 @@ class Flow(BindsAsMethod, Generic[P, R]):
                 "lasts as long as its caller iterates); time the work inside it instead."
             )
         self._shape = CallShape(fn)
-        self._validator: Any = None
+        self._validator: ParameterValidator | None = None
         if validate_parameters:
             from kernelflow._validation import ParameterValidator, annotated_parameters
+            from kernelflow.futures import TaskRunFuture
+            from kernelflow.states import State
 
             if annotated_parameters(self._shape.signature):
-                self._validator = ParameterValidator(fn, owner)
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+                # Futures and states given to a subflow are the engine's to resolve.
+                self._validator = ParameterValidator(fn, owner, (TaskRunFuture, State))
+        functools.update_wrapper(self, fn)
 
     def render_run_name(self, parameters: dict[str, Any]) -> str:
         """The flow run's name: ``flow_run_name`` formatted, or a random ``adjective-animal``."""
         return render_run_name(self.flow_run_name, parameters, random_run_name())
 
-    def to_call_args(self, parameters: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
+    def to_call_args(self, parameters: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """``(args, kwargs)`` for the wrapped function."""
         return self._shape.to_call(parameters)
 
@@ -188,8 +201,11 @@ class Flow(BindsAsMethod, Generic[P, R]):
         awaitable (in a notebook, ``await my_flow()``); a generator flow returns
         a generator of what its function yields.
         """
-        return_state = kwargs.pop("return_state", False)
+        return_state = bool(kwargs.pop("return_state", False))
         parameters = self._bind(args, kwargs)
+        # What each branch returns is what calling the function returns (R: a generator,
+        # a coroutine, a value), or with return_state=True the final State, which a
+        # ParamSpec-typed call cannot express: hence the casts.
         if self.generator is not None:
             if return_state:
                 raise ConfigurationError(
@@ -197,15 +213,15 @@ class Flow(BindsAsMethod, Generic[P, R]):
                     "return_state=True is not supported (as in Prefect)."
                 )
             if self.generator == "async":
-                return engine.run_generator_flow_async(self, parameters)  # type: ignore[return-value]
-            return engine.run_generator_flow(self, parameters)  # type: ignore[return-value]
+                return cast(R, run_generator_flow_async(self, parameters))
+            return cast(R, run_generator_flow(self, parameters))
         if self.is_async:
-            return self._call_async(parameters, return_state)  # type: ignore[return-value]
-        state = engine.run_flow(self, parameters)
-        return state if return_state else state.result()  # type: ignore[return-value]
+            return cast(R, self._call_async(parameters, return_state))
+        state = run_flow(self, parameters)
+        return cast(R, state) if return_state else state.result()
 
     async def _call_async(self, parameters: dict[str, Any], return_state: bool) -> Any:
-        state = await engine.run_flow_async(self, parameters)
+        state = await run_flow_async(self, parameters)
         return state if return_state else state.result()
 
     def with_options(self, **changes: Any) -> Flow[P, R]:
@@ -229,7 +245,7 @@ class Flow(BindsAsMethod, Generic[P, R]):
         return new
 
     # --- hooks, decorator form (Prefect's Flow.on_completion and so on) ---
-    def on_completion(self, fn: Callable) -> Callable:
+    def on_completion(self, fn: H) -> H:
         """Register ``fn(flow, flow_run, state)`` to run when a run completes; returns ``fn``.
 
         Example
@@ -240,27 +256,27 @@ class Flow(BindsAsMethod, Generic[P, R]):
         self.on_completion_hooks.append(self._hook(fn, "on_completion"))
         return fn
 
-    def on_failure(self, fn: Callable) -> Callable:
+    def on_failure(self, fn: H) -> H:
         """Register ``fn(flow, flow_run, state)`` to run when a run fails; returns ``fn``."""
         self.on_failure_hooks.append(self._hook(fn, "on_failure"))
         return fn
 
-    def on_cancellation(self, fn: Callable) -> Callable:
+    def on_cancellation(self, fn: H) -> H:
         """Register ``fn(flow, flow_run, state)`` to run when a run is cancelled; returns ``fn``."""
         self.on_cancellation_hooks.append(self._hook(fn, "on_cancellation"))
         return fn
 
-    def on_crashed(self, fn: Callable) -> Callable:
+    def on_crashed(self, fn: H) -> H:
         """Register ``fn(flow, flow_run, state)`` to run when a run crashes; returns ``fn``."""
         self.on_crashed_hooks.append(self._hook(fn, "on_crashed"))
         return fn
 
-    def on_running(self, fn: Callable) -> Callable:
+    def on_running(self, fn: H) -> H:
         """Register ``fn(flow, flow_run, state)`` to run when a run starts; returns ``fn``."""
         self.on_running_hooks.append(self._hook(fn, "on_running"))
         return fn
 
-    def _hook(self, fn: Any, option: str) -> Callable:
+    def _hook(self, fn: Any, option: str) -> Callable[..., Any]:
         return check_hooks(fn, option, f"flow '{self.name}'")[0]
 
     def serve(self, name: str | None = None, **options: Any) -> Any:
@@ -303,11 +319,11 @@ def flow(
     cache_result_in_memory: bool = True,
     log_prints: bool | None = None,
     tags: Iterable[str] | None = None,
-    on_completion: list[Callable] | None = None,
-    on_failure: list[Callable] | None = None,
-    on_cancellation: list[Callable] | None = None,
-    on_crashed: list[Callable] | None = None,
-    on_running: list[Callable] | None = None,
+    on_completion: list[Callable[..., Any]] | None = None,
+    on_failure: list[Callable[..., Any]] | None = None,
+    on_cancellation: list[Callable[..., Any]] | None = None,
+    on_crashed: list[Callable[..., Any]] | None = None,
+    on_running: list[Callable[..., Any]] | None = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar, overload
 
 from kernelflow.states import Pending, State
 
@@ -42,7 +42,7 @@ class TaskRunFuture(Generic[R]):
 
     __slots__ = ("_future", "task_run")
 
-    def __init__(self, task_run: TaskRun, future: cf.Future) -> None:
+    def __init__(self, task_run: TaskRun, future: cf.Future[State[R]]) -> None:
         self.task_run = task_run
         self._future = future
 
@@ -52,7 +52,7 @@ class TaskRunFuture(Generic[R]):
         return self.task_run.id
 
     @property
-    def state(self) -> State:
+    def state(self) -> State[R]:
         """The run's current state (Pending until it starts)."""
         if self._future.done() and not self._future.cancelled():
             exc = self._future.exception()
@@ -71,11 +71,21 @@ class TaskRunFuture(Generic[R]):
         """True once the run has reached a final state."""
         return self._future.done()
 
-    def final_state(self, timeout: float | None = None) -> State:
+    def final_state(self, timeout: float | None = None) -> State[R]:
         """Wait for and return the final state."""
         return self._future.result(timeout)
 
-    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> R:
+    @overload
+    def result(self, timeout: float | None = None, raise_on_failure: Literal[True] = True) -> R: ...
+
+    @overload
+    def result(
+        self, timeout: float | None = None, raise_on_failure: bool = True
+    ) -> R | BaseException: ...
+
+    def result(
+        self, timeout: float | None = None, raise_on_failure: bool = True
+    ) -> R | BaseException:
         """Wait for the run and return its value; raise its exception if it failed."""
         return self._future.result(timeout).result(raise_on_failure=raise_on_failure)
 
@@ -91,7 +101,7 @@ class TaskRunFuture(Generic[R]):
 PrefectFuture = TaskRunFuture
 
 
-class PrefectFutureList(list):
+class PrefectFutureList(list[TaskRunFuture[R]], Generic[R]):
     """The list ``.map()`` returns, with ``wait()`` and ``result()`` over all of it."""
 
     def wait(self, timeout: float | None = None) -> None:
@@ -106,11 +116,13 @@ class PrefectFutureList(list):
 class DoneAndNotDoneFutures(NamedTuple):
     """What :func:`wait` returns."""
 
-    done: set[TaskRunFuture]
-    not_done: set[TaskRunFuture]
+    done: set[TaskRunFuture[Any]]
+    not_done: set[TaskRunFuture[Any]]
 
 
-def wait(futures: Iterable[TaskRunFuture], timeout: float | None = None) -> DoneAndNotDoneFutures:
+def wait(
+    futures: Iterable[TaskRunFuture[Any]], timeout: float | None = None
+) -> DoneAndNotDoneFutures:
     """Wait for futures to finish (or ``timeout``); never raises a task's exception."""
     futures = list(futures)
     by_inner = {f._future: f for f in futures}
@@ -119,8 +131,8 @@ def wait(futures: Iterable[TaskRunFuture], timeout: float | None = None) -> Done
 
 
 def as_completed(
-    futures: Iterable[TaskRunFuture], timeout: float | None = None
-) -> Iterator[TaskRunFuture]:
+    futures: Iterable[TaskRunFuture[R]], timeout: float | None = None
+) -> Iterator[TaskRunFuture[R]]:
     """Yield futures as their runs finish."""
     by_inner = {f._future: f for f in futures}
     for inner in cf.as_completed(by_inner, timeout=timeout):

@@ -24,11 +24,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from kernelflow import context
 from kernelflow import context as _context
-from kernelflow.settings import env
+from kernelflow.settings import current
 
 __all__ = [
     "disable_logger",
@@ -42,6 +42,13 @@ __all__ = [
     "set_console_gate",
     "task_run_logger",
 ]
+
+if TYPE_CHECKING:
+    _StreamHandler = logging.StreamHandler[TextIO]
+    _LoggerAdapter = logging.LoggerAdapter[logging.Logger]
+else:  # subscriptable at run time only from Python 3.11 on
+    _StreamHandler = logging.StreamHandler
+    _LoggerAdapter = logging.LoggerAdapter
 
 ROOT = "kernelflow"
 #: The ``kernelflow`` logger (loggers live as long as the process: this is the same object).
@@ -95,7 +102,7 @@ def is_own_record(record: logging.LogRecord) -> bool:
     return record.pathname.startswith(_PACKAGE_DIR)
 
 
-class _StderrHandler(logging.StreamHandler):
+class _StderrHandler(_StreamHandler):
     """Writes to ``sys.stderr`` as it is when each record is emitted.
 
     Bound once, a plain ``StreamHandler(sys.stderr)`` would keep writing to
@@ -106,7 +113,7 @@ class _StderrHandler(logging.StreamHandler):
     def __init__(self) -> None:
         logging.Handler.__init__(self)
 
-    def filter(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+    def filter(self, record: logging.LogRecord) -> bool:
         """Apply the console gate (see :func:`set_console_gate`), then the handler's filters."""
         gate = _console_gate
         if gate is not None:
@@ -118,7 +125,7 @@ class _StderrHandler(logging.StreamHandler):
         return bool(super().filter(record))
 
     @property
-    def stream(self) -> Any:  # type: ignore[override]
+    def stream(self) -> Any:
         return sys.stderr
 
     @stream.setter
@@ -149,7 +156,7 @@ class _StderrHandler(logging.StreamHandler):
 class JournalHandler(logging.Handler):
     """Appends run log records to the store's journal."""
 
-    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+    def handle(self, record: logging.LogRecord) -> bool:
         """Skip console-only records before the handler's lock: one per run is one."""
         if getattr(record, "journal", True) is False:
             return False
@@ -162,38 +169,26 @@ class JournalHandler(logging.Handler):
         try:
             # Quietly: when the journal is full, the error is said once (see
             # record_quietly), not as a traceback for every log line.
+            from kernelflow.store.events import log_record
             from kernelflow.store.journal import record_quietly
 
             record_quietly(
-                {
-                    "ev": "log",
-                    "run_id": run_id,
-                    "kind": getattr(record, "run_kind", "task"),
-                    "level": record.levelno,
-                    "logger": record.name,
-                    "message": record.getMessage(),
-                    "t": record.created,
-                }
+                log_record(
+                    run_id=run_id,
+                    kind=getattr(record, "run_kind", "task"),
+                    level=record.levelno,
+                    logger=record.name,
+                    message=record.getMessage(),
+                    t=record.created,
+                )
             )
         except Exception:  # a log line must never break a run
             self.handleError(record)
 
 
-_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
 def _level() -> str:
     """``KERNELFLOW_LOGGING_LEVEL``, checked: a bad value is one line, not a traceback."""
-    raw = env("LOGGING_LEVEL", "INFO")
-    level = raw.strip().upper() or "INFO"
-    if level not in _LEVELS:
-        from kernelflow.errors import ConfigurationError
-
-        raise ConfigurationError(
-            f"KERNELFLOW_LOGGING_LEVEL={raw!r} is not a log level; set it to one of "
-            f"{', '.join(_LEVELS)}."
-        )
-    return level
+    return current().logging_level
 
 
 def configure() -> logging.Logger:
@@ -214,7 +209,7 @@ def configure() -> logging.Logger:
     return logger
 
 
-class RunLogger(logging.LoggerAdapter):
+class RunLogger(_LoggerAdapter):
     """A logger bound to one flow or task run."""
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
@@ -408,14 +403,15 @@ def _print(
 ) -> None:
     if file is None or file is sys.stdout:
         task_ctx = context.task_context.get()
-        ctx = task_ctx or context.current_flow_context()
+        flow_ctx = context.current_flow_context() if task_ctx is None else None
+        ctx = task_ctx or flow_ctx
         if ctx is not None and ctx.log_prints:
             text = (" " if sep is None else sep).join(str(a) for a in args)
             # stacklevel: the record is the caller's line, not kernelflow's (is_own_record).
             if task_ctx is not None:
                 run_logger("task", task_ctx.task_run).info(text, stacklevel=2)
-            else:
-                run_logger("flow", ctx.flow_run).info(text, stacklevel=2)
+            elif flow_ctx is not None:
+                run_logger("flow", flow_ctx.flow_run).info(text, stacklevel=2)
             return
     _original_print(*args, sep=sep, end=end, file=file, flush=flush)
 

@@ -74,12 +74,19 @@ def check_delays(value: Any, retries: int, owner: str) -> Callable[[int], float]
         delays = value(retries)
         return check_delays(list(delays), retries, owner)
     if isinstance(value, Iterable) and not isinstance(value, (str, bytes)):
-        items = [check_seconds(v, "retry_delay_seconds", owner, allow_zero=True) for v in value]
+        items = [_check_delay(v, owner) for v in value]
         if not items:
             return lambda _n: 0.0
         return lambda n: items[min(n, len(items)) - 1]
-    seconds = check_seconds(value, "retry_delay_seconds", owner, allow_zero=True)
+    seconds = _check_delay(value, owner)
     return lambda _n: seconds
+
+
+def _check_delay(value: Any, owner: str) -> float:
+    seconds = check_seconds(value, "retry_delay_seconds", owner, allow_zero=True)
+    # None waits no time, as a missing retry_delay_seconds does (the engine reads a None
+    # delay as "no try left", so it must not get one).
+    return 0.0 if seconds is None else seconds
 
 
 def exponential_backoff(backoff_factor: float) -> Callable[[int], list[float]]:
@@ -259,5 +266,5 @@ class CallShape:
         """``(args, kwargs)`` to call the function with a bound parameter dict."""
         if self.simple:
             return (), parameters
-        bound = inspect.BoundArguments(self.signature, parameters)  # type: ignore[arg-type]
+        bound = inspect.BoundArguments(self.signature, parameters)
         return bound.args, bound.kwargs

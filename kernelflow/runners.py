@@ -18,7 +18,8 @@ from kernelflow.errors import ConfigurationError, TaskRunTimeoutError
 from kernelflow.timeouts import call_with_timeout
 
 if TYPE_CHECKING:
-    from kernelflow.tasks import Task
+    from kernelflow._process_pool import ProcessPool
+    from kernelflow._protocols import TaskLike
 
 __all__ = [
     "ProcessPoolTaskRunner",
@@ -42,7 +43,7 @@ class TaskRunner:
         """Run ``fn(*args)`` (the engine driving one task run) and return its future."""
         raise NotImplementedError
 
-    def call(self, task: Task, parameters: dict[str, Any]) -> Any:
+    def call(self, task: TaskLike, parameters: dict[str, Any]) -> Any:
         """Run one try of ``task``'s function and return its value (or raise).
 
         The default runs it in the calling thread. Runners that execute
@@ -86,10 +87,14 @@ class ThreadPoolTaskRunner(TaskRunner):
             )
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
-        if self._pool is None:
+        pool = self._pool
+        if pool is None:
             self.start()
+            pool = self._pool
+            if pool is None:
+                raise TypeError(f"{type(self).__name__}.start() must make the thread pool.")
         # Each task run sees the submitting flow's context (run, logger, store).
-        return self._pool.submit(contextvars.copy_context().run, fn, *args)
+        return pool.submit(contextvars.copy_context().run, fn, *args)
 
     def shutdown(self, wait: bool = True) -> None:
         if self._pool is not None:
@@ -108,19 +113,10 @@ def default_thread_pool_max_workers() -> int:
     ConfigurationError
         The variable is set to something other than a whole number >= 1.
     """
-    raw = os.environ.get("KERNELFLOW_TASKS_RUNNER_THREAD_POOL_MAX_WORKERS", "").strip()
-    if not raw:
-        return sys.maxsize
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ConfigurationError(
-            f"KERNELFLOW_TASKS_RUNNER_THREAD_POOL_MAX_WORKERS={raw!r} is not a whole number "
-            ">= 1; set it to one, or unset it for no bound."
-        )
-    return value
+    from kernelflow.settings import current
+
+    value = current().tasks_runner_thread_pool_max_workers
+    return sys.maxsize if value is None else value
 
 
 class ProcessPoolTaskRunner(ThreadPoolTaskRunner):
@@ -151,7 +147,7 @@ class ProcessPoolTaskRunner(ThreadPoolTaskRunner):
 
     def __init__(self, max_workers: int | None = None) -> None:
         super().__init__(max_workers)
-        self._processes = None
+        self._processes: ProcessPool | None = None
 
     @property
     def _process_count(self) -> int:
@@ -173,7 +169,7 @@ class ProcessPoolTaskRunner(ThreadPoolTaskRunner):
             self._processes = ProcessPool(self._process_count)
             self._processes.prestart()
 
-    def call(self, task: Task, parameters: dict[str, Any]) -> Any:
+    def call(self, task: TaskLike, parameters: dict[str, Any]) -> Any:
         from kernelflow._remote import decode_reply, encode_call, raise_or_return, replay_event
         from kernelflow.errors import TaskRunnerError
         from kernelflow.timeouts import DeadlineExceeded
@@ -199,7 +195,7 @@ class ProcessPoolTaskRunner(ThreadPoolTaskRunner):
         return f"ProcessPoolTaskRunner(max_workers={self.max_workers})"
 
 
-def call_task_fn(task: Task, parameters: dict[str, Any]) -> Any:
+def call_task_fn(task: TaskLike, parameters: dict[str, Any]) -> Any:
     """One try of a sync task in this process, with its timeout if it has one."""
     args, kwargs = task.to_call_args(parameters)
     if task.timeout_seconds is None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 import time
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from kernelflow.errors import CancelledRun, CrashedRun, FailedRun, UnfinishedRun
 
@@ -182,7 +182,13 @@ class State(Generic[R]):
         """True once the run can no longer change (completed, failed, crashed, cancelled)."""
         return self.type in TERMINAL_TYPES
 
-    def result(self, raise_on_failure: bool = True) -> R:
+    @overload
+    def result(self, raise_on_failure: Literal[True] = True) -> R: ...
+
+    @overload
+    def result(self, raise_on_failure: bool = True) -> R | BaseException: ...
+
+    def result(self, raise_on_failure: bool = True) -> R | BaseException:
         """The run's return value; for a failed state, raise its exception.
 
         Parameters
@@ -191,15 +197,17 @@ class State(Generic[R]):
             When False, a failed state returns its exception instead of raising it.
         """
         if self.type is StateType.COMPLETED:
-            if isinstance(self.data, State):
-                return self.data.result(raise_on_failure)
-            if isinstance(self.data, StoredResult):
-                return self.data.load()
-            return self.data
+            data = self.data
+            if isinstance(data, State):
+                data = data.result(raise_on_failure)
+            elif isinstance(data, StoredResult):
+                data = data.load()
+            value: R = data  # the value of a completed State[R], however it is held
+            return value
         exc = self._exception()
         if raise_on_failure:
             raise exc
-        return exc  # type: ignore[return-value]
+        return exc
 
     def _exception(self) -> BaseException:
         data = self.data
@@ -230,7 +238,7 @@ class State(Generic[R]):
 
 
 def _constructor(type_: StateType, name: str) -> Any:
-    def make(message: str | None = None, data: Any = None, **kwargs: Any) -> State:
+    def make(message: str | None = None, data: Any = None, **kwargs: Any) -> State[Any]:
         return State(type_, kwargs.pop("name", name), message, data, **kwargs)
 
     make.__name__ = make.__qualname__ = name

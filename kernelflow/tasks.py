@@ -21,9 +21,10 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from kernelflow import context, engine
+from kernelflow import context
 from kernelflow._sync import is_async_callable
 from kernelflow.cache import DEFAULT, NO_CACHE, CacheKeyFnPolicy, CachePolicy
+from kernelflow.engine.task_run import create_task_run, run_task_any, run_task_async
 from kernelflow.errors import CachePolicyError, ConfigurationError
 from kernelflow.futures import PrefectFutureList, TaskRunFuture
 from kernelflow.options import (
@@ -233,16 +234,16 @@ class Task(BindsAsMethod, Generic[P, R]):
         wait_for = kwargs.pop("wait_for", None)
         parameters = self._bind(args, kwargs)
         flow_ctx = context.current_flow_context()
-        if self.is_async and _caller_awaits(flow_ctx):
+        if self.is_async and context.caller_awaits(flow_ctx):
             return self._call_async(parameters, wait_for, flow_ctx, return_state)  # type: ignore[return-value]
         # A sync call runs at once in this thread: its creation is journaled with its start.
-        task_run = engine.create_task_run(self, parameters, flow_ctx, hold=not self.is_async)
-        state = engine.run_task_any(self, task_run, parameters, wait_for, flow_ctx)
+        task_run = create_task_run(self, parameters, flow_ctx, hold=not self.is_async)
+        state = run_task_any(self, task_run, parameters, wait_for, flow_ctx)
         return state if return_state else _call_value(task_run, state)
 
     async def _call_async(self, parameters, wait_for, flow_ctx, return_state):
-        task_run = engine.create_task_run(self, parameters, flow_ctx)
-        state = await engine.run_task_async(self, task_run, parameters, wait_for, flow_ctx)
+        task_run = create_task_run(self, parameters, flow_ctx)
+        state = await run_task_async(self, task_run, parameters, wait_for, flow_ctx)
         return state if return_state else _call_value(task_run, state)
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskRunFuture[R]:
@@ -255,11 +256,9 @@ class Task(BindsAsMethod, Generic[P, R]):
     def _submit(
         self, parameters: dict[str, Any], wait_for: Any, flow_ctx: context.FlowRunContext
     ) -> TaskRunFuture[R]:
-        task_run = engine.create_task_run(self, parameters, flow_ctx)
+        task_run = create_task_run(self, parameters, flow_ctx)
         runner = flow_ctx.get_task_runner()
-        inner = runner.submit(
-            engine.run_task_any, self, task_run, parameters, wait_for, flow_ctx, runner
-        )
+        inner = runner.submit(run_task_any, self, task_run, parameters, wait_for, flow_ctx, runner)
         future: TaskRunFuture[R] = TaskRunFuture(task_run, inner)
         flow_ctx.track(future)
         return future
@@ -388,28 +387,6 @@ def _call_value(task_run: Any, state: Any) -> Any:
     if task_run.returned_state:
         return state
     return state.result()
-
-
-def _caller_awaits(flow_ctx: context.FlowRunContext | None) -> bool:
-    """Whether calling an async task here should return an awaitable.
-
-    Only async code can await: an async task or async flow around the call.
-    A sync task or flow gets the value, even when an event loop is running
-    in the thread (a notebook cell); outside any run, a running loop means
-    the caller is async (``await my_task()`` at a notebook's top level).
-    """
-    task_ctx = context.task_context.get()
-    if task_ctx is not None:
-        return task_ctx.task.is_async
-    if flow_ctx is not None and flow_ctx.flow is not None:
-        return flow_ctx.flow.is_async
-    import asyncio
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _require_flow(name: str, method: str) -> context.FlowRunContext:

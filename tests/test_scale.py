@@ -15,11 +15,12 @@ import math
 import pytest
 
 from kernelflow import allow_failure, flow, task
-from kernelflow import engine as engine_module
 from kernelflow.context import FlowRunContext
+from kernelflow.engine import transitions
 from kernelflow.runs import FlowRun, TaskRun
 from kernelflow.settings import paths
 from kernelflow.states import Cached, Completed, Failed, Pending, Running, State, StateType
+from kernelflow.store import event_lines
 from kernelflow.store.journal import encode_event
 
 
@@ -141,8 +142,8 @@ class TestStateEventEncoding:
         ):
             for start, end in ((None, None), (1796442350.8182642, None), (1.5, 2.25)):
                 run.start_time, run.end_time, run.run_count = start, end, 3
-                fast = engine_module._encode_state_event(kind, run, state, result)
-                generic = encode_event(engine_module._state_event(kind, run, state, result))
+                fast = event_lines.encode_state_event(kind, run, state, result)
+                generic = encode_event(event_lines.state_event(kind, run, state, result))
                 assert fast == generic
                 assert json.loads(fast)["type"] == state.type.value
 
@@ -150,9 +151,9 @@ class TestStateEventEncoding:
     def test_an_odd_time_falls_back_to_the_generic_encoder(self, odd: object) -> None:
         run = TaskRun("t", "t-0", None, [])
         state = Completed(timestamp=odd)  # type: ignore[arg-type]
-        assert engine_module._encode_state_event("task", run, state, None) is None
+        assert event_lines.encode_state_event("task", run, state, None) is None
         run.start_time = odd  # type: ignore[assignment]
-        assert engine_module._encode_state_event("task", run, Completed(), None) is None
+        assert event_lines.encode_state_event("task", run, Completed(), None) is None
 
     @pytest.mark.parametrize(
         "inputs",
@@ -184,13 +185,13 @@ class TestStateEventEncoding:
             "inputs": inputs,
             "t": 1796442350.8182032,
         }
-        assert engine_module._encode_created(created) == encode_event(created)
+        assert event_lines.encode_created(created) == encode_event(created)
         created["pending"] = True  # a creation that stands for its Pending too
-        assert engine_module._encode_created(created) == encode_event(created)
+        assert event_lines.encode_created(created) == encode_event(created)
         moved = {"pending": True, **{k: v for k, v in created.items() if k != "pending"}}
-        assert engine_module._encode_created(moved) == encode_event(moved)
+        assert event_lines.encode_created(moved) == encode_event(moved)
         other = {"ev": "cache_hit", "key": "k", "task_run_id": "r", "t": 1.0}
-        assert engine_module._encode_created(other) == encode_event(other)
+        assert event_lines.encode_created(other) == encode_event(other)
 
 
 class TestJournaledTogether:
@@ -211,7 +212,7 @@ class TestJournaledTogether:
         # The creation stands for the Pending state: no line of its own.
         assert mine == ["task_run", "Running", "Completed"]
         assert state_names(run_id) == ["Pending", "Running", "Completed"]
-        assert not engine_module._held
+        assert not transitions._held
 
     @pytest.mark.parametrize(
         ("pending", "later"),
@@ -236,7 +237,7 @@ class TestJournaledTogether:
             "inputs": {},
             "t": pending.timestamp - later,
         }
-        engine_module.set_state("task", run, pending, before=[created])
+        transitions.set_state("task", run, pending, before=[created])
         line = next(e for e in journal_events() if e.get("id") == run.id)
         assert "pending" not in line
         (own,) = [e for e in journal_events() if e.get("run_id") == run.id]
@@ -272,7 +273,7 @@ class TestJournaledTogether:
         assert names == ["boom-0", "after-0", "after-1"]
         not_ready = next(e["id"] for e in journal_events() if e.get("name") == "after-0")
         assert state_names(not_ready) == ["Pending", "NotReady"]
-        assert not engine_module._held
+        assert not transitions._held
 
     def test_an_error_before_the_first_state_still_journals_the_creation(self) -> None:
         class Exploding(State):
@@ -293,4 +294,4 @@ class TestJournaledTogether:
         assert [e["name"] for e in created] == ["takes_one-0"]
         assert created[0]["pending"] is True
         assert state_names(created[0]["id"]) == ["Pending"]
-        assert not engine_module._held
+        assert not transitions._held

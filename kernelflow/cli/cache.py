@@ -2,7 +2,7 @@
 
 ``cache ls`` shows the live entries (newest first) from the store's
 ``cache_entries`` table. ``cache clear`` deletes entries through
-:func:`kernelflow.cache_index.clear`, optionally only one task's
+:func:`kernelflow.store.cache_index.clear`, optionally only one task's
 (``--task``) or only those created more than a duration ago (``--older-than
 7d``); a cleared entry is a cache miss next time, so the task simply runs.
 """
@@ -96,7 +96,7 @@ def list_entries(task_name: str | None) -> None:
 )
 def clear(task_name: str | None, older_than: dt.timedelta | None) -> None:
     """Delete cache entries (all, or those matching --task / --older-than)."""
-    from kernelflow import cache_index
+    from kernelflow.store import cache_index
 
     removed = cache_index.clear(
         task_name=task_name,

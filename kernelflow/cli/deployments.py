@@ -341,22 +341,23 @@ def inspect_command(name: str) -> None:
         if value is not None:
             grid.add_row(label, str(value))
     out.print(grid)
+    unknown = False
     try:
         declared = notebook_parameters(read_notebook(d.snapshot_path(paths().home)))
     except ConfigurationError as exc:
         # A broken deployment is still shown (with its runs); the reason is one line.
         out.print(f"Parameters unknown: {exc}")
-        declared = False
+        declared, unknown = None, True
     params = Table(title="Parameters")
     for header in ("name", "type", "default", "deployed value"):
         params.add_column(header)
     for p in (declared or {}).values():
         value = repr(d.parameters[p.name]) if p.name in d.parameters else ""
         params.add_row(p.name, p.type, repr(p.default) if p.has_default else "", value)
-    if declared is None:
-        out.print("The notebook has no cell tagged 'parameters'.")
-    elif declared is not False:
+    if declared is not None:
         out.print(params)
+    elif not unknown:
+        out.print("The notebook has no cell tagged 'parameters'.")
     runs = recent_flow_runs(deployment=d.id, limit=10)
     if len(runs):
         out.print(
@@ -427,7 +428,18 @@ for _action, _verb in (("pause", "Paused"), ("resume", "Resumed"), ("delete", "D
     show_default=True,
     help="At most this many notebook runs at once.",
 )
-def scheduler_command(duration: float | None, once: bool, slots: int) -> None:
+@click.option(
+    "--backend",
+    "backend_name",
+    metavar="MODULE:CLASS",
+    help=(
+        "Where runs execute: a kernelflow.deployments.backends.DeploymentBackend subclass "
+        "(default: DefaultBackend: on Dask for a deployment deployed with --dask, else locally)."
+    ),
+)
+def scheduler_command(
+    duration: float | None, once: bool, slots: int, backend_name: str | None
+) -> None:
     """Run every active deployment on its schedule (one active scheduler per store).
 
     Start as many as you like: one holds the lease, the others stand by and take
@@ -437,7 +449,12 @@ def scheduler_command(duration: float | None, once: bool, slots: int) -> None:
     from kernelflow.logs import configure
 
     configure()
-    scheduler = Scheduler(slots=slots)
+    backend = None
+    if backend_name is not None:
+        from kernelflow.deployments.backends import load_backend_class
+
+        backend = load_backend_class(backend_name, "--backend")()
+    scheduler = Scheduler(slots=slots, backend=backend)
     if once:
         try:
             scheduler.run(once=True)

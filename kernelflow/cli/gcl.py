@@ -15,10 +15,15 @@ is one limit, whichever command made it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from kernelflow.cli.concurrency import print_inspection, print_limits
 from kernelflow.cli.render import console
+
+if TYPE_CHECKING:
+    from kernelflow.concurrency._limits import LimitDefinition
 
 __all__ = ["command"]
 
@@ -112,7 +117,7 @@ def delete(name: str) -> None:
     console().print(f"Deleted limit {name!r}.", highlight=False)
 
 
-def _describe(definition) -> str:
+def _describe(definition: LimitDefinition) -> str:
     text = f"limit {definition.name!r}: {definition.limit} slot(s)"
     if definition.decays:
         text += f", decaying {definition.slot_decay_per_second:g}/s"

@@ -81,10 +81,6 @@ def describe_prune(report: PruneReport) -> list[str]:
     return lines
 
 
-def _count(n: int, one: str, many: str | None = None) -> str:
-    return f"{n:,} {one if n == 1 else many or one + 's'}"
-
-
 @command.command("repair")
 @click.option("--force", is_flag=True, help="Rebuild even when the database reads fine.")
 def repair(force: bool) -> None:

@@ -108,7 +108,7 @@ def create_limit(
             f"{name} --limit N' or delete it first."
         )
     definition = LimitDefinition(name, limit, decay, bool(active))
-    return change_recorded(name, lambda: write_definition(definition))  # type: ignore[return-value]
+    return change_recorded(name, lambda: write_definition(definition))
 
 
 def update_limit(
@@ -146,7 +146,7 @@ def update_limit(
         return write_definition(replace(current, **changes))
 
     read_definition(name)  # a clear error before opening the store
-    return change_recorded(name, apply)  # type: ignore[return-value]
+    return change_recorded(name, apply)
 
 
 def delete_limit(name: str) -> None:

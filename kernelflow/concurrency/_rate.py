@@ -18,6 +18,7 @@ import fcntl
 import os
 import struct
 import time
+from collections.abc import Callable
 
 from kernelflow.settings import open_private
 
@@ -26,7 +27,9 @@ __all__ = ["give_back", "occupied", "try_take"]
 _FORMAT = struct.Struct("<dd")  # occupied slots, time of that value
 
 
-def _update(path: str, limit: int, decay: float, change) -> float:
+def _update(
+    path: str, limit: int, decay: float, change: Callable[[float], tuple[float, float]]
+) -> float:
     fd = open_private(path, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

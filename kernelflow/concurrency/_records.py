@@ -10,15 +10,18 @@ users see and concurrent changes are serialised. The statements live in
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 from kernelflow.concurrency._limits import LimitDefinition
 
 __all__ = ["change_recorded"]
 
 
-def change_recorded(
-    name: str, apply: Callable[[], LimitDefinition | None]
-) -> LimitDefinition | None:
+#: The new definition, or None when the change deletes the limit.
+_Definition = TypeVar("_Definition", bound="LimitDefinition | None")
+
+
+def change_recorded(name: str, apply: Callable[[], _Definition]) -> _Definition:
     """Run ``apply`` (which changes limit ``name``'s file) and record the result in the store.
 
     ``apply`` returns the new definition, or None when the limit was deleted.

@@ -69,11 +69,9 @@ def __getattr__(name: str) -> Any:
 
 def in_deployment_run() -> str | None:
     """The deployment run's id when this process is a kernel executing one, else None."""
-    import os
+    from kernelflow.settings import DEPLOYMENT_RUN, internal
 
-    from kernelflow.deployments.runner import DEPLOYMENT_RUN_ENV
-
-    return os.environ.get(DEPLOYMENT_RUN_ENV) or None
+    return internal(DEPLOYMENT_RUN) or None
 
 
 def run_deployment(
@@ -105,8 +103,9 @@ def run_deployment(
     from kernelflow.deployments import records
     from kernelflow.deployments.execution import RunExecution, create_run, new_run_id
     from kernelflow.deployments.parameters import coerce_parameters, read_notebook
-    from kernelflow.deployments.registry import get, signal_change
-    from kernelflow.deployments.scheduler import after_hook
+    from kernelflow.deployments.registry import get
+    from kernelflow.deployments.scheduler.slots import after_hook
+    from kernelflow.deployments.wake import signal_change
     from kernelflow.settings import paths
 
     if timeout is not None:

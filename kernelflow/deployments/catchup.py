@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from kernelflow.deployments.models import CATCHUP_POLICIES
 from kernelflow.deployments.schedules import Schedule
 from kernelflow.errors import ConfigurationError
 
@@ -62,8 +63,11 @@ def plan_catchup(
 
     A slot at exactly ``now`` or later is not missed: it is due, not caught up.
     """
-    if policy not in ("skip", "latest", "all"):
-        raise ConfigurationError(f"Unknown catch-up policy {policy!r}; use skip, latest or all.")
+    if policy not in CATCHUP_POLICIES:
+        raise ConfigurationError(
+            f"Unknown catch-up policy {policy!r}; use "
+            f"{', '.join(CATCHUP_POLICIES[:-1])} or {CATCHUP_POLICIES[-1]}."
+        )
     start = dt.datetime.fromtimestamp(last, dt.timezone.utc)
     missed: list[float] = []
     for when in schedule.fire_times(start):

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kernelflow import settings
 from kernelflow.deployments import records
@@ -37,12 +37,13 @@ from kernelflow.states import (
     Failed,
     Late,
     Pending,
-    Retrying,
-    Running,
     Scheduled,
     State,
     TimedOut,
 )
+
+if TYPE_CHECKING:
+    from kernelflow.deployments.backends import DeploymentBackend
 
 __all__ = [
     "RunExecution",
@@ -90,7 +91,7 @@ def create_run(
 
     Its fire is claimed by the caller first.
     """
-    from kernelflow.engine import create_deployment_flow_run
+    from kernelflow.engine.deployment_runs import create_deployment_flow_run
 
     if state is None:
         state = Scheduled(message=message or f"Scheduled for {_iso(scheduled_time)}")
@@ -142,9 +143,13 @@ class RunExecution:
         Called with (deployment, run, state) after the final state is set.
     launcher
         Starts a try's worker for a job (default:
-        :func:`kernelflow.deployments.runner.launch`, a cold start; a
+        :func:`kernelflow.deployments.workers.launch`, a cold start; a
         scheduler passes :meth:`StandbyWorkers.launch
         <kernelflow.deployments.standby.StandbyWorkers.launch>`).
+    backend
+        Where each try runs (default:
+        :class:`~kernelflow.deployments.backends.DefaultBackend`, Dask when
+        the deployment names a cluster, else a local worker).
     """
 
     def __init__(
@@ -157,6 +162,7 @@ class RunExecution:
         cancel: threading.Event | None = None,
         on_final: Callable[[Deployment, FlowRun, State], None] | None = None,
         launcher: Callable[[dict[str, Any]], Any] | None = None,
+        backend: DeploymentBackend | None = None,
     ) -> None:
         self.deployment = deployment
         self.run = run
@@ -168,6 +174,7 @@ class RunExecution:
         self.cancel_message: str | None = None
         self.on_final = on_final
         self.launcher = launcher
+        self.backend = backend
         self.worker_started: float | None = None  #: when the worker process began (its clock)
         self.worker_launched: float | None = None  #: when it was launched (our clock)
         #: The last try's worker: its pid, when its job was sent (``sent``) and the
@@ -178,7 +185,7 @@ class RunExecution:
 
     # -- states ---------------------------------------------------------------------------
     def _set(self, state: State) -> State:
-        from kernelflow.engine import set_state
+        from kernelflow.engine.transitions import set_state
 
         return set_state("flow", self.run, state)
 
@@ -207,8 +214,10 @@ class RunExecution:
         try:
             state = self._execute()
         except BaseException as exc:
-            if self.run.state is None or not self.run.state.is_final():
-                self._set(Crashed(message=f"Interrupted by {type(exc).__name__}: {exc}"))
+            from kernelflow.engine.lifecycle import record_interrupted
+
+            crashed = Crashed(message=f"Interrupted by {type(exc).__name__}: {exc}")
+            record_interrupted("flow", self.run, exc, crashed)
             raise
         if self.on_final is not None:
             try:
@@ -308,18 +317,25 @@ class RunExecution:
         run = self.run
         if run.state is None or (run.state.type.value == "SCHEDULED" and attempt == 1):
             self._set(Pending())
-        run.run_count = attempt
-        if run.start_time is None:
-            run.start_time = time.time()
         job = self.job(attempt, parameters)
-        self._set(Running() if attempt == 1 else Retrying())
-        if self.deployment.dask:
-            from kernelflow.deployments.scaleout import run_on_dask
+        from kernelflow.engine.lifecycle import enter_try
 
-            outcome = run_on_dask(self.deployment.dask, job, self.cancel)
-            return self._state_of(outcome, None)
+        enter_try("flow", run, attempt, attempt != 1)
+        from kernelflow.deployments.backends import DefaultBackend
+
+        return (self.backend or DefaultBackend()).run(self, job)
+
+    def state_of(self, outcome: dict[str, Any] | None, code: int | None = None) -> State:
+        """The state a worker's ``outcome`` means (None: it ended without one, exit ``code``)."""
+        return self._state_of(outcome, code)
+
+    def run_locally(self, job: dict[str, Any]) -> State:
+        """Run try ``job`` in a worker process on this machine; the state it ended in.
+
+        What :class:`~kernelflow.deployments.backends.LocalBackend` does.
+        """
         if self.launcher is None:
-            from kernelflow.deployments.runner import launch
+            from kernelflow.deployments.workers import launch
 
             worker = launch(job)
         else:
@@ -399,10 +415,9 @@ class RunExecution:
 
     def _finish(self, state: State) -> State:
         self._set(state)
-        from kernelflow.logs import run_logger
+        from kernelflow.engine.lifecycle import log_finished
 
-        # A flow run's final line, as the engine writes it (Prefect: INFO, the short form).
-        run_logger("flow", self.run).info("Finished in state %s", state, extra={"journal": False})
+        log_finished("flow", self.run, state)
         if not state.is_completed() and not state.is_cancelled() and self.deployment.notify:
             from kernelflow.deployments.notify import notify_run
 

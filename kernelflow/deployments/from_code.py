@@ -26,7 +26,14 @@ from typing import Any
 
 from kernelflow.errors import ConfigurationError
 
-__all__ = ["deploy_flow", "kf_deploy", "notebook_file", "serve_flow", "skipped_in_run"]
+__all__ = [
+    "deploy_flow",
+    "kf_deploy",
+    "notebook_file",
+    "notebook_path",
+    "serve_flow",
+    "skipped_in_run",
+]
 
 logger = logging.getLogger("kernelflow.deployments")
 
@@ -45,10 +52,17 @@ def skipped_in_run(what: str) -> bool:
     return True
 
 
+def notebook_path() -> str | None:
+    """The notebook this kernel runs, from ``JPY_SESSION_NAME`` (None outside Jupyter).
+
+    Jupyter sets it in the kernels it starts; the kernel session
+    (:mod:`kernelflow.kernel.session`) names its run after it too.
+    """
+    return os.environ.get("JPY_SESSION_NAME") or None
+
+
 def notebook_file(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The saved notebook of this kernel (``JPY_SESSION_NAME``), or ``explicit``."""
-    from kernelflow.kernel.session import notebook_path
-
     given = explicit or notebook_path()
     if not given:
         raise ConfigurationError(
@@ -128,9 +142,13 @@ def serve_flow(
             f"serve() of a module flow takes name, cron, interval, timezone and parameters; "
             f"got also {sorted(options)}."
         )
-    if (cron is None) == (interval is None):
+    schedule: CronSchedule | IntervalSchedule
+    if cron is not None and interval is None:
+        schedule = CronSchedule(cron, timezone)
+    elif interval is not None and cron is None:
+        schedule = IntervalSchedule(interval, None, timezone)
+    else:
         raise ConfigurationError("serve() needs cron=... or interval=..., one of them.")
-    schedule = CronSchedule(cron, timezone) if cron else IntervalSchedule(interval, None, timezone)
     kwargs = dict(parameters or {})
     # Bad parameters fail here, once, rather than at every fire (each call validates again).
     flow.validate_parameters(flow._bind((), kwargs))

@@ -18,10 +18,55 @@ from typing import Any
 from kernelflow.deployments.schedules import CronSchedule, IntervalSchedule, Schedule
 from kernelflow.errors import ConfigurationError
 
-__all__ = ["CATCHUP_POLICIES", "Deployment", "check_count", "check_name"]
+__all__ = [
+    "API_DEPLOYMENT_OPTIONS",
+    "CATCHUP_POLICIES",
+    "DEPLOYMENT_OPTIONS",
+    "Deployment",
+    "check_count",
+    "check_name",
+]
 
 #: What the scheduler does with slots missed while no scheduler ran.
 CATCHUP_POLICIES = ("skip", "latest", "all")
+#: Every option of a deployment, as :func:`~kernelflow.deployments.registry.plan` names
+#: them (:func:`~kernelflow.deployments.registry.update` may change each).
+DEPLOYMENT_OPTIONS = (
+    "notebook",
+    "cron",
+    "interval",
+    "timezone",
+    "parameters",
+    "timeout",
+    "cell_timeout",
+    "retries",
+    "retry_delay",
+    "catchup",
+    "max_catchup",
+    "limit",
+    "grace",
+    "kernel",
+    "tags",
+    "paused",
+    "after",
+    "notify",
+    "dask",
+)
+#: The options the lab's REST API sets (``POST deployments``, ``PATCH deployments/<name>``);
+#: the others keep their defaults, or their stored values.
+API_DEPLOYMENT_OPTIONS = (
+    "notebook",
+    "cron",
+    "interval",
+    "timezone",
+    "parameters",
+    "timeout",
+    "retries",
+    "retry_delay",
+    "catchup",
+    "notify",
+    "paused",
+)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -189,9 +234,9 @@ class Deployment:
             check_seconds(self.anchor, "the interval's anchor (epoch seconds)", allow_zero=True)
         if not isinstance(self.parameters, dict):
             raise ConfigurationError(f"parameters must be a mapping, got {self.parameters!r}.")
-        for value, what in ((self.tags, "tags"), (self.notify, "--notify")):
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigurationError(f"{what} must be a list of strings, got {value!r}.")
+        for names, what in ((self.tags, "tags"), (self.notify, "--notify")):
+            if not isinstance(names, list) or not all(isinstance(v, str) for v in names):
+                raise ConfigurationError(f"{what} must be a list of strings, got {names!r}.")
         self._schedule()
 
     @classmethod

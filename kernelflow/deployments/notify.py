@@ -270,6 +270,7 @@ def _deliver(delivery: Delivery, body: bytes, run: Any, state_name: str) -> None
 def _record(delivery: Delivery, run: Any, state_name: str) -> None:
     """Journal the outcome on the run, and tell the console."""
     from kernelflow.logs import run_logger
+    from kernelflow.store.events import log_record
     from kernelflow.store.journal import record
 
     # No whitespace in the URL, so the webhooks view can split the line.
@@ -280,15 +281,14 @@ def _record(delivery: Delivery, run: Any, state_name: str) -> None:
     # Written to the journal directly, whatever KERNELFLOW_LOGGING_LEVEL filters:
     # the outcome is a record of the run, not chatter.
     record(
-        {
-            "ev": "log",
-            "run_id": run.id,
-            "kind": "flow",
-            "level": level,
-            "logger": OUTCOME_LOGGER,
-            "message": message,
-            "t": time.time(),
-        }
+        log_record(
+            run_id=run.id,
+            kind="flow",
+            level=level,
+            logger=OUTCOME_LOGGER,
+            message=message,
+            t=time.time(),
+        )
     )
     log = run_logger("flow", run, "kernelflow.deployments")
     log.log(level, "%s (run ended %s)", message, state_name, extra={"journal": False})
@@ -301,7 +301,7 @@ def _reason(exc: BaseException, deadline: float, started: float) -> str:
     if isinstance(exc, http.client.BadStatusLine) and not isinstance(
         exc, http.client.RemoteDisconnected
     ):
-        return f"the answer is not HTTP (BadStatusLine: {_one_line(repr(exc.line), 80)})"
+        return f"the answer is not HTTP (BadStatusLine: {_one_line(repr(exc.args[0]), 80)})"
     if isinstance(exc, http.client.RemoteDisconnected):
         return "the server closed the connection without answering"
     if isinstance(exc, http.client.HTTPException):

@@ -12,9 +12,7 @@ deploy), records the deployment in the store, and wakes a running scheduler
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
-import logging
 import os
 import shutil
 import time
@@ -26,9 +24,16 @@ from typing import Any
 from kernelflow import settings
 from kernelflow._durations import check_seconds
 from kernelflow.deployments import records
-from kernelflow.deployments.models import CATCHUP_POLICIES, Deployment, check_count, check_name
+from kernelflow.deployments.models import (
+    CATCHUP_POLICIES,
+    DEPLOYMENT_OPTIONS,
+    Deployment,
+    check_count,
+    check_name,
+)
 from kernelflow.deployments.parameters import coerce_parameters, read_notebook
 from kernelflow.deployments.schedules import CronSchedule, IntervalSchedule, parse_timezone
+from kernelflow.deployments.wake import deployments_dir, signal_change
 from kernelflow.errors import ConfigurationError, DeploymentNotFoundError
 
 __all__ = [
@@ -46,11 +51,6 @@ __all__ = [
     "signal_change",
     "update",
 ]
-
-
-def deployments_dir() -> Path:
-    """``<home>/deployments``: snapshots, and the files that wake a scheduler."""
-    return settings.paths().home / "deployments"
 
 
 def deploy(
@@ -400,30 +400,6 @@ def get(name: str) -> Deployment:
     return records.get_deployment(name)
 
 
-#: The fields :func:`update` may change (as :func:`plan` names them).
-UPDATABLE = (
-    "notebook",
-    "cron",
-    "interval",
-    "timezone",
-    "parameters",
-    "timeout",
-    "cell_timeout",
-    "retries",
-    "retry_delay",
-    "catchup",
-    "max_catchup",
-    "limit",
-    "grace",
-    "kernel",
-    "tags",
-    "paused",
-    "after",
-    "notify",
-    "dask",
-)
-
-
 def update(name: str, **changes: Any) -> Deployment:
     """Change some fields of deployment ``name``, checked as :func:`deploy` checks them.
 
@@ -439,16 +415,16 @@ def update(name: str, **changes: Any) -> Deployment:
     ConfigurationError
         An unknown field or a bad value (nothing is changed then).
     """
-    unknown = sorted(set(changes) - set(UPDATABLE))
+    unknown = sorted(set(changes) - set(DEPLOYMENT_OPTIONS))
     if unknown:
         raise ConfigurationError(
             f"Cannot change {', '.join(unknown)} of a deployment; changeable: "
-            f"{', '.join(UPDATABLE)}."
+            f"{', '.join(DEPLOYMENT_OPTIONS)}."
         )
     current = get(name)
     if current.problem is not None:
         raise ConfigurationError(current.problem)
-    fields: dict[str, Any] = {k: getattr(current, k) for k in UPDATABLE}
+    fields: dict[str, Any] = {k: getattr(current, k) for k in DEPLOYMENT_OPTIONS}
     if changes.get("cron") is not None:
         fields["interval"] = None
     if changes.get("interval") is not None:
@@ -485,34 +461,3 @@ def delete(name: str) -> Deployment:
     shutil.rmtree(deployments_dir() / name, ignore_errors=True)
     signal_change()
     return deployment
-
-
-# --- waking the scheduler ----------------------------------------------------------------
-WAKE_FIFO = "wake.fifo"
-
-
-def signal_change() -> None:
-    """Tell a running scheduler that deployments or queued runs changed.
-
-    The active scheduler blocks in ``select`` on the FIFO
-    ``<home>/deployments/wake.fifo``; one byte written here wakes it at once.
-    No scheduler (nobody reading) is fine: the next one reads the store at start.
-    """
-    fifo = deployments_dir() / WAKE_FIFO
-    try:
-        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-    except OSError as exc:
-        # ENOENT/ENXIO: no scheduler has created it, or none reads it. Anything else:
-        # the change is stored all the same, and a scheduler re-reads the store within
-        # a minute; a wake-up must never fail a deploy.
-        if exc.errno not in (errno.ENOENT, errno.ENXIO):
-            logging.getLogger("kernelflow.deployments").warning(
-                "kernelflow: cannot wake the scheduler through %s: %s", fifo, exc.strerror
-            )
-        return
-    try:
-        os.write(fd, b"!")
-    except BlockingIOError:
-        pass  # the pipe is full of wake-ups already: the scheduler will wake
-    finally:
-        os.close(fd)

@@ -2,7 +2,9 @@
 
 Two halves talk over a socket pair:
 
-* :func:`spawn` / :func:`launch` (the scheduler's side) start ``python -m
+* :func:`~kernelflow.deployments.workers.spawn` /
+  :func:`~kernelflow.deployments.workers.launch` (the scheduler's side, in
+  :mod:`kernelflow.deployments.workers`) start ``python -m
   kernelflow.deployments.runner FD``; :meth:`WorkerProcess.send` gives it
   the job as one JSON line and :meth:`WorkerProcess.outcome` later reads the
   outcome as one JSON line. The launcher keeps its end open for the life of
@@ -16,7 +18,8 @@ Two halves talk over a socket pair:
   asks for the notebook's kernel within milliseconds of getting it. Each
   worker runs exactly one job and exits: user code never shares a process
   with another run. It runs papermill on the notebook snapshot. While
-  cells run it appends log events for the deployment run to its journal:
+  cells run it appends log events for the deployment run to its journal
+  (:mod:`kernelflow.deployments.run_log`):
   progress (``Progress 3/10: <the cell running>``, logger
   ``kernelflow.deployments.progress``) and each cell's stdout/stderr
   (loggers ``kernelflow.deployments.stdout`` / ``.stderr``). The
@@ -49,16 +52,25 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from kernelflow import settings
+from kernelflow.deployments.run_log import _RunLog, _StreamLog
+from kernelflow.deployments.workers import (
+    STANDBY_FLAG,
+    WorkerProcess,
+    job_env,
+    kill_tree,
+    launch,
+    spawn,
+)
+
+# The launching side's names, imported from here before it had its own module.
 __all__ = [
     "STANDBY_FLAG",
     "WorkerProcess",
@@ -70,260 +82,12 @@ __all__ = [
 ]
 
 #: The environment variable set in a kernel that runs a deployment (the run's id).
-DEPLOYMENT_RUN_ENV = "KERNELFLOW_DEPLOYMENT_RUN"
+DEPLOYMENT_RUN_ENV = settings.DEPLOYMENT_RUN
 #: What ``kernelflow.runtime.deployment`` reads in the kernel (see :func:`runtime_info`).
-DEPLOYMENT_INFO_ENV = "KERNELFLOW_DEPLOYMENT_RUN_INFO"
+DEPLOYMENT_INFO_ENV = settings.DEPLOYMENT_RUN_INFO
 
-_LOG_LIMIT = 4000
 #: What the kernel runs at startup, so its session and magics exist before the first cell.
 _LOAD_KERNELFLOW = "import kernelflow as _kf; _kf.load_ipython_extension(get_ipython()); del _kf"
-#: The argument that marks a worker started ahead of its job (it shows in ``ps``).
-STANDBY_FLAG = "--standby"
-
-
-# --- the launching side ---------------------------------------------------------------------
-class WorkerProcess:
-    """A worker process and our end of its socket.
-
-    Parameters
-    ----------
-    proc
-        The worker process.
-    sock
-        Our end of the socket pair; closing it ends the worker.
-    started
-        When it was spawned (epoch seconds).
-    """
-
-    def __init__(self, proc: subprocess.Popen, sock: socket.socket, started: float) -> None:
-        self.proc = proc
-        self.sock = sock
-        self.started = started
-        self.sent: float | None = None  #: when its job was sent (epoch seconds)
-
-    @property
-    def pid(self) -> int:
-        """The worker's process id."""
-        return self.proc.pid
-
-    def send(self, job: dict[str, Any], env: dict[str, str] | None = None) -> None:
-        """Give the worker its one job (see :func:`main`), with ``env`` as its environment.
-
-        ``env`` (None: the one it was started with) replaces the worker's
-        environment before the kernel starts, so a worker started earlier runs
-        the job with the launcher's environment as it is now.
-        """
-        self.sent = time.time()
-        message = {"job": job, "env": env}
-        self.sock.sendall(json.dumps(message).encode() + b"\n")
-
-    def outcome(self, deadline: float | None = None) -> dict[str, Any] | None:
-        """Wait for the worker's outcome line; None if it died or ``deadline`` passed first."""
-        buffer = b""
-        while b"\n" not in buffer:
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self.sock.settimeout(remaining)
-            try:
-                chunk = self.sock.recv(65536)
-            except TimeoutError:
-                return None
-            except OSError:
-                return None
-            if not chunk:
-                return None
-            buffer += chunk
-        try:
-            return json.loads(buffer.split(b"\n", 1)[0])
-        except ValueError:
-            return None
-
-    def kill(self) -> None:
-        """Kill the worker, its kernel and everything they started."""
-        kill_tree(self.proc.pid, include_root=True)
-
-    def close(self, wait: float = 30.0) -> int | None:
-        """Close our end (the worker then exits) and reap it; its exit code."""
-        self.sock.close()
-        try:
-            return self.proc.wait(wait)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return self.proc.wait(5)
-
-
-def job_env(job: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment a worker runs ``job`` with: ``env`` (default: ours) and its store."""
-    child_env = dict(os.environ if env is None else env)
-    child_env["KERNELFLOW_HOME"] = job["home"]
-    return child_env
-
-
-def spawn(
-    env: dict[str, str] | None = None, cwd: str | None = None, standby: bool = False
-) -> WorkerProcess:
-    """Start a worker; it imports what a run needs and waits for :meth:`WorkerProcess.send`.
-
-    ``standby`` marks a worker started ahead of any job in its command line
-    (:data:`STANDBY_FLAG`), so ``ps`` tells it from one running a notebook.
-    """
-    ours, theirs = socket.socketpair()
-    started = time.time()
-    argv = [sys.executable, "-m", "kernelflow.deployments.runner"]
-    proc = subprocess.Popen(
-        [*argv, *([STANDBY_FLAG] if standby else []), str(theirs.fileno())],
-        pass_fds=(theirs.fileno(),),
-        env=dict(os.environ if env is None else env),
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        # Its own session: a Ctrl-C meant for the scheduler does not reach the notebook;
-        # the scheduler ends it deliberately (cancel), or it ends itself when the
-        # scheduler's end of the socket closes.
-        start_new_session=True,
-    )
-    theirs.close()
-    return WorkerProcess(proc, ours, started)
-
-
-def launch(job: dict[str, Any], env: dict[str, str] | None = None) -> WorkerProcess:
-    """Start a worker for ``job`` now (see :func:`main` for its keys): a cold start."""
-    worker = spawn(job_env(job, env), job.get("cwd") or None)
-    worker.send(job)
-    return worker
-
-
-def kill_tree(pid: int, include_root: bool = False) -> list[int]:
-    """SIGKILL every descendant of ``pid`` (and their process groups); return the pids hit.
-
-    A Jupyter kernel leads its own session, so killing its group also takes
-    the processes it started that were re-parented away from it.
-    """
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        victims = root.children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-    groups = set()
-    for proc in victims:
-        try:
-            if os.getpgid(proc.pid) == proc.pid:
-                groups.add(proc.pid)
-        except OSError:
-            pass
-    for group in groups:
-        try:
-            os.killpg(group, signal.SIGKILL)
-        except OSError:
-            pass
-    if include_root:
-        victims.append(root)
-    for proc in victims:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(victims, timeout=5)
-    return [p.pid for p in victims]
-
-
-# --- the worker side --------------------------------------------------------------------------
-class _RunLog:
-    """Appends the deployment run's log and progress events to this process's journal."""
-
-    def __init__(self, run_id: str, code_cells: int) -> None:
-        from kernelflow.store.journal import current_journal
-
-        self.run_id = run_id
-        self.total = code_cells
-        self.done = 0
-        self.journal = current_journal()
-
-    def log(
-        self, message: str, level: int = logging.INFO, logger: str = "kernelflow.deployments.runner"
-    ) -> None:
-        if len(message) > _LOG_LIMIT:
-            message = message[:_LOG_LIMIT] + "…"
-        self.journal.write(
-            {
-                "ev": "log",
-                "run_id": self.run_id,
-                "kind": "flow",
-                "level": level,
-                "logger": logger,
-                "message": message,
-                "t": time.time(),
-            }
-        )
-
-    def progress(self, current: str) -> None:
-        self.log(
-            f"Progress {self.done}/{self.total}: {current}",
-            logger="kernelflow.deployments.progress",
-        )
-
-    def notebook_start(self, notebook: Any, **_: Any) -> None:
-        # Counted again here: papermill has added its injected-parameters cell.
-        self.total = sum(1 for c in notebook.cells if c.get("cell_type") == "code")
-
-    def cell_start(self, cell: Any, cell_index: int, **_: Any) -> None:
-        if cell.get("cell_type") == "code":
-            first = next((ln for ln in cell.source.splitlines() if ln.strip()), "")
-            self.progress(f"cell {cell_index} {first[:80]}".rstrip())
-
-    def cell_executed(self, cell: Any, cell_index: int, **_: Any) -> None:
-        if cell.get("cell_type") == "code":
-            self.done = min(self.done + 1, self.total)
-
-
-# A line the kernelflow console handler wrote in the kernel: ``HH:MM:SS.mmm | LEVEL | ...``.
-_CONSOLE_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} \| (DEBUG|INFO|WARNING|ERROR|CRITICAL) *\| ")
-# The kernel's own chatter, never the notebook's: ipykernel's log lines (``[IPKernelApp]
-# WARNING | ...``, which reach a cell's stderr once ipykernel captures its file descriptors)
-# and its message for a SIGINT that arrived between cells (the kernel being shut down).
-_KERNEL_NOISE = re.compile(
-    r"^(\[(IPKernelApp|IPKernel|KernelApp|ipykernel)[^\]]*\] "
-    r"|KeyboardInterrupt caught in kernel\.?$)"
-)
-
-
-class _StreamLog:
-    """A file-like object papermill writes a cell's stdout or stderr to.
-
-    The notebook's output becomes log lines at ``level``, one record a write;
-    within a write, a line the kernelflow logger printed keeps its own level
-    (an INFO line on stderr is not a warning) and the kernel's own chatter
-    (see ``_KERNEL_NOISE``) is dropped.
-    """
-
-    def __init__(self, log: _RunLog, name: str, level: int) -> None:
-        self.log, self.name, self.level = log, name, level
-
-    def write(self, text: str) -> int:
-        pending: list[str] = []
-        for line in text.rstrip("\n").split("\n"):
-            if _KERNEL_NOISE.match(line):
-                continue
-            console = _CONSOLE_LINE.match(line)
-            if console is None:
-                pending.append(line)
-                continue
-            self._emit(pending, self.level)
-            pending = []
-            self._emit([line], logging.getLevelName(console.group(1)))
-        self._emit(pending, self.level)
-        return len(text)
-
-    def _emit(self, lines: list[str], level: int) -> None:
-        message = "\n".join(lines).strip("\n")
-        if message.strip():
-            self.log.log(message, level, f"kernelflow.deployments.{self.name}")
-
-    def flush(self) -> None:
-        pass
 
 
 def _watch_parent(sock: socket.socket, stop: threading.Event) -> None:

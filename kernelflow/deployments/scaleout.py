@@ -1,7 +1,7 @@
 """Running a deployment's notebook on a Dask cluster's worker (``--dask ADDRESS``).
 
 The Dask task runs the same worker process as a local try
-(:func:`kernelflow.deployments.runner.launch`), on the Dask worker's
+(:func:`kernelflow.deployments.workers.launch`), on the Dask worker's
 machine, against a temporary store home there. When it ends, the output
 notebook, its HTML and the journals written there (the worker's log and
 progress events, the kernel's task runs) come back as the task's result;
@@ -9,6 +9,8 @@ the scheduler writes the notebooks under ``outputs/`` and drops the journals
 into the store's journal folder, where compaction imports them like any
 other process's events. Progress is therefore seen when the try ends, not
 while it runs; the run's states are set by the scheduler as usual.
+
+:class:`~kernelflow.deployments.backends.DaskBackend` sends a try here.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ _BACKSTOP_S = 30.0
 
 def remote_execute(job: dict[str, Any], notebook: bytes) -> dict[str, Any]:
     """On a Dask worker: run one try in a worker process; return outcome, files, journals."""
-    from kernelflow.deployments.runner import launch
+    from kernelflow.deployments.workers import launch
 
     home = Path(tempfile.mkdtemp(prefix="kernelflow-dask-"))  # mode 0700
     try:

@@ -3,7 +3,7 @@
 A cold worker spends about 0.5 s of CPU importing papermill before it can
 ask for the notebook's kernel (seconds when the machine is busy).
 :class:`StandbyWorkers` keeps ``count`` workers that have done so already
-(:func:`kernelflow.deployments.runner.spawn`), each waiting for one job:
+(:func:`kernelflow.deployments.workers.spawn`), each waiting for one job:
 
 * :meth:`StandbyWorkers.launch` hands a job to the oldest one (one still
   importing is still ahead of a cold start) and starts its replacement;
@@ -27,7 +27,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from kernelflow.deployments.runner import WorkerProcess, job_env, launch, spawn
+from kernelflow.deployments.workers import WorkerProcess, job_env, launch, spawn
 
 __all__ = ["StandbyWorkers"]
 

@@ -190,6 +190,8 @@ def emit_event(
     ...            payload={"auc": 0.91})  # doctest: +SKIP
     Event(event='model.trained', ...)
     """
+    from kernelflow.store.events import event_emitted
+
     try:
         created = Event(
             event=event,
@@ -205,18 +207,17 @@ def emit_event(
         ):
             created.follows = follows.id
         task_run_id, flow_run_id = _run_resources(created)
-        line = {
-            "ev": "event",
-            "id": str(created.id),
-            "event": created.event,
-            "occurred": created.occurred.timestamp(),
-            "resource": dict(created.resource),
-            "related": [dict(r) for r in created.related],
-            "payload": created.payload,
-            "flow_run_id": flow_run_id,
-            "task_run_id": task_run_id,
-            "t": time.time(),
-        }
+        line = event_emitted(
+            id=str(created.id),
+            event=created.event,
+            occurred=created.occurred.timestamp(),
+            resource=dict(created.resource),
+            related=[dict(r) for r in created.related],
+            payload=created.payload,
+            flow_run_id=flow_run_id,
+            task_run_id=task_run_id,
+            t=time.time(),
+        )
         # Checked here, not left to the journal's repr fallback: a payload must read back.
         json.dumps(line["payload"], allow_nan=False)
     except (TypeError, ValueError) as exc:

@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kernelflow.errors import ConfigurationError, KernelflowError, RunNotFoundError
+from kernelflow.errors import ConfigurationError, KernelflowError
+from kernelflow.extension.run_files import NotebookNotFoundError, _run_row
 
 if TYPE_CHECKING:
-    from kernelflow.deployments.scheduler import Scheduler
+    from kernelflow.deployments.scheduler.loop import Scheduler
 
 __all__ = [
     "ActionConflictError",
-    "NotebookNotFoundError",
     "cancel_run",
     "create_deployment",
     "delete_deployment",
@@ -38,7 +37,6 @@ __all__ = [
     "rerun",
     "resolve_notebook",
     "resume_run",
-    "run_files",
     "run_now",
     "schedule_preview",
     "scheduler_status",
@@ -50,28 +48,8 @@ class ActionConflictError(KernelflowError):
     """The run or deployment is in a state that does not allow this action (a 409)."""
 
 
-class NotebookNotFoundError(KernelflowError, LookupError):
-    """No notebook at that path under the server's root (a 404)."""
-
-
-#: The fields ``POST deployments`` and ``PATCH deployments/<name>`` take, besides ``name``.
-DEPLOYMENT_FIELDS = (
-    "notebook",
-    "cron",
-    "interval",
-    "timezone",
-    "parameters",
-    "timeout",
-    "retries",
-    "retry_delay",
-    "catchup",
-    "notify",
-    "paused",
-)
 #: Final state types: a run in one of them cannot be cancelled.
 _FINAL_TYPES = ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
-#: What a run id may look like before it is looked up (it also names files).
-_RUN_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 
 # --- request bodies --------------------------------------------------------------------------
@@ -128,7 +106,7 @@ def _seconds(value: Any, key: str) -> float | None:
 # --- the scheduler ---------------------------------------------------------------------------
 def scheduler_status(scheduler: Scheduler | None) -> dict[str, Any]:
     """``GET scheduler``: who holds the store's scheduler lease, and a warning when nobody does."""
-    from kernelflow.deployments.scheduler import lease_holder
+    from kernelflow.deployments.scheduler.lease import lease_holder
 
     home = scheduler.home.home if scheduler is not None else None
     holder = lease_holder(home)
@@ -241,7 +219,7 @@ def notebook_parameters(root_dir: str | Path, path: Any) -> dict[str, Any]:
 # --- deployments -----------------------------------------------------------------------------
 def _deployment_payload(name: str) -> dict[str, Any]:
     """The deployment as an item of ``GET deployments`` shows it."""
-    from kernelflow.extension.payloads import deployments_overview
+    from kernelflow.extension.deployment_payloads import deployments_overview
 
     for item in deployments_overview()["deployments"]:
         if item["name"] == name:
@@ -296,10 +274,10 @@ def _fields(root_dir: str | Path, body: dict[str, Any]) -> dict[str, Any]:
 def create_deployment(root_dir: str | Path, body: dict[str, Any]) -> dict[str, Any]:
     """``POST deployments``: deploy a notebook under the root; 409 if the name exists."""
     from kernelflow.deployments import registry
-    from kernelflow.deployments.models import check_name
+    from kernelflow.deployments.models import API_DEPLOYMENT_OPTIONS, check_name
     from kernelflow.errors import DeploymentNotFoundError
 
-    _only(body, ("name", *DEPLOYMENT_FIELDS), "A new deployment")
+    _only(body, ("name", *API_DEPLOYMENT_OPTIONS), "A new deployment")
     name = body.get("name")
     if not isinstance(name, str):
         raise ConfigurationError(f"Give the deployment a 'name' (text), got {name!r}.")
@@ -323,8 +301,9 @@ def create_deployment(root_dir: str | Path, body: dict[str, Any]) -> dict[str, A
 def update_deployment(root_dir: str | Path, name: str, body: dict[str, Any]) -> dict[str, Any]:
     """``PATCH deployments/<name>``: change the fields given (``paused`` pauses or resumes)."""
     from kernelflow.deployments import registry
+    from kernelflow.deployments.models import API_DEPLOYMENT_OPTIONS
 
-    _only(body, DEPLOYMENT_FIELDS, "A deployment change")
+    _only(body, API_DEPLOYMENT_OPTIONS, "A deployment change")
     fields = _fields(root_dir, body)
     registry.get(name)  # 404 before anything else
     paused = fields.pop("paused", None)
@@ -373,14 +352,6 @@ def _queue_run(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
     return {"run_id": run.id, "name": run.name, "state": run.state.name}
 
 
-def _run_row(run_id: str) -> dict[str, Any]:
-    from kernelflow.store.queries import get_flow_run
-
-    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
-        raise RunNotFoundError(f"No flow run has the id {str(run_id)[:80]!r}.")
-    return get_flow_run(run_id).iloc[0].to_dict()
-
-
 def _deployment_of(row: dict[str, Any], action: str) -> Any:
     from kernelflow.deployments import records
 
@@ -404,7 +375,7 @@ def cancel_run(run_id: str, scheduler: Scheduler | None) -> dict[str, Any]:
     Otherwise the lease holder is asked (:func:`request_cancel`).
     """
     from kernelflow.deployments import records
-    from kernelflow.deployments.scheduler import request_cancel
+    from kernelflow.deployments.scheduler.slots import request_cancel
 
     row = _run_row(run_id)
     run_id = row["id"]
@@ -482,39 +453,3 @@ def resume_run(run_id: str, body: dict[str, Any]) -> dict[str, Any]:
     row = _run_row(run_id)
     resume_flow_run(row["id"], run_input)
     return {"run_id": row["id"], "state": "Running"}
-
-
-# --- executed notebooks ----------------------------------------------------------------------
-def run_files(run_id: str) -> dict[str, Path | None]:
-    """The executed notebook and HTML copy a deployment run wrote, or None for each missing.
-
-    They are ``<home>/outputs/<deployment>/<run id>.ipynb`` and ``.html``
-    (see :meth:`kernelflow.deployments.execution.RunExecution.job`), looked
-    up by the run's full id under the store's ``outputs`` folder.
-    """
-    from kernelflow import settings
-
-    row = _run_row(run_id)
-    outputs = settings.paths().outputs.resolve()
-    found: dict[str, Path | None] = {"notebook": None, "html": None}
-    for key, suffix in (("notebook", ".ipynb"), ("html", ".html")):
-        for candidate in sorted(outputs.glob(f"*/{row['id']}{suffix}")):
-            real = candidate.resolve()
-            if outputs in real.parents and real.is_file():
-                found[key] = real
-                break
-    return found
-
-
-def run_file(run_id: str, kind: str) -> bytes:
-    """The bytes of a run's executed notebook (``kind="notebook"``) or HTML copy (``"html"``)."""
-    path = run_files(run_id)[kind]
-    if path is None:
-        what = "executed notebook" if kind == "notebook" else "HTML copy"
-        raise NotebookNotFoundError(
-            f"Run {run_id} has no {what}; only deployment runs that started write one."
-        )
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise NotebookNotFoundError(f"{path.name} cannot be read ({exc.strerror}).") from None

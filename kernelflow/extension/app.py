@@ -14,6 +14,7 @@ Configure it like any Jupyter application, e.g. in ``jupyter_server_config.py``:
     c.KernelflowApp.run_scheduler = True
     c.KernelflowApp.slots = 2
     c.KernelflowApp.store_home = "/srv/kernelflow"
+    c.KernelflowApp.backend_class = "mypackage.backends:ClusterBackend"
 
 or on the command line: ``jupyter lab --KernelflowApp.slots=2``.
 """
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Int, TraitError, Unicode, default, validate
+from traitlets import Bool, Int, TraitError, Type, Unicode, default, validate
 
 from kernelflow.extension.handlers import APP_SETTING, routes
 
@@ -33,6 +34,24 @@ __all__ = ["KernelflowApp"]
 
 #: Seconds the server waits for its scheduler to stop (runs are cancelled first).
 STOP_TIMEOUT_S = 60.0
+
+
+class _BackendClassTrait(Type):
+    """A :class:`~kernelflow.deployments.backends.DeploymentBackend` subclass.
+
+    Given as a class, ``module:Class`` or ``module.Class``; a bad value is a
+    one-line :class:`~traitlets.TraitError` that says what to write.
+    """
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        """The backend class ``value`` names (imported now), or a TraitError saying why not."""
+        from kernelflow.deployments.backends import load_backend_class
+        from kernelflow.errors import ConfigurationError
+
+        try:
+            return load_backend_class(value, f"KernelflowApp.{self.name}")
+        except ConfigurationError as exc:
+            raise TraitError(str(exc)) from None
 
 
 class KernelflowApp(ExtensionApp):
@@ -61,6 +80,18 @@ class KernelflowApp(ExtensionApp):
         4,
         config=True,
         help="At most this many deployment runs (notebook processes) at once.",
+    )
+    backend_class = _BackendClassTrait(
+        default_value="kernelflow.deployments.backends.DefaultBackend",
+        klass="kernelflow.deployments.backends.DeploymentBackend",
+        config=True,
+        help=(
+            "Where deployment runs execute: a subclass of "
+            "kernelflow.deployments.backends.DeploymentBackend, as 'module:Class' or "
+            "'module.Class'. The default, DefaultBackend, runs a deployment deployed with "
+            "--dask ADDRESS on that Dask cluster and any other in a local papermill worker; "
+            "LocalBackend and DaskBackend force one of the two."
+        ),
     )
     store_home = Unicode(
         config=True,
@@ -106,16 +137,19 @@ class KernelflowApp(ExtensionApp):
         if not self.run_scheduler:
             self.log.info("kernelflow: the scheduler is off (KernelflowApp.run_scheduler)")
             return
-        from kernelflow.deployments.scheduler import Scheduler
+        from kernelflow.deployments.scheduler.loop import Scheduler
 
         label = f"jupyter server (port {getattr(serverapp, 'port', '?')})"
-        self.scheduler = Scheduler(slots=self.slots, home=self.store_home, label=label)
+        self.scheduler = Scheduler(
+            slots=self.slots, home=self.store_home, label=label, backend=self.backend_class()
+        )
         self.scheduler.start()
         self.log.info(
             "kernelflow: scheduler started for %s (%d slots); it fires deployments while "
-            "it holds the store's lease",
+            "it holds the store's lease; runs execute on %s",
             self.store_home,
             self.slots,
+            self.backend_class.__name__,
         )
 
     async def stop_extension(self) -> None:

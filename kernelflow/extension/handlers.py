@@ -47,8 +47,9 @@ from kernelflow.errors import (
     RunNotFoundError,
     StoreError,
 )
-from kernelflow.extension import actions, payloads
-from kernelflow.extension.actions import ActionConflictError, NotebookNotFoundError
+from kernelflow.extension import actions, deployment_payloads, payloads, run_files
+from kernelflow.extension.actions import ActionConflictError
+from kernelflow.extension.run_files import NotebookNotFoundError
 
 __all__ = [
     "DEPLOYMENTS_RESOURCE",
@@ -132,14 +133,14 @@ class KernelflowHandler(APIHandler):
         try:
             payload = await IOLoop.current().run_in_executor(_store_executor(), call)
         except KernelflowError as exc:
-            status = error_status(exc)
-            if status is None:
+            failed = error_status(exc)
+            if failed is None:
                 raise
             # The path, not the URI: a query string may carry the server's token.
             self.log.info(
-                "kernelflow: %s %s -> %d: %s", self.request.method, self.request.path, status, exc
+                "kernelflow: %s %s -> %d: %s", self.request.method, self.request.path, failed, exc
             )
-            self.set_status(status)
+            self.set_status(failed)
             message = " ".join(str(exc).split())  # one line, always
             self.finish(json.dumps({"message": message, "reason": type(exc).__name__}))
             return
@@ -243,7 +244,7 @@ class DeploymentsHandler(KernelflowHandler):
     @tornado.web.authenticated
     @authorized("read")
     async def get(self) -> None:
-        await self.answer(payloads.deployments_overview)
+        await self.answer(deployment_payloads.deployments_overview)
 
     @tornado.web.authenticated
     @authorized("write")
@@ -357,7 +358,7 @@ class RunFileHandler(KernelflowHandler):
     @tornado.web.authenticated
     @authorized("read")
     async def get(self, run_id: str, kind: str) -> None:
-        call = functools.partial(actions.run_file, run_id, kind)
+        call = functools.partial(run_files.run_file, run_id, kind)
         try:
             data = await IOLoop.current().run_in_executor(_store_executor(), call)
         except KernelflowError as exc:

@@ -18,6 +18,7 @@ from pathlib import PurePath
 from typing import Any
 
 from kernelflow.errors import ConfigurationError
+from kernelflow.extension.run_fields import _pause_of, _typed_parameters
 
 __all__ = [
     "DEFAULT_LOG_LINES",
@@ -25,7 +26,6 @@ __all__ = [
     "MAX_LOG_LINES",
     "MAX_LOG_OFFSET",
     "MAX_OFFSET",
-    "deployments_overview",
     "health",
     "run_detail",
     "run_logs",
@@ -363,131 +363,12 @@ def run_detail(
     }
 
 
-# Python's names for the types a parameter's recorded text can be read back as.
-_LITERAL_TYPES = {int, float, complex, str, bytes, bool, list, dict, tuple, set, type(None)}
-
-
-def _type_of_text(text: str) -> str:
-    """The type of a recorded value, from its text (a repr); ``any`` when it is no literal."""
-    import ast
-
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return "any"
-    if value is None:
-        return "None"
-    kind = type(value)
-    return kind.__name__ if kind in _LITERAL_TYPES else "any"
-
-
-def _notebook_types(deployment_id: str) -> dict[str, str]:
-    """The types the deployment's notebook declares for its parameters (empty if unknown)."""
-    from kernelflow import settings
-    from kernelflow.deployments.models import Deployment
-    from kernelflow.deployments.parameters import notebook_parameters, read_notebook
-    from kernelflow.store.queries import deployment_definition
-
-    definition = deployment_definition(deployment_id)
-    if definition is None:
-        return {}
-    try:
-        deployment = Deployment.from_definition(json.loads(definition))
-        declared = notebook_parameters(
-            read_notebook(deployment.snapshot_path(settings.paths().home))
-        )
-    except (ConfigurationError, ValueError, TypeError, KeyError):
-        # A snapshot gone or unreadable: fall back to the types of the values.
-        return {}
-    return {name: param.type for name, param in (declared or {}).items()}
-
-
-def _typed_parameters(run: dict[str, Any]) -> list[dict[str, str]]:
-    """The run's parameters as ``{"name", "type", "value_text"}``.
-
-    The store keeps each value as its text (``repr``), so a run of any flow
-    can be recorded; a deployment run's types come from its notebook's
-    ``parameters`` cell, the others' from the recorded text.
-    """
-    recorded = run.get("parameters") or {}
-    if not isinstance(recorded, dict):
-        return []
-    declared = _notebook_types(run["deployment_id"]) if run.get("deployment_id") else {}
-    typed = []
-    for name, value in recorded.items():
-        text = value if isinstance(value, str) else json.dumps(value)
-        kind = declared.get(name)
-        if kind is None or kind == "any":
-            kind = _type_of_text(text)
-        typed.append({"name": str(name), "type": kind, "value_text": text})
-    return typed
-
-
-# JSON schema types, as a Python user names them.
-_SCHEMA_TYPES = {
-    "integer": "int",
-    "number": "float",
-    "string": "str",
-    "boolean": "bool",
-    "array": "list",
-    "object": "dict",
-    "null": "None",
-}
-
-
-def _schema_type(spec: dict[str, Any]) -> str:
-    if "type" in spec:
-        kinds = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
-        return " | ".join(_SCHEMA_TYPES.get(str(k), str(k)) for k in kinds)
-    options = spec.get("anyOf") or spec.get("oneOf")
-    if options:
-        return " | ".join(_schema_type(option) for option in options)
-    if "enum" in spec:
-        return " | ".join(repr(v) for v in spec["enum"])
-    if "$ref" in spec:
-        return str(spec["$ref"]).rsplit("/", 1)[-1]
-    return "any"
-
-
-def _pause_of(run: dict[str, Any]) -> dict[str, Any] | None:
-    """The form a run paused for input waits for, or None (not paused, or nobody waits)."""
-    if run.get("state_type") != "PAUSED":
-        return None
-    from kernelflow._resume import find_pause
-    from kernelflow.errors import KernelflowError
-
-    try:
-        record = find_pause(run["id"])
-    except KernelflowError:
-        return None  # a pause file another version wrote: the CLI explains it
-    if record is None:
-        return None
-    schema = record.schema or {}
-    properties = schema.get("properties") or {}
-    fields = []
-    for name in record.fields:
-        spec = properties.get(name) or {}
-        fields.append(
-            {
-                "name": name,
-                "type": _schema_type(spec),
-                "default": spec.get("default"),
-                "description": spec.get("description") or spec.get("title"),
-            }
-        )
-    return {
-        "key": record.key,
-        "description": schema.get("description") or run.get("state_message") or "",
-        "fields": fields,
-    }
-
-
 def _output_files(run: dict[str, Any]) -> dict[str, bool]:
     """Whether ``GET runs/<id>/notebook`` and ``.../html`` have a file to serve for the run."""
     if run.get("kind") != "deployment":
         return {"has_notebook": False, "has_html": False}
     # The same lookup as the endpoints that serve them, so a true here is never a 404 there.
-    from kernelflow.extension.actions import run_files
+    from kernelflow.extension.run_files import run_files
 
     found = run_files(run["id"])
     return {"has_notebook": found["notebook"] is not None, "has_html": found["html"] is not None}
@@ -581,77 +462,6 @@ def _iso(when: dt.datetime | None) -> str | None:
     return (
         when.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     )
-
-
-def deployments_overview(now: dt.datetime | None = None) -> dict[str, Any]:
-    """``GET /kernelflow/api/deployments``: each deployment with its next and last run.
-
-    Parameters
-    ----------
-    now
-        The instant "next run" is computed from (default: now).
-
-    Returns
-    -------
-    dict
-        ``deployments`` (by name: ``name``, ``schedule``, ``paused``,
-        ``next_run``, ``last_run``, ``problem``: why ``next_run`` is
-        unknown, or ``None``, and the settings the panel's edit dialog starts
-        from: ``cron``, ``interval``, ``timezone``, ``parameters``,
-        ``timeout``, ``retries``, ``retry_delay``, ``catchup``, ``notify``)
-        and ``note``: ``None``, or why the
-        list is empty although deployments may exist (a store without the
-        ``deployments`` table).
-    """
-    from kernelflow.deployments.models import Deployment
-    from kernelflow.store.queries import deployment_definitions, last_deployment_run_rows
-
-    definitions = deployment_definitions()
-    if definitions is None:
-        return {
-            "deployments": [],
-            "note": "This store has no deployments table yet; it is created when kernelflow "
-            "with notebook deployments opens the store (upgrade kernelflow, then run "
-            "'kernelflow deployment ls').",
-        }
-    last_by_id = {row.pop("deployment_id"): row for row in _records(last_deployment_run_rows())}
-    now = now or dt.datetime.now(dt.timezone.utc)
-    deployments = []
-    for raw in definitions:
-        deployment = Deployment.from_definition(json.loads(raw))
-        next_run = problem = None
-        try:
-            schedule = deployment.schedule()
-            if schedule is not None and not deployment.paused:
-                next_run = _iso(schedule.next_after(now))
-        except ConfigurationError as exc:
-            # A stored schedule this version cannot read: list the deployment and say why,
-            # rather than failing the whole list.
-            problem = str(exc)
-        deployments.append(
-            {
-                "id": deployment.id,
-                "name": deployment.name,
-                "notebook": deployment.notebook,
-                "schedule": deployment.describe_schedule(),
-                "paused": deployment.paused,
-                "tags": list(deployment.tags),
-                "next_run": next_run,
-                "last_run": last_by_id.get(deployment.id),
-                "problem": problem,
-                # What the panel's edit dialog starts from (as `kernelflow deployment inspect`).
-                "cron": deployment.cron,
-                "interval": deployment.interval,
-                "timezone": deployment.timezone,
-                "parameters": deployment.parameters,
-                "timeout": deployment.timeout,
-                "retries": deployment.retries,
-                "retry_delay": deployment.retry_delay,
-                "catchup": deployment.catchup,
-                "notify": list(deployment.notify),
-            }
-        )
-    return {"deployments": deployments, "note": None}
 
 
 def health() -> dict[str, Any]:

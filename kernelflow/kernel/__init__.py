@@ -13,14 +13,15 @@ restoring outputs), :mod:`.replay` (recorded output), :mod:`.why`,
 :mod:`.lineage`, :mod:`.stale`, :mod:`.commands` and :mod:`.views` (``%kf``),
 :mod:`.magics`, :mod:`.tracebacks` (run errors with the user's frames only), and
 :mod:`.pause_form` (the form of a paused flow run; loaded
-only when a flow pauses).
+only when a flow pauses, through :func:`show_pause_form`, which :func:`load`
+registers in :mod:`kernelflow._pause_hooks`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["load", "runner_of", "unload"]
+__all__ = ["load", "runner_of", "show_pause_form", "unload"]
 
 _ATTRIBUTE = "_kernelflow_runner"
 
@@ -44,6 +45,9 @@ def load(ipython: Any) -> None:
     from kernelflow.widgets import install as install_widgets  # live views; imports nothing heavy
 
     install_widgets(ipython)
+    from kernelflow._pause_hooks import register_pause_presenter
+
+    register_pause_presenter(show_pause_form)  # a flow paused in this kernel shows a form
 
 
 def unload(ipython: Any) -> None:
@@ -51,6 +55,10 @@ def unload(ipython: Any) -> None:
     magics = getattr(ipython, _ATTRIBUTE, None)
     if magics is None:
         return
+    from kernelflow._pause_hooks import pause_presenter, register_pause_presenter
+
+    if pause_presenter() is show_pause_form:
+        register_pause_presenter(None)
     from kernelflow.widgets import uninstall as uninstall_widgets
 
     uninstall_widgets(ipython)
@@ -70,3 +78,14 @@ def runner_of(ipython: Any) -> Any:
     """The :class:`~kernelflow.kernel.execute.CellRunner` of a shell (None if not loaded)."""
     magics = getattr(ipython, _ATTRIBUTE, None)
     return magics.runner if magics is not None else None
+
+
+def show_pause_form(*, model: Any, run_name: str, verb: str, command: str) -> Any:
+    """Show the form of a paused flow run in the current cell (the registered pause presenter).
+
+    Imports :mod:`.pause_form` (and ipywidgets) only now, when a flow pauses.
+    See :meth:`kernelflow.kernel.pause_form.PauseForm.show` for the parameters.
+    """
+    from kernelflow.kernel.pause_form import PauseForm
+
+    return PauseForm.show(model=model, run_name=run_name, verb=verb, command=command)

@@ -30,20 +30,35 @@ type it cannot update in place) make :func:`save` raise :class:`Unsaveable`
 naming them: the cell then runs uncached, with one warning. A *closed* file
 (``with open(...) as f:``) comes back as a :class:`ClosedFile` with its name
 and mode.
+
+This module pickles and unpickles; mapping the inputs' parts before the run
+is :mod:`.bundle_parts`'s job, updating live objects in place
+:mod:`.bundle_updates`'s.
 """
 
 from __future__ import annotations
 
-import collections
-import copy
 import io
 import pickle
-import sys
-import types
-from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
+from kernelflow.kernel.bundle_parts import (
+    _ATOMS,
+    PartMap,
+    _immutable,
+    _is_table,
+    _unfaithful,
+    _walk,
+    map_parts,
+)
+from kernelflow.kernel.bundle_updates import (
+    _checked_updater,
+    _state_copy,
+    _type_name,
+    transplantable,
+)
+
+# PartMap, map_parts and transplantable are re-exported: the bundle's API in one place.
 __all__ = [
     "ClosedFile",
     "PartMap",
@@ -53,17 +68,6 @@ __all__ = [
     "save",
     "transplantable",
 ]
-
-_ATOMS = (int, float, complex, str, bytes, bool, type(None))
-_NOT_DATA = (
-    type,
-    types.FunctionType,
-    types.MethodType,
-    types.BuiltinFunctionType,
-    types.ModuleType,
-)
-_DICT_KINDS = (collections.defaultdict, collections.OrderedDict, collections.Counter)
-_WALK_LIMIT = 10_000  # objects visited per input when mapping its parts
 
 
 class Unsaveable(Exception):
@@ -119,20 +123,6 @@ def _closed_file(obj: Any) -> tuple | None:
     except Exception:  # a file-like object with odd properties: treated as open
         return None
     return ("closed", name if isinstance(name, (str, int)) else None, str(mode), type(obj).__name__)
-
-
-def _unfaithful(obj: Any) -> str | None:
-    """Why ``obj`` would not come back as itself from a pickle (None: it would)."""
-    if isinstance(obj, io.IOBase) and not isinstance(obj, (io.StringIO, io.BytesIO)):
-        return "an open file"
-    if isinstance(obj, (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)):
-        return "a generator"
-    module = type(obj).__module__
-    if module in ("socket", "ssl", "select", "selectors"):
-        return "a socket"
-    if module in ("_thread", "threading", "multiprocessing.synchronize", "subprocess", "queue"):
-        return f"a {type(obj).__qualname__}"
-    return None
 
 
 class _Pickler:
@@ -200,14 +190,6 @@ class _Pickler:
         offset = array.__array_interface__["data"][0] - start
         layout = (root.shape, root.strides, root.dtype.str)
         return ("view", *ref, offset, array.shape, array.strides, array.dtype.str, layout)
-
-
-def _is_table(cls: type) -> bool:
-    return (cls.__module__.partition(".")[0], cls.__name__) in {
-        ("pandas", "DataFrame"),
-        ("polars", "DataFrame"),
-        ("pyarrow", "Table"),
-    }
 
 
 def save(
@@ -344,238 +326,3 @@ def _follow(namespace: dict[str, Any], name: str, path: tuple) -> Any:
         return value
     except (KeyError, IndexError, TypeError) as exc:
         raise ResultMissingError(f"input {name!r} no longer holds what it held") from exc
-
-
-@dataclass
-class PartMap:
-    """Where each object of the inputs sits, before the run: id -> (input name, path).
-
-    ``alive`` holds every mapped object for as long as the map is used, so no
-    object made during the run can take the id of one that was dropped.
-    """
-
-    paths: dict[int, tuple[str, tuple]] = field(default_factory=dict)
-    alive: list[Any] = field(default_factory=list)
-
-
-def map_parts(roots: dict[str, Any]) -> PartMap:
-    """Map the inputs and the objects inside them (taken before the cell runs).
-
-    Breadth-first through lists, tuples, dicts (simple keys) and instance
-    ``__dict__``s, at most :data:`_WALK_LIMIT` objects per input: a part not
-    reached is saved as a copy rather than referenced.
-    """
-    found = PartMap()
-    for name, root in roots.items():
-        if isinstance(root, _ATOMS) or id(root) in found.paths:
-            continue
-        found.paths[id(root)] = (name, ())
-        found.alive.append(root)
-        queue: deque[tuple[Any, tuple]] = deque([(root, ())])
-        visited = 0
-        while queue and visited < _WALK_LIMIT:
-            obj, path = queue.popleft()
-            visited += 1
-            for step, child in _children(obj):
-                visited += 1
-                if isinstance(child, _ATOMS) or id(child) in found.paths:
-                    continue
-                child_path = (*path, step)
-                found.paths[id(child)] = (name, child_path)
-                found.alive.append(child)
-                queue.append((child, child_path))
-    return found
-
-
-def _immutable(obj: Any) -> bool:
-    """Whether ``obj`` has no state of its own to change (its parts may have)."""
-    import enum
-
-    return type(obj) in (tuple, frozenset, range) or isinstance(obj, (*_NOT_DATA, enum.Enum))
-
-
-def _walk(root: Any) -> list[Any]:
-    """``root`` and the objects inside it, as :func:`map_parts` sees them (bounded)."""
-    seen = {id(root)}
-    order = [root]
-    queue: deque[Any] = deque([root])
-    while queue and len(seen) < _WALK_LIMIT:
-        for _, child in _children(queue.popleft()):
-            if not isinstance(child, _ATOMS) and id(child) not in seen:
-                seen.add(id(child))
-                order.append(child)
-                queue.append(child)
-    return order
-
-
-def _children(obj: Any) -> list[tuple[tuple[str, Any], Any]]:
-    try:
-        return _parts_of(obj)
-    except Exception:  # a proxy whose attribute access runs code: not walked into
-        return []
-
-
-def _parts_of(obj: Any) -> list[tuple[tuple[str, Any], Any]]:
-    cls = type(obj)
-    if cls in (list, tuple):
-        if len(obj) > _WALK_LIMIT:
-            return []
-        return [(("i", index), item) for index, item in enumerate(obj)]
-    if cls is dict:
-        if len(obj) > _WALK_LIMIT:
-            return []
-        return [(("k", key), value) for key, value in obj.items() if isinstance(key, _ATOMS)]
-    if _is_table(cls) or cls.__module__.partition(".")[0] in ("numpy", "pandas", "polars"):
-        return []  # their parts are not worth referencing, and views are handled apart
-    attributes = getattr(obj, "__dict__", None)
-    if type(attributes) is dict and cls.__module__ != "builtins":
-        return [(("a", key), value) for key, value in attributes.items()]
-    return []
-
-
-# --- in-place updates ----------------------------------------------------------------------
-
-
-def transplantable(value: Any) -> bool:
-    """Whether an input changed in place can be given its new state on a hit."""
-    return _updater(value) is not None
-
-
-def _checked_updater(live: Any, saved: Any) -> Any:
-    """The function that gives ``live`` the state of ``saved``, once sure it can."""
-    from kernelflow.errors import ResultMissingError
-
-    updater = _updater(live)
-    fits = updater is not None and type(live) is type(saved)
-    if fits and hasattr(live, "shape") and type(live).__module__ == "numpy":
-        fits = live.shape == saved.shape and live.dtype == saved.dtype
-    if not fits:
-        raise ResultMissingError(f"cannot update a {_type_name(live)} in place")
-    return updater
-
-
-def _updater(value: Any) -> Any:
-    cls = type(value)
-    if cls in _UPDATERS:
-        return _UPDATERS[cls]
-    top = cls.__module__.partition(".")[0]
-    if top == "numpy":
-        return _update_numpy(value)
-    if top == "pandas" and cls.__name__ in ("DataFrame", "Series"):
-        return _update_pandas
-    if top == "polars" and cls.__name__ in ("DataFrame", "Series"):
-        return _update_polars
-    if isinstance(value, _NOT_DATA):
-        return None
-    if cls in _DICT_KINDS:
-        return _update_dict_kind
-    if isinstance(value, (list, dict, set, bytearray)):
-        return None  # a subclass: its own state may live outside the container
-    state = getattr(value, "__dict__", None)
-    if type(state) is not dict or _unfaithful(value) is not None:
-        return None
-    if getattr(cls, "__slots__", None):
-        return None
-    custom = _custom_state(cls)
-    if custom and not _is_sklearn(cls):
-        return None
-    return _update_object
-
-
-def _custom_state(cls: type) -> bool:
-    """Whether a class keeps state pickle does not see as its ``__dict__``."""
-    for attr in ("__reduce__", "__reduce_ex__", "__getstate__", "__setstate__"):
-        defined = getattr(cls, attr, None)
-        if defined is not None and defined is not getattr(object, attr, None):
-            return True
-    return False
-
-
-def _is_sklearn(cls: type) -> bool:
-    return any(base.__module__ == "sklearn.base" for base in cls.__mro__)
-
-
-def _update_list(live: list, saved: list) -> None:
-    live[:] = saved
-
-
-def _update_dict(live: dict, saved: dict) -> None:
-    live.clear()
-    live.update(saved)
-
-
-def _update_set(live: set, saved: set) -> None:
-    live.clear()
-    live.update(saved)
-
-
-def _update_bytearray(live: bytearray, saved: bytearray) -> None:
-    live[:] = saved
-
-
-def _update_dict_kind(live: Any, saved: Any) -> None:
-    if isinstance(live, collections.defaultdict):
-        live.default_factory = saved.default_factory
-    live.clear()
-    live.update(saved)
-
-
-def _update_object(live: Any, saved: Any) -> None:
-    state = vars(live)
-    state.clear()
-    state.update(vars(saved))
-
-
-_UPDATERS: dict[type, Any] = {
-    list: _update_list,
-    dict: _update_dict,
-    set: _update_set,
-    bytearray: _update_bytearray,
-}
-
-
-def _update_numpy(value: Any) -> Any:
-    np = sys.modules["numpy"]
-    if type(value) is np.ndarray:
-        return np.copyto
-    if isinstance(value, np.random.Generator):
-        return lambda live, saved: setattr(live.bit_generator, "state", saved.bit_generator.state)
-    if isinstance(value, np.random.RandomState):
-        return lambda live, saved: live.set_state(saved.get_state())
-    return None
-
-
-def _update_pandas(live: Any, saved: Any) -> None:
-    # The frame's data, labels and attrs; the live object keeps its identity and flags.
-    object.__setattr__(live, "_mgr", saved._mgr)
-    object.__setattr__(live, "_attrs", dict(saved.attrs))
-    if "_name" in vars(saved):
-        object.__setattr__(live, "_name", saved._name)
-    live.flags.allows_duplicate_labels = saved.flags.allows_duplicate_labels
-
-
-def _update_polars(live: Any, saved: Any) -> None:
-    attribute = "_df" if type(live).__name__ == "DataFrame" else "_s"
-    setattr(live, attribute, getattr(saved, attribute))
-
-
-def _state_copy(value: Any) -> Any:
-    """A new object holding ``value``'s current state (shallow: parts are shared)."""
-    cls = type(value)
-    if cls in (list, dict, set):
-        return cls(value)
-    if cls is bytearray:
-        return bytearray(value)
-    top = cls.__module__.partition(".")[0]
-    if top == "pandas":
-        return value.copy(deep=False)  # copy-on-write: the live frame is not affected
-    if top == "polars":
-        return value.clone()
-    return copy.copy(value)
-
-
-def _type_name(value: Any) -> str:
-    cls = type(value)
-    if cls.__module__ == "builtins":
-        return cls.__qualname__
-    return f"{cls.__module__}.{cls.__qualname__}"

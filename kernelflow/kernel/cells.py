@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import symtable
+import sys
 from dataclasses import dataclass, field
 
 __all__ = ["CellAnalysis", "analyze", "default_name"]
@@ -40,6 +41,11 @@ _UNCONDITIONAL = (
     ast.ClassDef,
 )
 _MEMO_LIMIT = 512
+# try/except* (ast.TryStar) exists from Python 3.11 on; it has the fields of a try.
+if sys.version_info >= (3, 11):
+    _TRY = (ast.Try, ast.TryStar)
+else:
+    _TRY = (ast.Try,)
 
 
 @dataclass(frozen=True)
@@ -194,7 +200,7 @@ class _Names:
                 if item.optional_vars is not None:
                     bound |= self.bind(item.optional_vars, line)
             return self.block(stmt.body, bound)
-        if isinstance(stmt, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+        if isinstance(stmt, _TRY):
             self.block(stmt.body, bound)
             for handler in stmt.handlers:
                 caught = bound
@@ -330,7 +336,8 @@ def _opaque_calls(tree: ast.Module) -> tuple[tuple[str, str], ...]:
             continue
         method = node.func.attr
         first = node.args[0] if node.args else None
-        text = first.value if isinstance(first, ast.Constant) else None
+        value = first.value if isinstance(first, ast.Constant) else None
+        text = value if isinstance(value, str) else None
         if method in ("system", "getoutput"):
             command = str(text).split(maxsplit=1)[0] if text else "..."
             found.setdefault(f"'!{command}'", f"a shell command, {_UNSEEN}")

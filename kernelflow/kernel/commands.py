@@ -49,7 +49,7 @@ def runs(runner: CellRunner, rest: str) -> Any:
 
 def cache(runner: CellRunner, rest: str) -> Any:
     """``%kf cache`` lists the cache; ``%kf cache clear [NAME]`` empties it (or NAME's part)."""
-    from kernelflow import cache_index
+    from kernelflow.store import cache_index
 
     words = rest.split()
     if not words and _live_views(runner):
@@ -120,8 +120,9 @@ def why(runner: CellRunner, rest: str) -> None:
             f"  - {line}" for line in reasons
         )
     now = _parts_now(runner, record)
-    if now is not None and now.key_part() != record.parts.key_part():
-        lines = describe_changes(record.parts, now)
+    parts = record.parts
+    if now is not None and parts is not None and now.key_part() != parts.key_part():
+        lines = describe_changes(parts, now)
         changed_here = set(record.changed) & {line.split("'")[1] for line in lines if "'" in line}
         if changed_here:
             lines.append(f"(the cell itself changed {', '.join(sorted(changed_here))} in place)")

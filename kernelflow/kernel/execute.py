@@ -25,6 +25,11 @@ with measurements: ``docs/decisions/task-cell-caching.md``.
 Lineage. The task run records its inputs (name, value hash, and the task run
 of the cell that produced that value) and its outputs (name, value hash), in
 the journal's ``task_run`` and ``outputs`` events.
+
+This module runs the cell; :mod:`.cell_cache` holds the cache decision (the
+key's inputs, the policy, what a run saves and why one is not cached) and
+:mod:`.cell_display` what the user sees around the run (figures, ``Out[]``,
+restored names, errors).
 """
 
 from __future__ import annotations
@@ -32,106 +37,48 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-from kernelflow.cache import CachePolicy
 from kernelflow.kernel import hidden_state
 from kernelflow.kernel.bundle import map_parts
+from kernelflow.kernel.cell_cache import (
+    _CellPolicy,
+    _Inputs,
+    _miss_reasons,
+    _problems,
+    _save_run,
+    _warn_uncached,
+)
+from kernelflow.kernel.cell_display import (
+    _assign,
+    _figures_left_closed,
+    _open_figures,
+    _print_verbose,
+    _QuietCellLogs,
+    _reuse_format,
+    _shows_image,
+    _user_error,
+)
 from kernelflow.kernel.cells import CellAnalysis, default_name
-from kernelflow.kernel.files import changed_written, keep_written, path_value, restore_written
+from kernelflow.kernel.files import path_value, restore_written
 from kernelflow.kernel.lineage import CellRecord, Lineage
 from kernelflow.kernel.options import CellOptions
 from kernelflow.kernel.outputs import (
     HIDDEN_NAMES,
-    MANIFEST_VERSION,
     ReplayedResult,
-    identity_hash,
     load_outputs,
     make_manifest,
     render_cached_line,
-    save_outputs,
     type_name,
 )
 from kernelflow.kernel.prepare import PreparedCell, execute, prepare
 from kernelflow.kernel.replay import OutputRecorder, after_cell, inline_figures_active, replay
 from kernelflow.kernel.session import NotebookSession
-from kernelflow.kernel.why import KeyParts, describe_changes, history_append, history_latest
+from kernelflow.kernel.why import KeyParts, history_append, history_latest
 from kernelflow.kernel.writer import BackgroundWriter
 
 __all__ = ["CellRunner"]
-
-#: How the engine's final log line of a run starts (its state follows, as %r or %s).
-_FINISHED_LOG = "Finished in state "
-
-
-@dataclass
-class _Inputs:
-    """The values a cell reads, hashed: what its key and lineage are made of.
-
-    Attributes
-    ----------
-    parts
-        The key's parts.
-    hashes
-        Every input by name -> its hash (None: excluded or unhashable), for lineage.
-    values
-        Keyed data inputs by name -> value, to see after the run which it changed.
-    unhashable
-        Inputs that cannot be hashed: name -> what they are. The cell then runs uncached.
-    """
-
-    parts: KeyParts
-    hashes: dict[str, str | None] = field(default_factory=dict)
-    values: dict[str, Any] = field(default_factory=dict)
-    unhashable: dict[str, str] = field(default_factory=dict)
-
-
-class _CellPolicy(CachePolicy):
-    """A cache policy whose key part was computed before the run (by :class:`CellRunner`).
-
-    It refuses entries the key cannot vouch for (see :mod:`.hidden_state`), and
-    remembers why, for ``%kf why``.
-    """
-
-    uses_inputs = True
-
-    def __init__(self, part: str) -> None:
-        self.part = part
-        self.refused: str | None = None
-
-    def key_part(self, ctx: Any, inputs: dict[str, Any], hashes: dict[str, str]) -> str:
-        return self.part
-
-    def refuse(self, value: Any) -> str | None:
-        if not isinstance(value, dict) or value.get("version") != MANIFEST_VERSION:
-            self.refused = "its cached result was written by an older kernelflow"
-        else:
-            self.refused = hidden_state.check(value.get("globals")) or changed_written(
-                value.get("writes") or {}
-            )
-        return self.refused
-
-    def __repr__(self) -> str:
-        return "CELL"
-
-
-class _QuietCellLogs(logging.Filter):
-    """Drops the engine's "Finished in state ..." line for cell runs (the cell shows it)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.quiet_runs: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (
-            getattr(record, "run_id", None) in self.quiet_runs
-            and isinstance(record.msg, str)
-            and record.msg.startswith(_FINISHED_LOG)
-        )
 
 
 class CellRunner:
@@ -188,7 +135,7 @@ class CellRunner:
         """
         from kernelflow.hashing import hash_value
         from kernelflow.kernel.dependencies import find_dependencies
-        from kernelflow.kernel.files import file_digest, path_value
+        from kernelflow.kernel.files import file_digest
 
         ns = self.shell.user_ns
         analysis = prepared.analysis
@@ -346,6 +293,7 @@ class CellRunner:
         key_part: str | None,
     ) -> Any:
         from kernelflow.errors import ResultMissingError
+        from kernelflow.store.events import outputs_recorded
         from kernelflow.store.journal import record as journal_record
 
         state, task_run = run_info["state"], run_info["task_run"]
@@ -402,7 +350,7 @@ class CellRunner:
                 record.not_cached = problems
                 _warn_uncached(prepared, name, problems)
         outputs = manifest.get("hashes", {})
-        journal_record({"ev": "outputs", "run_id": task_run.id, "outputs": outputs})
+        journal_record(outputs_recorded(run_id=task_run.id, outputs=outputs))
         record.outputs = dict(outputs)
         record.changed = list(manifest.get("changed", ()))
         record.duration = manifest.get("duration")
@@ -449,7 +397,7 @@ class CellRunner:
             if home() != where:
                 return  # the process moved to another store (a test's): not ours to write
             if store:
-                from kernelflow import cache_index
+                from kernelflow.store import cache_index
 
                 cache_index.store(
                     key,
@@ -474,175 +422,6 @@ class CellRunner:
             self.writer.submit(key_part, write)
 
 
-def _save_run(
-    manifest: dict[str, Any],
-    prepared: PreparedCell,
-    shell: Any,
-    name: str,
-    inputs: _Inputs,
-    run_info: dict[str, Any],
-) -> None:
-    """Find the inputs the run changed in place, and save them with the outputs.
-
-    An input name bound to another object after the run (a helper's ``global``
-    statement did it) is saved as an output; one the cell deleted is deleted
-    again on a hit.
-    """
-    from kernelflow.hashing import hash_value
-    from kernelflow.kernel.dependencies import lookup
-
-    ns = shell.user_ns
-    outputs = set(manifest["names"])
-    changed: dict[str, Any] = {}
-    problems: dict[str, str] = {}
-    deleted = [n for n in prepared.analysis.deletes if n not in ns]
-    for variable, value in inputs.values.items():
-        if variable in outputs:
-            continue
-        try:
-            live = lookup(ns, variable)
-        except KeyError:  # the cell (or a helper) deleted it
-            deleted.append(variable)
-            continue
-        if live is not value:
-            manifest["names"].append(variable)
-            manifest["hashes"][variable] = identity_hash(live, variable)
-            continue
-        try:
-            digest = hash_value(live, name=variable)
-        except Exception:  # it could be hashed before the run: the cell broke it
-            problems[variable] = "changed in place, and can no longer be hashed"
-            continue
-        if digest != inputs.hashes.get(variable):
-            changed[variable] = live
-            manifest["hashes"][variable] = digest
-    if deleted:
-        manifest["deleted"] = list(dict.fromkeys(deleted))
-    analysis = prepared.analysis
-    written = list(analysis.write_literals)
-    written += [p for p in (path_value(ns.get(n)) for n in analysis.write_names) if p]
-    if written:
-        manifest["writes"] = keep_written(list(dict.fromkeys(written)), name)
-    if not problems:
-        problems = save_outputs(manifest, changed, run_info.pop("parts"), shell, name)
-    run_info["problems"] = problems
-
-
-@contextlib.contextmanager
-def _figures_left_closed() -> Iterator[None]:
-    """Close the figures that loading outputs reopened, as the inline backend closed them.
-
-    A figure pickled while pyplot managed it registers itself again when
-    unpickled; the inline backend would show it a second time after the cell.
-    """
-
-    def numbers() -> set[int]:
-        pyplot = sys.modules.get("matplotlib.pyplot")
-        return set(pyplot.get_fignums()) if pyplot is not None else set()
-
-    before = numbers()  # unpickling a figure may be what imports pyplot
-    try:
-        yield
-    finally:
-        reopened = numbers() - before
-        if reopened and inline_figures_active():
-            for number in reopened:
-                sys.modules["matplotlib.pyplot"].close(number)
-
-
-def _reuse_format(shell: Any, value: Any, bundle: tuple[dict, dict]) -> None:
-    """Let IPython show ``value`` as Out[] with the bundle formatted for the manifest.
-
-    Formatting twice would call ``_repr_html_`` twice, and some reprs count their
-    calls (scikit-learn numbers its diagrams): the second would show other ids.
-    """
-    hook = getattr(shell, "displayhook", None)
-    if hook is None:
-        return
-    original = hook.compute_format_data
-
-    def compute_format_data(result: Any) -> Any:
-        hook.__dict__.pop("compute_format_data", None)  # once: the next value is not ours
-        return bundle if result is value else original(result)
-
-    hook.compute_format_data = compute_format_data
-
-
-def _open_figures() -> bool:
-    pyplot = sys.modules.get("matplotlib.pyplot")
-    return pyplot is not None and bool(pyplot.get_fignums())
-
-
-def _shows_image(displays: list, result: Any) -> bool:
-    bundles = [d[1] for d in displays if d[0] == "display"]
-    if result is not None:
-        bundles.append(result[0])
-    return any(mime.startswith("image/") for bundle in bundles for mime in bundle)
-
-
-def _assign(ns: dict[str, Any], name: str, value: Any) -> None:
-    """Bind a restored output: in the namespace, or on its module (``mymod.SCALE``)."""
-    from kernelflow.kernel.dependencies import module_named
-
-    head, _, attribute = name.rpartition(".")
-    if not head:
-        ns[name] = value
-        return
-    owner = module_named(ns, head)
-    if owner is not None:
-        setattr(owner, attribute, value)
-
-
-def _problems(
-    prepared: PreparedCell, unhashable: dict[str, str], unsaveable: dict[str, str]
-) -> dict[str, str]:
-    """What kept a run from being cached: name -> why (one line each)."""
-    found = {f"'{name}'": f"{what}, cannot be hashed" for name, what in unhashable.items()}
-    found.update({f"'{name}'": why for name, why in unsaveable.items()})
-    found.update(prepared.analysis.opaque)
-    return found
-
-
-def _warn_uncached(prepared: PreparedCell, cell: str, problems: dict[str, str]) -> None:
-    """One :class:`CacheWarning` naming everything that kept the cell from being cached."""
-    import warnings
-
-    from kernelflow.errors import CacheWarning
-
-    listed = "; ".join(f"{name}: {why}" for name, why in problems.items())
-    advice = []
-    if any(why.endswith("cannot be hashed") for why in problems.values()):
-        advice.append("--exclude NAME for an input that does not change the result")
-    if any(name.startswith("'!") or name.startswith("'%") for name in problems):
-        advice.append("a cell of its own for the shell command or magic")
-    if len(advice) < len(problems) or not advice:
-        advice.append("del NAME at the end of the cell for an output")
-    warnings.warn_explicit(
-        f"%%task cell {cell!r} ran but is not cached ({listed}). Use "
-        + ", ".join(advice)
-        + ", or --no-cache.",
-        CacheWarning,
-        prepared.filename,
-        prepared.analysis.binding_lines.get(next(iter(problems)).strip("'"), 0) + 1,
-    )
-
-
-def _miss_reasons(
-    previous: dict | None, record: CellRecord, options: CellOptions, refused: str | None
-) -> list[str]:
-    if options.refresh:
-        return ["--refresh asked to run it again"]
-    if refused is not None:
-        return [f"a cached run was found but not used: {refused}"]
-    if previous is None:
-        return ["no cached run of this cell was recorded before"]
-    if previous.get("key") == record.key:
-        return ["its cached result had expired or was cleared (same code and inputs)"]
-    return describe_changes(previous["parts"], record.parts) or [
-        "the cache key changed (kernelflow or Python was upgraded)"
-    ]
-
-
 def _concurrency_slot(key: str | None) -> Any:
     if key is None:
         return None
@@ -657,38 +436,3 @@ def _concurrency_slot(key: str | None) -> Any:
     # strict: --concurrency is kernelflow's own flag, so a misspelt name is an error
     # rather than Prefect's warning.
     return lambda: concurrency(key, occupy=1, strict=True)
-
-
-def _user_error(
-    state: Any, prepared: PreparedCell, shell: Any, name: str, options: CellOptions
-) -> BaseException:
-    """The exception to raise for a failed cell, showing only the user's frames."""
-    from kernelflow.errors import FailedRun, KernelflowError, TaskRunTimeoutError
-
-    error = state.data
-    if state.name == "TimedOut":
-        return TaskRunTimeoutError(
-            f"%%task cell {name!r} exceeded its timeout of {options.timeout:g} second(s); "
-            "raise --timeout, or make the cell faster."
-        )
-    if not isinstance(error, BaseException):
-        return FailedRun(state.message or f"%%task cell {name!r} ended {state.name}.")
-    if isinstance(error, KernelflowError) and error.__traceback__ is None:
-        return error
-    tb = error.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename != prepared.filename:
-        tb = tb.tb_next
-    if tb is not None:
-        error = error.with_traceback(tb)
-        stb = shell.InteractiveTB.structured_traceback(type(error), error, tb)
-        try:
-            error._render_traceback_ = lambda: stb  # IPython shows only the user's frames
-        except (AttributeError, TypeError):  # a type refusing attributes: shown in full
-            pass
-    return error
-
-
-def _print_verbose(record: CellRecord) -> None:
-    inputs = ", ".join(record.inputs) or "none"
-    outputs = ", ".join(record.outputs) or "none"
-    print(f"inputs: {inputs} · outputs: {outputs}", file=sys.stderr)

@@ -61,9 +61,15 @@ def _numpy_same(a: Any, b: Any) -> bool:
     return a[0] == b[0] and a[2:] == b[2:] and np.array_equal(a[1], b[1])
 
 
-def _pandas_options() -> dict[str, Any]:
+def _pandas_config() -> Any:
+    # pandas' option tables are private, so its type stubs leave them out.
     from pandas._config import config
 
+    return config
+
+
+def _pandas_options() -> dict[str, Any]:
+    config = _pandas_config()
     flat: dict[str, Any] = {}
     stack = [("", config._global_config)]
     while stack:
@@ -77,8 +83,7 @@ def _pandas_options() -> dict[str, Any]:
 
 
 def _pandas_defaults() -> dict[str, Any]:
-    from pandas._config import config
-
+    config = _pandas_config()
     return {key: option.defval for key, option in config._registered_options.items()}
 
 
@@ -236,8 +241,8 @@ class RunWatch:
 
     def _wrap_seed(self, name: str) -> None:
         module = sys.modules.get(_BY_NAME[name].module)
-        original = getattr(module, "seed", None)
-        if original is None:
+        original = getattr(module, "seed", None) if module is not None else None
+        if module is None or original is None:
             return
         watch = self
 
@@ -252,7 +257,7 @@ class RunWatch:
                     watch.seeded_first.add(name)
             return original(*args, **kwargs)
 
-        module.seed = seed
+        setattr(module, "seed", seed)  # noqa: B010 (a module attribute the stubs do not know)
         self._undo.append(lambda: setattr(module, "seed", original))
 
     def effects(self, *, displayed: bool, displayed_image: bool) -> GlobalEffects:

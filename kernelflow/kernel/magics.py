@@ -125,10 +125,10 @@ class KernelflowMagics(Magics):
     def pre_run_cell(self, info: Any) -> None:
         """IPython event: remember the id and number (``In [n]``) of the cell about to run."""
         from kernelflow.kernel.prepare import note_cell_number
-        from kernelflow.widgets import _cell_number
+        from kernelflow.widgets._cells import cell_number
 
         self.cell_id = getattr(info, "cell_id", None)
-        note_cell_number(self.shell, _cell_number(self.shell, info))
+        note_cell_number(self.shell, cell_number(self.shell, info))
 
     def close(self) -> None:
         """Undo what the runner set up (``%unload_ext``)."""

@@ -62,6 +62,9 @@ class PauseForm:
         Set when Resume was pressed with input that fits the model.
     """
 
+    #: The display handle of the form, set when it is shown (see ``show``).
+    _handle: Any
+
     def __init__(
         self,
         model: Any,

@@ -27,10 +27,11 @@ from __future__ import annotations
 import atexit
 import os
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 from kernelflow import context
+from kernelflow.deployments.from_code import notebook_path
+from kernelflow.settings import DEPLOYMENT_RUN_INFO, internal
 
 if TYPE_CHECKING:
     from kernelflow.runs import FlowRun
@@ -40,11 +41,6 @@ __all__ = ["NotebookSession", "notebook_path"]
 #: The flow name of sessions in a shell that Jupyter did not start (terminal IPython).
 FALLBACK_NAME = "ipython-session"
 _FLOW_RUN_SLOT = context.FlowRunContext.__dict__["flow_run"]
-
-
-def notebook_path() -> str | None:
-    """The notebook this kernel runs, from ``JPY_SESSION_NAME`` (None outside Jupyter)."""
-    return os.environ.get("JPY_SESSION_NAME") or None
 
 
 def _thread_pool() -> Any:
@@ -59,15 +55,14 @@ def _deployment_run() -> FlowRun | None:
     import json
 
     from kernelflow.deployments import in_deployment_run
-    from kernelflow.deployments.runner import DEPLOYMENT_INFO_ENV
+    from kernelflow.engine.lifecycle import adopt_running
     from kernelflow.runs import FlowRun
-    from kernelflow.states import Running
 
     run_id = in_deployment_run()
     if run_id is None:
         return None
     try:
-        info = json.loads(os.environ.get(DEPLOYMENT_INFO_ENV) or "{}")
+        info = json.loads(internal(DEPLOYMENT_RUN_INFO) or "{}")
     except ValueError:
         info = {}
     name = info.get("name") or FALLBACK_NAME
@@ -79,11 +74,9 @@ def _deployment_run() -> FlowRun | None:
         deployment_id=info.get("id"),
     )
     run.id = run_id
-    run.run_count = 1
-    run.start_time = time.time()
     # In memory only: the launching scheduler has recorded this run Running and owns its
     # states (kernelflow.deployments.execution); tasks only need to see a running flow.
-    run.state = Running(message="Deployment run")
+    adopt_running(run, "Deployment run")
     return run
 
 
@@ -96,7 +89,7 @@ class _SessionFlowContext(context.FlowRunContext):
         self._session = session
         super().__init__(None, None, _thread_pool, False)
 
-    @property  # type: ignore[override]
+    @property
     def flow_run(self) -> FlowRun:
         run = _FLOW_RUN_SLOT.__get__(self)
         if run is None:
@@ -159,10 +152,10 @@ class NotebookSession:
 
     def start(self) -> FlowRun:
         """Create and record the flow run, in state Running."""
-        from kernelflow.engine import set_state
+        from kernelflow.engine.lifecycle import enter_try, record_flow_run
         from kernelflow.logs import configure
         from kernelflow.runs import FlowRun
-        from kernelflow.states import Pending, Running
+        from kernelflow.states import Pending
 
         with self._lock:
             existing = self.context.started_run()
@@ -180,26 +173,11 @@ class NotebookSession:
                 self.run_name,
                 parameters,
                 ["notebook"],
-                parent_flow_run_id=os.environ.get("KERNELFLOW_PARENT_FLOW_RUN_ID") or None,
-                deployment_id=os.environ.get("KERNELFLOW_DEPLOYMENT_ID") or None,
+                parent_flow_run_id=internal("KERNELFLOW_PARENT_FLOW_RUN_ID") or None,
+                deployment_id=internal("KERNELFLOW_DEPLOYMENT_ID") or None,
             )
-            created = {
-                "ev": "flow_run",
-                "id": run.id,
-                "flow_name": run.flow_name,
-                "name": run.name,
-                "version": None,
-                "parent_flow_run_id": run.parent_flow_run_id,
-                "parent_task_run_id": None,
-                "deployment_id": run.deployment_id,
-                "parameters": parameters,
-                "tags": run.tags,
-                "t": time.time(),
-            }
-            set_state("flow", run, Pending(), before=[created])
-            run.run_count = 1
-            run.start_time = time.time()
-            set_state("flow", run, Running(message="Notebook session"))
+            record_flow_run(run, Pending(), parameters)
+            enter_try("flow", run, 1, False, "Notebook session")
             self.context.flow_run = run
             return run
 
@@ -223,7 +201,7 @@ class NotebookSession:
         run = self.context.started_run()
         if run is None:
             return
-        from kernelflow.engine import set_state
+        from kernelflow.engine.transitions import set_state
         from kernelflow.futures import wait
         from kernelflow.states import Completed
 

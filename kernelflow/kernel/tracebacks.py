@@ -55,7 +55,11 @@ def _passes_through_kernelflow(tb: types.TracebackType | None) -> bool:
 
 
 def _handler(
-    shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None
+    shell: Any,
+    etype: type[BaseException],
+    value: BaseException,
+    tb: Any,
+    tb_offset: int | None = None,
 ) -> None:
     """IPython's custom exception handler: shows the error (IPython only calls it)."""
     from IPython.core.error import UsageError

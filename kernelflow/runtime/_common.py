@@ -5,12 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kernelflow import context
 from kernelflow.errors import ConfigurationError
+from kernelflow.settings import DEPLOYMENT_RUN_INFO, internal
+
+if TYPE_CHECKING:
+    from kernelflow.runs import FlowRun
 
 
 def _utc(raw: str) -> dt.datetime:
@@ -35,12 +38,12 @@ def attribute(module: str, name: str, fields: dict[str, Callable[[], Any]]) -> A
         raise AttributeError(f"module 'kernelflow.runtime.{module}' has no attribute {name!r}")
     key = f"KERNELFLOW__RUNTIME__{module.upper()}__{name.upper()}"
     getter = fields.get(name)
+    raw = internal(key)
     if getter is None:
-        if key in os.environ:
-            return os.environ[key]
+        if raw is not None:
+            return raw
         raise AttributeError(f"module 'kernelflow.runtime.{module}' has no attribute {name!r}")
     value = getter()
-    raw = os.environ.get(key)
     if raw is None:
         return value
     cast = _utc if isinstance(value, dt.datetime) else _CASTS.get(type(value))
@@ -62,12 +65,13 @@ def flow_context() -> context.FlowRunContext | None:
     return context.current_flow_context()
 
 
-def started_flow_run(ctx: context.FlowRunContext | None) -> Any:
+def started_flow_run(ctx: context.FlowRunContext | None) -> FlowRun | None:
     """The context's flow run, without starting a notebook session's run just to look."""
     if ctx is None:
         return None
-    started = getattr(ctx, "started_run", None)
-    return started() if started is not None else ctx.flow_run
+    started = getattr(ctx, "started_run", None)  # a notebook session's context has it
+    run: FlowRun | None = started() if started is not None else ctx.flow_run
+    return run
 
 
 def deployment_info() -> dict[str, Any]:
@@ -76,9 +80,7 @@ def deployment_info() -> dict[str, Any]:
     JSON in ``KERNELFLOW_DEPLOYMENT_RUN_INFO``, written by
     :func:`kernelflow.deployments.runner.runtime_info`.
     """
-    from kernelflow.deployments.runner import DEPLOYMENT_INFO_ENV
-
-    return _parse_info(os.environ.get(DEPLOYMENT_INFO_ENV) or "")
+    return _parse_info(internal(DEPLOYMENT_RUN_INFO) or "")
 
 
 @functools.lru_cache(maxsize=4)

@@ -36,23 +36,29 @@ from typing import Any
 from kernelflow.runtime import _common
 
 
+def _text(key: str) -> str | None:
+    """A text field of the deployment worker's run info (None if it is absent or not text)."""
+    value = _common.deployment_info().get(key)
+    return value if isinstance(value, str) else None
+
+
 def get_id() -> str | None:
     """The id of the deployment this run belongs to."""
-    info = _common.deployment_info()
-    if info.get("id"):
-        return info["id"]
+    deployment_id = _text("id")
+    if deployment_id:
+        return deployment_id
     run = _common.started_flow_run(_common.flow_context())
-    return getattr(run, "deployment_id", None) or None
+    return (run.deployment_id if run is not None else None) or None
 
 
 def get_name() -> str | None:
     """The deployment's name."""
-    return _common.deployment_info().get("name")
+    return _text("name")
 
 
 def get_version() -> str | None:
     """The deployment's version: the content hash of its notebook snapshot."""
-    return _common.deployment_info().get("version")
+    return _text("version")
 
 
 def get_parameters() -> dict[str, Any]:
@@ -63,9 +69,9 @@ def get_parameters() -> dict[str, Any]:
 
 def get_flow_run_id() -> str | None:
     """The deployment run's flow run id; outside one, the current flow run's id."""
-    info = _common.deployment_info()
-    if info.get("flow_run_id"):
-        return info["flow_run_id"]
+    flow_run_id = _text("flow_run_id")
+    if flow_run_id:
+        return flow_run_id
     ctx = _common.flow_context()
     return ctx.flow_run.id if ctx is not None else None
 

@@ -43,13 +43,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kernelflow import context
 from kernelflow.runtime import _common
 
+if TYPE_CHECKING:
+    from kernelflow.runs import FlowRun
 
-def _run() -> Any:
+
+def _run() -> FlowRun | None:
     ctx = _common.flow_context()
     return ctx.flow_run if ctx is not None else None
 

@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 # Bound eagerly so that the name means the function whatever is imported
 # first: importing a submodule binds it on its package once, at first load.
-from kernelflow.store.compact import CompactReport, compact, start_background_compaction
+from kernelflow.store.compact import CompactReport, compact
+
+# Also the compactor's hook: the first journal this process opens starts it.
+from kernelflow.store.compactor import start_background_compaction
 
 if TYPE_CHECKING:
     from kernelflow.store.db import connect

@@ -30,20 +30,20 @@ this process last saw and checks for finished journals; when nothing changed
 it returns without importing DuckDB at all. :func:`pending_bytes` says how far
 behind the database is, without DuckDB either.
 
-Background and exit compaction live in :mod:`kernelflow.store.compactor`;
-:func:`start_background_compaction` and :func:`start_detached_compaction`
-are re-exported here.
+Background, detached and exit compaction live in :mod:`kernelflow.store.compactor`,
+above this module (it calls :func:`compact`; nothing here calls it).
 """
 
 from __future__ import annotations
 
 import logging
-import sys
+import threading
 import time
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kernelflow import settings
 from kernelflow.settings import StorePaths
@@ -68,11 +68,10 @@ if TYPE_CHECKING:
 __all__ = [
     "BATCH_BYTES",
     "CompactReport",
+    "call_when_duckdb_loads",
     "compact",
     "fold",
     "pending_bytes",
-    "start_background_compaction",
-    "start_detached_compaction",
 ]
 
 logger = logging.getLogger("kernelflow.store")
@@ -82,6 +81,21 @@ logger = logging.getLogger("kernelflow.store")
 BATCH_BYTES = 8 * 1024 * 1024
 #: DuckDB's memory limit while folding, in MB (raised for a batch of one huge line).
 MEMORY_MB = 48
+
+
+#: Per thread: seconds a fold pauses between batches (the background compactor sets
+#: it in its own thread, so the recording thread runs between batches).
+fold_pause = threading.local()
+
+#: Called each time a fold has imported duckdb, before it opens the database: the
+#: compactor (above this module) registers its exit hook then, to run before DuckDB's.
+_duckdb_loaded: list[Callable[[], object]] = []
+
+
+def call_when_duckdb_loads(callback: Callable[[], object]) -> None:
+    """Call ``callback()`` whenever a fold has just imported duckdb (once per callback)."""
+    if callback not in _duckdb_loaded:
+        _duckdb_loaded.append(callback)
 
 
 @dataclass
@@ -157,7 +171,8 @@ def compact(paths: StorePaths | None = None, *, timeout: float | None = None) ->
         # never loads duckdb or pyarrow.
         import duckdb
 
-        compactor.register_exit_hook_before_duckdb()
+        for callback in _duckdb_loaded:
+            callback()
 
         from kernelflow.store.db import connect, translate_error
 
@@ -220,7 +235,12 @@ def _reset_settings(con: duckdb.DuckDBPyConnection) -> None:
         pass  # the connection is failing (the fold's own error is the one to report)
 
 
-def _fold(con, paths: StorePaths, report: CompactReport, offsets: dict[str, int]) -> None:
+def _fold(
+    con: duckdb.DuckDBPyConnection,
+    paths: StorePaths,
+    report: CompactReport,
+    offsets: dict[str, int],
+) -> None:
     # Listed again under the lock: another process may have compacted since.
     journals = list_journals(paths)
     # Decided before reading: a journal read after its writer died (or moved on to
@@ -262,7 +282,7 @@ def _fold(con, paths: StorePaths, report: CompactReport, offsets: dict[str, int]
             offsets[name] = offset
         if last:
             break
-        pause = getattr(compactor.fold_pause, "seconds", 0.0)
+        pause = getattr(fold_pause, "seconds", 0.0)
         if pause:  # a background fold: let the recording thread run between batches
             time.sleep(pause)
     con.execute(sql.DROP_RECENT)
@@ -376,7 +396,9 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
         pass  # a failed commit has already ended the transaction; the first error matters
 
 
-def _parse(con, batch, files) -> None:
+def _parse(
+    con: duckdb.DuckDBPyConnection, batch: Any, files: list[tuple[str, str, int, int]]
+) -> None:
     """Parse the batch into the tables ``_st``, ``_tr``, ``_ev`` (outside the transaction)."""
     import duckdb
     import pyarrow as pa
@@ -407,7 +429,12 @@ def _parse(con, batch, files) -> None:
         con.execute(statement)
 
 
-def _import(con, new_offsets, report: CompactReport, recent_since: float | None) -> float | None:
+def _import(
+    con: duckdb.DuckDBPyConnection,
+    new_offsets: list[tuple[str, int]],
+    report: CompactReport,
+    recent_since: float | None,
+) -> float | None:
     """Import the parsed batch; return the first creation time of its new task runs.
 
     ``recent_since`` is that of the previous batch, whose new runs are in ``_recent``.
@@ -461,14 +488,3 @@ def _import(con, new_offsets, report: CompactReport, recent_since: float | None)
         con.execute(statement)
     con.unregister("_offsets")
     return since
-
-
-# Last: the compactor's module imports this one's names lazily, and is re-exported here.
-from kernelflow.store import compactor  # noqa: E402
-from kernelflow.store.compactor import (  # noqa: E402
-    start_background_compaction,
-    start_detached_compaction,
-)
-
-if __name__ == "__main__":  # the detached compaction (see start_detached_compaction)
-    sys.exit(0 if compactor.compact_quietly("detached") else 1)

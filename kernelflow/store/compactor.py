@@ -32,7 +32,8 @@ from pathlib import Path
 from kernelflow import settings
 from kernelflow.errors import ConfigurationError
 from kernelflow.settings import StorePaths
-from kernelflow.store.journal import current_journal
+from kernelflow.store.compact import call_when_duckdb_loads, compact, fold_pause
+from kernelflow.store.journal import call_when_opened, current_journal
 from kernelflow.store.journals import pending_bytes
 
 __all__ = [
@@ -51,9 +52,6 @@ logger = logging.getLogger("kernelflow.store")
 DETACH_ABOVE = 1 << 20
 #: Pause after each batch of an in-thread background fold: the flow's thread runs meanwhile.
 PAUSE_SECONDS = 0.005
-
-#: Per thread: seconds a fold pauses between batches (set only in the background thread).
-fold_pause = threading.local()
 
 
 class _Compactor(threading.Thread):
@@ -88,7 +86,7 @@ class _Compactor(threading.Thread):
     def _fold(self) -> bool:
         """Fold in a child for a large backlog, else here; True when it worked."""
         try:
-            mode = settings.env_choice("COMPACT_BACKGROUND", "auto", ("auto", "inline"))
+            mode = settings.current().compact_background
         except ConfigurationError as exc:
             logger.warning("kernelflow: %s", exc)
             mode = "auto"
@@ -145,7 +143,7 @@ def start_background_compaction(interval: float | None = None) -> threading.Thre
     with _background_lock:
         if _background is None or _background.pid != os.getpid() or not _background.is_alive():
             if interval is None:
-                interval = settings.env_seconds("COMPACT_SECONDS", 5.0)
+                interval = settings.current().compact_seconds
             _background = _Compactor(interval)
             _background.start()
             _register_exit_hook()
@@ -201,7 +199,7 @@ def _compact_at_exit() -> None:
     if not journal.events_written:
         return
     try:
-        mode = settings.env_choice("COMPACT_AT_EXIT", "detach", ("detach", "inline", "off"))
+        mode = settings.current().compact_at_exit
     except ConfigurationError as exc:  # at exit nobody can act on an exception: say it once
         logger.warning("kernelflow: %s", exc)
         mode = "detach"
@@ -214,7 +212,7 @@ def _compact_at_exit() -> None:
 
 
 def start_detached_compaction(paths: StorePaths | None = None) -> subprocess.Popen | None:
-    """Fold the store in a separate process (``python -m kernelflow.store.compact``).
+    """Fold the store in a separate process (``python -m kernelflow.store.detached``).
 
     Importing DuckDB and pyarrow costs most of a second and a fold is CPU
     work: a short script should not wait for it at exit, and a recording
@@ -237,7 +235,7 @@ def start_detached_compaction(paths: StorePaths | None = None) -> subprocess.Pop
     env = dict(os.environ, KERNELFLOW_HOME=str(home))
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "kernelflow.store.compact"],
+            [sys.executable, "-m", "kernelflow.store.detached"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -253,8 +251,6 @@ def start_detached_compaction(paths: StorePaths | None = None) -> subprocess.Pop
 def compact_quietly(when: str, timeout: float | None = None) -> bool:
     """Best-effort :func:`~kernelflow.store.compact.compact`: True on success; never raises."""
     global _last_warning
-    from kernelflow.store.compact import compact
-
     try:
         compact(timeout=timeout)
     except Exception as exc:  # best effort by design; recorded below
@@ -270,3 +266,14 @@ def compact_quietly(when: str, timeout: float | None = None) -> bool:
         return False
     _last_warning = None
     return True
+
+
+def _start_with_first_journal() -> None:
+    # Looked up when called, so a test can replace start_background_compaction.
+    start_background_compaction()
+
+
+# The writer below calls this when it opens a journal: recording runs is what
+# starts background compaction, without the writer importing this module.
+call_when_opened(_start_with_first_journal)
+call_when_duckdb_loads(register_exit_hook_before_duckdb)

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from array import array
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kernelflow.store.journal_bytes import ints, strings, table
 from kernelflow.store.journals import JournalName, identity
 from kernelflow.store.schema import TERMINAL_STATE_TYPES
+
+if TYPE_CHECKING:
+    import duckdb
 
 __all__ = ["CRASHED_COUNT", "CRASH_STATEMENTS", "NOT_CRASHABLE_TYPES", "crash"]
 
@@ -62,7 +66,7 @@ CRASH_STATEMENTS = [
 CRASHED_COUNT = "SELECT count(*) FROM _crashed"
 
 
-def crash(con, dead: set[Path], journals: dict[Path, int]) -> int:
+def crash(con: duckdb.DuckDBPyConnection, dead: set[Path], journals: dict[Path, int]) -> int:
     """Mark the unfinished runs of dead processes Crashed; return how many."""
     import pyarrow as pa
 

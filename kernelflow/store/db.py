@@ -25,8 +25,9 @@ import fcntl
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -38,15 +39,17 @@ from kernelflow.errors import (
     StoreLockedError,
     StoreNotWritableError,
 )
-from kernelflow.settings import PRIVATE_FILE, StorePaths, env_seconds, open_private
+from kernelflow.settings import PRIVATE_FILE, StorePaths, current, open_private
 from kernelflow.store.schema import SCHEMA_VERSION, check_not_too_new, migrate, schema_version
 
 __all__ = ["SANDBOX", "connect", "lock_timeout", "translate_error", "write_lock"]
 
+_T = TypeVar("_T")
+
 _HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
 
 #: The configuration of every read-only connection (DuckDB's "Securing DuckDB" settings).
-SANDBOX: dict[str, bool] = {
+SANDBOX: dict[str, str | bool | int | float | list[str]] = {
     # No COPY TO/FROM files, ATTACH of other files, read_csv/read_text/glob, http(s)
     # URLs or Python replacement scans: the store's own file is all a query sees.
     "enable_external_access": False,
@@ -61,7 +64,7 @@ SANDBOX: dict[str, bool] = {
 
 def lock_timeout() -> float:
     """Seconds to wait for the database (``KERNELFLOW_LOCK_TIMEOUT``, default 10)."""
-    return env_seconds("LOCK_TIMEOUT", 10.0, allow_zero=True)
+    return current().lock_timeout
 
 
 @contextmanager
@@ -121,6 +124,7 @@ def connect(
         with connect(paths, timeout=max(0.0, deadline - time.monotonic()), lock_held=lock_held):
             pass
     migrated = False
+    con: duckdb.DuckDBPyConnection | None
     while True:
         lock_fd, con = _open(paths, read_only, deadline, lock_held)
         try:
@@ -150,7 +154,7 @@ def connect(
                 _release(lock_fd, read_only)
 
 
-def _call(paths: StorePaths, fn, *args):
+def _call(paths: StorePaths, fn: Callable[..., _T], *args: Any) -> _T:
     """Run ``fn(*args)``, turning DuckDB's errors into our one-line store errors."""
     try:
         return fn(*args)

@@ -22,7 +22,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kernelflow import settings
 from kernelflow.errors import ConfigurationError
@@ -30,10 +30,9 @@ from kernelflow.errors import ConfigurationError
 if TYPE_CHECKING:
     import duckdb
 
-    from kernelflow.deployments.models import Deployment
-
 __all__ = [
     "SLOT_KINDS",
+    "DeploymentRecord",
     "claim_attempt",
     "claim_fire",
     "claim_skipped",
@@ -82,9 +81,39 @@ def claimer() -> str:
     return current_journal().path.stem
 
 
+class DeploymentRecord(Protocol):
+    """What :func:`write_deployments` reads from a deployment, and sets on it.
+
+    :class:`kernelflow.deployments.models.Deployment` is one; the store, below
+    the deployments package, names only what it uses.
+    """
+
+    id: str
+    name: str
+    notebook: str
+    snapshot: str
+    content_hash: str
+    cron: str | None
+    interval: float | None
+    timezone: str
+    parameters: dict[str, Any]
+    paused: bool
+    tags: list[str]
+    created: float
+    updated: float
+
+    def describe_schedule(self) -> str:
+        """The schedule in words, as the deployments table stores it."""
+        ...
+
+    def definition(self) -> dict[str, Any]:
+        """Every field, as JSON-ready data (the ``definition`` column)."""
+        ...
+
+
 # --- deployments ----------------------------------------------------------------------------
 def write_deployments(
-    deployments: Sequence[Deployment], update: bool, new_id: Callable[[], str]
+    deployments: Sequence[DeploymentRecord], update: bool, new_id: Callable[[], str]
 ) -> None:
     """Insert each deployment, or replace the one of its name when ``update`` is true.
 

@@ -12,12 +12,11 @@ A batch is parsed into three temporary tables (:data:`PARSE`):
     every other line, parsed with the union of every event's fields
     (:data:`EVENT_TYPE`): flow runs, logs, cache, artifacts, events...
 
-The writer puts ``"ev"`` first, so the kind of a line is its first bytes and
-the two kinds that make up almost all of a journal (three lines per trivial
-task run: its creation, which stands for its Pending state too, Running and
-the final state; four in journals written before that) are parsed into narrow
-rows. A line of those kinds written another
-way lands in ``_ev`` and is read from there too (the views ``_sv``/``_tv``).
+The writer puts ``"ev"`` first, so the kind of a line is its first bytes and the two kinds
+that make up almost all of a journal (three lines per trivial task run: its creation, which
+stands for its Pending state too, Running and the final state; four in journals written
+before that) are parsed into narrow rows. A line of those kinds written another way lands in
+``_ev`` and is read from there too (the views ``_sv``/``_tv``).
 
 A task run whose creation and newest state are in the same batch (nearly all
 of them) is inserted once, already in that state; only runs carried across
@@ -77,6 +76,7 @@ _FIELDS: dict[str, object] = {
     "start_ticks": "BIGINT",
     "boot_id": "VARCHAR",
     "argv": ["VARCHAR"],
+    "part": "INTEGER",  # typed as every field is; the fold reads the part from the file name
     # flow_run / task_run
     "id": "VARCHAR",
     "name": "VARCHAR",

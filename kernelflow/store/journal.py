@@ -20,66 +20,17 @@ on in a new part, ``<host>--<pid>--<start_ticks>--<boot>--<part>.jsonl``
 deletes a left part once folded, while the process lives
 (:mod:`kernelflow.store.journals`).
 
-The first journal a process opens also starts background compaction
-(:func:`kernelflow.store.compact.start_background_compaction`: a daemon thread
-that folds new events every few seconds, and once more at exit), so runs
-reach the database file without anyone asking.
+The first journal a process opens also starts background compaction (a
+daemon thread that folds new events every few seconds, and once more at exit),
+so runs reach the database file without anyone asking. The compactor sits
+above this module: it asks to be called when a journal opens
+(:func:`call_when_opened`, done by :mod:`kernelflow.store.compactor`, which
+the ``kernelflow.store`` package imports), so the writer imports nothing of it.
 
-Format: one JSON object per line. Times are Unix epoch seconds (float). The
-first line of a file describes the process; every other line has an ``ev``
-field naming its kind:
-
-``process``
-    ``host``, ``pid``, ``start_ticks``, ``boot_id``, ``argv``, ``t``.
-``flow_run``
-    a flow run was created: ``id``, ``flow_name``, ``name``, ``version``,
-    ``parent_flow_run_id``, ``parent_task_run_id``, ``deployment_id``,
-    ``parameters`` (name -> short repr), ``tags`` (list), ``t``.
-``task_run``
-    a task run was created: ``id``, ``flow_run_id`` (may be null), ``task_name``,
-    ``name``, ``tags``, ``cache_key`` (may be null), ``inputs`` (name ->
-    ``{"hash": str|null, "upstream": task_run_id|null}``), ``t``; and, last,
-    ``"pending": true`` when the line also stands for the run's first state: a
-    plain ``Pending`` (no message, ``run_count`` 0) at time ``t``. Journals
-    written before that field existed have a ``state`` line for that Pending
-    instead; the fold reads both.
-``state``
-    a run entered a state: ``run_id``, ``kind`` (``"flow"`` or ``"task"``),
-    ``type`` (``StateType`` value, e.g. ``"COMPLETED"``), ``name`` (e.g.
-    ``"Cached"``), ``message``, ``t``, ``run_count`` (tries so far),
-    ``start_time`` (first Running, or null), ``end_time`` (set on terminal
-    states), ``result`` (a result file path relative to home, or null).
-    A null ``message``, ``start_time``, ``end_time`` or ``result`` is left
-    out (older journals write it as ``null``; both read the same).
-    The last ``state`` line of a run is its current state.
-``log``
-    ``run_id`` (may be null), ``kind``, ``level`` (int), ``logger``, ``message``, ``t``.
-``inputs``
-    the cache key and input hashes, known once inputs are resolved: ``run_id``,
-    ``cache_key``, ``inputs`` (name -> value hash).
-``outputs``
-    a ``%%task`` cell's outputs: ``run_id``, ``outputs`` (name -> value hash).
-``cache_write`` / ``cache_hit`` / ``cache_delete``
-    ``key``; for writes also ``task_name``, ``result``, ``checksum``, ``size``,
-    ``created``, ``expires`` (or null), ``task_run_id``, ``duration``;
-    for hits ``task_run_id`` and ``t``; for deletes ``t``.
-``artifact``
-    an artifact was created (:mod:`kernelflow.artifacts`): ``id``, ``key`` (may
-    be null), ``type`` (``"markdown"``, ``"table"``, ``"progress"``...),
-    ``description`` (may be null), ``data`` (text: markdown, the table as JSON,
-    the progress as a number), ``flow_run_id``, ``task_run_id`` (either may be
-    null), ``t``.
-``artifact_update``
-    a progress artifact moved: ``id``, ``data``, ``description`` (null keeps
-    the one it has), ``t``.
-``event``
-    ``emit_event`` (:mod:`kernelflow.events`): ``id``, ``event`` (its name),
-    ``occurred`` (epoch seconds), ``resource`` (labels), ``related`` (list of
-    labels), ``payload`` (object), ``flow_run_id``, ``task_run_id``, ``t``.
-
-Variables and secrets are never journaled: variables are written straight
-into the database (:mod:`kernelflow.store.variables`), secrets into private
-files (:mod:`kernelflow.store.secrets`).
+Format: one JSON object per line, the first describing the process, every
+other naming its kind in an ``ev`` field. The kinds, their fields and a typed
+constructor for each are in :mod:`kernelflow.store.events`, the one home of
+the schema.
 
 A line is complete once it ends with ``\\n``; a reader must ignore a final
 partial line (the writer may have been killed mid-write).
@@ -104,20 +55,23 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from kernelflow import settings
 from kernelflow.errors import (
-    ConfigurationError,
     StoreError,
     StoreFullError,
     StoreNotWritableError,
 )
-from kernelflow.settings import open_private, paths
+from kernelflow.settings import home_token, open_private, paths
+from kernelflow.store.events import process_started
 
 __all__ = [
     "Journal",
     "ProcessIdentity",
+    "call_when_opened",
     "current_journal",
     "encode_event",
     "forget",
@@ -128,6 +82,21 @@ __all__ = [
 ]
 
 logger = logging.getLogger("kernelflow.store")
+
+#: Called, in order, each time this process opens a journal file (its first write,
+#: and each new part): :mod:`kernelflow.store.compactor` starts background
+#: compaction this way.
+_when_opened: list[Callable[[], object]] = []
+
+
+def call_when_opened(callback: Callable[[], object]) -> None:
+    """Call ``callback()`` each time this process opens a journal file (once per callback).
+
+    The layer above the writer (background compaction) hooks in here, so the
+    writer never imports it.
+    """
+    if callback not in _when_opened:
+        _when_opened.append(callback)
 
 
 class ProcessIdentity:
@@ -161,18 +130,7 @@ def rotate_bytes() -> int:
     ConfigurationError
         One line naming the variable and what to write.
     """
-    raw = os.environ.get("KERNELFLOW_JOURNAL_ROTATE_MB", "").strip()
-    if not raw:
-        return 64 << 20
-    try:
-        megabytes = float(raw)
-    except ValueError:
-        megabytes = float("nan")
-    if not megabytes > 0 or megabytes == float("inf"):
-        raise ConfigurationError(
-            f"KERNELFLOW_JOURNAL_ROTATE_MB={raw!r} is not a size in megabytes > 0; "
-            "set it to e.g. 64."
-        )
+    megabytes = settings.current().journal_rotate_mb
     return max(1, int(megabytes * (1 << 20)))
 
 
@@ -239,17 +197,15 @@ class Journal:
         # 0600: a journal holds parameters, logs and argv, which are nobody else's.
         fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
         ident = self.identity
-        header = {
-            "ev": "process",
-            "host": ident.host,
-            "pid": ident.pid,
-            "start_ticks": ident.start_ticks,
-            "boot_id": ident.boot_id,
-            "argv": sys.argv[:8],
-            "t": time.time(),
-        }
-        if self.part:
-            header["part"] = self.part
+        header = process_started(
+            host=ident.host,
+            pid=ident.pid,
+            start_ticks=ident.start_ticks,
+            boot_id=ident.boot_id,
+            argv=sys.argv[:8],
+            t=time.time(),
+            part=self.part,
+        )
         try:
             self._size = os.fstat(fd).st_size
             if self._size == 0:
@@ -260,12 +216,11 @@ class Journal:
             os.close(fd)  # the next write opens it again (and writes the header then)
             raise
         self._fd = fd
-        from kernelflow.store.compact import start_background_compaction
-
-        start_background_compaction()
+        for callback in _when_opened:
+            callback()
         return fd
 
-    def write(self, event: dict) -> None:
+    def write(self, event: Mapping[str, Any]) -> None:
         """Append one event; it is in the OS page cache when this returns.
 
         Raises
@@ -278,7 +233,7 @@ class Journal:
         """
         self._write(_encode(event), 1)
 
-    def write_many(self, events: list[dict]) -> None:
+    def write_many(self, events: Sequence[Mapping[str, Any]]) -> None:
         """Append several events with one system call (raises as :meth:`write`).
 
         After an error, the complete lines written before it may be imported,
@@ -379,7 +334,7 @@ class Journal:
 _encoder = json.JSONEncoder(separators=(",", ":"), default=repr, ensure_ascii=False)
 
 
-def _encode(event: dict) -> bytes:
+def _encode(event: Mapping[str, Any]) -> bytes:
     return (_encoder.encode(event) + "\n").encode("utf-8", "surrogatepass")
 
 
@@ -390,37 +345,25 @@ encode_event = _encode
 _journals: dict[Path, Journal] = {}
 _journals_lock = threading.Lock()
 
-# The environment's own bytes mapping on POSIX: reading ``KERNELFLOW_HOME`` from it skips
-# ``os.environ``'s encode and decode, which cost more than the rest of a lookup.
-_environ_bytes: dict | None = getattr(os.environ, "_data", None)
-if not isinstance(_environ_bytes, dict) or os.name != "posix":
-    _environ_bytes = None
-
-#: (home override, ``KERNELFLOW_HOME`` as found, journal) of the last lookup: every run's
-#: every state looks its journal up, and the store it points at rarely changes.
-_last: tuple[object, object, Journal] | None = None
-
-
-def _configured_home() -> object:
-    """``KERNELFLOW_HOME`` as cheaply as this platform allows (compared, never parsed)."""
-    if _environ_bytes is not None:
-        return _environ_bytes.get(b"KERNELFLOW_HOME")
-    return os.environ.get("KERNELFLOW_HOME")
+#: (home token, journal) of the last lookup: every run's every state looks its journal
+#: up, and the store it points at rarely changes (:func:`kernelflow.settings.home_token`).
+_last: tuple[object, Journal] | None = None
 
 
 def current_journal() -> Journal:
     """The journal of this process for the active store home."""
     last = _last
-    if last is not None and last[0] is settings._home_override:
-        if last[1] == _configured_home():
-            return last[2]
+    if last is not None:
+        token = home_token()
+        if token is last[0] or token == last[0]:
+            return last[1]
     return _look_up()
 
 
 def _look_up() -> Journal:
     """:func:`current_journal` the long way, remembering the answer."""
     global _last
-    override, configured = settings._home_override, _configured_home()
+    token = home_token()
     directory = paths().journal_dir
     journal = _journals.get(directory)
     if journal is None or journal.identity.pid != os.getpid():
@@ -428,7 +371,7 @@ def _look_up() -> Journal:
             journal = _journals.get(directory)
             if journal is None or journal.identity.pid != os.getpid():
                 journal = _journals[directory] = Journal(directory)
-    _last = (override, configured, journal)
+    _last = (token, journal)
     return journal
 
 
@@ -441,12 +384,12 @@ def _forget_last() -> None:
 os.register_at_fork(after_in_child=_forget_last)
 
 
-def record(event: dict) -> None:
+def record(event: Mapping[str, Any]) -> None:
     """Append ``event`` to this process's journal for the active store."""
     current_journal().write(event)
 
 
-def record_quietly(event: dict) -> None:
+def record_quietly(event: Mapping[str, Any]) -> None:
     """Append ``event`` like :func:`record`, but never raise a store error: for log lines.
 
     A log line must neither break a run nor be lost in silence. Its failure

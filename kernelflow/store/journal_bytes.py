@@ -11,6 +11,7 @@ from __future__ import annotations
 from array import array
 from itertools import accumulate
 from pathlib import Path
+from typing import Any, BinaryIO
 
 __all__ = ["ints", "line_starts", "read_complete", "strings", "table"]
 
@@ -35,7 +36,7 @@ def read_complete(path: Path, start: int, limit: int) -> tuple[bytes, int]:
     return (data if end == len(data) else data[:end]), start + len(data)
 
 
-def _rest_of_line(fh) -> bytes:
+def _rest_of_line(fh: BinaryIO) -> bytes:
     """The bytes up to and including the next newline (or the end of the file)."""
     pieces = []
     while chunk := fh.read(1 << 20):
@@ -65,13 +66,14 @@ def line_starts(data: bytes, base: int, starts: array) -> int:
 # process compacting at exit should not pay.
 
 
-def ints(values: array, type_):
+# pyarrow has no type information: its objects are Any here.
+def ints(values: array[int], type_: Any) -> Any:
     import pyarrow as pa
 
     return pa.Array.from_buffers(type_, len(values), [None, pa.py_buffer(values)])
 
 
-def strings(values: list[bytes] | list[str]):
+def strings(values: list[bytes] | list[str]) -> Any:
     """A string array of ``values`` (bytes are UTF-8; invalid bytes are replaced)."""
     import pyarrow as pa
 
@@ -88,7 +90,7 @@ def strings(values: list[bytes] | list[str]):
     return strings
 
 
-def table(**columns):
+def table(**columns: Any) -> Any:
     import pyarrow as pa
 
     return pa.Table.from_arrays(list(columns.values()), names=list(columns))

@@ -47,10 +47,11 @@ class LimitRow(Protocol):
         """Epoch seconds."""
 
 
-_Limit = TypeVar("_Limit", bound=LimitRow)
+#: A definition, or None for a deleted limit: callers get back the type they passed.
+_Limit = TypeVar("_Limit", bound="LimitRow | None")
 
 
-def mirror_limit_change(name: str, apply: Callable[[], _Limit | None]) -> _Limit | None:
+def mirror_limit_change(name: str, apply: Callable[[], _Limit]) -> _Limit:
     """Run ``apply`` (which changes limit ``name``'s file) and mirror the result in the table.
 
     ``apply`` returns the new definition, or None when the limit was deleted.

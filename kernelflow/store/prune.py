@@ -192,7 +192,7 @@ def prune(
     paths = paths or settings.paths()
     report = PruneReport(cutoff=time.time() - older_than, dry_run=dry_run)
     compact(paths)  # what is pruned is what the database knows: fold first
-    arguments = {"cutoff": report.cutoff, "keep_failed": keep_failed}
+    arguments: dict[str, object] = {"cutoff": report.cutoff, "keep_failed": keep_failed}
     with connect(paths) as con:
         con.begin()
         try:
@@ -236,9 +236,9 @@ def apply_retention(paths: StorePaths | None = None) -> PruneReport | None:
     ConfigurationError
         ``KERNELFLOW_RETENTION`` is not a duration.
     """
-    if not os.environ.get("KERNELFLOW_RETENTION", "").strip():
+    older_than = settings.current().retention
+    if older_than is None:
         return None
-    older_than = settings.env_seconds("RETENTION", 0.0)
     paths = paths or settings.paths()
     stamp = paths.home / "pruned.stamp"
     try:
@@ -257,7 +257,7 @@ def _used(arguments: dict[str, object], statement: str) -> dict[str, object]:
 
 def _expired_cache_entries(dry_run: bool) -> tuple[int, set[str]]:
     """Remove expired entries; return how many, and the result files live entries use."""
-    from kernelflow import cache_index
+    from kernelflow.store import cache_index
 
     now = time.time()
     removed, used = 0, set()

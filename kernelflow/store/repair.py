@@ -41,6 +41,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -196,10 +197,10 @@ def _rebuild(con: duckdb.DuckDBPyConnection, paths: StorePaths, report: RepairRe
     _register_cache(con, paths, report)
     _mirror_limits(con, paths)
     for name in ("flow_runs", "task_runs", "logs", "deployments"):
-        setattr(report, name, con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
+        setattr(report, name, con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
     report.cache_entries = con.execute(
         "SELECT count(*) FROM cache_entries WHERE NOT deleted"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     report.lost = _lost(con, paths, report)
 
 
@@ -300,7 +301,7 @@ def _copy_old(con: duckdb.DuckDBPyConnection, old: Path, report: RepairReport) -
         source.close()
 
 
-def _merge(con: duckdb.DuckDBPyConnection, table: str, key: tuple[str, ...], rows) -> int:
+def _merge(con: duckdb.DuckDBPyConnection, table: str, key: tuple[str, ...], rows: Any) -> int:
     """Add the old file's ``rows`` that ``table`` lacks; return how many."""
     con.register("_old_rows", rows)
     con.begin()
@@ -312,7 +313,7 @@ def _merge(con: duckdb.DuckDBPyConnection, table: str, key: tuple[str, ...], row
         (copied,) = con.execute(
             f"INSERT INTO {table} BY NAME SELECT o.* FROM _old_rows o "
             f"WHERE NOT EXISTS (SELECT 1 FROM {table} n WHERE {match})"
-        ).fetchone()
+        ).fetchall()[0]  # one row: the count of rows inserted
         con.commit()
     except BaseException:
         con.rollback()
@@ -367,7 +368,7 @@ def _register_cache(
     import pyarrow as pa
 
     # Imported here: the cache index is built on the store (journal, signing), not under it.
-    from kernelflow import cache_index
+    from kernelflow.store import cache_index
 
     held = [e for e in cache_index.entries() if (paths.home / e.result).is_file()]
     schema = pa.schema(
@@ -416,7 +417,7 @@ def _register_cache(
               AND (cache_entries.created IS NULL OR cache_entries.created < h.created
                    OR cache_entries.deleted)
             """
-        ).fetchone()
+        ).fetchall()[0]  # one row: the count of rows updated
         # Live in the database but no longer held (deleted, corrupt or result gone):
         # a lookup would miss it.
         con.execute(
@@ -433,7 +434,7 @@ def _register_cache(
 
 def _mirror_limits(con: duckdb.DuckDBPyConnection, paths: StorePaths) -> None:
     """Mirror the limit definition files into ``concurrency_limits`` again."""
-    from kernelflow.concurrency._limits import list_definitions
+    from kernelflow.store.limit_files import list_definitions
     from kernelflow.store.limits import insert_limit_rows
 
     definitions = list_definitions(paths.limits)

@@ -274,13 +274,14 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     """The schema version of the open database (0 for a new, empty database)."""
+    # Each query is an aggregate, so it returns exactly one row.
     exists = con.execute(
         "SELECT count(*) FROM duckdb_tables() "
         "WHERE table_name = 'schema_version' AND schema_name = 'main'"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if not exists:
         return 0
-    return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+    return int(con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0])
 
 
 def check_not_too_new(version: int, database: object) -> None:

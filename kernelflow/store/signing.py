@@ -50,7 +50,10 @@ def sign(paths: StorePaths, purpose: bytes, data: bytes) -> str:
     data
         The bytes to sign.
     """
-    return _mac(_key(paths, create=True), purpose, data)
+    key = _key(paths, create=True)
+    if key is None:  # removed by another process between its creation and our read
+        raise StoreError(f"The store key {paths.key} was removed as it was made; try again.")
+    return _mac(key, purpose, data)
 
 
 def verify(paths: StorePaths, purpose: bytes, data: bytes, signature: object) -> bool:

@@ -50,7 +50,7 @@ class TemporaryStore:
 def temporary_store() -> Iterator[TemporaryStore]:
     """Use a fresh store for the duration of the ``with`` block."""
     home = Path(tempfile.mkdtemp(prefix="kernelflow-test-"))
-    previous_env = os.environ.get("KERNELFLOW_HOME")
+    previous_env = settings.current().raw("home")
     previous = settings.use_home(home)
     os.environ["KERNELFLOW_HOME"] = str(home)
     try:

@@ -42,14 +42,14 @@ import threading
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from kernelflow.settings import env_bool
+from kernelflow.settings import current
+from kernelflow.widgets._cells import cell_number
 
 if TYPE_CHECKING:
     from kernelflow.widgets._cache import CacheBrowser
     from kernelflow.widgets._history import RunHistory
     from kernelflow.widgets._lineage import LineageView
-    from kernelflow.widgets._status import TaskStatus
-    from kernelflow.widgets._view import RunView
+    from kernelflow.widgets._view import RunView, TaskStatus
 
 __all__ = [
     "CacheBrowser",
@@ -68,7 +68,7 @@ _LAZY = {
     "LineageView": "kernelflow.widgets._lineage",
     "RunHistory": "kernelflow.widgets._history",
     "RunView": "kernelflow.widgets._view",
-    "TaskStatus": "kernelflow.widgets._status",
+    "TaskStatus": "kernelflow.widgets._view",
 }
 
 _lock = threading.Lock()
@@ -94,7 +94,7 @@ def enabled() -> bool:
     """Whether live views are on: :func:`set_enabled`, else ``KERNELFLOW_WIDGETS`` (default on)."""
     if _override is not None:
         return _override
-    return env_bool("WIDGETS", True)
+    return current().widgets
 
 
 def set_enabled(on: bool | None) -> None:
@@ -122,19 +122,6 @@ def set_enabled(on: bool | None) -> None:
                 engine.subscribe(tracker)
             elif installation.summary is not None:
                 engine.subscribe(installation.summary)
-
-
-def _cell_number(shell: Any, info: Any = None) -> int | None:
-    """The number (``In [N]``) of the cell starting now, from a ``pre_run_cell`` event.
-
-    IPython counts the cell before the event fires when it stores history, so
-    the shell's ``execution_count`` is then already the next cell's number.
-    """
-    count = getattr(shell, "execution_count", None)
-    if count is None:
-        return None
-    stored = getattr(info, "store_history", True) if info is not None else True
-    return count - 1 if stored and count > 1 else count
 
 
 class _Installation:
@@ -170,7 +157,7 @@ class _Installation:
         return not is_own_record(record)
 
     def pre_run_cell(self, info: Any = None) -> None:
-        self.cell = _cell_number(self.shell, info)
+        self.cell = cell_number(self.shell, info)
         if self.tracker is not None:
             self.tracker.pre_run_cell(info)
 
@@ -271,7 +258,8 @@ def uninstall(shell: Any = None) -> None:
 
             engine.unsubscribe(installation.summary)
             set_console_gate(None)
-        configure().removeHandler(installation.handler)
+        if installation.handler is not None:
+            configure().removeHandler(installation.handler)
         tracker.close()
 
 

@@ -1,7 +1,7 @@
 """Cache browser: the task cache's entries, their sizes and use, with delete.
 
 ``CacheBrowser()`` (and ``%kf cache``) lists every entry of
-:mod:`kernelflow.cache_index` (task, key prefix, size, created, last hit,
+:mod:`kernelflow.store.cache_index` (task, key prefix, size, created, last hit,
 hits, expires) and the total size; each row has a *delete* action. Entries
 and sizes come from the index files, which are the truth for lookups; hits
 and last hits from the store's ``cache_entries`` table (best effort: without
@@ -17,8 +17,8 @@ import ipywidgets
 
 from kernelflow._format import format_bytes
 from kernelflow.widgets._faults import report
-from kernelflow.widgets._history import _epoch
-from kernelflow.widgets._render import esc, format_time, html_table, root, text_table
+from kernelflow.widgets._history_data import _epoch
+from kernelflow.widgets._html import esc, format_time, html_table, root, text_table
 from kernelflow.widgets._view import LiveHTML, with_fallbacks
 
 __all__ = ["CacheBrowser", "load_entries"]
@@ -28,7 +28,7 @@ _KEY_PREFIX = 12
 
 def load_entries() -> tuple[list[dict], str | None]:
     """Every cache entry, newest first, with its hits; and a note if hits are unknown."""
-    from kernelflow import cache_index
+    from kernelflow.store import cache_index
 
     entries = cache_index.entries()
     usage: dict[str, tuple[Any, Any]] = {}
@@ -153,7 +153,7 @@ class CacheBrowser(ipywidgets.VBox):
 
     def delete(self, key: str) -> bool:
         """Delete one entry (its result file stays for other keys); True if it existed."""
-        from kernelflow import cache_index
+        from kernelflow.store import cache_index
 
         removed = cache_index.delete(key)
         task = next((r["task"] for r in self.rows if r["key"] == key), "?")

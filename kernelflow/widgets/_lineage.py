@@ -20,8 +20,8 @@ from typing import Any
 import ipywidgets
 
 from kernelflow.widgets._faults import report
-from kernelflow.widgets._history import _epoch
-from kernelflow.widgets._render import STATE_COLORS, badge, esc, format_time, root, text_table
+from kernelflow.widgets._history_data import _epoch
+from kernelflow.widgets._html import STATE_COLORS, badge, esc, format_time, root, text_table
 from kernelflow.widgets._view import LiveHTML, with_fallbacks
 
 __all__ = ["Cell", "Graph", "LineageView", "load_graph"]
@@ -136,7 +136,7 @@ def render_graph_svg(graph: Graph, selected: str | None = None, live: bool = Tru
     layers: dict[int, list[Cell]] = {}
     for cell in graph.cells:
         layers.setdefault(cell.layer, []).append(cell)
-    position = {}
+    position: dict[str, tuple[float, float]] = {}
     for layer, members in layers.items():
         for index, cell in enumerate(members):
             position[cell.name] = (10 + layer * (_BOX_W + _GAP_X), 10 + index * (_BOX_H + _GAP_Y))

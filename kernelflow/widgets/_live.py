@@ -37,7 +37,7 @@ from typing import Any
 from kernelflow import context, engine
 from kernelflow.runs import FlowRun, TaskRun
 from kernelflow.states import State
-from kernelflow.widgets import _cell_number as cell_number
+from kernelflow.widgets._cells import cell_number
 from kernelflow.widgets._faults import logger, report
 from kernelflow.widgets._model import RunModel
 from kernelflow.widgets._status import StatusModel, created_for_cell, in_cell_task_scope
@@ -266,8 +266,8 @@ class Tracker:
         """
         try:
             if event.get("ev") == "artifact_update":
-                for live in list(self.owner.values()):
-                    if isinstance(live.model, RunModel) and live.model.update_artifact(event):
+                for shown in list(self.owner.values()):
+                    if isinstance(shown.model, RunModel) and shown.model.update_artifact(event):
                         return
                 return
             for run_id in (event.get("task_run_id"), event.get("flow_run_id")):
@@ -294,16 +294,20 @@ class Tracker:
             ctx = context.task_context.get()
             if ctx is None or ctx.task_run.id != run_id:
                 return None
-            live = self.owner.get(ctx.task_run.flow_run_id)
+            live = self._shown(ctx.task_run.flow_run_id)
             if live is None:
                 return None
         self._last_found = (run_id, live.model)
         return live.model
 
+    def _shown(self, run_id: str | None) -> LiveRun | None:
+        """The view showing ``run_id`` (None for no run)."""
+        return self.owner.get(run_id) if run_id is not None else None
+
     def _new_flow_run(self, run: FlowRun, state: State) -> None:
         if _is_session_start(run):
             return  # the session is shown cell by cell, never as one view
-        parent = self.owner.get(run.parent_task_run_id) or self.owner.get(run.parent_flow_run_id)
+        parent = self._shown(run.parent_task_run_id) or self._shown(run.parent_flow_run_id)
         if parent is not None:
             self._join(parent, run, state)
             return
@@ -330,9 +334,9 @@ class Tracker:
             # Shown on its next state: a cache hit prints its own line ("cached · took ..."),
             # and a second status line under it would say the same thing again.
             status = StatusModel(run)
-            live = LiveRun(status, self.mode)
-            live.final_run_id = run.id
-            self._own(live, run.id)
+            status_view = LiveRun(status, self.mode)
+            status_view.final_run_id = run.id
+            self._own(status_view, run.id)
             status.push(run, state)
             return
         live = self.cell_view

@@ -20,14 +20,16 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 from kernelflow import context
 from kernelflow._format import format_duration
 from kernelflow.runs import TaskRun
 from kernelflow.states import State, StateType
-from kernelflow.widgets._model import LOG_LINES, LogLine, Row, event_of
-from kernelflow.widgets._render import badge, esc
+from kernelflow.widgets._html import badge, esc
+from kernelflow.widgets._model import LOG_LINES
+from kernelflow.widgets._snapshot import LogLine, Row, event_of
 
 __all__ = ["StatusModel", "cell_task_scope", "created_for_cell", "in_cell_task_scope"]
 
@@ -74,7 +76,7 @@ def created_for_cell() -> bool:
     """
     import sys
 
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     for _ in range(8):
         if frame is None:
             return False
@@ -92,7 +94,7 @@ class StatusModel:
     Parameters
     ----------
     run:
-        The cell's task run; only a :class:`~kernelflow.widgets._model.Row` of
+        The cell's task run; only a :class:`~kernelflow.widgets._snapshot.Row` of
         it is kept.
     """
 
@@ -239,7 +241,7 @@ def _short(message: str, limit: int = 160) -> str:
 def _saved_seconds(key: str) -> float | None:
     """How long the run that stored the cache entry ``key`` took (what the hit saved)."""
     try:
-        from kernelflow import cache_index
+        from kernelflow.store import cache_index
 
         index_file = getattr(cache_index, "_index_file", None)
         if index_file is not None:

@@ -84,7 +84,7 @@ class Schedulers:
             proc.wait(max(0.1, deadline - time.monotonic()))
 
     def close(self) -> None:
-        from kernelflow.deployments.runner import kill_tree
+        from kernelflow.deployments.workers import kill_tree
 
         for proc in self.procs:
             if proc.poll() is None:

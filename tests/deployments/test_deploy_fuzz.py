@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from kernelflow.cli import main
 from kernelflow.deployments import deploy, list_deployments
 from kernelflow.deployments.catchup import MAX_SKIPPED_RECORDS, plan_catchup
+from kernelflow.deployments.models import CATCHUP_POLICIES
 from kernelflow.deployments.schedules import IntervalSchedule
 from kernelflow.errors import ConfigurationError
 
@@ -138,7 +139,7 @@ def test_the_deploy_command(nb, flag, text):
     interval=st.floats(min_value=0.5, max_value=1e6),
     last=st.floats(min_value=0, max_value=2e9),
     slots=st.floats(min_value=0, max_value=2500),  # the gap, in intervals
-    policy=st.sampled_from(["skip", "latest", "all"]),
+    policy=st.sampled_from(CATCHUP_POLICIES),
     max_catchup=st.integers(min_value=0, max_value=20),
 )
 def test_every_missed_slot_is_run_or_recorded(interval, last, slots, policy, max_catchup):

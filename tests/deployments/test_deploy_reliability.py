@@ -180,21 +180,16 @@ class TestEnvironment:
         line = assert_one_line(done, 1, "KERNELFLOW_COMPACT_SECONDS='abc'", "set it to e.g. 5")
         assert "the scheduler stopped" in line
 
-    def test_settings_helpers(self, monkeypatch):
-        monkeypatch.setenv("KERNELFLOW_COMPACT_SECONDS", "2m")
-        assert settings.env_seconds("COMPACT_SECONDS", 5.0) == 120.0
+    def test_settings_read_and_refuse_in_one_line(self):
+        assert settings.Settings({"KERNELFLOW_COMPACT_SECONDS": "2m"}).compact_seconds == 120.0
         for bad in ("abc", "nan", "inf", "0", "-3"):
-            monkeypatch.setenv("KERNELFLOW_COMPACT_SECONDS", bad)
             with pytest.raises(ConfigurationError, match="KERNELFLOW_COMPACT_SECONDS="):
-                settings.env_seconds("COMPACT_SECONDS", 5.0)
-        monkeypatch.setenv("KERNELFLOW_WIDGETS", "maybe")
+                _ = settings.Settings({"KERNELFLOW_COMPACT_SECONDS": bad}).compact_seconds
         with pytest.raises(ConfigurationError, match="set it to on or off"):
-            settings.env_bool("WIDGETS", True)
-        monkeypatch.setenv("KERNELFLOW_WIDGETS", "OFF")
-        assert settings.env_bool("WIDGETS", True) is False
-        monkeypatch.setenv("KERNELFLOW_COMPACT_AT_EXIT", "later")
+            _ = settings.Settings({"KERNELFLOW_WIDGETS": "maybe"}).widgets
+        assert settings.Settings({"KERNELFLOW_WIDGETS": "OFF"}).widgets is False
         with pytest.raises(ConfigurationError, match="detach, inline, off"):
-            settings.env_choice("COMPACT_AT_EXIT", "detach", ("detach", "inline", "off"))
+            _ = settings.Settings({"KERNELFLOW_COMPACT_AT_EXIT": "later"}).compact_at_exit
 
 
 # -- one broken deployment stops nothing ----------
@@ -223,7 +218,7 @@ class TestBrokenDeployment:
         assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr
         assert "problem" in shown.stdout and "--retry-delay must be" in shown.stdout
 
-        from kernelflow.extension.payloads import deployments_overview
+        from kernelflow.extension.deployment_payloads import deployments_overview
 
         overview = {d["name"]: d for d in deployments_overview()["deployments"]}
         assert overview["good"]["problem"] is None and overview["good"]["next_run"]

@@ -40,7 +40,7 @@ class TestStreamLog:
         return [tuple(row) for row in frame.itertuples(index=False)]
 
     def test_levels_kept_and_kernel_chatter_dropped(self, store):
-        from kernelflow.deployments.runner import _RunLog, _StreamLog
+        from kernelflow.deployments.run_log import _RunLog, _StreamLog
 
         log = _RunLog("run-1", 3)
         stderr = _StreamLog(log, "stderr", logging.WARNING)

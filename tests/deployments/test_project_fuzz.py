@@ -23,9 +23,10 @@ from kernelflow import flow
 from kernelflow.cli import main
 from kernelflow.deployments import deploy, list_deployments
 from kernelflow.deployments.execution import create_run
+from kernelflow.deployments.models import DEPLOYMENT_OPTIONS
 from kernelflow.deployments.project import apply_project
 from kernelflow.errors import ConfigurationError
-from kernelflow.extension.payloads import deployments_overview
+from kernelflow.extension.deployment_payloads import deployments_overview
 
 FUZZ = settings(
     max_examples=30,
@@ -33,27 +34,11 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
-#: The keys of an entry (deploy's arguments), and some that are not.
+#: The keys of an entry (deploy's arguments), and some that are not. Not ``dask``:
+#: checking an address waits for a cluster to answer.
 KEYS = [
     "name",
-    "notebook",
-    "cron",
-    "interval",
-    "timezone",
-    "parameters",
-    "timeout",
-    "cell_timeout",
-    "retries",
-    "retry_delay",
-    "catchup",
-    "max_catchup",
-    "limit",
-    "grace",
-    "kernel",
-    "tags",
-    "paused",
-    "after",
-    "notify",
+    *(option for option in DEPLOYMENT_OPTIONS if option != "dask"),
     "update",
     "colour",
     "Name",

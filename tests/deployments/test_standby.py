@@ -10,7 +10,7 @@ import pytest
 from deploy_helpers import wait_for
 
 from kernelflow.deployments import Scheduler, deploy, run_deployment
-from kernelflow.deployments.runner import STANDBY_FLAG, spawn
+from kernelflow.deployments.workers import STANDBY_FLAG, spawn
 from kernelflow.errors import ConfigurationError
 
 

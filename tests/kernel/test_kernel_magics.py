@@ -65,6 +65,16 @@ class TestLoading:
         ip.run_line_magic("load_ext", "kernelflow")
         assert "task" in ip.magics_manager.magics["cell"]
 
+    def test_loading_registers_the_pause_form_and_unloading_removes_it(self, ip: Any) -> None:
+        from kernelflow._pause_hooks import pause_presenter
+        from kernelflow.kernel import show_pause_form
+
+        assert pause_presenter() is show_pause_form
+        ip.run_line_magic("unload_ext", "kernelflow")
+        assert pause_presenter() is None
+        ip.run_line_magic("load_ext", "kernelflow")
+        assert pause_presenter() is show_pause_form
+
 
 class TestRunsLikeACell:
     def test_names_are_defined_in_the_namespace(self, ip: Any) -> None:

@@ -26,7 +26,7 @@ class TestImports:
             import logging
             assert logging.getLogger is not None and logging.__name__ == "logging"
             assert kernelflow.logging.get_run_logger is kernelflow.logs.get_run_logger
-            print(kernelflow.logs.logging.__name__, kernelflow.engine.logging.__name__)
+            print(kernelflow.logs.logging.__name__, kernelflow.engine.transitions.logging.__name__)
             """
         )
         assert proc.stdout.split() == ["logging", "logging"]

@@ -22,9 +22,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from kernelflow import cache_index, flow, task
+from kernelflow import flow, task
 from kernelflow.cache_policies import INPUTS
 from kernelflow.errors import ConfigurationError
+from kernelflow.store import cache_index
 from kernelflow.transactions import (
     CommitMode,
     IsolationLevel,

@@ -16,6 +16,7 @@ from kernelflow import settings
 from kernelflow.errors import ConfigurationError
 from kernelflow.store import queries
 from kernelflow.store.compact import pending_bytes
+from kernelflow.store.queries import reading
 
 RECORD = """
 from kernelflow import flow, task
@@ -48,7 +49,7 @@ def unfolded(run_python):
 
 def _wait_for_the_fold() -> None:
     """Wait for the fold the query started (bounded: a loaded machine takes seconds)."""
-    child = queries._catching_up[settings.paths().home]
+    child = reading._catching_up[settings.paths().home]
     assert child.wait(timeout=120) == 0
 
 
@@ -85,7 +86,7 @@ class TestLag:
             runs = queries.recent_flow_runs()
         assert lag == []
         assert [run["flow_name"] for run in runs] == ["lagging"]
-        assert queries._catching_up.get(settings.paths().home) is None
+        assert reading._catching_up.get(settings.paths().home) is None
 
     def test_rest_pages_carry_the_line_only_when_behind(self, unfolded, monkeypatch):
         from kernelflow.extension import payloads

@@ -284,12 +284,11 @@ def no_background_fold(monkeypatch):
     Its background compaction would otherwise race the compactor child for the
     first fold. The next test's first journal starts it again.
     """
-    compact_module = sys.modules["kernelflow.store.compact"]
     from kernelflow.store import compactor
 
     if compactor.background() is not None:
         compactor.background().stop(timeout=CHILD_TIMEOUT)
-    monkeypatch.setattr(compact_module, "start_background_compaction", lambda *a, **k: None)
+    monkeypatch.setattr(compactor, "start_background_compaction", lambda *a, **k: None)
 
 
 class TestCompactorKilledMidFold:

@@ -252,8 +252,7 @@ class TestRefusedHomes:
 
     @staticmethod
     def cache():
-        from kernelflow import cache_index
-        from kernelflow.store import signing
+        from kernelflow.store import cache_index, signing
 
         signing._keys.clear()
         cache_index.lookup("k")

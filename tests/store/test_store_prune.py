@@ -9,10 +9,9 @@ import pytest
 from click.testing import CliRunner
 from store_workers import flow_run, log, new_id, state, task_run
 
-from kernelflow import cache_index
 from kernelflow.cli import main
 from kernelflow.errors import ConfigurationError
-from kernelflow.store import compact
+from kernelflow.store import cache_index, compact
 from kernelflow.store.db import connect
 from kernelflow.store.journal import current_journal
 from kernelflow.store.prune import prune

@@ -11,7 +11,8 @@ from store_workers import dead_journal, flow_run, new_id, state, task_run
 
 from kernelflow.errors import ConfigurationError
 from kernelflow.store import compact
-from kernelflow.store.compact import pending_bytes, start_detached_compaction
+from kernelflow.store.compact import pending_bytes
+from kernelflow.store.compactor import start_detached_compaction
 from kernelflow.store.db import connect
 from kernelflow.store.journal import Journal, rotate_bytes
 from kernelflow.store.journals import JournalName, finished_parts, list_journals

@@ -319,3 +319,13 @@ def test_load_ext_imports_no_widget_library(tmp_path: Any) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[] False"
+
+
+def test_every_public_name_of_the_package_resolves() -> None:
+    # The package imports its views lazily, by name: a name mapped to the wrong module
+    # would only fail when a user asks for it.
+    for name in widgets.__all__:
+        assert callable(getattr(widgets, name)), name
+    from kernelflow.widgets._view import TaskStatus
+
+    assert widgets.TaskStatus is TaskStatus

@@ -8,7 +8,7 @@ from typing import Any
 from kernelflow import flow, task
 from kernelflow.settings import paths
 from kernelflow.widgets import CacheBrowser, LineageView, RunHistory
-from kernelflow.widgets._history import load_page
+from kernelflow.widgets._history_data import load_page
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
@@ -149,7 +149,7 @@ class TestCacheBrowser:
         )
         assert [r["key"] for r in browser.rows] == [small["key"]]
         assert "Deleted the entry of cached" in browser.table.html
-        from kernelflow import cache_index
+        from kernelflow.store import cache_index
 
         assert [e.key for e in cache_index.entries()] == [small["key"]]
         text = browser._repr_mimebundle_()["text/plain"]
