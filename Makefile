@@ -41,9 +41,9 @@ bench: setup
 prefect-golden: setup
 	$(PY) tests/prefect_docs/golden.py
 
-# Python: ruff; the layers (import-linter, pyproject.toml [tool.importlinter]) and their
-# picture in docs/decisions/layers.md; and mypy (settings in pyproject.toml's [tool.mypy]: strict on the public
-# API). The panel's TypeScript: Biome, a devDependency that the editable install's
+# Python: ruff; the layers (import-linter, [tool.importlinter] in pyproject.toml) and
+# their picture in docs/decisions/layers.md; mypy ([tool.mypy]: strict on the public API).
+# The panel's TypeScript: Biome, a devDependency that the editable install's
 # `jlpm install` puts into labextension/node_modules.
 lint: setup
 	$(VENV)/bin/ruff check kernelflow tests bench scripts

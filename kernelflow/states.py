@@ -20,6 +20,7 @@ import time
 from typing import Any, Generic, Literal, TypeVar, overload
 
 from kernelflow.errors import CancelledRun, CrashedRun, FailedRun, UnfinishedRun
+from kernelflow.store.schema import TERMINAL_STATE_TYPES
 
 __all__ = [
     "AwaitingRetry",
@@ -61,9 +62,8 @@ class StateType(str, enum.Enum):
         return self.value
 
 
-TERMINAL_TYPES = frozenset(
-    {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
-)
+#: The final state types; one list for the model and the store's SQL alike.
+TERMINAL_TYPES = frozenset(StateType(value) for value in TERMINAL_STATE_TYPES)
 
 _NOT_SET = object()
 #: At most this many characters of a result in a state's repr.

@@ -19,7 +19,7 @@ import datetime
 import functools
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from kernelflow import context
 from kernelflow._sync import is_async_callable
@@ -46,6 +46,8 @@ __all__ = ["Task", "exponential_backoff", "task", "task_input_hash"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+#: A hook: the decorator methods return it unchanged.
+H = TypeVar("H", bound=Callable[..., Any])
 _NOT_SET: Any = object()
 _log = logging.getLogger("kernelflow.tasks")
 
@@ -87,13 +89,13 @@ class Task(BindsAsMethod, Generic[P, R]):
         timeout_seconds: float | None = None,
         log_prints: bool | None = None,
         refresh_cache: bool | None = None,
-        on_completion: list[Callable] | None = None,
-        on_failure: list[Callable] | None = None,
-        on_running: list[Callable] | None = None,
+        on_completion: list[Callable[..., Any]] | None = None,
+        on_failure: list[Callable[..., Any]] | None = None,
+        on_running: list[Callable[..., Any]] | None = None,
         retry_condition_fn: Callable[..., bool] | None = None,
         result_storage_key: str | None = None,
-        on_commit: list[Callable] | None = None,
-        on_rollback: list[Callable] | None = None,
+        on_commit: list[Callable[..., Any]] | None = None,
+        on_rollback: list[Callable[..., Any]] | None = None,
     ) -> None:
         fn, self._method_kind = method_kind(fn)
         if not callable(fn):
@@ -101,7 +103,7 @@ class Task(BindsAsMethod, Generic[P, R]):
         self.fn = fn
         #: The instance or class a method is bound to (see ``__get__``), else None.
         self._bound: Any = None
-        self.name = name or getattr(fn, "__name__", type(fn).__name__)
+        self.name = name if name else getattr(fn, "__name__", type(fn).__name__)
         owner = f"task '{self.name}'"
         self.description = description or fn.__doc__
         self.tags = frozenset(tags or ())
@@ -165,7 +167,7 @@ class Task(BindsAsMethod, Generic[P, R]):
         self.cache_policy = self._resolve_cache_policy(cache_policy, cache_key_fn, owner)
         self.is_async = is_async_callable(fn)
         self._shape = CallShape(fn)
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     def _resolve_cache_policy(self, policy: Any, key_fn: Any, owner: str) -> CachePolicy | None:
         """Prefect's rules (``Task.__init__`` in prefect/tasks.py) for caching and persistence.
@@ -221,7 +223,7 @@ class Task(BindsAsMethod, Generic[P, R]):
         """The task run's name: ``task_run_name`` formatted, or ``<name>-<n>``."""
         return render_run_name(self.task_run_name, parameters, f"{self.name}-{index}")
 
-    def to_call_args(self, parameters: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
+    def to_call_args(self, parameters: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """``(args, kwargs)`` for the wrapped function."""
         return self._shape.to_call(parameters)
 
@@ -230,18 +232,26 @@ class Task(BindsAsMethod, Generic[P, R]):
 
         Inside an async flow, calling an async task returns an awaitable.
         """
-        return_state = kwargs.pop("return_state", False)
+        return_state = bool(kwargs.pop("return_state", False))
         wait_for = kwargs.pop("wait_for", None)
         parameters = self._bind(args, kwargs)
         flow_ctx = context.current_flow_context()
+        # A coroutine (for an async task) or the State with return_state=True stands
+        # for R here, which a ParamSpec-typed call cannot express: hence the casts.
         if self.is_async and context.caller_awaits(flow_ctx):
-            return self._call_async(parameters, wait_for, flow_ctx, return_state)  # type: ignore[return-value]
+            return cast(R, self._call_async(parameters, wait_for, flow_ctx, return_state))
         # A sync call runs at once in this thread: its creation is journaled with its start.
         task_run = create_task_run(self, parameters, flow_ctx, hold=not self.is_async)
         state = run_task_any(self, task_run, parameters, wait_for, flow_ctx)
-        return state if return_state else _call_value(task_run, state)
+        return cast(R, state) if return_state else _call_value(task_run, state)
 
-    async def _call_async(self, parameters, wait_for, flow_ctx, return_state):
+    async def _call_async(
+        self,
+        parameters: dict[str, Any],
+        wait_for: Any,
+        flow_ctx: context.FlowRunContext | None,
+        return_state: bool,
+    ) -> Any:
         task_run = create_task_run(self, parameters, flow_ctx)
         state = await run_task_async(self, task_run, parameters, wait_for, flow_ctx)
         return state if return_state else _call_value(task_run, state)
@@ -263,11 +273,11 @@ class Task(BindsAsMethod, Generic[P, R]):
         flow_ctx.track(future)
         return future
 
-    def map(self, *args: Any, wait_for: Any = None, **kwargs: Any) -> PrefectFutureList:
+    def map(self, *args: Any, wait_for: Any = None, **kwargs: Any) -> PrefectFutureList[R]:
         """Submit one run per item of the iterable arguments (``unmapped(x)`` stays whole)."""
         flow_ctx = _require_flow(self.name, "map")
         parameters = self._bind(args, kwargs)
-        mapped: dict[str, list] = {}
+        mapped: dict[str, list[Any]] = {}
         static: dict[str, Any] = {}
         for name, value in parameters.items():
             if self._bound is not None and value is self._bound:
@@ -290,7 +300,7 @@ class Task(BindsAsMethod, Generic[P, R]):
                 "or wrap the whole ones in unmapped(...)."
             )
         count = next(iter(lengths.values()))
-        futures = PrefectFutureList()
+        futures: PrefectFutureList[R] = PrefectFutureList()
         for i in range(count):
             call = dict(static)
             for name, items in mapped.items():
@@ -319,7 +329,7 @@ class Task(BindsAsMethod, Generic[P, R]):
         return new
 
     # --- hooks, decorator form (Prefect's Task.on_completion and so on) ---
-    def on_completion(self, fn: Callable) -> Callable:
+    def on_completion(self, fn: H) -> H:
         """Register ``fn(task, task_run, state)`` to run when a run completes; returns ``fn``.
 
         Example
@@ -330,17 +340,17 @@ class Task(BindsAsMethod, Generic[P, R]):
         self.on_completion_hooks.append(_hook(fn, "on_completion", self))
         return fn
 
-    def on_failure(self, fn: Callable) -> Callable:
+    def on_failure(self, fn: H) -> H:
         """Register ``fn(task, task_run, state)`` to run when a run fails; returns ``fn``."""
         self.on_failure_hooks.append(_hook(fn, "on_failure", self))
         return fn
 
-    def on_running(self, fn: Callable) -> Callable:
+    def on_running(self, fn: H) -> H:
         """Register ``fn(task, task_run, state)`` to run when a run starts; returns ``fn``."""
         self.on_running_hooks.append(_hook(fn, "on_running", self))
         return fn
 
-    def on_commit(self, fn: Callable) -> Callable:
+    def on_commit(self, fn: H) -> H:
         """Register ``fn(transaction)`` to run when a run's transaction commits; returns ``fn``.
 
         A run outside any ``transaction()`` block commits when it completes; inside
@@ -354,7 +364,7 @@ class Task(BindsAsMethod, Generic[P, R]):
         self.on_commit_hooks.append(_hook(fn, "on_commit", self))
         return fn
 
-    def on_rollback(self, fn: Callable) -> Callable:
+    def on_rollback(self, fn: H) -> H:
         """Register ``fn(transaction)`` to run when a completed run is rolled back; returns ``fn``.
 
         A run rolls back when a later task in its ``transaction()`` block fails
@@ -373,7 +383,7 @@ class Task(BindsAsMethod, Generic[P, R]):
         return f"Task(name={self.name!r})"
 
 
-def _hook(fn: Any, option: str, task: Task) -> Callable:
+def _hook(fn: Any, option: str, task: Task[..., Any]) -> Callable[..., Any]:
     return check_hooks(fn, option, f"task '{task.name}'")[0]
 
 
@@ -422,13 +432,13 @@ def task(
     timeout_seconds: float | None = None,
     log_prints: bool | None = None,
     refresh_cache: bool | None = None,
-    on_completion: list[Callable] | None = None,
-    on_failure: list[Callable] | None = None,
-    on_running: list[Callable] | None = None,
+    on_completion: list[Callable[..., Any]] | None = None,
+    on_failure: list[Callable[..., Any]] | None = None,
+    on_running: list[Callable[..., Any]] | None = None,
     retry_condition_fn: Callable[..., bool] | None = None,
     result_storage_key: str | None = None,
-    on_commit: list[Callable] | None = None,
-    on_rollback: list[Callable] | None = None,
+    on_commit: list[Callable[..., Any]] | None = None,
+    on_rollback: list[Callable[..., Any]] | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 

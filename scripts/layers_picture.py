@@ -11,8 +11,8 @@ what is enforced:
 
 With ``--figures`` it also counts, from the code as it is, the lines of each
 layer and the imports from each layer into each lower one (not part of the
-checked picture: those numbers move with every change). Needs Python 3.11 (tomllib), as
-the development environment `make setup` creates has.
+checked picture: those numbers move with every change). Needs Python 3.11 or later
+(tomllib), which `make setup`'s .venv has.
 """
 
 from __future__ import annotations

@@ -10,12 +10,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def write_kernelspec(data: Path, name: str, display_name: str) -> str:
+def write_kernelspec(
+    data: Path, name: str, display_name: str, env: dict[str, str] | None = None
+) -> str:
     """Write kernelspec ``name`` under ``data/kernels`` and return its name.
 
     Point ``JUPYTER_PATH`` at ``data`` to use it. The kernel runs ``sys.executable``
     with the checkout on ``PYTHONPATH``, so it sees the code under test even
-    outside the project's virtual environment.
+    outside the project's virtual environment; ``env`` adds variables to its environment.
     """
     spec = data / "kernels" / name
     spec.mkdir(parents=True)
@@ -25,7 +27,7 @@ def write_kernelspec(data: Path, name: str, display_name: str) -> str:
                 "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
                 "display_name": display_name,
                 "language": "python",
-                "env": {"PYTHONPATH": checkout_pythonpath()},
+                "env": {"PYTHONPATH": checkout_pythonpath(), **(env or {})},
             }
         )
     )

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 __all__ = ["add_listener", "remove_listener"]
 
 logger = logging.getLogger("kernelflow.artifacts")
 
-_listeners: list[Callable[[dict], None]] = []
+#: Called with the journaled event (a mapping; ``ev`` is "artifact" or "artifact_update").
+Listener = Callable[[Mapping[str, Any]], None]
+
+_listeners: list[Listener] = []
 _listeners_lock = threading.Lock()
 
 
-def add_listener(listener: Callable[[dict], None]) -> None:
+def add_listener(listener: Listener) -> None:
     """Call ``listener(event)`` with each artifact this process creates or updates.
 
     ``event`` is the journaled dict (``ev`` is ``"artifact"`` or
@@ -26,14 +30,14 @@ def add_listener(listener: Callable[[dict], None]) -> None:
             _listeners.append(listener)
 
 
-def remove_listener(listener: Callable[[dict], None]) -> None:
+def remove_listener(listener: Listener) -> None:
     """Stop calling ``listener`` (no error if it was not added)."""
     with _listeners_lock:
         if listener in _listeners:
             _listeners.remove(listener)
 
 
-def _notify(event: dict) -> None:
+def _notify(event: Mapping[str, Any]) -> None:
     for listener in list(_listeners):
         try:
             listener(event)

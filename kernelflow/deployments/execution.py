@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from kernelflow import settings
 from kernelflow.deployments import records
@@ -249,8 +249,9 @@ class RunExecution:
                     )
                 )
             if attempt > self.first_attempt and not records.claim_attempt(self.run.id, attempt):
-                # Another process took this try over; it owns the run from here.
-                return self.run.state
+                # Another process took this try over; it owns the run from here. The run
+                # has a state: the tries before this one set it.
+                return cast("State", self.run.state)
             state = self._try(attempt, parameters)
             if state.is_completed() or state.is_cancelled():
                 return self._finish(state)

@@ -102,7 +102,8 @@ class _StreamLog:
                 continue
             self._emit(pending, self.level)
             pending = []
-            self._emit([line], logging.getLevelName(console.group(1)))
+            level = logging.getLevelName(console.group(1))  # a number for a level's name
+            self._emit([line], level if isinstance(level, int) else self.level)
         self._emit(pending, self.level)
         return len(text)
 

@@ -116,7 +116,9 @@ def _preload() -> None:
     nbformat builds its schema validator on first use: done here too.
     """
     for name in _UNUSED_IMPORTS:
-        sys.modules.setdefault(name, None)  # None: "import name" raises ImportError
+        # None: "import name" raises ImportError (the import system's own convention,
+        # which the stubs' dict[str, ModuleType] does not allow for).
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
     import nbformat
     import papermill  # noqa: F401
     from jupyter_client.manager import AsyncKernelManager  # noqa: F401
@@ -133,6 +135,7 @@ def _stamping_kernel_manager(timings: dict[str, float]) -> type:
     from jupyter_client.manager import AsyncKernelManager
 
     class StampingKernelManager(AsyncKernelManager):
+        # jupyter_client declares start_kernel a Callable attribute, which a method overrides.
         async def start_kernel(self, **kwargs: Any) -> None:  # type: ignore[override]
             timings.setdefault("kernel_requested", time.time())
             await super().start_kernel(**kwargs)

@@ -130,7 +130,9 @@ class KernelflowApp(ExtensionApp):
     def initialize_handlers(self) -> None:
         """Add the REST API under ``<base_url>kernelflow/api/``."""
         self.handlers.extend(routes("/"))
-        self.log.info("kernelflow: REST API at %skernelflow/api/", self.serverapp.base_url)
+        server = self.serverapp  # set by the server before it asks for handlers
+        base_url = server.base_url if server is not None else "/"
+        self.log.info("kernelflow: REST API at %skernelflow/api/", base_url)
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         """Once the server runs: start the scheduler (when :attr:`run_scheduler` is on)."""

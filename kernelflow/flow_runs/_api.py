@@ -275,12 +275,13 @@ def _jsonable(run_input: dict[str, Any]) -> dict[str, Any]:
     from pydantic_core import PydanticSerializationError, to_jsonable_python
 
     try:
-        return to_jsonable_python(run_input)
+        jsonable: dict[str, Any] = to_jsonable_python(run_input)
     except PydanticSerializationError as exc:
         raise RunInputError(
             f"run_input cannot be sent to the paused run: {exc}; give JSON-like values "
             "(str, numbers, bool, None, lists, dicts, dates)."
         ) from None
+    return jsonable
 
 
 class _Resumed:

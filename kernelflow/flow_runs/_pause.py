@@ -117,7 +117,7 @@ class _Pause:
         self.resumed_by: str | None = None
         self.form: Any = None
         self.mailbox: Mailbox | None = None
-        self.paused_state: State | None = None
+        self.paused_state: State[Any] | None = None
         self.deadline: float | None = None
 
     # -- drivers
@@ -335,12 +335,14 @@ class _Pause:
         from kernelflow.input.run_input import AutomaticRunInput
 
         if isinstance(value, AutomaticRunInput):
+            # The field each subclass declares (run_input_subclass_from_type makes them).
             return value.value  # type: ignore[attr-defined]
         return value
 
-    def _schema(self) -> dict | None:
+    def _schema(self) -> dict[str, Any] | None:
         if self.model is None:
             return None
+        schema: dict[str, Any]
         try:
             schema = self.model.model_json_schema()
         except Exception:  # a field type with no JSON schema: values are still validated
@@ -365,7 +367,7 @@ class _Pause:
         if issubclass(self.model, AutomaticRunInput):
             annotation = self.model.model_fields["value"].annotation
             return f"'value: {getattr(annotation, '__name__', annotation)}'"
-        return self.model.__name__
+        return str(self.model.__name__)
 
     def _summary(self, error: BaseException | None) -> tuple[str, str]:
         """``(kind, text)`` for the form's last words."""

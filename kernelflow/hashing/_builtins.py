@@ -159,8 +159,9 @@ def _identity_keys(keys: list[Any]) -> bool:
     return True
 
 
-_object_hash = object.__hash__
-_object_eq = object.__eq__
+# Typed loosely: a class's own __hash__ / __eq__ are compared to these by identity.
+_object_hash: Callable[..., object] = object.__hash__
+_object_eq: Callable[..., object] = object.__eq__
 
 
 def _enc_set(w: _Walk, value: set) -> None:

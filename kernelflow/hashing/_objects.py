@@ -128,6 +128,8 @@ _TRANSIENT_STATE: dict[str, frozenset[str]] = {
 }
 
 
+#: copyreg.__newobj__, which the type stubs leave out.
+_COPYREG_NEWOBJ = vars(copyreg)["__newobj__"]
 # The start of "o", copyreg.__newobj__ by name, a 1-tuple (the class follows).
 _NEWOBJ_OF = b"oG" + _pack_u64(len(b"copyreg:__newobj__")) + b"copyreg:__newobj__" + _TUPLE_HEADS[1]
 
@@ -158,7 +160,7 @@ def _feed_object(w: _Walk, value: Any) -> None:
     if not isinstance(args, tuple):
         _feed_pickle(w, value)
         return
-    newobj = func is copyreg.__newobj__ and len(args) == 1 and args[0] is cls
+    newobj = func is _COPYREG_NEWOBJ and len(args) == 1 and args[0] is cls
     known = w.cache.tokens.get(id(cls)) if newobj else None
     if known is not None:  # most objects: what _feed(func) and _feed(args) give, at once
         w.update(_NEWOBJ_OF + known[1])

@@ -98,7 +98,7 @@ class _Walk:
             self.ids = parent.ids
             self.seen = parent.seen
             self.bases = parent.bases
-        self.cache = _Cache() if parent is None else parent.cache
+        self.cache: _Cache = _Cache() if parent is None else parent.cache
 
 
 class _Cache:

@@ -183,7 +183,9 @@ class _Pickler:
                     owner = obj if obj.base is None else obj.base
                     self.owners.setdefault(id(owner), obj)
         root = self.owners.get(id(array.base))
-        ref = self.refs.get(id(root)) if root is not None else None
+        if root is None:
+            return None
+        ref = self.refs.get(id(root))
         if ref is None:
             return None
         start = root.__array_interface__["data"][0]

@@ -175,6 +175,6 @@ def _miss_reasons(
         return ["no cached run of this cell was recorded before"]
     if previous.get("key") == record.key:
         return ["its cached result had expired or was cleared (same code and inputs)"]
-    return describe_changes(previous["parts"], record.parts) or [
-        "the cache key changed (kernelflow or Python was upgraded)"
-    ]
+    parts = record.parts
+    changes = describe_changes(previous["parts"], parts) if parts is not None else []
+    return changes or ["the cache key changed (kernelflow or Python was upgraded)"]

@@ -128,7 +128,8 @@ def _user_error(
         error = error.with_traceback(tb)
         stb = shell.InteractiveTB.structured_traceback(type(error), error, tb)
         try:
-            error._render_traceback_ = lambda: stb  # IPython shows only the user's frames
+            # IPython shows only the user's frames (an attribute BaseException does not declare).
+            setattr(error, "_render_traceback_", lambda: stb)  # noqa: B010
         except (AttributeError, TypeError):  # a type refusing attributes: shown in full
             pass
     return error

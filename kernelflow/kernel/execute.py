@@ -219,10 +219,10 @@ class CellRunner:
             recorder.reset()
             started = time.time()
             run_info["started"] = started
-            watch = hidden_state.RunWatch() if saving else contextlib.nullcontext()
+            watch = hidden_state.RunWatch() if saving else None
             if saving:
                 run_info["parts"] = map_parts(inputs.values)
-            with recorder, watch:
+            with recorder, watch if watch is not None else contextlib.nullcontext():
                 if slot is None:
                     value = execute(prepared, shell)
                 else:
@@ -233,7 +233,7 @@ class CellRunner:
             run_info["duration"] = duration
             manifest = make_manifest(prepared, shell, recorder.outputs, value, started, duration)
             run_info["manifest"] = manifest
-            if saving:
+            if watch is not None:  # saving
                 _save_run(manifest, prepared, shell, name, inputs, run_info)
                 figures = inline_figures_active() and _open_figures()  # shown after the cell
                 manifest["globals"] = watch.effects(
@@ -407,9 +407,10 @@ class CellRunner:
                     task_run_id=task_run.id,
                     duration=duration,
                 )
-            history_append(
-                notebook, name, key, record.parts, duration=duration, task_run_id=task_run.id
-            )
+            if record.parts is not None:  # set for every run that has a key
+                history_append(
+                    notebook, name, key, record.parts, duration=duration, task_run_id=task_run.id
+                )
 
         if store and inline_figures_active():
             # Figures are shown by IPython after Out[]: caught then, and saved with the entry.

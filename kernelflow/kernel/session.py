@@ -87,7 +87,8 @@ class _SessionFlowContext(context.FlowRunContext):
 
     def __init__(self, session: NotebookSession) -> None:
         self._session = session
-        super().__init__(None, None, _thread_pool, False)
+        # No run yet: the flow_run property below makes it on first use.
+        super().__init__(None, None, _thread_pool, False)  # type: ignore[arg-type]
 
     @property
     def flow_run(self) -> FlowRun:

@@ -80,14 +80,14 @@ def strings(values: list[bytes] | list[str]) -> Any:
     pieces = [v.encode() if isinstance(v, str) else v for v in values]
     offsets = array("q", accumulate(map(len, pieces), initial=0))
     data = pa.py_buffer(b"".join(pieces))
-    strings = pa.Array.from_buffers(
+    column = pa.Array.from_buffers(
         pa.large_string(), len(pieces), [None, pa.py_buffer(offsets), data]
     )
     try:
-        strings.validate(full=True)
+        column.validate(full=True)
     except pa.ArrowInvalid:
         return strings([p.decode("utf-8", "replace") for p in pieces])
-    return strings
+    return column
 
 
 def table(**columns: Any) -> Any:

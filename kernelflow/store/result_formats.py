@@ -313,6 +313,8 @@ def _restore_object_levels(index: Any, positions: list[int]) -> Any:
         return index
     if isinstance(index, pd.MultiIndex):
         for position in positions:
-            index = index.set_levels(index.levels[position].astype(object), level=position)
+            # An Index, which pandas takes here and its type stubs do not list.
+            values: Any = index.levels[position].astype(object)
+            index = index.set_levels(values, level=position)
         return index
     return index.astype(object)

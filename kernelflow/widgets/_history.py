@@ -246,6 +246,7 @@ class RunHistory(ipywidgets.VBox):
         self.previous_button = ipywidgets.Button(description="Newer", icon="arrow-left")
         self.next_button = ipywidgets.Button(description="Older", icon="arrow-right")
         self.table = LiveHTML(on_click=self._clicked)
+        # This view's own reaction to being shown or hidden (LiveHTML calls the hook).
         self.table.on_visibility = self._visibility  # type: ignore[method-assign]
         for control in (self.flow_filter, self.state_filter, self.since, self.until):
             control.observe(self._filters_changed, names="value")

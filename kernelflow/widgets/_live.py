@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from kernelflow import context, engine
@@ -257,7 +258,7 @@ class Tracker:
         except Exception as exc:  # the engine would log it on every transition
             report("updating a live view", exc)
 
-    def on_artifact(self, event: dict) -> None:
+    def on_artifact(self, event: Mapping[str, Any]) -> None:
         """List an artifact in the view showing the run that made it (artifact listener).
 
         A new artifact goes to the view of its task run (a cell's top-level

@@ -34,6 +34,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 from kernelflow.runs import FlowRun, TaskRun
@@ -143,10 +144,11 @@ class RunModel:
         once (the view lists every retried run, with its failed tries).
         """
         run_id = run.id
-        if run_id == self.flow_run_id:
+        flow = self.flow  # set, with flow_run_id, for a flow's view only
+        if flow is not None and run_id == self.flow_run_id:
             event = event_of(run, state)
             with self.lock:
-                self.flow.update(event)  # type: ignore[union-attr]
+                flow.update(event)
                 self.version += 1
             return
         name = state.name
@@ -157,9 +159,10 @@ class RunModel:
             before = self.active.get(run_id)
             if before is None:  # a new run
                 self.total += 1
-                group = getattr(run, "task_name", None)
-                if group is None:  # a subflow run, shown as a row of its parent's view
+                if isinstance(run, FlowRun):  # a subflow run, shown as a row of its parent's view
                     group = f"subflow {run.flow_name}"
+                else:
+                    group = run.task_name
                 counts = self.groups.get(group)
                 if counts is None:
                     counts = self.groups[group] = {}
@@ -245,7 +248,7 @@ class RunModel:
                 line = LogLine(record.created, record.levelname, record=record)
                 self.notices.append((getattr(record, "run_label", None) or "", line))
 
-    def add_artifact(self, event: dict) -> None:
+    def add_artifact(self, event: Mapping[str, Any]) -> None:
         """Take an artifact one of this view's runs created (an ``artifact`` journal event).
 
         Only its one-line summary is kept, not its data (a table may be large).
@@ -264,7 +267,7 @@ class RunModel:
             }
             self.version += 1
 
-    def update_artifact(self, event: dict) -> bool:
+    def update_artifact(self, event: Mapping[str, Any]) -> bool:
         """Take a progress update (``artifact_update``); False if this view lacks the artifact."""
         from kernelflow.artifacts import summarize
 
@@ -442,14 +445,15 @@ class RunModel:
                 )
             if row is None:
                 return None
-            lines = self.logs.get(selected)
-            if lines is None:  # a run the view does not list: its lines still kept
+            kept = self.logs.get(selected)
+            if kept is None:  # a run the view does not list: its lines still kept
                 lines = [
                     LogLine(r.created, r.levelname, record=r)
                     for i, r in self.log_records
                     if i == selected
                 ][-LOG_LINES:]
-            lines = list(lines)
+            else:
+                lines = list(kept)
             return {
                 "kind": "run",
                 "row": row.as_dict(self.retry_at.get(row.id)),

@@ -305,6 +305,7 @@ def render_run_text(snap: Snapshot) -> str:
         lines.append(state["message"])
     if snap.note:
         lines.append(snap.note)
+    rows: list[tuple[Any, ...]]  # one table's rows: each table has its own columns
     if snap.grouped:
         rows = [
             (

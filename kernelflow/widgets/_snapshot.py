@@ -132,8 +132,7 @@ def event_of(run: TaskRun | FlowRun, state: State) -> Event:
     """The :data:`Event` of ``run`` entering ``state``."""
     kind = state.type._value_
     error = error_text(state) if kind in FAILED_VALUES else None
-    task_name = getattr(run, "task_name", None)
-    if task_name is None:  # a subflow run, shown as a row of its parent's view
+    if isinstance(run, FlowRun):  # a subflow run, shown as a row of its parent's view
         return (
             run.id,
             f"{run.flow_name} / {run.name}",
@@ -150,7 +149,7 @@ def event_of(run: TaskRun | FlowRun, state: State) -> Event:
     return (
         run.id,
         run.name,
-        task_name,
+        run.task_name,
         False,
         state.name,
         kind,

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
+from kernelspecs import write_kernelspec
 
 REPO = Path(__file__).resolve().parents[2]
 KERNEL_NAME = "kernelflow-runners-test"
@@ -22,18 +20,8 @@ def notebook(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     from nbclient import NotebookClient
 
     data = tmp_path_factory.mktemp("jupyter")
-    spec = data / "kernels" / KERNEL_NAME
-    spec.mkdir(parents=True)
-    python_path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    spec.joinpath("kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "display_name": "kernelflow runners test",
-                "language": "python",
-                "env": {"PYTHONPATH": python_path, "KERNELFLOW_LOGGING_LEVEL": "WARNING"},
-            }
-        )
+    write_kernelspec(
+        data, KERNEL_NAME, "kernelflow runners test", {"KERNELFLOW_LOGGING_LEVEL": "WARNING"}
     )
     monkeypatch.setenv("JUPYTER_PATH", str(data))
     nb = nbformat.v4.new_notebook()

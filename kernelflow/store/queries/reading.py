@@ -110,7 +110,8 @@ def watch_lag() -> Iterator[list[str]]:
         Filled as reads happen; empty when every answer was up to date.
     """
     outer = _lag.notes
-    _lag.notes = notes = []
+    notes: list[str] = []
+    _lag.notes = notes
     try:
         yield notes
     finally:
@@ -281,7 +282,8 @@ class _Reader:
         except duckdb.Error as exc:
             raise _query_error(exc, self.paths) from exc
 
-    def one(self, query: str, params: Any = None) -> tuple:
+    def one(self, query: str, params: Any = None) -> Any:
+        """The first row of the answer (a tuple), or None when it has none."""
         return self.execute(query, params).fetchone()
 
 

@@ -124,7 +124,8 @@ def _run_summaries(
     shape: Shape,
 ) -> Any:
     has_deployments = _has_table(reader, "deployments")
-    where, params = ["TRUE"], []
+    where: list[str] = ["TRUE"]
+    params: list[Any] = []
     if flow is not None:
         where.append("r.flow_name = ?")
         params.append(flow)
