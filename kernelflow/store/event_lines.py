@@ -16,10 +16,13 @@ this module sits in the store layer, below the model that defines them.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kernelflow.store.events import StateEvent, state_entered
+from kernelflow.store.events import state_entered
 from kernelflow.store.journal import encode_event
+
+if TYPE_CHECKING:
+    from kernelflow.store.event_types import StateEvent
 
 __all__ = [
     "MESSAGE_LIMIT",

@@ -69,31 +69,33 @@ the order above, which is the order the bytes are written in), with no
 checks; the fields that are left out when null or false are added by a plain
 ``if``. Arguments are keyword-only and named as the fields, and each returns
 the kind's :class:`~typing.TypedDict` (defined in
-:mod:`kernelflow.store.event_types`, re-exported here). :data:`FIELDS` reads
+:mod:`kernelflow.store.event_types`, re-exported here and loaded on first use:
+building 13 TypedDicts would cost every import of kernelflow ~2 ms). :data:`FIELDS` reads
 each kind's fields off its constructor.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from kernelflow.store.event_types import (
-    ArtifactEvent,
-    ArtifactUpdateEvent,
-    CacheDeleteEvent,
-    CacheHitEvent,
-    CacheWriteEvent,
-    EmittedEvent,
-    FlowRunEvent,
-    InputsEvent,
-    JournalEvent,
-    LogEvent,
-    OutputsEvent,
-    ProcessEvent,
-    StateEvent,
-    TaskRunEvent,
-)
+if TYPE_CHECKING:
+    from kernelflow.store.event_types import (
+        ArtifactEvent,
+        ArtifactUpdateEvent,
+        CacheDeleteEvent,
+        CacheHitEvent,
+        CacheWriteEvent,
+        EmittedEvent,
+        FlowRunEvent,
+        InputsEvent,
+        JournalEvent,
+        LogEvent,
+        OutputsEvent,
+        ProcessEvent,
+        StateEvent,
+        TaskRunEvent,
+    )
 
 __all__ = [
     "FIELDS",
@@ -221,7 +223,7 @@ def state_entered(
     """The ``state`` event: a run entered a state. A null optional field is left out."""
     # Built in the order written; the fields after ``name`` follow below.
     event = cast(
-        StateEvent, {"ev": "state", "run_id": run_id, "kind": kind, "type": type, "name": name}
+        "StateEvent", {"ev": "state", "run_id": run_id, "kind": kind, "type": type, "name": name}
     )
     if message is not None:
         event["message"] = message
@@ -393,3 +395,32 @@ OPTIONAL_FIELDS: dict[str, frozenset[str]] = {
 
 #: The name (``ev``) of every event kind.
 KINDS: frozenset[str] = frozenset(FIELDS)
+
+
+def __getattr__(name: str) -> Any:
+    # The TypedDicts, for type checkers and for code that inspects the schema.
+    if name in _TYPED_DICTS:
+        from kernelflow.store import event_types
+
+        return getattr(event_types, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_TYPED_DICTS = frozenset(
+    {
+        "ArtifactEvent",
+        "ArtifactUpdateEvent",
+        "CacheDeleteEvent",
+        "CacheHitEvent",
+        "CacheWriteEvent",
+        "EmittedEvent",
+        "FlowRunEvent",
+        "InputsEvent",
+        "JournalEvent",
+        "LogEvent",
+        "OutputsEvent",
+        "ProcessEvent",
+        "StateEvent",
+        "TaskRunEvent",
+    }
+)
