@@ -9,7 +9,10 @@ not validated, unannotated parameters (and ``*args`` / ``**kwargs``) pass
 unchanged, and arbitrary classes are checked with ``isinstance``.
 
 pydantic is imported on a flow's first call, and only for flows with an
-annotated parameter, so ``import kernelflow`` and decorating stay cheap. The
+annotated parameter, so ``import kernelflow`` and decorating stay cheap. A value
+whose type is exactly its plain annotation (``int``, ``float``, ``str``, ``bool``,
+``bytes``) is what lax mode returns, so it needs no pydantic: ``run(n=1000)`` of a
+``def run(n: int)`` does not pay pydantic's import (0.1-0.2 s) on its first call. The
 model is built once per function, with internal field names aliased to the
 parameter names, so any parameter name works (``_private``, ``model_x``,
 ``schema``). Values of the ``passthrough`` types (the flow gives futures and
@@ -70,11 +73,12 @@ class ParameterValidator:
         self.names = annotated_parameters(self.signature)
         self._model: Any = None
         self._fields: dict[str, str] = {}
+        self._plain: dict[str, type] | None = None  # parameter -> its plain annotation
 
     def __getstate__(self) -> dict[str, Any]:
         # The model is a class made at run time: rebuilt where the flow is unpickled
         # (a process or Dask worker) rather than pickled with it.
-        return {**self.__dict__, "_model": None, "_fields": {}}
+        return {**self.__dict__, "_model": None, "_fields": {}, "_plain": None}
 
     def validate(self, parameters: dict[str, Any]) -> dict[str, Any]:
         """``parameters`` with each given annotated value validated and coerced.
@@ -99,6 +103,9 @@ class ParameterValidator:
             if isinstance(value, self.passthrough):
                 continue
             given[name] = value
+        if given:
+            plain = self._plain_annotations()
+            given = {k: v for k, v in given.items() if type(v) is not plain.get(k)}
         if not given:
             return parameters
         model = self._build()
@@ -112,6 +119,18 @@ class ParameterValidator:
         for name in given:
             out[name] = getattr(validated, self._fields[name])
         return out
+
+    def _plain_annotations(self) -> dict[str, type]:
+        """The parameters annotated with a plain type whose exact values lax mode keeps."""
+        if self._plain is None:
+            hints = self._hints()
+            self._plain = {
+                name: hints[name]
+                for name in self.names
+                # By identity: an annotation may be any object, with any ``==``.
+                if any(hints.get(name) is plain for plain in (int, float, str, bool, bytes))
+            }
+        return self._plain
 
     def _error(self, exc: Any) -> ParameterTypeError:
         problems = []

@@ -267,5 +267,5 @@ def run_tags(own: Iterable[str]) -> list[str]:
     """The tags of a new run: its task's or flow's own plus those of enclosing ``tags()``."""
     extra = _tags.get()
     if not extra:
-        return list(own)
+        return list(own) if own else []
     return sorted(extra.union(own))

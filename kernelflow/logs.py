@@ -64,16 +64,19 @@ class ConsoleFormatter(logging.Formatter):
     _second: tuple[int, str] = (-1, "")
 
     def format(self, record: logging.LogRecord) -> str:
-        second = int(record.created)
-        cached = self._second
-        if cached[0] != second:
-            cached = self._second = (second, time.strftime("%H:%M:%S", time.localtime(second)))
-        stamp = f"{cached[1]}.{int(record.msecs):03d}"
         who = getattr(record, "run_label", None) or record.name
-        text = f"{stamp} | {record.levelname:<7} | {who} - {record.getMessage()}"
+        text = self.line(record.created, record.msecs, record.levelname, who, record.getMessage())
         if record.exc_info and record.levelno >= logging.ERROR:
             text += "\n" + self.formatException(record.exc_info)
         return text
+
+    def line(self, created: float, msecs: float, levelname: str, who: str, message: str) -> str:
+        """One console line, from a record's fields (also :func:`print_console_only`'s)."""
+        second = int(created)
+        cached = self._second
+        if cached[0] != second:
+            cached = self._second = (second, time.strftime("%H:%M:%S", time.localtime(second)))
+        return f"{cached[1]}.{int(msecs):03d} | {levelname:<7} | {who} - {message}"
 
 
 #: Decides which records the console prints (None: all). Set in a notebook kernel, where
@@ -139,18 +142,21 @@ class _StderrHandler(_StreamHandler):
         handler's lock a second time and read the stream three times more.
         """
         try:
-            text = self.format(record) + self.terminator
-            stream = sys.stderr
-            if stream is None:  # pythonw: nowhere to print
-                return
-            stream.write(text)
-            flush = getattr(stream, "flush", None)
-            if flush is not None:
-                flush()
+            self.write_line(self.format(record) + self.terminator)
         except RecursionError:  # as StreamHandler: never swallowed
             raise
         except Exception:
             self.handleError(record)
+
+    def write_line(self, text: str) -> None:
+        """Write ``text`` to the current ``sys.stderr`` and flush it (raises as the stream)."""
+        stream = sys.stderr
+        if stream is None:  # pythonw: nowhere to print
+            return
+        stream.write(text)
+        flush = getattr(stream, "flush", None)
+        if flush is not None:
+            flush()
 
 
 class JournalHandler(logging.Handler):
@@ -184,6 +190,59 @@ class JournalHandler(logging.Handler):
             )
         except Exception:  # a log line must never break a run
             self.handleError(record)
+
+
+def print_console_only(logger: logging.Logger, level: int, label: str, message: str) -> bool:
+    """Print a line that is never stored (``journal=False``) without making a log record.
+
+    For the engine's one line per run ("Finished in state ..."): making the
+    record and passing it down the logger cost more than the rest of a trivial
+    task run. Done only while logging is as :func:`configure` left it, from
+    ``logger`` up: no console gate, no filter on ``logger``, the standard record
+    factory, no handler but ours. Otherwise returns False and prints nothing:
+    the caller then logs the record the usual way, so whatever was added
+    (a live view, a test's capture, a user's handler) gets it. The caller has
+    checked ``logger.isEnabledFor(level)``. The text is what the console
+    handler prints for the record (``tests/engine/test_engine_console.py``).
+    """
+    if (
+        _console_gate is not None
+        or logger.filters
+        or logging.getLogRecordFactory() is not logging.LogRecord
+    ):
+        return False
+    console: Any = None  # our _StderrHandler, once found
+    node: logging.Logger | None = logger
+    while node is not None:  # the loggers whose handlers would get the record
+        for handler in node.handlers:
+            kind = type(handler)
+            if kind is JournalHandler:
+                continue  # it drops console-only records
+            if (
+                kind is not _StderrHandler
+                or console is not None
+                or handler.filters
+                or type(handler.formatter) is not ConsoleFormatter
+            ):
+                return False
+            console = handler
+        node = node.parent if node.propagate else None
+    if console is None:
+        return False  # no handler at all: logging's last resort prints it
+    if level < console.level:
+        return True  # the console handler would skip it too
+    now = time.time()
+    levelname = logging.getLevelName(level)
+    text = console.formatter.line(now, (now - int(now)) * 1000, levelname, label, message)
+    with console.lock:  # as Handler.handle: lines from threads do not interleave
+        try:
+            console.write_line(text + console.terminator)
+        except RecursionError:  # as StreamHandler: never swallowed
+            raise
+        except Exception:
+            record = {"name": logger.name, "levelno": level, "levelname": levelname}
+            console.handleError(logging.makeLogRecord({**record, "msg": message}))
+    return True
 
 
 def _level() -> str:

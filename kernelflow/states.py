@@ -136,9 +136,10 @@ class State(Generic[R]):
     def __str__(self) -> str:
         # Prefect's short form, as its console prints it: "Completed()", "Failed('x')",
         # "Cached(type=COMPLETED)": the message if any, the type when the name is not it.
+        type_ = self.type._value_  # not .value: an enum property, slow on the engine's path
         shown = [repr(self.message)] if self.message else []
-        if self.name.upper() != self.type.value:
-            shown.append(f"type={self.type.value}")
+        if self.name.upper() != type_:
+            shown.append(f"type={type_}")
         return f"{self.name}({', '.join(shown)})"
 
     # Predicates, as in Prefect.
@@ -238,8 +239,15 @@ class State(Generic[R]):
 
 
 def _constructor(type_: StateType, name: str) -> Any:
-    def make(message: str | None = None, data: Any = None, **kwargs: Any) -> State[Any]:
-        return State(type_, kwargs.pop("name", name), message, data, **kwargs)
+    # Keyword arguments spelled out, not **kwargs: the engine makes three states per task run.
+    def make(
+        message: str | None = None,
+        data: Any = None,
+        *,
+        name: str | None = name,
+        timestamp: float | None = None,
+    ) -> State[Any]:
+        return State(type_, name, message, data, timestamp)
 
     make.__name__ = make.__qualname__ = name
     make.__doc__ = f"A ``{type_.value}`` state named ``{name}``."

@@ -10,6 +10,7 @@ Modules: :mod:`.schedules` (cron and interval, time zones, DST),
 :mod:`.registry` (deploy / pause / resume / delete, notebook snapshots),
 :mod:`.records` (the store's tables and claims), :mod:`.execution` (one
 run's states and tries), :mod:`.runner` (papermill in a worker process),
+:mod:`.html_copy` (an executed notebook's HTML, made on first view),
 :mod:`.scaleout` (Dask), :mod:`.scheduler`, :mod:`.catchup`,
 :mod:`.notify`, :mod:`.project` (``kernelflow.yaml``).
 """
@@ -92,6 +93,9 @@ def run_deployment(
         ``0``: the run is queued for a running ``kernelflow scheduler`` and
         returned at once, Scheduled. A positive number: as ``None``, but
         returns after at most that long, the run going on in a thread.
+        When the run executes here, its worker process starts first (while
+        the run is checked and claimed), and the run's events are folded
+        into the store once it has ended.
 
     Returns
     -------
@@ -100,41 +104,61 @@ def run_deployment(
     """
     import time
 
-    from kernelflow.deployments import records
-    from kernelflow.deployments.execution import RunExecution, create_run, new_run_id
-    from kernelflow.deployments.parameters import coerce_parameters, read_notebook
-    from kernelflow.deployments.registry import get
-    from kernelflow.deployments.scheduler.slots import after_hook
-    from kernelflow.deployments.wake import signal_change
+    from kernelflow.deployments.standby import StandbyWorkers
     from kernelflow.settings import paths
 
     if timeout is not None:
         from kernelflow._durations import check_seconds
 
         timeout = check_seconds(timeout, "timeout", allow_zero=True)
-    deployment = get(name.rsplit("/", 1)[-1])
-    if deployment.problem is not None:
-        from kernelflow.errors import ConfigurationError
-
-        raise ConfigurationError(deployment.problem)
-    nb = read_notebook(deployment.snapshot_path(paths().home))
-    typed = coerce_parameters(nb, dict(parameters or {}), f"deployment {deployment.name!r}")
-    now = time.time()
-    run_id = new_run_id()
     queue_only = timeout is not None and timeout <= 0
-    if not records.claim_fire(deployment.id, now, run_id, "manual", typed, start=not queue_only):
-        from kernelflow.errors import KernelflowError
+    # A run executed here starts its worker first: the worker's imports (papermill,
+    # ~0.5 s of CPU) overlap the imports, checks and claims below instead of following
+    # them. (A store not created yet has no deployment: the checks below say so.)
+    home = paths().home
+    standby = StandbyWorkers(0 if queue_only or not home.is_dir() else 1, home, refill=False)
+    standby.start()
+    try:
+        from kernelflow.deployments import records
+        from kernelflow.deployments.execution import RunExecution, create_run, new_run_id
+        from kernelflow.deployments.parameters import coerce_parameters, read_snapshot
+        from kernelflow.deployments.registry import get
+        from kernelflow.deployments.scheduler.slots import after_hook
+        from kernelflow.deployments.wake import signal_change
 
-        raise KernelflowError("That run was claimed by another process; try again.")
-    run = create_run(deployment, now, typed, run_id=run_id, message="Run on demand")
+        deployment = get(name.rsplit("/", 1)[-1])
+        if deployment.problem is not None:
+            from kernelflow.errors import ConfigurationError
+
+            raise ConfigurationError(deployment.problem)
+        nb = read_snapshot(deployment.snapshot_path(paths().home))
+        typed = coerce_parameters(nb, dict(parameters or {}), f"deployment {deployment.name!r}")
+        now = time.time()
+        run_id = new_run_id()
+        if not records.claim_fire(
+            deployment.id, now, run_id, "manual", typed, start=not queue_only
+        ):
+            from kernelflow.errors import KernelflowError
+
+            raise KernelflowError("That run was claimed by another process; try again.")
+        run = create_run(deployment, now, typed, run_id=run_id, message="Run on demand")
+    except BaseException:
+        standby.close()
+        raise
     if queue_only:
         signal_change()
         return run
-    execution = RunExecution(deployment, run, now, typed, on_final=after_hook)
+    execution = RunExecution(
+        deployment, run, now, typed, on_final=after_hook, launcher=standby.launch
+    )
 
     def execute() -> None:
-        execution.execute()
-        execution.wait_for_files()  # the HTML copy exists when this returns
+        try:
+            execution.execute()
+        finally:
+            standby.close()  # the worker of a run that never reached its try
+        execution.wait_for_files()  # its worker exited: its journal is complete
+        _fold_now()
 
     if timeout is None:
         execute()
@@ -143,3 +167,26 @@ def run_deployment(
     thread.start()
     thread.join(timeout)
     return run
+
+
+def _fold_now() -> None:
+    """Fold the store here, now: the run's events are in queries when ``run_deployment`` returns.
+
+    This process has DuckDB loaded already (for the claims), so folding one
+    run's events costs it ~0.2 s of CPU; left to exit, they would cost a
+    process that loads DuckDB again (~0.4 s of CPU). A store busy for more than a
+    moment (a scheduler folding a backlog) is not waited for: the events stay
+    in the journals for the next fold, as they would at exit.
+    """
+    import logging
+
+    from kernelflow.errors import StoreError
+    from kernelflow.store import compact
+
+    logger = logging.getLogger("kernelflow.deployments")
+    try:
+        compact(timeout=0.5)
+    except StoreError as exc:  # busy or not writable: the next fold imports the events
+        logger.debug("kernelflow: no fold after the run: %s", exc)
+    except Exception as exc:  # the run is over and recorded: its fold failing must not fail it
+        logger.warning("kernelflow: folding after the deployment run failed: %s", exc)

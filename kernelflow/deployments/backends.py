@@ -95,7 +95,7 @@ class DeploymentBackend(abc.ABC):
             outcome into a state.
         job
             The try's job (``flow_run_id``, ``snapshot``, ``output``,
-            ``html``, ``parameters``, ``kernel``, ``timeout``...).
+            ``parameters``, ``kernel``, ``timeout``...).
         """
 
 

@@ -66,10 +66,12 @@ def flow_name_of(deployment: Deployment) -> str:
 
 
 def output_paths(deployment_name: str, run_id: str) -> tuple[Path, Path]:
-    """Where a deployment run's executed notebook and its HTML copy are written.
+    """Where a deployment run's executed notebook and its HTML copy are kept.
 
-    Both are under the store's ``outputs/<deployment>/``, named by the run id;
-    either may be missing (a run that never started, a failed HTML export).
+    Both are under the store's ``outputs/<deployment>/``, named by the run id.
+    The worker writes the notebook (none for a run that never started); the
+    HTML copy is made from it when first asked for
+    (:mod:`kernelflow.deployments.html_copy`).
     """
     folder = settings.paths().outputs / deployment_name
     return folder / f"{run_id}.ipynb", folder / f"{run_id}.html"
@@ -276,11 +278,11 @@ class RunExecution:
         from kernelflow.deployments.parameters import (
             coerce_parameters,
             notebook_parameters,
-            read_notebook,
+            read_snapshot,
         )
 
         deployment = self.deployment
-        nb = read_notebook(deployment.snapshot_path(settings.paths().home))
+        nb = read_snapshot(deployment.snapshot_path(settings.paths().home))
         given = dict(self.parameters)
         declared = notebook_parameters(nb) or {}
         if UPSTREAM_PARAMETER in given and UPSTREAM_PARAMETER not in declared:
@@ -293,7 +295,7 @@ class RunExecution:
         """The worker's job for try ``attempt``."""
         paths = settings.paths()
         deployment = self.deployment
-        notebook, html = output_paths(deployment.name, self.run.id)
+        notebook, _ = output_paths(deployment.name, self.run.id)
         cwd = Path(deployment.notebook).parent
         return {
             "flow_run_id": self.run.id,
@@ -305,7 +307,6 @@ class RunExecution:
             "attempt": attempt,
             "snapshot": str(deployment.snapshot_path(paths.home)),
             "output": str(notebook),
-            "html": str(html),
             "parameters": parameters,
             "kernel": deployment.kernel,
             "timeout": deployment.timeout,
@@ -358,7 +359,7 @@ class RunExecution:
             if outcome is None:
                 code = worker.close()
             else:
-                # The worker writes the HTML copy now; reaped in the background.
+                # The worker ends its kernel and exits now; reaped in the background.
                 closer = threading.Thread(
                     target=worker.close, daemon=True, name="kernelflow-worker-exit"
                 )
@@ -378,7 +379,7 @@ class RunExecution:
         return self._state_of(outcome, code)
 
     def wait_for_files(self, timeout: float = 120.0) -> None:
-        """Wait until the workers have written their HTML copies and exited."""
+        """Wait until the workers of the tries have exited (their kernels ended with them)."""
         deadline = time.monotonic() + timeout
         for closer in self._closers:
             closer.join(max(0.0, deadline - time.monotonic()))

@@ -18,7 +18,13 @@ from typing import Any
 
 from kernelflow.errors import ConfigurationError
 
-__all__ = ["NotebookParameter", "coerce_parameters", "notebook_parameters", "read_notebook"]
+__all__ = [
+    "NotebookParameter",
+    "coerce_parameters",
+    "notebook_parameters",
+    "read_notebook",
+    "read_snapshot",
+]
 
 _SUPPORTED = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict}
 _TRUE = {"true", "1", "yes", "on"}
@@ -59,9 +65,39 @@ def read_notebook(path: str | Path) -> Any:
     return nb
 
 
+def read_snapshot(path: str | Path) -> Any:
+    """Read a deployment's notebook snapshot for its parameters, without nbformat.
+
+    The snapshot is a byte copy of a notebook that :func:`read_notebook`
+    validated when it was deployed, so plain JSON is enough to find its
+    ``parameters`` cell. Importing nbformat would cost a command that only
+    checks parameters (``kernelflow deployment run``) over a second of CPU
+    (jsonschema's format checkers). Anything but a version 4 notebook goes
+    through :func:`read_notebook`, with its conversion and its errors.
+    """
+    try:
+        nb = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError):
+        return read_notebook(path)
+    if not isinstance(nb, dict) or nb.get("nbformat") != 4 or not isinstance(nb.get("cells"), list):
+        return read_notebook(path)
+    cells = nb["cells"]
+    if not all(isinstance(c, dict) and isinstance(c.get("metadata", {}), dict) for c in cells):
+        return read_notebook(path)
+    return nb
+
+
+def _source(cell: Any) -> str:
+    # On disk a cell's source may be a list of lines; nbformat joins them when it reads.
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
 def _parameters_cell(nb: Any) -> Any | None:
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+    # Item access: the cells may be nbformat's nodes or a snapshot's plain dicts.
+    for cell in nb["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell.get("cell_type") == "code" and isinstance(tags, list) and "parameters" in tags:
             return cell
     return None
 
@@ -83,7 +119,7 @@ def notebook_parameters(nb: Any) -> dict[str, NotebookParameter] | None:
     if cell is None:
         return None
     try:
-        tree = ast.parse(cell.source)
+        tree = ast.parse(_source(cell))
     except SyntaxError as exc:
         raise ConfigurationError(
             f"The notebook's parameters cell does not parse (line {exc.lineno}: {exc.msg}); fix it."

@@ -139,8 +139,6 @@ def _stamping_kernel_manager(timings: dict[str, float]) -> type:
         async def start_kernel(self, **kwargs: Any) -> None:  # type: ignore[override]
             timings.setdefault("kernel_requested", time.time())
             await super().start_kernel(**kwargs)
-            # This process now mostly waits for the kernel: prepare the HTML copy meanwhile.
-            threading.Thread(target=_warm_html, daemon=True, name="kernelflow-warm-html").start()
 
     return StampingKernelManager
 
@@ -274,48 +272,19 @@ def _error_text(exc: Any, output: Path) -> str:
     return first[0][:500] if first else exc.ename
 
 
-def _warm_html() -> None:
-    """Import nbconvert and render an empty notebook once (~1 s: templates, highlighting).
-
-    Run while the kernel starts and the cells run, so the HTML copy after the
-    outcome takes ~0.1 s; what it loads is cached for the process.
-    """
-    try:
-        import nbformat
-        from nbconvert import HTMLExporter
-
-        HTMLExporter().from_notebook_node(nbformat.v4.new_notebook())
-    except Exception as exc:  # export_html meets the same error and logs it for the run
-        logging.getLogger("kernelflow.deployments.runner").debug("warming nbconvert: %s", exc)
-
-
-def export_html(output: str | None, html: str) -> str | None:
-    """Write the executed notebook as HTML (nbconvert); its path, or None."""
-    if not output:
-        return None
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    from kernelflow import settings
-
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(output, as_version=4))
-    settings.write_private(html, body.encode("utf-8"))
-    return html
-
-
 def main(argv: list[str] | None = None) -> int:
     """The worker: ``python -m kernelflow.deployments.runner [--standby] FD``.
 
     Imports what a run needs, then reads one JSON line from the socket
     ``FD``: ``job`` and ``env`` (None, or the environment to run it with).
     The job's keys: ``flow_run_id``, ``deployment``, ``attempt``,
-    ``snapshot``, ``output``, ``html``, ``parameters``, ``kernel``,
+    ``snapshot``, ``output``, ``parameters``, ``kernel``,
     ``timeout``, ``cell_timeout``, ``cwd``, ``home``. Writes one JSON outcome
     line: ``status`` (``completed``, ``failed``, ``timed_out`` or
-    ``crashed``), ``message``, ``output``, ``html``, ``pid``, ``started``
-    (when this process began) and ``timings`` (see the module's docstring).
-    The HTML copy is written after the outcome is sent, before the process
-    exits. End-of-file instead of a job (a standby no longer needed): exit 0.
+    ``crashed``), ``message``, ``output``, ``pid``, ``started`` (when this
+    process began) and ``timings`` (see the module's docstring). No HTML copy:
+    it is made when first asked for (:mod:`kernelflow.deployments.html_copy`).
+    End-of-file instead of a job (a standby no longer needed): exit 0.
     """
     timings: dict[str, float] = {"started": time.time()}
     argv = sys.argv[1:] if argv is None else argv
@@ -368,19 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     outcome["started"] = timings["started"]
     outcome["timings"] = timings
     outcome["pid"] = os.getpid()
-    html = job.get("html") if outcome.get("output") else None
-    outcome["html"] = html
     stop.set()
-    # The outcome first, so the run's final state does not wait for nbconvert
-    # (seconds); the HTML copy follows before this process exits.
     sock.sendall(json.dumps(outcome).encode() + b"\n")
-    if html:
-        try:
-            export_html(outcome["output"], html)
-        except Exception as exc:  # the run's outcome stands; the missing HTML is logged
-            _RunLog(job["flow_run_id"], 0).log(
-                f"No HTML copy of the output notebook: {type(exc).__name__}: {exc}", logging.WARNING
-            )
     return 0
 
 

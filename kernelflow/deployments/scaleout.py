@@ -3,7 +3,7 @@
 The Dask task runs the same worker process as a local try
 (:func:`kernelflow.deployments.workers.launch`), on the Dask worker's
 machine, against a temporary store home there. When it ends, the output
-notebook, its HTML and the journals written there (the worker's log and
+notebook and the journals written there (the worker's log and
 progress events, the kernel's task runs) come back as the task's result;
 the scheduler writes the notebooks under ``outputs/`` and drops the journals
 into the store's journal folder, where compaction imports them like any
@@ -43,7 +43,6 @@ def remote_execute(job: dict[str, Any], notebook: bytes) -> dict[str, Any]:
             home=str(home),
             snapshot=str(snapshot),
             output=str(home / "out.ipynb"),
-            html=str(home / "out.html"),
         )
         if not Path(job.get("cwd") or "").is_dir():
             local["cwd"] = str(home)
@@ -55,10 +54,8 @@ def remote_execute(job: dict[str, Any], notebook: bytes) -> dict[str, Any]:
         if outcome is None:
             worker.kill()
         worker.close()
-        files = {}
-        for key in ("output", "html"):
-            path = Path(local[key])
-            files[key] = path.read_bytes() if path.exists() else None
+        output = Path(local["output"])
+        files = {"output": output.read_bytes() if output.exists() else None}
         journals = {}
         for path in sorted((home / "journal").glob("*.jsonl")):
             journals[path.name] = path.read_bytes()
@@ -90,11 +87,10 @@ def run_on_dask(
                 "output": None,
             }
     paths = settings.paths()
-    for key in ("output", "html"):
-        data = result["files"].get(key)
-        if data is not None:
-            paths.ensure(Path(job[key]).parent)
-            settings.write_private(job[key], data)
+    data = result["files"].get("output")
+    if data is not None:
+        paths.ensure(Path(job["output"]).parent)
+        settings.write_private(job["output"], data)
     paths.ensure(paths.journal)
     for name, data in result["journals"].items():
         target = paths.journal / name
@@ -102,9 +98,8 @@ def run_on_dask(
             settings.write_private(target, data)  # atomic: compaction never sees half of it
     outcome = result["outcome"]
     if outcome is not None:
-        for key in ("output", "html"):
-            if outcome.get(key):
-                outcome[key] = job[key]
+        if outcome.get("output"):
+            outcome["output"] = job["output"]
         if outcome.get("message"):
             outcome["message"] = _point_at_local(outcome["message"], job)
     return outcome

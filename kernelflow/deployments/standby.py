@@ -43,6 +43,9 @@ class StandbyWorkers:
         How many workers to keep waiting (0: every launch is a cold start).
     home
         The store home the jobs run against (a standby starts in it).
+    refill
+        Start a replacement for each worker that takes a job (False: once the
+        waiting ones are taken, launches start cold workers).
 
     Examples
     --------
@@ -52,9 +55,10 @@ class StandbyWorkers:
     >>> standby.close()                    # the waiting ones are killed
     """
 
-    def __init__(self, count: int, home: str | os.PathLike[str]) -> None:
+    def __init__(self, count: int, home: str | os.PathLike[str], refill: bool = True) -> None:
         self.count = count
         self.home = Path(home)
+        self.refill = refill
         self._lock = threading.Lock()
         self._waiting: list[WorkerProcess] = []
         self._closed = False
@@ -76,7 +80,10 @@ class StandbyWorkers:
                 self._waiting.append(spawn(env, str(self.home), standby=True))
 
     def launch(self, job: dict[str, Any]) -> WorkerProcess:
-        """Start ``job`` in a waiting worker (a cold one if none is left); start a replacement."""
+        """Start ``job`` in a waiting worker (a cold one if none is left); start a replacement.
+
+        Without ``refill``, no replacement: a later launch starts a cold worker.
+        """
         env = job_env(job)
         worker = self._take()
         if worker is None:
@@ -87,7 +94,8 @@ class StandbyWorkers:
             # It died before the job reached it (killed from outside): start cold.
             self._discard(worker)
             return launch(job)
-        self.start()
+        if self.refill:
+            self.start()
         return worker
 
     def close(self) -> None:

@@ -105,8 +105,11 @@ def resolve_inputs(parameters: dict[str, Any], wait_for: Any) -> tuple[dict[str,
 
 def upstream_ids(parameters: dict[str, Any]) -> dict[str, dict]:
     """Input records for lineage: which task run (if any) each argument came from."""
-    inputs = {}
+    inputs: dict[str, dict] = {}
     for name, value in parameters.items():
+        if type(value) in _PLAIN:  # most arguments: no upstream, and no wrapper to look in
+            inputs[name] = {"hash": None, "upstream": None}
+            continue
         while isinstance(value, (allow_failure, opaque)):
             value = value.value
         inputs[name] = {

@@ -68,12 +68,12 @@ def enter_try(
 ) -> State:
     """Start try ``run_count`` of ``run``: Running, or Retrying when ``retrying``.
 
-    The run's start time is that of its first try.
+    The run's start time is that of its first try: the time of its first Running state.
     """
     run.run_count = run_count
-    if run.start_time is None:
-        run.start_time = time.time()
     state = Retrying(message) if retrying else Running(message)
+    if run.start_time is None:
+        run.start_time = state.timestamp  # the same float: its journal text is made once
     return set_state(kind, run, state, before=before)
 
 

@@ -13,7 +13,7 @@ import contextvars
 import functools
 import random
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from kernelflow import context, transactions
 from kernelflow.engine.lifecycle import enter_try, exception_to_state, record_interrupted
@@ -209,7 +209,10 @@ class TaskAttempt:
         run = self.task_run
         # As Prefect: a retry that starts at once is "Retrying", one after a delay "Running".
         retrying = run.run_count >= 1 and self.immediate_retry
-        state = enter_try("task", run, run.run_count + 1, retrying, before=self._take_events())
+        events = self.events
+        if events:
+            self.events = []
+        state = enter_try("task", run, run.run_count + 1, retrying, before=events or None)
         if self.task.on_running_hooks:
             _call_hooks(self.task.on_running_hooks, self.task, run, state, "task")
 
@@ -295,12 +298,18 @@ class TaskAttempt:
         """
         task, run = self.task, self.task_run
         # A run's context holds only transactions.task_transaction's Transaction objects.
-        txn = cast("transactions.Transaction | None", self.ctx.transaction)
+        txn: transactions.Transaction | None = self.ctx.transaction  # type: ignore[assignment]
         if txn is None and (task.on_commit_hooks or task.on_rollback_hooks):
             txn = transactions.task_transaction(self.ctx)  # the run's own, for its hooks
         result_path = None
         staged = None
-        if state.is_completed() and state.name != "Cached":
+        completed = state.is_completed()
+        # Nothing to persist (the default): not even a call to find that out.
+        if (
+            completed
+            and state.name != "Cached"
+            and (txn is not None or self.key is not None or self.persist)
+        ):
             try:
                 if txn is None:
                     result_path = self._persist(state)
@@ -308,17 +317,22 @@ class TaskAttempt:
                     result_path, staged = self._persist_staged(state)
             except (ResultSerializationError, ConfigurationError) as exc:
                 state = Failed(message=str(exc), data=exc)
-        if txn is not None and not state.is_completed() and not txn._closed:
+                completed = False
+        if txn is not None and not completed and not txn._closed:
             txn._close(failed=True)
-        set_state("task", run, state, result=result_path, before=self._take_events())
-        if txn is not None and state.is_completed():
+        events = self.events
+        if events:
+            self.events = []
+        set_state("task", run, state, result=result_path, before=events or None)
+        if txn is not None and completed:
             self._settle(txn, state, result_path, staged)
-        if state.is_completed() and task.on_completion_hooks:
-            _call_hooks(task.on_completion_hooks, task, run, state, "task")
-        elif state.is_failed() and task.on_failure_hooks:
+        if completed:
+            if task.on_completion_hooks:
+                _call_hooks(task.on_completion_hooks, task, run, state, "task")
+        elif task.on_failure_hooks and state.is_failed():
             _call_hooks(task.on_failure_hooks, task, run, state, "task")
         _finished_log("task", run, state)  # after the hooks, as Prefect's console shows
-        if self.record is not None and not task.cache_result_in_memory and state.is_completed():
+        if completed and self.record is not None and not task.cache_result_in_memory:
             state.data = StoredResult(*self.record)  # the store has it: let go of the value
         return state
 

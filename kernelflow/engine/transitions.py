@@ -19,9 +19,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from kernelflow.logs import run_logger
+from kernelflow.logs import print_console_only, run_logger
 from kernelflow.runs import FlowRun, TaskRun
-from kernelflow.states import State
+from kernelflow.states import TERMINAL_TYPES, State
 from kernelflow.store.event_lines import (
     encode_created,
     encode_state_event,
@@ -75,7 +75,7 @@ def set_state(
     run that starts at once, whose Pending nobody reads in between (listeners
     are told at once all the same).
     """
-    if state.is_final() and run.end_time is None:
+    if state.type in TERMINAL_TYPES and run.end_time is None:  # state.is_final(), inlined
         run.end_time = state.timestamp
     run.state = state
     state.run_id = run.id
@@ -121,18 +121,23 @@ def _finished_log(kind: str, run: FlowRun | TaskRun, state: State) -> None:
     logger = _finish_loggers[kind]
     if not logger.isEnabledFor(level):
         return
-    # One line per run: the record is made here as run_logger(kind, run).log() would make
-    # it, minus the adapter and the stack walk (findCaller), which cost more than the rest.
     label = f"{'Flow' if kind == 'flow' else 'Task'} run '{run.name}'"
+    # The state's text, not the state: a handler that keeps records (a test's capture,
+    # a live view) must not keep every run's state and result alive with them.
+    text = str(state)
+    # While only kernelflow's own handlers would see it, the line is printed without a
+    # record: the record cost more than the rest of a trivial task's run.
+    if print_console_only(logger, level, label, "Finished in state " + text):
+        return
+    # The record as run_logger(kind, run).log() would make it, minus the adapter and the
+    # stack walk (findCaller), which cost more than the rest.
     extra = {"run_id": run.id, "run_kind": kind, "run_label": label, "journal": False}
     record = logger.makeRecord(
         logger.name,
         level,
         *_FINISHED_CALLER,
         "Finished in state %s",
-        # The state's text, not the state: a handler that keeps records (a test's capture,
-        # a live view) must not keep every run's state and result alive with them.
-        (str(state),),
+        (text,),
         None,
         _finished_log.__name__,
         extra,

@@ -129,6 +129,20 @@ def _task_run_summaries(
     return summaries
 
 
+def _count_task_runs(task_runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`_task_run_summaries` of one flow run, from all of its task runs' rows."""
+    summary: dict[str, Any] = {"total": 0, "by_state": {}, "failed": 0, "crashed": 0}
+    for task in task_runs:
+        name = "Unknown" if task["state_name"] is None else task["state_name"]
+        summary["total"] += 1
+        summary["by_state"][name] = summary["by_state"].get(name, 0) + 1
+        if task["state_type"] == "FAILED":
+            summary["failed"] += 1
+        elif task["state_type"] == "CRASHED":
+            summary["crashed"] += 1
+    return summary
+
+
 def _with_task_runs(
     runs: list[dict[str, Any]], summaries: dict[str, dict[str, Any]] | None = None
 ) -> list[dict[str, Any]]:
@@ -333,16 +347,20 @@ def run_detail(
     with watch_lag() as lag, session():
         found = str(find_flow_run(run_id)["id"])
         stored = run_summary_rows(run_id=found, fold_skipped=False)
-        counts = _task_run_summaries([found], stored)
+        stored_subflows = subflow_rows(found)
+        sessions = [c["id"] for c in stored_subflows if "notebook" in (c.get("tags") or [])]
+        owners = [found]
+        if stored[0]["kind"] == "deployment":
+            # The notebook's tasks are recorded under the kernel's session, a child of this run.
+            owners += sessions
+        task_runs = _records(task_run_rows(owners))
+        if sessions:  # counted with its sessions' task runs, as the runs page counts them
+            counts = _task_run_summaries([found], stored)
+        else:  # the task runs just read are all it has: counted here, not read again
+            counts = {found: _count_task_runs(task_runs)}
         run = _summaries(_records(stored), counts)[0]
-        stored_subflows = subflow_rows(run["id"])
         subflow_counts = _task_run_summaries([c["id"] for c in stored_subflows], stored_subflows)
         subflows = _records(stored_subflows)
-        owners = [run["id"]]
-        if run["kind"] == "deployment":
-            # The notebook's tasks are recorded under the kernel's session, a child of this run.
-            owners += [c["id"] for c in subflows if "notebook" in (c.get("tags") or [])]
-        task_runs = _records(task_run_rows(owners))
         artifacts = _records(artifact_rows(run["id"]))
         for artifact in artifacts:
             artifact["summary"] = summarize(artifact["type"], artifact["data"])

@@ -12,8 +12,9 @@ database. A fold, under the store's write lock:
 2. reads the journals from their stored offsets up to their last complete
    line, in batches of about :data:`BATCH_BYTES`, so its memory is that of
    one batch however long the journals are. The bytes of a batch go to DuckDB
-   as they are (an Arrow string array whose offsets are the line starts, no
-   copy per line) and are parsed there (:mod:`kernelflow.store.fold_sql`);
+   as they are (through a private scratch file DuckDB reads, no Python object
+   per line and no pyarrow: :mod:`kernelflow.store.journal_bytes`) and are
+   parsed there (:mod:`kernelflow.store.fold_sql`);
 3. in ONE transaction per batch: inserts the batch's events, task runs already
    in their newest state, moves older runs, applies cache events, artifacts and
    events (``emit_event``) and stores the journals' new offsets; with the last
@@ -39,17 +40,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kernelflow import settings
+from kernelflow.errors import StoreFullError
 from kernelflow.settings import StorePaths
 from kernelflow.store import fold_sql as sql
 from kernelflow.store.crash import crash as _crash
-from kernelflow.store.journal_bytes import ints, line_starts, read_complete, strings, table
+from kernelflow.store.journal_bytes import (
+    load_lines,
+    open_scratch,
+    read_complete,
+    remove_scratch,
+    temp_table,
+)
 from kernelflow.store.journals import (
     JournalName,
     finished_parts,
@@ -182,6 +189,10 @@ def compact(paths: StorePaths | None = None, *, timeout: float | None = None) ->
                 fold(con, paths, report)
             except duckdb.IOException as exc:  # e.g. the disk filled up mid-way
                 raise translate_error(exc, paths) from None
+            except OSError as exc:  # writing a batch to its scratch file
+                if exc.errno not in StoreFullError.ERRNOS:
+                    raise
+                raise StoreFullError.writing(f"{_scratch(paths)} (a fold's batch)", exc) from None
     report.seconds = time.perf_counter() - started
     return report
 
@@ -222,7 +233,13 @@ def fold(con: duckdb.DuckDBPyConnection, paths: StorePaths, report: CompactRepor
     try:
         _fold(con, paths, report, offsets)
     finally:
+        remove_scratch(_scratch(paths))
         _reset_settings(con)
+
+
+def _scratch(paths: StorePaths) -> Path:
+    """The file a batch's bytes pass through to DuckDB (one fold at a time per database)."""
+    return paths.database.with_name(paths.database.name + ".fold-batch")
 
 
 def _reset_settings(con: duckdb.DuckDBPyConnection) -> None:
@@ -259,10 +276,13 @@ def _fold(
     first = dict(positions)
     con.execute(sql.NO_RECENT)
     recent_since: float | None = None
+    memory_mb = [0]
     while True:
         # Each journal up to the size listed above: a fold does not chase writers.
         pending = [p for p in positions if positions[p] < journals[p]]
-        new_offsets = _read_batch(con, pending, positions, journals, reached)
+        new_offsets = _read_batch(
+            con, _scratch(paths), pending, positions, journals, reached, memory_mb
+        )
         last = all(positions[p] >= journals[p] for p in pending)
         if new_offsets is None and not last:
             continue  # only unfinished lines were read; the other journals are next
@@ -306,9 +326,9 @@ def _fold(
     # Offset rows of journals that no longer exist (deleted above, or by an
     # earlier compaction that stopped before this step).
     present = list_journals(paths)
-    con.register("_present", table(file=strings([p.name for p in present])))
+    temp_table(con, "_present", file=("VARCHAR", [p.name for p in present]))
     con.execute(sql.FORGET_OFFSETS)
-    con.unregister("_present")
+    con.execute(sql.DROP_PRESENT)
     write_folded(paths, {p.name: offsets.get(p.name, 0) for p in present})
     if report.bad_lines:
         logger.warning("kernelflow: skipped %d unreadable journal lines", report.bad_lines)
@@ -316,74 +336,68 @@ def _fold(
 
 def _read_batch(
     con: duckdb.DuckDBPyConnection,
+    scratch: Path,
     pending: list[Path],
     positions: dict[Path, int],
     journals: dict[Path, int],
     reached: dict[str, int],
+    memory_mb: list[int],
 ) -> list[tuple[str, int]] | None:
     """Read up to :data:`BATCH_BYTES` of ``pending`` journals into the batch tables.
 
     Moves ``positions`` past the lines read and returns the journals' new
-    offsets, or None when no complete line was read.
+    offsets, or None when no complete line was read. ``memory_mb[0]`` is
+    DuckDB's memory limit as this fold last set it.
     """
-    import pyarrow as pa
-
-    chunks: list[bytes] = []
-    starts = array("q")  # where each line starts in the joined chunks, then their end
-    file_idx = array("i")
-    files, new_offsets = [], []
-    budget, size = BATCH_BYTES, 0
-    for path in pending:
-        if budget <= 0:
-            break
-        start = positions[path]
-        limit = min(budget, journals[path] - start)
-        data, read = read_complete(path, start, limit)
-        reached[path.name] = read
-        budget -= read - start
-        if not data:  # a partial line only: its writer has not finished it yet
-            journals[path] = start
-            continue
-        end = start + len(data)
-        positions[path] = end
-        count = line_starts(data, size, starts)
-        host, pid, _, _ = identity(path)
-        name = JournalName.parse(path.name)
-        # seq = the part's base + the line's offset in the file.
-        files.append((name.process, host, pid, name.seq_base() + start - size))
-        file_idx.extend(array("i", [len(files) - 1]) * count)
-        chunks.append(data)
-        size += len(data)
-        new_offsets.append((path.name, end))
-    if not chunks:
+    files: list[tuple[str, str, int, int]] = []
+    firsts: list[int] = []  # where each journal's bytes start in the batch
+    new_offsets = []
+    budget, size, lines = BATCH_BYTES, 0, 0
+    # Each journal's bytes go to the scratch file as read: Python keeps none of them.
+    with open_scratch(scratch) as out:
+        for path in pending:
+            if budget <= 0:
+                break
+            start = positions[path]
+            limit = min(budget, journals[path] - start)
+            data, read = read_complete(path, start, limit)
+            reached[path.name] = read
+            budget -= read - start
+            if not data:  # a partial line only: its writer has not finished it yet
+                journals[path] = start
+                continue
+            end = start + len(data)
+            positions[path] = end
+            host, pid, _, _ = identity(path)
+            name = JournalName.parse(path.name)
+            # seq = the part's base + the line's offset in the file.
+            files.append((name.process, host, pid, name.seq_base() + start - size))
+            firsts.append(size)
+            out.write(data)
+            size += len(data)
+            lines += data.count(b"\n")
+            new_offsets.append((path.name, end))
+            del data
+    if not files:
         return None
-    count = len(starts)
-    starts.append(size)
-    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    del chunks
     # DuckDB's share of the fold's memory: a few times the batch (the parsed rows), so
     # a batch of one huge line still fits; past it, temporary tables spill to disk.
-    con.execute(sql.SET_MEMORY.format(megabytes=max(MEMORY_MB, 6 * len(data) >> 20)))
-    offsets_buffer = pa.py_buffer(starts)
-    lines = pa.Array.from_buffers(
-        pa.large_string(), count, [None, offsets_buffer, pa.py_buffer(data)]
+    megabytes = max(MEMORY_MB, 6 * size >> 20)
+    if megabytes != memory_mb[0]:  # a SET costs a few ms: only when the limit changes
+        con.execute(sql.SET_MEMORY.format(megabytes=megabytes))
+        memory_mb[0] = megabytes
+    temp_table(
+        con,
+        "_files",
+        file_idx=("INTEGER", list(range(len(files)))),
+        process=("VARCHAR", [f[0] for f in files]),
+        host=("VARCHAR", [f[1] for f in files]),
+        pid=("BIGINT", [f[2] for f in files]),
+        base=("BIGINT", [f[3] for f in files]),
+        first=("BIGINT", firsts),
     )
-    try:
-        lines.validate(full=True)
-    except pa.ArrowInvalid:
-        # Rare: a lone surrogate that the journal wrote with "surrogatepass".
-        lines = strings(
-            [
-                data[starts[i] : starts[i + 1]].decode("utf-8", "replace").encode()
-                for i in range(count)
-            ]
-        )
-    batch = table(
-        file_idx=ints(file_idx, pa.int32()),
-        rel=pa.Array.from_buffers(pa.int64(), count, [None, offsets_buffer]),
-        line=lines,
-    )
-    _parse(con, batch, files)
+    load_lines(con, scratch, lines, size, firsts)
+    _parse(con)
     return new_offsets
 
 
@@ -396,24 +410,10 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
         pass  # a failed commit has already ended the transaction; the first error matters
 
 
-def _parse(
-    con: duckdb.DuckDBPyConnection, batch: Any, files: list[tuple[str, str, int, int]]
-) -> None:
-    """Parse the batch into the tables ``_st``, ``_tr``, ``_ev`` (outside the transaction)."""
+def _parse(con: duckdb.DuckDBPyConnection) -> None:
+    """Parse ``_batch`` into the tables ``_st``, ``_tr``, ``_ev`` (outside the transaction)."""
     import duckdb
-    import pyarrow as pa
 
-    con.register("_batch", batch)
-    con.register(
-        "_files",
-        table(
-            file_idx=ints(array("i", range(len(files))), pa.int32()),
-            process=strings([f[0] for f in files]),
-            host=strings([f[1] for f in files]),
-            pid=ints(array("q", [f[2] for f in files]), pa.int64()),
-            base=ints(array("q", [f[3] for f in files]), pa.int64()),
-        ),
-    )
     try:
         try:
             for statement in sql.parse(sql.from_json(safe=False)):
@@ -423,8 +423,8 @@ def _parse(
             for statement in sql.parse(sql.from_json(safe=True)):
                 con.execute(statement)
     finally:
-        # The batch's bytes are in the parsed tables now: let Python free them.
-        con.unregister("_batch")
+        # The batch's lines are in the parsed tables now: free them.
+        con.execute(sql.DROP_LINES)
     for statement in sql.VIEWS:
         con.execute(statement)
 
@@ -439,8 +439,6 @@ def _import(
 
     ``recent_since`` is that of the previous batch, whose new runs are in ``_recent``.
     """
-    import pyarrow as pa
-
     counts: dict[str | None, int] = {}
     for ev, number, bad in con.execute(sql.COUNTS).fetchall():
         counts[ev] = counts.get(ev, 0) + number
@@ -477,14 +475,12 @@ def _import(
         if any(counts.get(kind) for kind in ev):
             for statement in statements:
                 con.execute(statement)
-    con.register(
+    temp_table(
+        con,
         "_offsets",
-        table(
-            file=strings([o[0] for o in new_offsets]),
-            offset=ints(array("q", [o[1] for o in new_offsets]), pa.int64()),
-        ),
+        file=("VARCHAR", [o[0] for o in new_offsets]),
+        offset=("BIGINT", [o[1] for o in new_offsets]),
     )
     for statement in sql.OFFSETS:
         con.execute(statement)
-    con.unregister("_offsets")
     return since

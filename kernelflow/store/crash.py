@@ -7,11 +7,10 @@ so a run's last recorded state is known before it is overwritten.
 
 from __future__ import annotations
 
-from array import array
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kernelflow.store.journal_bytes import ints, strings, table
+from kernelflow.store.journal_bytes import temp_table
 from kernelflow.store.journals import JournalName, identity
 from kernelflow.store.schema import TERMINAL_STATE_TYPES
 
@@ -68,8 +67,6 @@ CRASHED_COUNT = "SELECT count(*) FROM _crashed"
 
 def crash(con: duckdb.DuckDBPyConnection, dead: set[Path], journals: dict[Path, int]) -> int:
     """Mark the unfinished runs of dead processes Crashed; return how many."""
-    import pyarrow as pa
-
     rows: dict[str, tuple[str, int, int]] = {}  # process -> host, pid, seq after its events
     for path in sorted(dead):
         host, pid, _, _ = identity(path)
@@ -79,17 +76,16 @@ def crash(con: duckdb.DuckDBPyConnection, dead: set[Path], journals: dict[Path, 
         if name.process not in rows or rows[name.process][2] < seq:
             rows[name.process] = (host, pid, seq)
     processes = sorted(rows)
-    con.register(
+    temp_table(
+        con,
         "_dead",
-        table(
-            process=strings(processes),
-            host=strings([rows[p][0] for p in processes]),
-            pid=ints(array("q", [rows[p][1] for p in processes]), pa.int64()),
-            seq=ints(array("q", [rows[p][2] for p in processes]), pa.int64()),
-        ),
+        process=("VARCHAR", processes),
+        host=("VARCHAR", [rows[p][0] for p in processes]),
+        pid=("BIGINT", [rows[p][1] for p in processes]),
+        seq=("BIGINT", [rows[p][2] for p in processes]),
     )
     for statement in CRASH_STATEMENTS:
         con.execute(statement)
     (crashed,) = con.execute(CRASHED_COUNT).fetchall()[0]
-    con.unregister("_dead")
+    con.execute("DROP TABLE _dead")
     return crashed

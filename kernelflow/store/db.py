@@ -42,7 +42,16 @@ from kernelflow.errors import (
 from kernelflow.settings import PRIVATE_FILE, StorePaths, current, open_private
 from kernelflow.store.schema import SCHEMA_VERSION, check_not_too_new, migrate, schema_version
 
-__all__ = ["SANDBOX", "connect", "lock_timeout", "translate_error", "write_lock"]
+__all__ = [
+    "SANDBOX",
+    "StoreBusy",
+    "connect",
+    "lock_then",
+    "lock_timeout",
+    "retry_while_busy",
+    "translate_error",
+    "write_lock",
+]
 
 _T = TypeVar("_T")
 
@@ -165,7 +174,54 @@ def _call(paths: StorePaths, fn: Callable[..., _T], *args: Any) -> _T:
 def _open(
     paths: StorePaths, read_only: bool, deadline: float, lock_held: bool = False
 ) -> tuple[int | None, duckdb.DuckDBPyConnection]:
-    """Take our lock (unless held), then DuckDB's; retry both with backoff until ``deadline``.
+    """Take our lock (unless held), then DuckDB's; retry both with backoff until ``deadline``."""
+
+    def open_file() -> duckdb.DuckDBPyConnection:
+        if read_only:
+            return duckdb.connect(str(paths.database), read_only=True, config=SANDBOX)
+        con = duckdb.connect(str(paths.database))
+        _make_private(paths)
+        return con
+
+    return retry_while_busy(deadline, lambda: lock_then(paths, read_only, open_file, lock_held))
+
+
+class StoreBusy(Exception):
+    """One try found the store held: by another kernelflow process (our lock) or not.
+
+    ``error`` is the one-line error to raise if the wait ends; ``foreign`` says
+    DuckDB reported another program holding the file.
+    """
+
+    def __init__(self, error: StoreLockedError, *, foreign: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.foreign = foreign
+
+
+def lock_then(
+    paths: StorePaths, read_only: bool, open_file: Callable[[], _T], lock_held: bool = False
+) -> tuple[int | None, _T]:
+    """One try: our lock (unless held), then ``open_file()`` (DuckDB's part); both held.
+
+    Raises :class:`StoreBusy` when either is held by someone else (our lock is
+    released again then), and our one-line store error for any other DuckDB error.
+    """
+    lock_fd = None if lock_held else _lock(paths, read_only)
+    if lock_fd == _BUSY:
+        raise StoreBusy(_busy_error(paths), foreign=False)
+    try:
+        return lock_fd, open_file()
+    except duckdb.Error as exc:
+        _release(lock_fd, read_only)
+        error = translate_error(exc, paths)
+        if not isinstance(error, StoreLockedError):
+            raise error from None
+        raise StoreBusy(error, foreign=True) from None
+
+
+def retry_while_busy(deadline: float, attempt: Callable[[], _T]) -> _T:
+    """``attempt()``, retried with backoff while it raises :class:`StoreBusy`, to ``deadline``.
 
     When the wait ends, the error names the program DuckDB reported holding the
     file, if it did during this wait, even if our lock was busy at the last try:
@@ -176,23 +232,12 @@ def _open(
     delay = 0.002
     foreign: StoreLockedError | None = None
     while True:
-        lock_fd = None if lock_held else _lock(paths, read_only)
-        if lock_fd != _BUSY:
-            try:
-                if read_only:
-                    con = duckdb.connect(str(paths.database), read_only=True, config=SANDBOX)
-                else:
-                    con = duckdb.connect(str(paths.database))
-                    _make_private(paths)
-                return lock_fd, con
-            except duckdb.Error as exc:
-                _release(lock_fd, read_only)
-                error = translate_error(exc, paths)
-                if not isinstance(error, StoreLockedError):
-                    raise error from None
+        try:
+            return attempt()
+        except StoreBusy as busy:
+            error = busy.error
+            if busy.foreign:
                 foreign = error
-        else:
-            error = _busy_error(paths)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise (foreign or error) from None

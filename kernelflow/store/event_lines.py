@@ -64,6 +64,40 @@ _MESSAGE_KEY, _START_KEY, _END_KEY, _RESULT_KEY = (
     ',"result":',
 )
 _PENDING_FIELD = ',"pending":true'
+_NULL_INPUT = '{"hash":null,"upstream":null}'
+
+# Memos of the texts a task run's lines repeat: its id (in its creation line and each
+# state line), its start time (its Running line and its final one), its flow run's id
+# and its task's name (in every task run of the flow). A float's repr costs as much as
+# a third of a line. Each memo holds one object and is looked up by identity, so it
+# can never give the text of another value; threads that interleave only miss.
+_id_memo: tuple[object, str] = (None, "null")
+_flow_memo: tuple[object, str] = (None, "null")
+_start_memo: tuple[object, str] = (None, "null")
+#: Quoted state and task names, by name (a bounded set: see _quoted_name).
+_names: dict[str, str] = {}
+_NAMES_MAX = 256
+
+
+def _quoted_id(value: str) -> str:
+    """``value`` (a run id) as a JSON string, the last one remembered."""
+    global _id_memo
+    memo = _id_memo
+    if memo[0] is value:
+        return memo[1]
+    text = _quote(value)
+    _id_memo = (value, text)
+    return text
+
+
+def _quoted_name(name: str) -> str:
+    """A state's or task's name as a JSON string; the first few hundred are remembered."""
+    text = _names.get(name)
+    if text is None:
+        text = _quote(name)
+        if len(_names) < _NAMES_MAX and type(name) is str:
+            _names[name] = text
+    return text
 
 
 def encode_state_event(kind: str, run: Any, state: Any, result: str | None) -> bytes | None:
@@ -76,19 +110,35 @@ def encode_state_event(kind: str, run: Any, state: Any, result: str | None) -> b
     name that is not a string...); the caller then encodes the event the
     generic way. Null fields are left out, as :func:`state_event` leaves them.
     """
+    global _start_memo
     message, t, start, end = state.message, state.timestamp, run.start_time, run.end_time
+    name, run_id, id_memo = state.name, run.id, _id_memo
     try:
         if t - t or (start is not None and start - start) or (end is not None and end - end):
             return None  # NaN or infinity: the generic encoder writes them its own way
+        t_text = _float(t)
+        if start is None:
+            start_field = ""
+        else:
+            # A run's start time is its first Running state's time (lifecycle.enter_try).
+            if start is t:
+                _start_memo = (t, t_text)
+                start_text = t_text
+            else:
+                memo = _start_memo
+                if memo[0] is not start:
+                    memo = _start_memo = (start, _float(start))
+                start_text = memo[1]
+            start_field = _START_KEY + start_text
         if message is not None and len(message) > MESSAGE_LIMIT:
             message = message[:MESSAGE_LIMIT] + "…"
         text = (
-            f'{{"ev":"state","run_id":{_quote(run.id)},"kind":"{kind}",'
-            f'"type":"{state.type._value_}","name":{_quote(state.name)},'
+            f'{{"ev":"state","run_id":'
+            f'{id_memo[1] if id_memo[0] is run_id else _quoted_id(run_id)},"kind":"{kind}",'
+            f'"type":"{state.type._value_}","name":{_names.get(name) or _quoted_name(name)},'
             f"{'' if message is None else _MESSAGE_KEY + _quote(message) + ','}"
-            f'"t":{_float(t)},"run_count":{int.__index__(run.run_count)}'
-            f"{'' if start is None else _START_KEY + _float(start)}"
-            f"{'' if end is None else _END_KEY + _float(end)}"
+            f'"t":{t_text},"run_count":{int.__index__(run.run_count)}{start_field}'
+            f"{'' if end is None else _END_KEY + (t_text if end is t else _float(end))}"
             f"{'' if result is None else _RESULT_KEY + _quote(result)}}}\n"
         )
     except TypeError:
@@ -103,6 +153,7 @@ def encode_created(event: dict) -> bytes:
     A creation that implies its Pending state (``"pending": true``, see
     :func:`implies_pending`) carries that field last.
     """
+    global _flow_memo
     if event.get("ev") != "task_run":
         return encode_event(event)
     pending = event.get("pending")
@@ -110,25 +161,36 @@ def encode_created(event: dict) -> bytes:
         return encode_event(event)
     try:
         flow_run_id, cache_key, tags = event["flow_run_id"], event["cache_key"], event["tags"]
+        task_name = event["task_name"]
         if type(tags) is not list:
             return encode_event(event)
         inputs = []
         for name, record in event["inputs"].items():
             hash_, upstream = _hash_and_upstream(record)
-            inputs.append(
-                f'{_quote(name)}:{{"hash":{"null" if hash_ is None else _quote(hash_)},'
-                f'"upstream":{"null" if upstream is None else _quote(upstream)}}}'
-            )
+            if hash_ is None and upstream is None:
+                inputs.append(f"{_names.get(name) or _quoted_name(name)}:{_NULL_INPUT}")
+            else:
+                inputs.append(
+                    f'{_quote(name)}:{{"hash":{"null" if hash_ is None else _quote(hash_)},'
+                    f'"upstream":{"null" if upstream is None else _quote(upstream)}}}'
+                )
         t = event["t"]
         if t - t:
             return encode_event(event)  # NaN or infinity
         if pending and next(reversed(event)) != "pending":
             return encode_event(event)  # not last: the generic encoder keeps the order
+        if flow_run_id is None:
+            flow_text = "null"
+        else:
+            memo = _flow_memo
+            if memo[0] is not flow_run_id:
+                memo = _flow_memo = (flow_run_id, _quote(flow_run_id))
+            flow_text = memo[1]
         text = (
-            f'{{"ev":"task_run","id":{_quote(event["id"])},'
-            f'"flow_run_id":{"null" if flow_run_id is None else _quote(flow_run_id)},'
-            f'"task_name":{_quote(event["task_name"])},"name":{_quote(event["name"])},'
-            f'"tags":[{",".join([_quote(tag) for tag in event["tags"]])}],'
+            f'{{"ev":"task_run","id":{_quoted_id(event["id"])},"flow_run_id":{flow_text},'
+            f'"task_name":{_names.get(task_name) or _quoted_name(task_name)},'
+            f'"name":{_quote(event["name"])},'
+            f'"tags":[{",".join([_quote(tag) for tag in tags]) if tags else ""}],'
             f'"cache_key":{"null" if cache_key is None else _quote(cache_key)},'
             f'"inputs":{{{",".join(inputs)}}},"t":{_float(t)}'
             f"{_PENDING_FIELD if pending else ''}}}\n"

@@ -45,6 +45,8 @@ __all__ = [
     "CARRIED_RECENT_UPDATE",
     "COUNTS",
     "DROP_BATCH",
+    "DROP_LINES",
+    "DROP_PRESENT",
     "DROP_RECENT",
     "EVENT_TYPE",
     "FORGET_OFFSETS",
@@ -478,7 +480,6 @@ AFTER_RUNS: list[tuple[tuple[str, ...], list[str]]] = [
     (("event",), EVENT_STATEMENTS),
 ]
 
-
 #: A batch's journals' new offsets (in ``_offsets``) replace their old ones.
 OFFSETS = [
     'DELETE FROM journal_offsets WHERE file IN (SELECT file FROM "_offsets")',
@@ -487,10 +488,10 @@ OFFSETS = [
 READ_OFFSETS = 'SELECT file, "offset" FROM journal_offsets'
 #: Offset rows of journals that no longer exist (listed in ``_present``).
 FORGET_OFFSETS = 'DELETE FROM journal_offsets WHERE file NOT IN (SELECT file FROM "_present")'
-DROP_BATCH = [
-    f"DROP TABLE IF EXISTS {t}"
-    for t in ("_ev", "_st", "_tr", "_latest", "_carried", "_placeholders", "_new")
-]
+_BATCH_TABLES = "_ev _st _tr _latest _carried _placeholders _new _offsets _files"
+DROP_BATCH = [f"DROP TABLE IF EXISTS {t}" for t in _BATCH_TABLES.split()]
+#: The batch's lines once parsed; the journals present after a fold.
+DROP_LINES, DROP_PRESENT = "DROP TABLE IF EXISTS _batch", "DROP TABLE IF EXISTS _present"
 
 #: The connection's settings while it folds, and back to the defaults after.
 SET_THREADS = "SET threads = {threads}"

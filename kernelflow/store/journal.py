@@ -231,7 +231,7 @@ class Journal:
         StoreNotWritableError
             The journal cannot be created or written.
         """
-        self._write(_encode(event), 1)
+        self.write_encoded(_encode(event), 1)
 
     def write_many(self, events: Sequence[Mapping[str, Any]]) -> None:
         """Append several events with one system call (raises as :meth:`write`).
@@ -240,16 +240,13 @@ class Journal:
         the others are not; the caller is told the batch failed.
         """
         if events:
-            self._write(b"".join(_encode(e) for e in events), len(events))
+            self.write_encoded(b"".join(_encode(e) for e in events), len(events))
 
     def write_encoded(self, data: bytes, count: int) -> None:
         """Append ``count`` events already encoded as complete lines (raises as :meth:`write`).
 
         For the engine's state events, which it encodes itself on its hot path.
         """
-        self._write(data, count)
-
-    def _write(self, data: bytes, count: int) -> None:
         with self._lock:
             try:
                 fd = self._fd if self._fd is not None else self._open()

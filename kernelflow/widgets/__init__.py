@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -115,11 +116,11 @@ def set_enabled(on: bool | None) -> None:
             tracker = installation.tracker
             if tracker is None:
                 continue
-            engine.unsubscribe(tracker)
+            engine.unsubscribe(tracker.listener)
             if installation.summary is not None:
                 engine.unsubscribe(installation.summary)
             if enabled():
-                engine.subscribe(tracker)
+                engine.subscribe(tracker.listener)
             elif installation.summary is not None:
                 engine.subscribe(installation.summary)
 
@@ -135,6 +136,8 @@ class _Installation:
         #: In a kernel: the one-line-per-flow listener used while views are off.
         self.summary: Any = None
         self.removed = False
+        #: kernelflow.logs.is_own_record, bound when the gate is set (not imported per line).
+        self.is_own_record: Callable[[logging.LogRecord], bool] = _not_own
 
     def console_gate(self, record: logging.LogRecord) -> bool:
         """Whether the console prints ``record`` (see :func:`kernelflow.logs.set_console_gate`).
@@ -145,16 +148,15 @@ class _Installation:
         a ``%%task`` cell's status line. Lines the user's code logs itself
         still print, unless a run view shows them.
         """
-        from kernelflow.logs import is_own_record
-
         run_id = getattr(record, "run_id", None)
         if run_id is None:
             return True
+        if self.is_own_record(record):  # the engine's lines about runs (most lines)
+            return False  # shown by the run's view, or folded into a summary or status line
         tracker = self.tracker
         model = tracker.model_of(run_id) if tracker is not None and enabled() else None
-        if model is not None and hasattr(model, "notices"):
-            return False  # a run view shows every line (a status line shows none)
-        return not is_own_record(record)
+        # A run view shows every line of its runs (a status line shows none).
+        return model is None or not hasattr(model, "notices")
 
     def pre_run_cell(self, info: Any = None) -> None:
         self.cell = cell_number(self.shell, info)
@@ -183,17 +185,22 @@ class _Installation:
             configure().addHandler(self.handler)
             if getattr(self.shell, "kernel", None) is not None:
                 # A kernel: a cell's output is no console (a terminal keeps Prefect's lines).
-                from kernelflow.logs import set_console_gate
+                from kernelflow.logs import is_own_record, set_console_gate
                 from kernelflow.widgets._summary import FlowSummary
 
+                self.is_own_record = is_own_record
                 self.summary = FlowSummary()
                 set_console_gate(self.console_gate)
             if enabled():
-                engine.subscribe(tracker)
+                engine.subscribe(tracker.listener)
             elif self.summary is not None:
                 engine.subscribe(self.summary)
             artifacts.add_listener(tracker.on_artifact)
             self.tracker = tracker
+
+
+def _not_own(record: logging.LogRecord) -> bool:
+    return False
 
 
 def install(shell: Any = None) -> None:
@@ -252,7 +259,7 @@ def uninstall(shell: Any = None) -> None:
         from kernelflow.logs import configure
 
         artifacts.remove_listener(tracker.on_artifact)
-        engine.unsubscribe(tracker)
+        engine.unsubscribe(tracker.listener)
         if installation.summary is not None:
             from kernelflow.logs import set_console_gate
 

@@ -15,14 +15,10 @@ view shows yet, decides whether one should:
 - a ``%%task`` cell's own task run gets a one-line status instead
   (:mod:`kernelflow.widgets._status`).
 
-Each view is driven by a :class:`LiveRun`, which the ticker thread updates a
-few times a second and which, when nothing shown can change any more,
-replaces the widget output by static HTML and text of the final state (and
-closes the widget), so a saved notebook, nbviewer and GitHub show the final
-table, and a notebook executed headless keeps it too.
-
-In a terminal IPython (no kernel, no widgets) the final table is printed as
-text instead.
+Each view is driven by a :class:`~kernelflow.widgets._driver.LiveRun`,
+which the ticker thread updates a few times a second and which, when nothing
+shown can change any more, replaces the widget output by static HTML and
+text of the final state (see :mod:`kernelflow.widgets._driver`).
 
 The tracker also listens to :mod:`kernelflow.artifacts`: an artifact created
 by a run a view shows is listed in that view (:meth:`Tracker.on_artifact`).
@@ -31,136 +27,21 @@ by a run a view shows is listed in that view (:meth:`Tracker.on_artifact`).
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kernelflow import context, engine
 from kernelflow.runs import FlowRun, TaskRun
 from kernelflow.states import State
 from kernelflow.widgets._cells import cell_number
+from kernelflow.widgets._driver import LiveRun
 from kernelflow.widgets._faults import logger, report
-from kernelflow.widgets._model import RunModel
+from kernelflow.widgets._model import INBOX_MAX, RunModel
+from kernelflow.widgets._snapshot import GOING_VALUES
 from kernelflow.widgets._status import StatusModel, created_for_cell, in_cell_task_scope
 from kernelflow.widgets._ticker import ticker
 
-__all__ = ["LiveRun", "StaticRunView", "Tracker"]
-
-#: In "html" mode (no widget library) the saved output is replaced at most this often.
-HTML_REFRESH_SECONDS = 1.0
-
-
-class StaticRunView:
-    """A view without widgets: HTML and text, refreshed by replacing the output."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        return {"text/html": self.model.html(live=False), "text/plain": self.model.text()}
-
-
-class LiveRun:
-    """Drives one view: pushes model changes, then the final state, once.
-
-    Parameters
-    ----------
-    model:
-        What the view shows: a :class:`RunModel`, or a :class:`StatusModel`.
-    mode:
-        ``"widget"`` (a :class:`~kernelflow.widgets._view.RunView`), ``"html"``
-        (a :class:`StaticRunView` whose output is replaced) or ``"text"``
-        (printed when final).
-    """
-
-    def __init__(self, model: Any, mode: str) -> None:
-        self.model = model
-        self.mode = mode
-        self.view: Any = None
-        self.handle: Any = None
-        self.finished = False
-        self._lock = threading.Lock()
-        self._last_html = 0.0
-        self._html_version = -1
-        self.on_finish: list = []
-        #: The static bundle that replaced the view once final (see :meth:`finish`).
-        self.final_bundle: dict[str, str] | None = None
-        #: Whether :meth:`show` ran (a ``%%task`` status line waits for its run's next state).
-        self.shown = False
-        #: The run whose final state, reached on the main thread, ends the view at once.
-        self.final_run_id: str | None = None
-        #: The runs the tracker finds this view by (forgotten when it finishes). Task runs
-        #: of a shown flow run are found through their flow run, so they are not listed.
-        self.owned: list[str] = []
-
-    def show(self) -> None:
-        """Display the view in the current cell's output (call on the main thread)."""
-        self.shown = True
-        if self.mode == "text":
-            return
-        from IPython.display import display
-
-        if self.mode == "widget":
-            from kernelflow.widgets._view import RunView, TaskStatus
-
-            widget = TaskStatus if isinstance(self.model, StatusModel) else RunView
-            self.view = widget(self.model)
-        else:
-            self.view = StaticRunView(self.model)
-        self.handle = display(self.view, display_id=True)
-
-    def tick(self) -> bool:
-        """Push pending changes (the ticker calls this); True once final."""
-        if self.finished:
-            return True
-        if self.model.is_final():
-            self.finish()
-            return True
-        if self.mode == "widget":
-            self.view.refresh()
-        elif self.mode == "html" and self.handle is not None:
-            now = time.monotonic()
-            if (
-                self.model.version != self._html_version
-                and now - self._last_html >= HTML_REFRESH_SECONDS
-            ):
-                self._html_version = self.model.version
-                self._last_html = now
-                self.handle.update(self.view)
-        return False
-
-    def finish(self) -> None:
-        """Push the final state and save it as the output's static HTML, once."""
-        with self._lock:
-            if self.finished:
-                return
-            self.finished = True
-        try:
-            if self.handle is not None:
-                # The widget output becomes static HTML + text: a saved notebook, nbviewer
-                # and GitHub show the final state, never "model not found" (a saved
-                # notebook keeps no widget models). Nothing shown can change any more.
-                self.final_bundle = {
-                    "text/html": self.model.html(live=False),
-                    "text/plain": self.model.text(),
-                }
-                self.handle.update(self.final_bundle, raw=True)
-                if self.mode == "widget":
-                    try:
-                        self.view.refresh()  # the widget object ends in the final state too
-                        self.view.close()  # its only view was just replaced
-                    except Exception as exc:  # the static output stands either way
-                        report("closing a finished live view", exc)
-            elif self.mode == "text":
-                print(self.model.text(), flush=True)
-        finally:
-            for callback in self.on_finish:
-                callback(self)
-
-    def republish(self) -> None:
-        """Send the final bundle again (from a later cell, so headless runs record it)."""
-        if self.handle is not None and self.final_bundle is not None:
-            self.handle.update(self.final_bundle, raw=True)
+__all__ = ["Tracker"]
 
 
 class Tracker:
@@ -179,6 +60,9 @@ class Tracker:
         self._mode = mode
         #: Which live view shows each run (flow runs, task runs, subflows).
         self.owner: dict[str, LiveRun] = {}
+        #: The model of the run view showing each flow run, by the flow run's id: its
+        #: task runs' common transitions go to the model's inbox (see ``__call__``).
+        self._inboxes: dict[str, RunModel] = {}
         #: The execution count of the cell running now, or None between cells.
         self.cell: int | None = None
         self.cell_view: LiveRun | None = None
@@ -186,6 +70,8 @@ class Tracker:
         self._finished_since_cell: list[LiveRun] = []
         #: The latest run :meth:`model_of` found a model for, and that model.
         self._last_found: tuple[str | None, Any] = (None, None)
+        #: What to register with the engine (see :func:`_listener`).
+        self.listener = _listener(self._inboxes, self._transition)
 
     @property
     def mode(self) -> str:
@@ -230,6 +116,11 @@ class Tracker:
 
     # --- the engine listener -------------------------------------------------------------
     def __call__(self, kind: str, run: Any, state: State) -> None:
+        """Take a transition (the engine calls :attr:`listener`, which is this, only faster)."""
+        self.listener(kind, run, state)
+
+    def _transition(self, kind: str, run: Any, state: State) -> None:
+        """Take a transition :attr:`listener` does not leave in a model's inbox."""
         try:
             # Task runs of a shown flow are found by their flow run; others by their own id.
             live = self.owner.get(run.flow_run_id) if kind == "task" else None
@@ -315,7 +206,10 @@ class Tracker:
         if not self._in_cell():
             return
         model = RunModel("flow", run.flow_name, run.name, flow_run=run)
-        self._start(model, run.id).final_run_id = run.id
+        live = self._start(model, run.id)
+        live.final_run_id = run.id
+        if not live.finished:
+            self._route_tasks(live, run.id)
 
     def _new_task_run(self, run: TaskRun, state: State) -> None:
         if run.flow_run_id is not None and run.flow_run_id != _session_run_id():
@@ -374,7 +268,14 @@ class Tracker:
 
     def _join(self, live: LiveRun, run: Any, state: State) -> None:
         self._own(live, run.id)
+        if isinstance(run, FlowRun):
+            self._route_tasks(live, run.id)
         live.model.push(run, state)
+
+    def _route_tasks(self, live: LiveRun, flow_run_id: str) -> None:
+        """Send the common transitions of ``flow_run_id``'s task runs to the view's inbox."""
+        if isinstance(live.model, RunModel):
+            self._inboxes[flow_run_id] = live.model
 
     def _own(self, live: LiveRun, run_id: str) -> None:
         self.owner[run_id] = live
@@ -400,6 +301,9 @@ class Tracker:
         for run_id in live.owned:
             if self.owner.get(run_id) is live:
                 self.owner.pop(run_id, None)
+            self._inboxes.pop(run_id, None)
+        if isinstance(live.model, RunModel):
+            live.model.apply()  # what came in meanwhile: the inbox must keep no run
         if live.handle is not None and not _on_main_thread():
             # Sent from the ticker thread, the final bundle may have reached no cell that a
             # headless runner was listening to: send it again when the next cell starts.
@@ -413,11 +317,56 @@ class Tracker:
         for live in set(self.owner.values()):
             ticker.discard(live)
         self.owner.clear()
+        self._inboxes.clear()
         self._last_found = (None, None)
 
 
 _MAIN = threading.main_thread().ident
 _FINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "CRASHED"})
+
+
+def _listener(
+    inboxes: dict[str, RunModel], transition: Callable[[str, Any, State], None]
+) -> Callable[[str, Any, State], None]:
+    """A tracker's engine listener: a function, which Python calls faster than an object.
+
+    A task run of a shown flow makes three transitions at least, so the
+    common ones cost one dict store here, no lock (see ``RunModel.inbox``);
+    ``transition`` takes every other one. AwaitingRetry (SCHEDULED) and
+    failures are taken at once: a failed try's message must not coalesce away.
+    """
+    shown = inboxes.get
+
+    def listener(kind: str, run: Any, state: State) -> None:
+        if kind == "task":
+            model = shown(run.flow_run_id)
+            if model is not None:
+                value = state.type._value_
+                if value in GOING_VALUES:  # the run itself: the model reads it when it folds
+                    model.inbox[run.id] = run
+                    return
+                if value == "COMPLETED":  # its fields: a finished run must not be kept
+                    inbox = model.inbox
+                    # event_of(run, state), inlined: a call costs as much as the rest.
+                    inbox[run.id] = (
+                        run.id,
+                        run.name,
+                        run.task_name,
+                        False,
+                        state.name,
+                        value,
+                        state.message,
+                        run.start_time,
+                        run.end_time,
+                        run.run_count,
+                        None,
+                    )
+                    if len(inbox) >= INBOX_MAX:
+                        model.apply()
+                    return
+        transition(kind, run, state)
+
+    return listener
 
 
 def _on_main_thread() -> bool:
@@ -470,9 +419,9 @@ def _mode_for(shell: Any) -> str:
 
 def subscribe(tracker: Tracker) -> None:
     """Register ``tracker`` with the engine."""
-    engine.subscribe(tracker)
+    engine.subscribe(tracker.listener)
 
 
 def unsubscribe(tracker: Tracker) -> None:
     """Remove ``tracker`` from the engine."""
-    engine.unsubscribe(tracker)
+    engine.unsubscribe(tracker.listener)

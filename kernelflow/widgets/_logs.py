@@ -36,17 +36,18 @@ class ViewLogHandler(logging.Handler):
         super().__init__()
         self.find_model = find_model
 
-    def handle(self, record: logging.LogRecord) -> bool:  # no handler lock: models lock
-        self.emit(record)
-        return True
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Hand ``record`` to its run's view, if one shows it (no handler lock: models lock).
 
-    def emit(self, record: logging.LogRecord) -> None:
+        Called for every record of every run: :meth:`emit`'s work is done here,
+        which spares a call per record.
+        """
         run_id = getattr(record, "run_id", None)
         if run_id is None:
-            return
+            return True
         model = self.find_model(run_id)
         if model is None:
-            return
+            return True
         try:
             delay = getattr(record, RETRY_DELAY, None)
             if delay is not None:
@@ -54,3 +55,8 @@ class ViewLogHandler(logging.Handler):
             model.add_log(run_id, record)
         except Exception as exc:  # a log line must never break a run
             report("keeping a log line for a live view", exc)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Hand ``record`` to its run's view (see :meth:`handle`)."""
+        self.handle(record)

@@ -1,10 +1,20 @@
 """The in-memory model behind one live run view.
 
 The engine calls the listener on every transition, on whichever thread moved
-the run, so :meth:`RunModel.push` does a constant, small amount of work there:
-under the model's lock it moves the run from one count to the next (how many
-runs of each task name are in each state), and copies a few fields only for
-the runs a view lists. Nothing is kept per run once it has finished, except
+the run, three times per task run at least, so the common ones cost it one
+dict store, without a lock (see :class:`~kernelflow.widgets._live.Tracker`):
+a task run entering Pending or Running is put in :attr:`RunModel.inbox`
+itself, keyed by its id, and one that completed is replaced there by a tuple
+of a few of its fields (an :data:`~kernelflow.widgets._snapshot.Event`), so
+the inbox never keeps a finished run, whose result may be large. The ticker
+folds the inbox a few times a second (:meth:`RunModel.apply`), and so does
+every reader before it looks: the states a run went through between two
+looks coalesce, and the fold moves its count once, from its last folded
+state (how many runs of each task name are in each state), and copies a few
+fields only for the runs a view lists. Every other transition (the flow
+run's, failures, retries) is taken at once by :meth:`RunModel.push`, after
+the inbox, so each run's states are folded in order. Nothing is kept per run
+once it has finished, except
 for those listed runs and the latest finished runs of each task name: the
 runs still going are the only ones the model remembers (to move their count
 on their next state), so a flow of a million task runs costs the view no more
@@ -39,20 +49,22 @@ from typing import Any
 
 from kernelflow.runs import FlowRun, TaskRun
 from kernelflow.states import State
+from kernelflow.widgets._detail import GROUP_DETAIL_ROWS, LOG_LINES, row_details, run_detail
 from kernelflow.widgets._snapshot import (
     FAILED_VALUES,
     FINAL_VALUES,
+    GOING_VALUES,
     Event,
     LogLine,
     Row,
     Snapshot,
     event_of,
     group_row,
-    row_of,
 )
 
 __all__ = [
     "ARTIFACTS",
+    "GROUP_DETAIL_ROWS",
     "GROUP_THRESHOLD",
     "LOG_LINES",
     "RunModel",
@@ -60,15 +72,15 @@ __all__ = [
 
 #: Above this many task runs, the table shows one row per task name with counts.
 GROUP_THRESHOLD = 40
-#: Log lines kept in memory per listed run (the store keeps them all).
-LOG_LINES = 200
 #: The latest log lines of a view's runs kept in memory, whichever run logged them: a run
 #: the view does not list (one of thousands) shows those of its lines still kept.
 LOG_KEEP = 500
-#: Runs listed when a grouped row is opened.
-GROUP_DETAIL_ROWS = 25
 #: Failed runs kept per view for a grouped row's detail.
 FAILED_ROWS = 500
+#: Completed runs in a model's inbox that make the listener fold it at once. Small: folded
+#: while they are still in the CPU's caches, they cost far less than folded by the ticker a
+#: quarter of a second (thousands of runs) later; it also bounds the inbox.
+INBOX_MAX = 64
 #: Artifacts listed per view (the newest; the store keeps them all).
 ARTIFACTS = 50
 #: Warnings shown at once per view (the newest), and lines in its collapsible log.
@@ -104,9 +116,13 @@ class RunModel:
                 self.flow.update(event_of(flow_run, flow_run.state))
         self.created = time.time()
         self.lock = threading.Lock()
-        #: Every run not final yet: its group's counts, its state name, tries and group (a
-        #: finished run is forgotten: engine runs never leave a final state).
-        self.active: dict[str, tuple[dict[str, int], str, int, str]] = {}
+        #: Task runs whose latest transition the listener left here, by run id, not folded
+        #: yet (see :meth:`apply`): the run itself while it goes on, the :data:`Event` of
+        #: its end once it has completed.
+        self.inbox: dict[str, Any] = {}
+        #: Every run not final yet (as of the last fold): its group's counts, its state name
+        #: and tries (a finished run is forgotten: engine runs never leave a final state).
+        self.active: dict[str, tuple[dict[str, int], str, int]] = {}
         #: Task runs (and subflow runs) seen so far.
         self.total = 0
         #: Per group (task name): how many of its runs are in each state, plus "_retries".
@@ -118,12 +134,15 @@ class RunModel:
         self.finished = 0
         self.first_start: float | None = None
         self.last_end: float | None = None
-        #: Bumped on every change; the view re-renders when it differs from the last push.
-        self.version = 0
+        #: Changes taken, log records aside (those are counted in :attr:`log_count`).
+        self._changes = 0
         #: Log lines of the listed runs (those in :attr:`rows`).
         self.logs: dict[str, deque[LogLine]] = {}
-        #: The latest log records of all runs, ``(run id, record)``.
-        self.log_records: deque[tuple[str, Any]] = deque(maxlen=LOG_KEEP)
+        #: Runs listed by the fold going on, whose kept lines it adds at its end.
+        self._listed: list[str] = []
+        #: The latest log records of all runs.
+        self.log_records: deque[Any] = deque(maxlen=LOG_KEEP)
+        self.log_count = 0
         #: When the next try of a run waiting to retry starts (epoch seconds).
         self.retry_at: dict[str, float] = {}
         #: The row the user opened: a run id, or ``group:<task name>``.
@@ -134,82 +153,156 @@ class RunModel:
         #: Artifacts of the runs shown, by id: the fields a view lists (newest ARTIFACTS).
         self.artifacts: dict[str, dict] = {}
         self.notices: deque[tuple[str, LogLine]] = deque(maxlen=NOTICES)
-        self.log_count = 0
+
+    @property
+    def version(self) -> int:
+        """Moves on every change; the view re-renders when it differs from the last push.
+
+        The changes of :attr:`inbox` count once folded (:meth:`apply` first).
+        """
+        return self._changes + self.log_count
 
     # --- fed by the listener (any thread; keep cheap) --------------------------------------
     def push(self, run: TaskRun | FlowRun, state: State) -> None:
-        """Take a transition of one of this view's runs: move its count, in constant time.
+        """Take a transition of one of this view's runs at once, in constant time.
 
-        A listed run's fields are copied; a failed try's message is kept at
-        once (the view lists every retried run, with its failed tries).
+        For the flow run's own states, subflow runs and the states a task run
+        rarely enters (failures, retries, cancellations): the common ones of
+        task runs come through :attr:`inbox` instead. A listed run's fields are
+        copied; a failed try's message is kept at once (the view lists every
+        retried run, with its failed tries).
         """
-        run_id = run.id
-        flow = self.flow  # set, with flow_run_id, for a flow's view only
-        if flow is not None and run_id == self.flow_run_id:
-            event = event_of(run, state)
-            with self.lock:
-                flow.update(event)
-                self.version += 1
-            return
-        name = state.name
-        kind = state.type._value_
-        tries = run.run_count
+        event = event_of(run, state)
         with self.lock:
-            self.version += 1
-            before = self.active.get(run_id)
-            if before is None:  # a new run
-                self.total += 1
-                if isinstance(run, FlowRun):  # a subflow run, shown as a row of its parent's view
-                    group = f"subflow {run.flow_name}"
-                else:
-                    group = run.task_name
-                counts = self.groups.get(group)
-                if counts is None:
-                    counts = self.groups[group] = {}
-                start = run.start_time
-                if start is not None and (self.first_start is None or start < self.first_start):
-                    self.first_start = start
+            if self.inbox:  # this run's earlier states come first
+                self._fold()
+            self._changes += 1
+            if run.id == self.flow_run_id and self.flow is not None:
+                self.flow.update(event)
             else:
-                counts, before_name, tries_before, group = before
-                counts[before_name] -= 1
-                if tries > tries_before:
-                    counts["_retries"] = counts.get("_retries", 0) + tries - tries_before
-                if self.first_start is None and run.start_time is not None:
-                    self.first_start = run.start_time
-            counts[name] = counts.get(name, 0) + 1
-            if kind in FINAL_VALUES:
-                if before is not None:
-                    del self.active[run_id]
-                self.finished += 1
-                end = run.end_time
-                if end is not None and (self.last_end is None or end > self.last_end):
-                    self.last_end = end
-                final = True
-            else:
-                self.active[run_id] = (counts, name, tries if tries > 1 else 1, group)
-                final = False
-            row = self.rows.get(run_id)
-            if row is None:
-                if (
-                    self.total > GROUP_THRESHOLD
-                    and name != "AwaitingRetry"
-                    and (kind not in FAILED_VALUES or len(self.rows) >= FAILED_ROWS)
-                ):
-                    if final:  # the latest finished runs of a group, for its detail
-                        recent = self.recent.get(group)
-                        if recent is None:
-                            recent = self.recent[group] = deque(maxlen=GROUP_DETAIL_ROWS)
-                        recent.append(event_of(run, state))
-                    return
-                event = event_of(run, state)
-                row = self.rows[run_id] = Row(event)
-            else:
-                event = event_of(run, state)
-            row.update(event)
-            if name == "AwaitingRetry":
-                row.retry_errors = [*(row.retry_errors or ()), state.message or "failed"]
-            if final and self.total > GROUP_THRESHOLD:
-                self._add_recent(group, event)
+                self._take(event)
+                if self._listed:
+                    self._fill_lines()
+
+    def apply(self) -> None:
+        """Fold the transitions waiting in :attr:`inbox` (the ticker, and readers first)."""
+        if self.inbox:
+            with self.lock:
+                self._fold()
+
+    def _fold(self) -> None:
+        """Take what :attr:`inbox` holds, oldest run first (under the lock)."""
+        inbox = self.inbox
+        pop, take, active = inbox.pop, self._take, self.active
+        grouped = self.total >= GROUP_THRESHOLD  # so a new run is not listed (see _take)
+        cell = self.flow is None  # a cell's view takes its times from its runs
+        ended = 0  # runs that began and completed between two looks, not counted yet
+        counts: dict[str, int] = {}
+        done: deque[Event] = deque()
+        group = None
+        # The keys first, then one pop each: a listener adding to the inbox meanwhile loses
+        # nothing (swapping in a new dict could drop what it sets in the old one), and dict
+        # order is the order the runs entered it.
+        for run_id in list(inbox):
+            item = pop(run_id)
+            if grouped and type(item) is tuple and run_id not in active:
+                # What _take does with most runs of a big flow, inlined: a run seen first
+                # completed (the inbox keeps only the tuples of completed runs), unlisted.
+                if item[2] != group:
+                    group = item[2]
+                    counts = self.groups.setdefault(group, {})
+                    done = self.recent.setdefault(group, deque(maxlen=GROUP_DETAIL_ROWS))
+                counts[item[4]] = counts.get(item[4], 0) + 1
+                if item[9] > 1:  # tries before this one
+                    counts["_retries"] = counts.get("_retries", 0) + item[9] - 1
+                done.append(item)
+                ended += 1
+                if cell:
+                    self._span(item[7], item[8])
+                continue
+            if ended:  # _take goes on from the counts
+                self.total, self.finished, ended = self.total + ended, self.finished + ended, 0
+            if type(item) is not tuple:  # a run going on: its state as of now
+                state = item.state
+                if state is None or state.type._value_ not in GOING_VALUES:
+                    # It has moved on since, and its listener brings that state (never
+                    # taken here ahead of it, nor twice).
+                    continue
+                item = event_of(item, state)
+            take(item)
+            grouped = self.total >= GROUP_THRESHOLD
+        self.total += ended
+        self.finished += ended
+        self._changes += 1
+        if self._listed:
+            self._fill_lines()
+
+    def _fill_lines(self) -> None:
+        """Give the runs listed since the last look their kept lines (under the lock)."""
+        fill = {run_id: self.logs[run_id] for run_id in self._listed}
+        self._listed.clear()
+        for r in self.log_records:
+            lines = fill.get(r.run_id)
+            if lines is not None:
+                lines.append(LogLine(r.created, r.levelname, record=r))
+
+    def _take(self, event: Event) -> None:
+        """Move a run's count to its new state (under the lock); see :func:`event_of`."""
+        run_id, _, group, _, name, kind, _, start, end, tries, _ = event
+        before = self.active.get(run_id)
+        if before is None:  # a new run (or one whose earlier states coalesced with this one)
+            self.total += 1
+            counts = self.groups.get(group)
+            if counts is None:
+                counts = self.groups[group] = {}
+            if tries > 1:  # tries it started before the view first saw it
+                counts["_retries"] = counts.get("_retries", 0) + tries - 1
+            if start is not None and (self.first_start is None or start < self.first_start):
+                self.first_start = start
+        else:
+            counts, before_name, tries_before = before
+            counts[before_name] -= 1
+            if tries > tries_before:
+                counts["_retries"] = counts.get("_retries", 0) + tries - tries_before
+            if self.first_start is None and start is not None:
+                self.first_start = start
+        counts[name] = counts.get(name, 0) + 1
+        final = kind in FINAL_VALUES
+        if final:
+            if before is not None:
+                del self.active[run_id]
+            self.finished += 1
+            if end is not None and (self.last_end is None or end > self.last_end):
+                self.last_end = end
+        else:
+            self.active[run_id] = (counts, name, tries if tries > 1 else 1)
+        row = self.rows.get(run_id)
+        if row is None:
+            if (
+                self.total > GROUP_THRESHOLD
+                and name != "AwaitingRetry"
+                and (kind not in FAILED_VALUES or len(self.rows) >= FAILED_ROWS)
+            ):
+                if final:  # the latest finished runs of a group, for its detail
+                    self._add_recent(group, event)
+                return
+            row = self.rows[run_id] = Row(event)
+            # Listed from now on: every line it logs (add_log), and those it logged before
+            # (_fill_lines, at the end of the fold: one look at the kept records for all).
+            self.logs[run_id] = deque(maxlen=LOG_LINES)
+            self._listed.append(run_id)
+        row.update(event)
+        if name == "AwaitingRetry":
+            row.retry_errors = [*(row.retry_errors or ()), event[6] or "failed"]
+        if final and self.total > GROUP_THRESHOLD:
+            self._add_recent(group, event)
+
+    def _span(self, start: float | None, end: float | None) -> None:
+        """Widen the span of a cell's runs to a finished run's start and end."""
+        if start is not None and (self.first_start is None or start < self.first_start):
+            self.first_start = start
+        if end is not None and (self.last_end is None or end > self.last_end):
+            self.last_end = end
 
     def _add_recent(self, group: str, event: Event) -> None:
         recent = self.recent.get(group)
@@ -222,24 +315,15 @@ class RunModel:
 
         Kept at once rather than queued for the ticker: a queue would hold a
         few thousand records between two looks, which the garbage collector
-        then walks again and again.
+        then walks again and again. A record becomes a line (formatted when
+        shown) only where a view lists it: a listed run's lines, and warnings.
         """
         with self.lock:
-            item = (run_id, record)
-            kept = self.log_records
-            kept.append(item)
-            self.log_count += 1
-            self.version += 1
-            # A record becomes a line (formatted when shown) only where a view lists it:
-            # a listed run's lines, and warnings.
+            self.log_records.append(record)
+            self.log_count += 1  # moves :attr:`version`: the view shows the latest lines
             lines = self.logs.get(run_id)
             if lines is not None:
                 lines.append(LogLine(record.created, record.levelname, record=record))
-            elif run_id in self.rows:
-                lines = self.logs[run_id] = deque(
-                    (LogLine(r.created, r.levelname, record=r) for i, r in kept if i == run_id),
-                    maxlen=LOG_LINES,
-                )
             if record.levelno >= logging.WARNING and (
                 # The engine's errors report a run's failure, which the view shows already
                 # (its state and error): shown again, the error would show twice.
@@ -265,7 +349,7 @@ class RunModel:
                 "description": event.get("description"),
                 "summary": summary,
             }
-            self.version += 1
+            self._changes += 1
 
     def update_artifact(self, event: Mapping[str, Any]) -> bool:
         """Take a progress update (``artifact_update``); False if this view lacks the artifact."""
@@ -278,41 +362,35 @@ class RunModel:
             artifact["summary"] = summarize(artifact["type"], event.get("data"))
             if event.get("description"):
                 artifact["description"] = event["description"]
-            self.version += 1
+            self._changes += 1
             return True
 
     def on_retry_scheduled(self, run_id: str, delay: float) -> None:
         """A run waits ``delay`` seconds before its next try."""
         with self.lock:
             self.retry_at[run_id] = time.time() + delay
-            self.version += 1
+            self._changes += 1
 
     # --- folding (ticker thread, or a reader) ------------------------------------------
-    def apply(self) -> None:
-        """Fold pending changes (none: transitions and log records are taken at once).
-
-        Kept for the views, which call it before they look.
-        """
-
     def _log_tail(self) -> list[tuple[str, LogLine]]:
         """The latest :data:`LOG_TAIL` lines of all runs, ``(who, line)`` (under the lock)."""
         kept = self.log_records
         return [
             (getattr(r, "run_label", None) or "", LogLine(r.created, r.levelname, record=r))
-            for _, r in itertools.islice(kept, max(0, len(kept) - LOG_TAIL), None)
+            for r in itertools.islice(kept, max(0, len(kept) - LOG_TAIL), None)
         ]
 
     def mark_cell_done(self) -> None:
         """The cell that submitted these task runs has returned."""
         with self.lock:
             self.cell_done = True
-            self.version += 1
+            self._changes += 1
 
     def select(self, row_id: str | None) -> None:
         """Open a row (or close it, when it is already open)."""
         with self.lock:
             self.selected = None if row_id == self.selected else row_id
-            self.version += 1
+            self._changes += 1
 
     # --- read by views --------------------------------------------------------------------
     def state(self) -> dict | None:
@@ -339,6 +417,7 @@ class RunModel:
         """True once nothing shown here can change any more."""
         if self.flow is not None:
             return self.flow.final
+        self.apply()
         return self.cell_done and self.finished == self.total
 
     def times(self) -> tuple[float | None, float | None]:
@@ -357,6 +436,8 @@ class RunModel:
         for the static HTML that replaces a finished view.
         """
         with self.lock:
+            if self.inbox:
+                self._fold()
             total = self.total
             grouped = total > group_threshold
             if grouped:
@@ -379,13 +460,13 @@ class RunModel:
             total=total,
             grouped=grouped,
             rows=rows,
-            detail=self._detail(selected) if selected else None,
+            detail=self.detail(selected) if selected else None,
             note=self.note,
             artifacts=artifacts,
             notices=notices,
             log_tail=log_tail,
             log_count=log_count,
-            row_details=self._row_details(rows) if static and not grouped else {},
+            row_details=row_details(self, rows) if static and not grouped else {},
         )
 
     def html(self, live: bool = True) -> str:
@@ -395,72 +476,18 @@ class RunModel:
         snap = self.snapshot(static=not live)
         return render_run_html(snap, selected=self.selected if live else None, live=live)
 
-    def _row_details(self, rows: list[dict]) -> dict[str, dict]:
-        found = {}
-        for row in rows:
-            detail = self._detail(row["id"])
-            if detail and (detail["error"] or detail["retry_errors"] or detail["logs"]):
-                found[row["id"]] = detail
-        return found
-
     def text(self) -> str:
         """The view as a text table."""
         from kernelflow.widgets._render import render_run_text
 
         return render_run_text(self.snapshot())
 
-    def _detail(self, selected: str) -> dict | None:
+    def detail(self, selected: str) -> dict | None:
+        """What opening row ``selected`` shows (see :mod:`kernelflow.widgets._detail`)."""
         with self.lock:
-            if selected.startswith("group:"):
-                name = selected[len("group:") :]
-                # Worth opening first: runs that failed, retried or have not finished.
-                failed = [
-                    r
-                    for r in self.rows.values()
-                    if r.group == name
-                    and (r.retry_errors or not (r.final and r.state_type == "COMPLETED"))
-                ]
-                failed.sort(key=lambda r: (r.state_type not in FAILED_VALUES, not r.final))
-                seen = {r.id for r in failed}
-                recent = [
-                    self.rows.get(e[0]) or row_of(e)
-                    for e in reversed(self.recent.get(name, ()))
-                    if e[0] not in seen
-                ]
-                picked = (failed + recent)[:GROUP_DETAIL_ROWS]
-                total = sum(
-                    v for k, v in self.groups.get(name, {}).items() if not k.startswith("_")
-                )
-                return {
-                    "kind": "group",
-                    "name": name,
-                    "total": total,
-                    "rows": [r.as_dict(self.retry_at.get(r.id)) for r in picked],
-                }
-            row = self.rows.get(selected)
-            if row is None:
-                row = next(
-                    (row_of(e) for es in self.recent.values() for e in es if e[0] == selected),
-                    None,
-                )
-            if row is None:
-                return None
-            kept = self.logs.get(selected)
-            if kept is None:  # a run the view does not list: its lines still kept
-                lines = [
-                    LogLine(r.created, r.levelname, record=r)
-                    for i, r in self.log_records
-                    if i == selected
-                ][-LOG_LINES:]
-            else:
-                lines = list(kept)
-            return {
-                "kind": "run",
-                "row": row.as_dict(self.retry_at.get(row.id)),
-                "logs": lines,
-                "error": row.error,
-                "retry_errors": list(row.retry_errors or ()),
-            }
+            if self.inbox:
+                self._fold()
+            return run_detail(self, selected)
 
 
 def _is_own_record(record: Any) -> bool:

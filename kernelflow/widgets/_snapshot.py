@@ -19,6 +19,7 @@ from kernelflow.states import State
 __all__ = [
     "FAILED_VALUES",
     "FINAL_VALUES",
+    "GOING_VALUES",
     "Event",
     "LogLine",
     "Row",
@@ -33,6 +34,9 @@ __all__ = [
 # code, and these checks run once per transition.
 FINAL_VALUES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "CRASHED"})
 FAILED_VALUES = frozenset({"FAILED", "CRASHED"})
+#: The types of the states a task run goes on in that a view takes from the run itself
+#: (Pending, Running, Retrying): see ``RunModel.inbox``.
+GOING_VALUES = frozenset({"PENDING", "RUNNING"})
 
 
 class LogLine:

@@ -16,6 +16,7 @@ import pytest
 from deploy_helpers import wait_for
 
 from kernelflow.deployments import Scheduler, deploy, get, list_deployments, run_deployment
+from kernelflow.deployments.html_copy import html_copy
 from kernelflow.errors import ConfigurationError
 
 pytestmark = pytest.mark.slow
@@ -155,5 +156,5 @@ def test_the_example_notebook_on_a_short_schedule(kernel, store, tmp_path):
         output = store.home / "outputs" / "report" / f"{run_id}.ipynb"
         text = json.dumps([c.get("outputs", []) for c in nbformat.read(output, 4).cells])
         assert "Report for 2026-02-01: 4 values, total 3.000, mean 0.750" in text
-        assert output.with_suffix(".html").exists()
+        assert "Report for 2026-02-01" in html_copy(output).read_text()
     assert get("report").parameters == {"n": 4, "day": "2026-02-01"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import nbformat
 import pytest
 
@@ -9,6 +11,7 @@ from kernelflow.deployments.parameters import (
     coerce_parameters,
     notebook_parameters,
     read_notebook,
+    read_snapshot,
 )
 from kernelflow.errors import ConfigurationError
 
@@ -88,3 +91,44 @@ class TestReadNotebook:
         bad.write_text("{not json")
         with pytest.raises(ConfigurationError, match="is not a valid notebook"):
             read_notebook(bad)
+
+
+class TestReadSnapshot:
+    """A snapshot is read with plain JSON; it finds the same parameters as nbformat."""
+
+    def test_same_parameters_as_nbformat_with_sources_as_lists_of_lines(self, tmp_path):
+        path = tmp_path / "snap.ipynb"
+        nbformat.write(NB, path)
+        assert isinstance(json.loads(path.read_text())["cells"][0]["source"], list)  # on disk
+        snapshot = read_snapshot(path)
+        assert isinstance(snapshot, dict) and not isinstance(snapshot, nbformat.NotebookNode)
+        assert notebook_parameters(snapshot) == notebook_parameters(read_notebook(path))
+        given = {"n": "3", "flag": "yes"}
+        assert coerce_parameters(snapshot, given, "nb") == {"n": 3, "flag": True}
+
+    def test_a_notebook_without_the_cell_has_no_parameters(self, tmp_path):
+        path = tmp_path / "plain.ipynb"
+        nbformat.write(notebook(None), path)
+        assert notebook_parameters(read_snapshot(path)) is None
+
+    @pytest.mark.parametrize(
+        ("text", "match"),
+        [("{not json", "is not a valid notebook"), ('{"nbformat": 4}', "is not a valid notebook")],
+    )
+    def test_what_plain_json_cannot_read_gets_nbformat_s_one_line_error(
+        self, tmp_path, text, match
+    ):
+        bad = tmp_path / "bad.ipynb"
+        bad.write_text(text)
+        with pytest.raises(ConfigurationError, match=match):
+            read_snapshot(bad)
+
+    def test_missing_file(self, tmp_path):
+        with pytest.raises(ConfigurationError, match="does not exist"):
+            read_snapshot(tmp_path / "nope.ipynb")
+
+    def test_an_older_format_is_converted_by_nbformat(self, tmp_path):
+        path = tmp_path / "v3.ipynb"
+        nbformat.write(nbformat.v4.downgrade(NB), path, version=3)
+        found = notebook_parameters(read_snapshot(path))
+        assert found is not None and found["n"].type == "int"

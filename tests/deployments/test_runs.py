@@ -13,9 +13,12 @@ import psutil
 import pytest
 from deploy_helpers import kernels_of_run, wait_for
 
+from kernelflow import settings
 from kernelflow.deployments import Scheduler, deploy, run_deployment
+from kernelflow.deployments.html_copy import html_copy, html_path
 from kernelflow.deployments.notify import wait_for_deliveries
 from kernelflow.errors import ConfigurationError
+from kernelflow.store.journals import pending_bytes
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +50,11 @@ class TestARun:
         output = store.home / "outputs" / "report" / f"{run.id}.ipynb"
         assert run.state.message == f"Output notebook {output}"
         assert "value 8" in output_text(output)
-        assert output.with_suffix(".html").read_text().startswith("<!DOCTYPE html>")
+        # Folded before run_deployment returned: nothing of the run waits in a journal.
+        assert pending_bytes(settings.paths()) == 0
+        # The HTML copy is made when first asked for (the panel, ``GET runs/<id>/html``).
+        assert not html_path(output).exists()
+        assert "value 8" in html_copy(output).read_text()
         assert states_of(store, run.id) == ["Scheduled", "Pending", "Running", "Completed"]
         row = store.sql("SELECT * FROM flow_runs WHERE id = ?", [run.id]).iloc[0]
         assert row["deployment_id"] and json.loads(row["parameters"])["n"] == "4"
@@ -212,7 +219,7 @@ def test_runs_on_a_dask_cluster(make_notebook, store):
         run = run_deployment("remote")
     assert run.state.name == "Completed", run.state.message
     output = store.home / "outputs" / "remote" / f"{run.id}.ipynb"
-    assert "ran in" in output_text(output) and output.with_suffix(".html").exists()
+    assert "ran in" in output_text(output) and "ran in" in html_copy(output).read_text()
     logs = store.sql("SELECT logger, message FROM logs WHERE run_id = ?", [run.id])
     assert any(m.startswith("ran in") for m in logs["message"])  # events came back
     children = store.sql("SELECT id FROM flow_runs WHERE parent_flow_run_id = ?", [run.id])

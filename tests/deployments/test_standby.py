@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 
 import psutil
@@ -11,7 +12,7 @@ from deploy_helpers import wait_for
 
 from kernelflow.deployments import Scheduler, deploy, run_deployment
 from kernelflow.deployments.workers import STANDBY_FLAG, spawn
-from kernelflow.errors import ConfigurationError
+from kernelflow.errors import ConfigurationError, KernelflowError
 
 
 def gone(pid: int) -> bool:
@@ -45,7 +46,8 @@ class TestSettings:
 
 def test_a_worker_without_a_job_exits_cleanly_when_its_launcher_closes(store) -> None:
     worker = spawn(standby=True)
-    assert STANDBY_FLAG in psutil.Process(worker.pid).cmdline()
+    # Between fork and exec the child's command line is not its own yet.
+    wait_for(lambda: STANDBY_FLAG in psutil.Process(worker.pid).cmdline(), 30, "the exec")
     assert worker.close(wait=60) == 0  # end-of-file instead of a job: nothing to do
 
 
@@ -122,3 +124,45 @@ def test_without_warm_workers_each_try_starts_cold(make_notebook, store) -> None
     assert not fire.standby and fire.sent is not None and fire.received is not None
     assert fire.worker_started is not None and fire.worker_started >= fire.scheduled_time
     assert gone(fire.pid)
+
+
+class TestRunDeployment:
+    """``run_deployment`` (and ``deployment run --wait``) starts its worker before its claims."""
+
+    def test_a_refused_run_leaves_no_worker(self, store) -> None:
+        with pytest.raises(KernelflowError):
+            run_deployment("no-such-deployment")
+        assert [pid for pid in standbys_of(os.getpid()) if not gone(pid)] == []
+
+    def test_a_store_not_created_yet_is_refused_in_one_line(self, tmp_path, monkeypatch) -> None:
+        monkeypatch.setenv("KERNELFLOW_HOME", str(tmp_path / "no-store-yet"))
+        with pytest.raises(KernelflowError, match="no-such-deployment") as caught:
+            run_deployment("no-such-deployment")
+        assert "\n" not in str(caught.value)
+
+    @pytest.mark.slow
+    def test_the_worker_starts_first_and_runs_the_try(
+        self, make_notebook, store, monkeypatch
+    ) -> None:
+        from kernelflow.deployments import records, standby, workers
+
+        seen: list[tuple[str, bool]] = []
+        spawn_, claim = workers.spawn, records.claim_fire
+
+        def spying_spawn(*args, **kwargs):
+            seen.append(("spawn", bool(kwargs.get("standby"))))
+            return spawn_(*args, **kwargs)
+
+        def spying_claim(*args, **kwargs):
+            seen.append(("claim", False))
+            return claim(*args, **kwargs)
+
+        monkeypatch.setattr(standby, "spawn", spying_spawn)
+        monkeypatch.setattr(workers, "spawn", spying_spawn)  # a cold start would show
+        monkeypatch.setattr(records, "claim_fire", spying_claim)
+        deploy(make_notebook("first", "print('ran')"), "first")
+        run = run_deployment("first")
+        assert run.state.name == "Completed", run.state.message
+        # One worker, started ahead of the claim, took the try: no cold start after it.
+        assert seen == [("spawn", True), ("claim", False)]
+        assert [pid for pid in standbys_of(os.getpid()) if not gone(pid)] == []

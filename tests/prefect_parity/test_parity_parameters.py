@@ -211,6 +211,20 @@ class TestOptOutAndOtherFlows:
             nightly.serve("nightly", interval=3600, parameters={"day": "2024-01-01", "dya": 1})
 
 
+def _last_json_line(code: str, child_env, tmp_path):
+    """Run ``code`` in a fresh interpreter; the JSON of the last line it printed."""
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def test_pydantic_is_imported_only_when_an_annotated_flow_is_called(child_env, tmp_path):
     code = """
 import json, sys
@@ -231,13 +245,24 @@ typed("2")
 seen.append("pydantic" in sys.modules)
 print(json.dumps(seen))
 """
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=child_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        check=True,
-    )
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == [False, False, True]
+    assert _last_json_line(code, child_env, tmp_path) == [False, False, True]
+
+
+def test_values_already_of_their_plain_type_need_no_pydantic(child_env, tmp_path):
+    code = """
+import json, sys
+from kernelflow import flow
+
+@flow
+def typed(n: int, name: str, ratio: float, on: bool):
+    return [n, name, ratio, on]
+
+out = [typed(3, "a", 0.5, True)]
+seen = ["pydantic" in sys.modules]
+out.append(typed(True, "a", 1, True))  # a bool for int and an int for float: pydantic decides
+seen.append("pydantic" in sys.modules)
+print(json.dumps([out, seen]))
+"""
+    out, seen = _last_json_line(code, child_env, tmp_path)
+    assert seen == [False, True]
+    assert out == [[3, "a", 0.5, True], [1, "a", 1.0, True]]

@@ -388,6 +388,29 @@ class TestBatches:
         assert offset == size
         assert not compact(paths).opened  # all of it, exactly once
 
+    def test_a_states_seq_is_its_lines_offset_whatever_the_batches(self, paths, small_batches):
+        from kernelflow.store.journals import JournalName
+
+        flow_id = new_id()
+        mine, theirs = Journal(paths.journal), foreign_journal(paths.journal)
+        for i in range(40):  # both journals in most batches
+            task_id = new_id()
+            journal = mine if i % 2 else theirs
+            journal.write_many([task_run(task_id, flow_id), state(task_id, "Running")])
+
+        compact(paths)
+
+        for journal in (mine, theirs):
+            data = journal.path.read_bytes()
+            process = JournalName.parse(journal.path.name).process
+            found = rows(paths, "SELECT run_id, seq FROM states WHERE process = ?", [process])
+            assert len(found) == 20  # a Running state for each of its 20 runs
+            for run_id, seq in found:
+                assert (
+                    data[seq - 1 : seq] == b"\n" and run_id in data[seq:].split(b"\n")[0].decode()
+                )
+        assert not list(paths.home.glob("*.fold-batch"))  # the scratch file is removed
+
     def test_a_dead_journal_is_crashed_and_removed_after_its_last_batch(
         self, paths, small_batches, monkeypatch
     ):

@@ -314,10 +314,3 @@ class TestDamaged:
         with pytest.raises(StoreNotWritableError, match="KERNELFLOW_HOME"):
             with connect(StorePaths(blocker / "home")):
                 pass
-
-
-def test_strings_replaces_invalid_utf8_instead_of_failing():
-    """A journal name or line with bytes that are not UTF-8 becomes U+FFFD, not a TypeError."""
-    from kernelflow.store.journal_bytes import strings
-
-    assert strings([b"ok", b"\xffbad", "x"]).to_pylist() == ["ok", "\ufffdbad", "x"]

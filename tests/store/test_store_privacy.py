@@ -29,7 +29,7 @@ from kernelflow import flow, task
 from kernelflow.concurrency import create_limit
 from kernelflow.concurrency.sync import concurrency, rate_limit
 from kernelflow.deployments import deploy
-from kernelflow.deployments.runner import export_html
+from kernelflow.deployments.html_copy import html_copy
 from kernelflow.settings import paths
 from kernelflow.store.compact import compact
 
@@ -63,7 +63,7 @@ outputs = paths().outputs / "report"
 paths().ensure(outputs)
 nbformat.write(notebook, outputs / "run.ipynb")
 os.chmod(outputs / "run.ipynb", 0o600)
-export_html(str(outputs / "run.ipynb"), str(outputs / "run.html"))
+html_copy(outputs / "run.ipynb")  # made as when first asked for: run.html
 
 compact()
 states = kernelflow.sql("SELECT state_name FROM task_runs")["state_name"]

@@ -26,7 +26,7 @@ from kernelflow import flow, task
 
 @task(retries=1, retry_delay_seconds=0.5)
 def slow(i):
-    time.sleep(0.4)
+    time.sleep(0.8)  # longer than a view waits before its first update (FIRST_UPDATE)
     if i == 1 and not failed:
         failed.append(i)
         raise ValueError("flaky once")

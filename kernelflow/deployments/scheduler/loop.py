@@ -324,7 +324,7 @@ class Scheduler(_FiringSchedule):
         Graceful: wait for runs in progress and start the queued fires as room
         frees (a standby that took the lease may start some first; each try is
         claimed once). Cancelling: cancel the runs, release the queued fires
-        to the next scheduler. Then wait for the runs' HTML copies.
+        to the next scheduler. Then wait for the runs' workers to exit.
         """
         starting = True
         while True:

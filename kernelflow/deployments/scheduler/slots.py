@@ -268,7 +268,7 @@ class _RunSlots(_Lease):
                 if execution.worker_started is not None:
                     self.started_fires.append(_started_fire(item, execution))
                 self._wake()
-                execution.wait_for_files()  # a stopping scheduler waits for the HTML too
+                execution.wait_for_files()  # a stopping scheduler waits for the workers too
 
         thread = threading.Thread(
             target=target, name=f"kernelflow-run-{item.run.id[-8:]}", daemon=True

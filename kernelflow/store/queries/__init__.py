@@ -1,7 +1,8 @@
 """Reading the store: SQL and the few questions every tool asks, as DataFrames or rows.
 
 Each call first folds a small backlog of journal events into the database,
-then opens it read-only (:mod:`.reading`). The tables and their columns are
+then reads it read-only (:mod:`.reading`), attached to the process's one
+DuckDB instance (:mod:`.attached`). The tables and their columns are
 documented in ``docs/schema.md``.
 
 The Python API answers with pandas DataFrames; the CLI, the REST payloads and

@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kernelflow.store.queries.bounds import _span
-from kernelflow.store.queries.reading import FRAME, ROWS, Shape, _has_table, _read, _Reader
+from kernelflow.store.queries.reading import (
+    _NAMED_TASK_RUNS,
+    FRAME,
+    ROWS,
+    Shape,
+    _has_table,
+    _read,
+    _Reader,
+)
 
 if TYPE_CHECKING:
     import pandas
@@ -97,11 +105,18 @@ def artifact_rows(flow_run_id: str) -> list[dict[str, Any]]:
 
 def _artifacts(reader: _Reader, flow_run_id: str, shape: Shape) -> Any:
     params: dict[str, Any] = {"run": flow_run_id}
-    bound = _span(reader, [flow_run_id]).where("created", params)
+    tasks = reader.task_ids.get(flow_run_id)
+    if tasks is not None and len(tasks) <= _NAMED_TASK_RUNS:
+        # Its task runs were read whole on this connection, in the same span: named,
+        # so task_runs is not read again.
+        params["tasks"] = tasks
+        of_tasks = "list_contains($tasks, task_run_id)"
+    else:
+        bound = _span(reader, [flow_run_id]).where("created", params)
+        of_tasks = f"task_run_id IN (SELECT id FROM task_runs WHERE flow_run_id = $run{bound})"
     return reader.fetch(
         f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts "
-        "WHERE created IS NOT NULL AND (flow_run_id = $run "
-        f"OR task_run_id IN (SELECT id FROM task_runs WHERE flow_run_id = $run{bound})) "
+        f"WHERE created IS NOT NULL AND (flow_run_id = $run OR {of_tasks}) "
         "ORDER BY created, id",
         params,
         shape,

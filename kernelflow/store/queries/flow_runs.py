@@ -174,16 +174,27 @@ def find_flow_run(flow_run_id: str) -> dict[str, Any]:
         _check_found(str(flow_run_id), len(found), found[0]["id"] if found else None)
         # The questions that follow (its task runs, logs...) need its span: it is here.
         reader.spans[(found[0]["id"],)] = _span_of(found[:1])
+        reader.found[found[0]["id"]] = (found[0]["created"], found[0]["parent_flow_run_id"])
     return found[0]
 
 
 def _find_flow_run(reader: _Reader, prefix: str, shape: Shape) -> Any:
+    if len(prefix) >= _ID_LENGTH:
+        # A whole id, as pasted: equality reads the ids faster than starts_with (2 ms
+        # of 6 on 100k runs), and an exact match is the answer whatever it prefixes.
+        found = reader.fetch("SELECT * FROM flow_runs WHERE id = ?", [prefix], shape)
+        if len(found):
+            return found
     return reader.fetch(
         # An exact match first: an id may also be the prefix of another id.
         "SELECT * FROM flow_runs WHERE starts_with(id, ?) ORDER BY id = ? DESC, id LIMIT 2",
         [prefix, prefix],
         shape,
     )
+
+
+#: The length of a run id (a UUID's text); shorter text can only be a prefix.
+_ID_LENGTH = 36
 
 
 def _check_found(prefix: str, found: int, first_id: str | None) -> None:
@@ -223,11 +234,14 @@ def subflow_rows(flow_run_id: str) -> list[dict[str, Any]]:
 
 
 def _subflows(reader: _Reader, flow_run_id: str, shape: Shape) -> Any:
-    return reader.fetch(
+    found = reader.fetch(
         "SELECT * FROM flow_runs WHERE parent_flow_run_id = ? ORDER BY created NULLS LAST, id",
         [flow_run_id],
         shape,
     )
+    if shape == ROWS:
+        reader.has_sessions[flow_run_id] = any("notebook" in (c["tags"] or []) for c in found)
+    return found
 
 
 @dataclass

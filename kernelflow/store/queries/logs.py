@@ -6,7 +6,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kernelflow.store.queries.bounds import _span
-from kernelflow.store.queries.reading import FRAME, ROWS, Shape, _read, _Reader
+from kernelflow.store.queries.reading import (
+    _NAMED_TASK_RUNS,
+    FRAME,
+    ROWS,
+    Shape,
+    _read,
+    _Reader,
+)
 
 if TYPE_CHECKING:
     import pandas
@@ -33,8 +40,27 @@ def _log_filter(reader: _Reader, run_id: str, include_task_runs: bool) -> tuple[
     span = _span(reader, [run_id])
     if not include_task_runs:
         return _RUN_LOGS + span.where("timestamp", params), params
+    tasks = _known_task_ids(reader, run_id)
+    if tasks is not None:
+        # The task runs are known (read on this connection, in the same span): naming
+        # them spares reading task_runs again (3.5 ms of 7.5 on a store of 10M).
+        named: dict[str, Any] = {"runs": [run_id, *tasks]}
+        return "list_contains($runs, run_id)" + span.where("timestamp", named), named
     where = _RUN_AND_TASK_LOGS.format(tasks=span.where("created", params))
     return where + span.where("timestamp", params), params
+
+
+def _known_task_ids(reader: _Reader, run_id: str) -> list[str] | None:
+    """Every task run :data:`_RUN_AND_TASK_LOGS` would find, when this reader read them all.
+
+    That is when the run's own task runs were read whole (``task_run_rows``)
+    and its subflows showed it has no notebook session whose task runs are
+    its too; None otherwise, or when they are too many to name.
+    """
+    tasks = reader.task_ids.get(run_id)
+    if tasks is None or reader.has_sessions.get(run_id, True) or len(tasks) > _NAMED_TASK_RUNS:
+        return None
+    return tasks
 
 
 def logs_of(run_id: str, include_task_runs: bool = True) -> pandas.DataFrame:

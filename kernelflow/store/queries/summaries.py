@@ -210,7 +210,12 @@ def _run_summaries(
         WHERE k.island IS NULL OR k.id = i.shown
         ORDER BY k.created DESC NULLS LAST, k.id
     """
-    if fold_skipped or run_id is not None:
+    found = reader.found.get(run_id) if run_id is not None else None
+    if found is not None and where == ["TRUE", "r.id = ?"] and not fold_skipped:
+        # A run already read on this connection (the REST run detail): its page is itself.
+        created, parent = found
+        page = [(run_id, created, parent, 1, created)]
+    elif fold_skipped or run_id is not None:
         # Islands may reach back past any recent stretch, and one run may be old: one query.
         page = reader.execute(
             query.replace("{recent}", "") + " LIMIT ? OFFSET ?", [*params, int(limit), int(offset)]

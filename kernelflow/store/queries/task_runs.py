@@ -50,12 +50,15 @@ def task_run_rows(flow_run_ids: str | Sequence[str]) -> list[dict[str, Any]]:
 def _task_runs(reader: _Reader, flow_run_ids: list[str], shape: Shape) -> Any:
     params: dict[str, Any] = {"ids": flow_run_ids}
     bound = _span(reader, flow_run_ids).where("created", params)
-    return reader.fetch(
+    found = reader.fetch(
         f"SELECT * FROM task_runs WHERE list_contains($ids, flow_run_id){bound} "
         "ORDER BY created NULLS LAST, id",
         params,
         shape,
     )
+    if shape == ROWS and len(flow_run_ids) == 1:
+        reader.task_ids[flow_run_ids[0]] = [row["id"] for row in found]
+    return found
 
 
 def task_state_counts(flow_run_ids: Sequence[str]) -> pandas.DataFrame:
