@@ -466,14 +466,6 @@ def _log_page(run_id: str, offset: int | None, limit: int) -> dict[str, Any]:
     }
 
 
-def _count_states(rows: list[dict[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for row in rows:
-        state = row.get("state_name") or "Unknown"
-        counts[state] = counts.get(state, 0) + 1
-    return counts
-
-
 def _iso(when: dt.datetime | None) -> str | None:
     if when is None:
         return None

@@ -13,7 +13,6 @@ laid out in layers (a cell sits one layer right of its furthest producer).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,11 +64,12 @@ def _json(value: Any) -> dict:
 def default_notebook() -> str | None:
     """The flow name of this kernel's notebook session, when there is one."""
     from kernelflow import context
+    from kernelflow.deployments.from_code import notebook_path
 
     session = context.session_flow_context()
     inner = getattr(session, "_session", None)
     name = getattr(inner, "name", None)
-    return name or os.environ.get("JPY_SESSION_NAME") or None
+    return name or notebook_path()
 
 
 def load_graph(notebook: str | None = None) -> Graph:
