@@ -406,21 +406,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-_TYPED_DICTS = frozenset(
-    {
-        "ArtifactEvent",
-        "ArtifactUpdateEvent",
-        "CacheDeleteEvent",
-        "CacheHitEvent",
-        "CacheWriteEvent",
-        "EmittedEvent",
-        "FlowRunEvent",
-        "InputsEvent",
-        "JournalEvent",
-        "LogEvent",
-        "OutputsEvent",
-        "ProcessEvent",
-        "StateEvent",
-        "TaskRunEvent",
-    }
-)
+#: The TypedDicts :func:`__getattr__` loads from event_types: the ``...Event`` names above.
+_TYPED_DICTS = frozenset(name for name in __all__ if name.endswith("Event"))
