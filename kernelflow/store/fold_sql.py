@@ -43,6 +43,7 @@ __all__ = [
     "CARRIED_OLD_STATEMENTS",
     "CARRIED_RECENT",
     "CARRIED_RECENT_UPDATE",
+    "CHECKPOINT",
     "COUNTS",
     "DROP_BATCH",
     "DROP_LINES",
@@ -497,4 +498,5 @@ DROP_LINES, DROP_PRESENT = "DROP TABLE IF EXISTS _batch", "DROP TABLE IF EXISTS 
 SET_THREADS = "SET threads = {threads}"
 SET_MEMORY = "SET memory_limit = '{megabytes}MB'"
 RESET_SETTINGS = ["RESET threads", "RESET memory_limit"]
+CHECKPOINT = "CHECKPOINT"
 DROP_RECENT = "DROP TABLE IF EXISTS _recent"

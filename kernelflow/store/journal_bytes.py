@@ -131,6 +131,8 @@ def load_lines(
     try:
         con.execute((_LOAD_ONE if len(firsts) == 1 else _LOAD_MANY).format(read=read))
         ok = con.execute(_CHECK).fetchall()[0] == (lines, size - lines)
+    except duckdb.OutOfMemoryException:
+        raise  # the fold reads the batch again with more memory
     except duckdb.Error:  # e.g. invalid UTF-8 or a control character in a torn line
         ok = False
     if not ok:

@@ -388,6 +388,27 @@ class TestBatches:
         assert offset == size
         assert not compact(paths).opened  # all of it, exactly once
 
+    def test_a_batch_over_the_memory_limit_is_read_again_with_more(self, paths, caplog):
+        # A 4 MB line does not parse under the fold's usual limit (without the retry this
+        # raised DuckDB's out-of-memory error at every fold: the store never caught up).
+        flow_id = new_id()
+        message = "x" * (4 << 20)
+        Journal(paths.journal).write_many(
+            [
+                flow_run(flow_id),
+                log(flow_id, message, kind="flow"),
+                state(flow_id, "Completed", kind="flow"),
+            ]
+        )
+
+        with caplog.at_level("INFO", logger="kernelflow.store"):
+            compact(paths)
+
+        assert "needs more memory; reading it again" in caplog.text
+        assert rows(paths, "SELECT length(message) FROM logs") == [(len(message),)]
+        assert rows(paths, "SELECT state_name FROM flow_runs") == [("Completed",)]
+        assert not compact(paths).opened  # imported once
+
     def test_a_states_seq_is_its_lines_offset_whatever_the_batches(self, paths, small_batches):
         from kernelflow.store.journals import JournalName
 
