@@ -205,7 +205,12 @@ def main() -> None:
             )
         )
         helpers = max(g.helpers for g in gross[n])
-        rss_notes = "Peak RSS of the flow's process (its exit fold included)"
+        # wait4 reports a process's peak or its waited-for children's, whichever is larger:
+        # the background folds the flow's compactor waited for are in the flow's figure.
+        rss_notes = (
+            "Peak RSS of the flow's process (its exit fold included) or of a background "
+            "fold it waited for, whichever is larger"
+        )
         if helpers:
             rss_notes += ", plus the largest compaction child's peak"
         rows.append(

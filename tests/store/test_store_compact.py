@@ -409,6 +409,18 @@ class TestBatches:
         assert rows(paths, "SELECT state_name FROM flow_runs") == [("Completed",)]
         assert not compact(paths).opened  # imported once
 
+    def test_a_fold_checkpoints_before_its_memory_limit_is_lifted(self, paths):
+        # Left to the close, the checkpoint ran without the limit: up to 120 MB more.
+        module = sys.modules["kernelflow.store.compact"]
+        task_id = new_id()
+        Journal(paths.journal).write_many([task_run(task_id), state(task_id, "Completed")])
+        wal = paths.database.with_name(paths.database.name + ".wal")
+
+        with connect(paths) as con:
+            module.fold(con, paths, module.CompactReport())
+            assert not wal.exists() or wal.stat().st_size == 0
+            assert con.execute("SELECT count(*) FROM task_runs").fetchall() == [(1,)]
+
     def test_a_states_seq_is_its_lines_offset_whatever_the_batches(self, paths, small_batches):
         from kernelflow.store.journals import JournalName
 
