@@ -16,12 +16,13 @@ database. A fold, under the store's write lock:
    per line and no pyarrow: :mod:`kernelflow.store.journal_bytes`) and are
    parsed there (:mod:`kernelflow.store.fold_sql`) under a memory limit; a
    batch of huge lines that exceeds it is read again under a higher one;
-3. in ONE transaction per batch: inserts the batch's events, task runs already
-   in their newest state, moves older runs, applies cache events, artifacts and
-   events (``emit_event``) and stores the journals' new offsets; with the last
-   batch, marks the unfinished runs of dead processes ``Crashed``. A crash
-   mid-way keeps the batches committed before it and commits nothing of the
-   rest, so nothing is imported twice;
+3. per batch (:mod:`kernelflow.store.fold_batch`), in one transaction of up to
+   :data:`BATCHES_PER_COMMIT` batches: inserts the batch's events, task runs
+   already in their newest state, moves older runs, applies cache events,
+   artifacts and events (``emit_event``) and stores the journals' new offsets;
+   with the last batch, marks the unfinished runs of dead processes ``Crashed``.
+   A crash mid-way keeps the transactions committed before it and commits
+   nothing of the rest, so nothing is imported twice;
 4. after the commit, deletes the finished journals, then their offset rows (in
    that order: a crash in between leaves a journal whose offset is its size,
    deleted next time, never a journal without its offset, which would be
@@ -51,18 +52,14 @@ from kernelflow.errors import StoreFullError
 from kernelflow.settings import StorePaths
 from kernelflow.store import fold_sql as sql
 from kernelflow.store.crash import crash as _crash
+from kernelflow.store.fold_batch import MemoryLimit, import_batch, read_batch
 from kernelflow.store.journal_bytes import (
-    load_lines,
-    open_scratch,
-    read_complete,
     remove_scratch,
     temp_table,
 )
 from kernelflow.store.journals import (
-    JournalName,
     finished_parts,
     forget_header,
-    identity,
     is_dead,
     list_journals,
     pending_bytes,
@@ -84,13 +81,13 @@ __all__ = [
 
 logger = logging.getLogger("kernelflow.store")
 
-#: About this many journal bytes are parsed and imported per transaction of a fold:
-#: the fold's extra memory is a small multiple of it, whatever the journals' size.
+#: About this many journal bytes are parsed and imported per batch of a fold: the
+#: fold's extra memory is a small multiple of it, whatever the journals' size.
 BATCH_BYTES = 8 * 1024 * 1024
-#: DuckDB's memory limit while folding, in MB (raised for a batch of one huge line): four
-#: times a batch. It bounds the fold's extra RSS (48 MB: 60 MB extra on a 100 MB journal,
-#: 70 on 1 GB; 32 MB: 47 and 61) for ~10 % more CPU, as DuckDB evicts sooner.
-MEMORY_MB = 32
+#: Batches imported per transaction: fewer commits (each writes the WAL and may checkpoint)
+#: cost less CPU, and the open transaction's rows cost memory (1 GB journal: 1 batch
+#: 40-44 s / 61 MB extra RSS, 4: 37 s / 57 MB, 8: 32 s / 64 MB).
+BATCHES_PER_COMMIT = 4
 
 
 #: Per thread: seconds a fold pauses between batches (the background compactor sets
@@ -222,9 +219,9 @@ def fold(con: duckdb.DuckDBPyConnection, paths: StorePaths, report: CompactRepor
     ``journal_offsets`` make every journal read from its first byte). The
     batches are of about :data:`BATCH_BYTES`.
 
-    Each batch is one transaction holding its events and its journals' new
-    offsets, so a fold stopped between batches keeps what it committed and
-    imports nothing twice; its memory is that of one batch, however long the
+    A transaction holds up to :data:`BATCHES_PER_COMMIT` batches' events and their
+    journals' new offsets, so a fold stopped mid-way keeps what it committed and
+    imports nothing twice; its memory is that of a few batches, however long the
     journals are (a kernel open for weeks, a flow of a million tasks). The
     runs of dead processes are marked Crashed with the last batch, once their
     journals have been read to the end.
@@ -284,38 +281,49 @@ def _fold(
     first = dict(positions)
     con.execute(sql.NO_RECENT)
     recent_since: float | None = None
-    memory = _MemoryLimit()
+    memory = MemoryLimit()
+    in_transaction, batches = False, 0  # batches imported in the open transaction
     while True:
         # Each journal up to the size listed above: a fold does not chase writers.
         pending = [p for p in positions if positions[p] < journals[p]]
-        # What the batch moves, kept to read it again should DuckDB run out of memory.
-        before = (dict(positions), dict(journals), dict(reached), report.events, report.bad_lines)
+        if not in_transaction:
+            # Where this transaction starts: read again from here if it is rolled back.
+            saved = (dict(positions), dict(journals), dict(reached), dict(offsets))
+            saved_report = (report.events, report.bad_lines, recent_since)
         try:
-            new_offsets = _read_batch(
-                con, _scratch(paths), pending, positions, journals, reached, memory
+            new_offsets = read_batch(
+                con, _scratch(paths), pending, positions, journals, reached, memory, BATCH_BYTES
             )
             last = all(positions[p] >= journals[p] for p in pending)
             if new_offsets is None and not last:
                 continue  # only unfinished lines were read; the other journals are next
-            con.begin()
-            try:
-                if new_offsets is not None:
-                    recent_since = _import(con, new_offsets, report, recent_since)
-                if last and dead:  # with the last batch: the journals are read to their end
-                    report.crashed_runs = _crash(con, dead, journals)
+            if not in_transaction:
+                con.begin()
+                in_transaction = True
+            if new_offsets is not None:
+                recent_since, events, bad_lines = import_batch(con, new_offsets, recent_since)
+                report.events += events
+                report.bad_lines += bad_lines
+            if last and dead:  # with the last batch: the journals are read to their end
+                report.crashed_runs = _crash(con, dead, journals)
+            batches += 1
+            if last or batches >= BATCHES_PER_COMMIT or memory.boost > 1:
                 con.commit()
-            except BaseException:
+                in_transaction, batches = False, 0
+        except BaseException as exc:
+            if in_transaction:
                 _rollback(con)
-                raise
-        except duckdb.OutOfMemoryException:
+                in_transaction, batches = False, 0
             # A batch of a few huge lines (a logged DataFrame, a big artifact) needs more
-            # than the limit: the same batch again with more, or the fold never ends.
-            if not memory.more(paths):
+            # than the limit: read again from the transaction's start with more, or the
+            # fold would never get past it.
+            if not isinstance(exc, duckdb.OutOfMemoryException) or not memory.more(paths):
                 raise
-            positions, journals, reached = before[0], before[1], before[2]
-            report.events, report.bad_lines = before[3], before[4]
+            positions, journals = dict(saved[0]), dict(saved[1])
+            reached, offsets = dict(saved[2]), dict(saved[3])
+            report.events, report.bad_lines, recent_since = saved_report
             continue
-        if memory.boost > 1:
+        if memory.boost > 1:  # committed above
             # The batch's huge values are in the WAL: checkpoint them under the raised
             # limit (a later commit's automatic checkpoint under the usual one would fail).
             con.execute(sql.CHECKPOINT)
@@ -358,97 +366,6 @@ def _fold(
         logger.warning("kernelflow: skipped %d unreadable journal lines", report.bad_lines)
 
 
-def _read_batch(
-    con: duckdb.DuckDBPyConnection,
-    scratch: Path,
-    pending: list[Path],
-    positions: dict[Path, int],
-    journals: dict[Path, int],
-    reached: dict[str, int],
-    memory: _MemoryLimit,
-) -> list[tuple[str, int]] | None:
-    """Read up to :data:`BATCH_BYTES` of ``pending`` journals into the batch tables.
-
-    Moves ``positions`` past the lines read and returns the journals' new
-    offsets, or None when no complete line was read.
-    """
-    files: list[tuple[str, str, int, int]] = []
-    firsts: list[int] = []  # where each journal's bytes start in the batch
-    new_offsets = []
-    budget, size, lines = BATCH_BYTES, 0, 0
-    # Each journal's bytes go to the scratch file as read: Python keeps none of them.
-    with open_scratch(scratch) as out:
-        for path in pending:
-            if budget <= 0:
-                break
-            start = positions[path]
-            limit = min(budget, journals[path] - start)
-            data, read = read_complete(path, start, limit)
-            reached[path.name] = read
-            budget -= read - start
-            if not data:  # a partial line only: its writer has not finished it yet
-                journals[path] = start
-                continue
-            end = start + len(data)
-            positions[path] = end
-            host, pid, _, _ = identity(path)
-            name = JournalName.parse(path.name)
-            # seq = the part's base + the line's offset in the file.
-            files.append((name.process, host, pid, name.seq_base() + start - size))
-            firsts.append(size)
-            out.write(data)
-            size += len(data)
-            lines += data.count(b"\n")
-            new_offsets.append((path.name, end))
-            del data
-    if not files:
-        return None
-    memory.fit(con, size)
-    temp_table(
-        con,
-        "_files",
-        file_idx=("INTEGER", list(range(len(files)))),
-        process=("VARCHAR", [f[0] for f in files]),
-        host=("VARCHAR", [f[1] for f in files]),
-        pid=("BIGINT", [f[2] for f in files]),
-        base=("BIGINT", [f[3] for f in files]),
-        first=("BIGINT", firsts),
-    )
-    load_lines(con, scratch, lines, size, firsts)
-    _parse(con)
-    return new_offsets
-
-
-class _MemoryLimit:
-    """DuckDB's memory limit during a fold: set for each batch, raised for one that needs more."""
-
-    #: After this many raises (x4 each) for one batch, its out-of-memory error stands.
-    MAX_BOOST = 4**4
-
-    def __init__(self) -> None:
-        self.megabytes = 0  # as last set (a SET costs a few ms: only when it changes)
-        self.boost = 1  # x4 after each out-of-memory error of the current batch
-
-    def fit(self, con: duckdb.DuckDBPyConnection, size: int) -> None:
-        """Set the limit for a batch of ``size`` bytes."""
-        # A few times the batch (the parsed rows), so a batch of one huge line fits too;
-        # past it, temporary tables spill to disk.
-        megabytes = max(MEMORY_MB, 4 * size >> 20) * self.boost
-        if megabytes != self.megabytes:
-            con.execute(sql.SET_MEMORY.format(megabytes=megabytes))
-            self.megabytes = megabytes
-
-    def more(self, paths: StorePaths) -> bool:
-        """Raise the limit for the batch that just ran out of memory; False if it is at most."""
-        if self.boost >= self.MAX_BOOST:
-            return False
-        self.boost *= 4
-        logger.info(
-            "kernelflow: a batch of %s's journals needs more memory; reading it again", paths.home
-        )
-        return True
-
-
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
     import duckdb
 
@@ -456,81 +373,3 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
         con.rollback()
     except duckdb.Error:
         pass  # a failed commit has already ended the transaction; the first error matters
-
-
-def _parse(con: duckdb.DuckDBPyConnection) -> None:
-    """Parse ``_batch`` into the tables ``_st``, ``_tr``, ``_ev`` (outside the transaction)."""
-    import duckdb
-
-    try:
-        try:
-            for statement in sql.parse(sql.from_json(safe=False)):
-                con.execute(statement)
-        except duckdb.OutOfMemoryException:
-            raise  # the fold reads the batch again with more memory
-        except duckdb.Error:
-            # A line that is not JSON (a torn write): parse again, slower, keeping it as NULL.
-            for statement in sql.parse(sql.from_json(safe=True)):
-                con.execute(statement)
-    finally:
-        # The batch's lines are in the parsed tables now: free them.
-        con.execute(sql.DROP_LINES)
-    for statement in sql.VIEWS:
-        con.execute(statement)
-
-
-def _import(
-    con: duckdb.DuckDBPyConnection,
-    new_offsets: list[tuple[str, int]],
-    report: CompactReport,
-    recent_since: float | None,
-) -> float | None:
-    """Import the parsed batch; return the first creation time of its new task runs.
-
-    ``recent_since`` is that of the previous batch, whose new runs are in ``_recent``.
-    """
-    counts: dict[str | None, int] = {}
-    for ev, number, bad in con.execute(sql.COUNTS).fetchall():
-        counts[ev] = counts.get(ev, 0) + number
-        report.bad_lines += bad
-        if ev is None:
-            report.bad_lines += number
-    report.events += sum(counts.values())
-    for ev, statements in sql.BEFORE_RUNS:
-        if any(counts.get(kind) for kind in ev):
-            for statement in statements:
-                con.execute(statement)
-    if counts.get("state") or counts.get("task_run"):
-        for statement in sql.STATE_STATEMENTS:
-            con.execute(statement)
-        find_placeholders, fill_placeholders, insert_new, find_carried = sql.TASK_STATEMENTS
-        con.execute(find_placeholders)
-        if con.execute(sql.ANY_PLACEHOLDER).fetchall():
-            con.execute(fill_placeholders)
-        con.execute(insert_new)
-        con.execute(find_carried)
-        if recent_since is None:  # no bound known: every carried run goes the long way
-            con.execute(sql.FORGET_RECENT)
-        if con.execute(sql.CARRIED_OLD).fetchall():
-            for statement in sql.CARRIED_OLD_STATEMENTS:
-                con.execute(statement)
-        if con.execute(sql.CARRIED_RECENT).fetchall():
-            con.execute(sql.CARRIED_RECENT_UPDATE, [recent_since])
-        con.execute(sql.REMEMBER_RECENT[0])
-        (since,) = con.execute(sql.REMEMBER_RECENT[1]).fetchall()[0]
-    else:
-        con.execute(sql.NO_RECENT)
-        since = None
-    for ev, statements in sql.AFTER_RUNS:
-        if any(counts.get(kind) for kind in ev):
-            for statement in statements:
-                con.execute(statement)
-    temp_table(
-        con,
-        "_offsets",
-        file=("VARCHAR", [o[0] for o in new_offsets]),
-        offset=("BIGINT", [o[1] for o in new_offsets]),
-    )
-    for statement in sql.OFFSETS:
-        con.execute(statement)
-    return since

@@ -490,13 +490,11 @@ READ_OFFSETS = 'SELECT file, "offset" FROM journal_offsets'
 #: Offset rows of journals that no longer exist (listed in ``_present``).
 FORGET_OFFSETS = 'DELETE FROM journal_offsets WHERE file NOT IN (SELECT file FROM "_present")'
 _BATCH_TABLES = "_ev _st _tr _latest _carried _placeholders _new _offsets _files"
+_DROPPED = "_batch _present _recent"
 DROP_BATCH = [f"DROP TABLE IF EXISTS {t}" for t in _BATCH_TABLES.split()]
-#: The batch's lines once parsed; the journals present after a fold.
-DROP_LINES, DROP_PRESENT = "DROP TABLE IF EXISTS _batch", "DROP TABLE IF EXISTS _present"
-
-#: The connection's settings while it folds, and back to the defaults after.
-SET_THREADS = "SET threads = {threads}"
-SET_MEMORY = "SET memory_limit = '{megabytes}MB'"
-RESET_SETTINGS = ["RESET threads", "RESET memory_limit"]
-CHECKPOINT = "CHECKPOINT"
-DROP_RECENT = "DROP TABLE IF EXISTS _recent"
+#: The batch's lines once parsed; the journals present after a fold; the last batch's runs.
+DROP_LINES, DROP_PRESENT, DROP_RECENT = (f"DROP TABLE IF EXISTS {t}" for t in _DROPPED.split())
+#: The connection's settings while it folds, and back to the defaults after (checkpointed
+#: first, under the fold's memory limit).
+SET_THREADS, SET_MEMORY = "SET threads = {threads}", "SET memory_limit = '{megabytes}MB'"
+CHECKPOINT, RESET_SETTINGS = "CHECKPOINT", ["RESET threads", "RESET memory_limit"]

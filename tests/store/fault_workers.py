@@ -113,13 +113,13 @@ def compactor(stage: str) -> None:
     compact_module = sys.modules["kernelflow.store.compact"]
 
     if stage == "in_transaction":
-        real_import = compact_module._import
+        real_import = compact_module.import_batch
 
         def import_then_die(*args, **kwargs):
             real_import(*args, **kwargs)
             die()
 
-        compact_module._import = import_then_die
+        compact_module.import_batch = import_then_die
     elif stage == "after_commit":
         real_connect = db.connect
 

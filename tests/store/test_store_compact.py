@@ -409,6 +409,26 @@ class TestBatches:
         assert rows(paths, "SELECT state_name FROM flow_runs") == [("Completed",)]
         assert not compact(paths).opened  # imported once
 
+    def test_out_of_memory_mid_transaction_reads_it_all_again_once(
+        self, paths, small_batches, caplog
+    ):
+        # The huge line's batch is not the transaction's first: the batches before it
+        # are rolled back with it and read again, none lost, none twice.
+        flow_id = new_id()
+        before = [log(flow_id, f"before {i} " + "z" * 300, kind="flow") for i in range(6)]
+        after = [log(flow_id, f"after {i} " + "z" * 300, kind="flow") for i in range(12)]
+        huge = log(flow_id, "x" * (4 << 20), kind="flow")
+        Journal(paths.journal).write_many([flow_run(flow_id), *before, huge, *after])
+
+        with caplog.at_level("INFO", logger="kernelflow.store"):
+            report = compact(paths)
+
+        assert "needs more memory; reading it again" in caplog.text
+        assert report.events == 1 + 1 + 6 + 1 + 12  # the header, the run, the logs: once
+        assert count(paths, "logs") == 19
+        assert rows(paths, "SELECT count(DISTINCT message) FROM logs") == [(19,)]
+        assert not compact(paths).opened
+
     def test_a_fold_checkpoints_before_its_memory_limit_is_lifted(self, paths):
         # Left to the close, the checkpoint ran without the limit: up to 120 MB more.
         module = sys.modules["kernelflow.store.compact"]
@@ -468,33 +488,34 @@ class TestBatches:
         assert report.crashed_runs == 1 and report.removed_journals == 1
         assert not journal.path.exists()
 
-    def test_a_failure_in_a_later_batch_keeps_the_earlier_ones_once(
+    def test_a_failure_in_a_later_transaction_keeps_the_earlier_ones_once(
         self, paths, small_batches, monkeypatch
     ):
         flow_id = new_id()
         journal = Journal(paths.journal)
         journal.write_many(
-            [flow_run(flow_id)] + [log(flow_id, f"line {i} " + "z" * 200) for i in range(40)]
+            [flow_run(flow_id)] + [log(flow_id, f"line {i} " + "z" * 200) for i in range(80)]
         )
-        real_import = small_batches._import
+        real_import = small_batches.import_batch
         calls = []
+        fail_at = small_batches.BATCHES_PER_COMMIT + 2  # within the second transaction
 
-        def failing_second(*args):
+        def failing(*args):
             calls.append(1)
-            if len(calls) == 2:
+            if len(calls) == fail_at:
                 raise RuntimeError("power cut")
             return real_import(*args)
 
         with monkeypatch.context() as patch:
-            patch.setattr(small_batches, "_import", failing_second)
+            patch.setattr(small_batches, "import_batch", failing)
             with pytest.raises(RuntimeError):
                 compact(paths)
         first = count(paths, "logs")
-        assert 0 < first < 40
+        assert 0 < first < 80  # the first transaction's batches, none of the second's
 
         compact(paths)
 
-        assert count(paths, "logs") == 40  # the rest, and nothing twice
+        assert count(paths, "logs") == 80  # the rest, and nothing twice
 
 
 def count_in(con, table):
