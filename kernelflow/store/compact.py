@@ -283,6 +283,7 @@ def _fold(
     recent_since: float | None = None
     memory = MemoryLimit()
     in_transaction, batches = False, 0  # batches imported in the open transaction
+    per_commit = BATCHES_PER_COMMIT
     while True:
         # Each journal up to the size listed above: a fold does not chase writers.
         pending = [p for p in positions if positions[p] < journals[p]]
@@ -290,10 +291,12 @@ def _fold(
             # Where this transaction starts: read again from here if it is rolled back.
             saved = (dict(positions), dict(journals), dict(reached), dict(offsets))
             saved_report = (report.events, report.bad_lines, recent_since)
+        reading = True
         try:
             new_offsets = read_batch(
                 con, _scratch(paths), pending, positions, journals, reached, memory, BATCH_BYTES
             )
+            reading = False
             last = all(positions[p] >= journals[p] for p in pending)
             if new_offsets is None and not last:
                 continue  # only unfinished lines were read; the other journals are next
@@ -307,18 +310,26 @@ def _fold(
             if last and dead:  # with the last batch: the journals are read to their end
                 report.crashed_runs = _crash(con, dead, journals)
             batches += 1
-            if last or batches >= BATCHES_PER_COMMIT or memory.boost > 1:
+            if last or batches >= per_commit or memory.boost > 1:
                 con.commit()
                 in_transaction, batches = False, 0
         except BaseException as exc:
+            was_open = in_transaction
             if in_transaction:
                 _rollback(con)
                 in_transaction, batches = False, 0
-            # A batch of a few huge lines (a logged DataFrame, a big artifact) needs more
-            # than the limit: read again from the transaction's start with more, or the
-            # fold would never get past it.
-            if not isinstance(exc, duckdb.OutOfMemoryException) or not memory.more(paths):
+            if isinstance(exc, duckdb.OutOfMemoryException) and memory.more(paths):
+                # A batch of a few huge lines (a logged DataFrame, a big artifact) needs
+                # more than the limit: again from the transaction's start, with more.
+                pass
+            elif reading and was_open and per_commit > 1 and isinstance(exc, duckdb.Error):
+                # DuckDB refused a batch parsed inside the open transaction (a torn line),
+                # which aborted it, so the slower parse that skips such lines could not
+                # run: again from the transaction's start, each batch committed alone.
+                per_commit = 1
+            else:
                 raise
+            # Read again from where the rolled-back transaction began.
             positions, journals = dict(saved[0]), dict(saved[1])
             reached, offsets = dict(saved[2]), dict(saved[3])
             report.events, report.bad_lines, recent_since = saved_report

@@ -123,7 +123,12 @@ def read_batch(
 
 
 def parse(con: duckdb.DuckDBPyConnection) -> None:
-    """Parse ``_batch`` into the tables ``_st``, ``_tr``, ``_ev`` (outside the transaction)."""
+    """Parse ``_batch`` into the tables ``_st``, ``_tr``, ``_ev``.
+
+    A line DuckDB cannot parse (a torn write) makes the fast parse fail, and a slower one
+    keeps it as NULL. Inside an open transaction, that failure aborts the transaction: the
+    fold then reads its batches again, each in a transaction of its own.
+    """
     import duckdb
 
     try:

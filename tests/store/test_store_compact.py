@@ -429,6 +429,34 @@ class TestBatches:
         assert rows(paths, "SELECT count(DISTINCT message) FROM logs") == [(19,)]
         assert not compact(paths).opened
 
+    @pytest.mark.parametrize(
+        ("line", "bad_lines", "logs"),
+        [
+            (b'{"ev": "log", "message": \n', 1, 12),  # torn: not JSON, skipped
+            (b'{"ev": "log", "message": "\xff"}\n', 0, 13),  # invalid UTF-8: replaced
+        ],
+        ids=["torn", "invalid-utf8"],
+    )
+    def test_a_bad_line_in_a_later_batch_of_a_transaction_does_not_stop_the_fold(
+        self, paths, small_batches, line, bad_lines, logs
+    ):
+        # Its batch is read while the transaction holds earlier batches: DuckDB's error
+        # aborts that transaction, and the fold must still get past the line.
+        flow_id = new_id()
+        journal = Journal(paths.journal)
+        journal.write_many(
+            [flow_run(flow_id)] + [log(flow_id, f"{i} " + "z" * 300) for i in range(6)]
+        )
+        with open(journal.path, "ab") as fh:
+            fh.write(line)
+        journal.write_many([log(flow_id, f"after {i} " + "z" * 300) for i in range(6)])
+
+        report = compact(paths)
+
+        assert report.bad_lines == bad_lines
+        assert count(paths, "logs") == logs
+        assert not compact(paths).opened
+
     def test_a_fold_checkpoints_before_its_memory_limit_is_lifted(self, paths):
         # Left to the close, the checkpoint ran without the limit: up to 120 MB more.
         module = sys.modules["kernelflow.store.compact"]
