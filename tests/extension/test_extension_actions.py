@@ -25,13 +25,8 @@ from kernelflow import flow, pause_flow_run, settings
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture
-def jp_server_config() -> dict[str, Any]:
-    """The extension without its scheduler: queued runs stay queued, nothing executes."""
-    return {
-        "ServerApp": {"jpserver_extensions": {"kernelflow": True}},
-        "KernelflowApp": {"run_scheduler": False},
-    }
+#: The extension without its scheduler (see conftest's ``jp_server_config``).
+KERNELFLOW_APP = {"run_scheduler": False}
 
 
 def write_notebook(path: Path, parameters: str = "n: int = 2\nlabel = 'x'") -> Path:

@@ -23,13 +23,8 @@ from kernelflow import settings
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture
-def jp_server_config() -> dict[str, Any]:
-    """The extension without its scheduler: queued runs stay queued, nothing executes."""
-    return {
-        "ServerApp": {"jpserver_extensions": {"kernelflow": True}},
-        "KernelflowApp": {"run_scheduler": False},
-    }
+#: The extension without its scheduler (see conftest's ``jp_server_config``).
+KERNELFLOW_APP = {"run_scheduler": False}
 
 
 def write_notebook(path: Path, printed: str | None = None) -> Path:
