@@ -86,8 +86,9 @@ logger = logging.getLogger("kernelflow.store")
 BATCH_BYTES = 8 * 1024 * 1024
 #: Batches imported per transaction: fewer commits (each writes the WAL and may checkpoint)
 #: cost less CPU, and the open transaction's rows cost memory (1 GB journal: 1 batch
-#: 40-44 s / 61 MB extra RSS, 4: 37 s / 57 MB, 8: 32 s / 64 MB).
-BATCHES_PER_COMMIT = 4
+#: 40-44 s / 61 MB extra RSS, 4: 35-36 s / 57-58 MB, 8: 30-32 s / 59 MB, 16: 30 s / 66 MB;
+#: docs/decisions/streaming-compaction.md).
+BATCHES_PER_COMMIT = 8
 
 
 #: Per thread: seconds a fold pauses between batches (the background compactor sets
