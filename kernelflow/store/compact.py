@@ -73,9 +73,11 @@ if TYPE_CHECKING:
 __all__ = [
     "BATCH_BYTES",
     "CompactReport",
+    "FoldStopped",
     "call_when_duckdb_loads",
     "compact",
     "fold",
+    "folding",
     "pending_bytes",
 ]
 
@@ -91,9 +93,31 @@ BATCH_BYTES = 8 * 1024 * 1024
 BATCHES_PER_COMMIT = 8
 
 
-#: Per thread: seconds a fold pauses between batches (the background compactor sets
-#: it in its own thread, so the recording thread runs between batches).
+#: Per thread, set by the background compactor in its own thread: ``seconds`` a fold
+#: pauses between batches (the recording thread runs meanwhile), and ``stop``, an event
+#: that ends a fold before its next batch (:class:`FoldStopped`).
 fold_pause = threading.local()
+
+#: Threads with a fold's database connection open: inside DuckDB (see :func:`folding`).
+_folding_threads: set[int] = set()
+
+
+class FoldStopped(Exception):
+    """A fold ended before its next batch: the background compactor was stopped (at exit).
+
+    Its open transaction was rolled back; the next fold reads those events again.
+    """
+
+
+def folding(thread: threading.Thread) -> bool:
+    """Whether ``thread`` is in a fold, between opening the database and closing it.
+
+    The interpreter ends a daemon thread still in DuckDB's code at exit by unwinding
+    it through DuckDB's C++ frames, which aborts the whole process (SIGABRT, "FATAL:
+    exception not rethrown"): an exit hook waits while this is true.
+    """
+    return thread.ident in _folding_threads
+
 
 #: Called each time a fold has imported duckdb, before it opens the database: the
 #: compactor (above this module) registers its exit hook then, to run before DuckDB's.
@@ -184,16 +208,23 @@ def compact(paths: StorePaths | None = None, *, timeout: float | None = None) ->
 
         from kernelflow.store.db import connect, translate_error
 
-        with connect(paths, timeout=timeout) as con:
-            report.opened = True
-            try:
-                fold(con, paths, report)
-            except duckdb.IOException as exc:  # e.g. the disk filled up mid-way
-                raise translate_error(exc, paths) from None
-            except OSError as exc:  # writing a batch to its scratch file
-                if exc.errno not in StoreFullError.ERRNOS:
-                    raise
-                raise StoreFullError.writing(f"{_scratch(paths)} (a fold's batch)", exc) from None
+        ident = threading.get_ident()
+        try:
+            with connect(paths, timeout=timeout) as con:
+                _folding_threads.add(ident)  # until the connection is closed
+                report.opened = True
+                try:
+                    fold(con, paths, report)
+                except duckdb.IOException as exc:  # e.g. the disk filled up mid-way
+                    raise translate_error(exc, paths) from None
+                except OSError as exc:  # writing a batch to its scratch file
+                    if exc.errno not in StoreFullError.ERRNOS:
+                        raise
+                    raise StoreFullError.writing(
+                        f"{_scratch(paths)} (a fold's batch)", exc
+                    ) from None
+        finally:
+            _folding_threads.discard(ident)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -285,6 +316,7 @@ def _fold(
     memory = MemoryLimit()
     in_transaction, batches = False, 0  # batches imported in the open transaction
     per_commit = BATCHES_PER_COMMIT
+    stop = getattr(fold_pause, "stop", None)
     while True:
         # Each journal up to the size listed above: a fold does not chase writers.
         pending = [p for p in positions if positions[p] < journals[p]]
@@ -294,6 +326,8 @@ def _fold(
             saved_report = (report.events, report.bad_lines, recent_since)
         reading = True
         try:
+            if stop is not None and stop.is_set():
+                raise FoldStopped(f"a fold of {paths.home} was stopped")
             new_offsets = read_batch(
                 con, _scratch(paths), pending, positions, journals, reached, memory, BATCH_BYTES
             )

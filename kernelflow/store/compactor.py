@@ -27,12 +27,19 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from kernelflow import settings
 from kernelflow.errors import ConfigurationError
 from kernelflow.settings import StorePaths
-from kernelflow.store.compact import call_when_duckdb_loads, compact, fold_pause
+from kernelflow.store.compact import (
+    FoldStopped,
+    call_when_duckdb_loads,
+    compact,
+    fold_pause,
+    folding,
+)
 from kernelflow.store.journal import call_when_opened, current_journal
 from kernelflow.store.journals import pending_bytes
 
@@ -52,6 +59,9 @@ logger = logging.getLogger("kernelflow.store")
 DETACH_ABOVE = 1 << 20
 #: Pause after each batch of an in-thread background fold: the flow's thread runs meanwhile.
 PAUSE_SECONDS = 0.005
+#: At exit, the longest wait for the background thread's fold to stop (it stops before
+#: its next batch: well under a second on a quiet machine).
+EXIT_WAIT_SECONDS = 30.0
 
 
 class _Compactor(threading.Thread):
@@ -65,13 +75,18 @@ class _Compactor(threading.Thread):
         self._child: subprocess.Popen | None = None
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop after the current compaction, if any; wait up to ``timeout`` seconds."""
+        """Stop; wait up to ``timeout`` seconds.
+
+        A fold in progress in this thread ends before its next batch, its open
+        transaction rolled back (the next fold reads those events again).
+        """
         self._stopping.set()
         if self.is_alive() and threading.current_thread() is not self:
             self.join(timeout)
 
     def run(self) -> None:
         fold_pause.seconds = PAUSE_SECONDS
+        fold_pause.stop = self._stopping
         compacted: dict[Path, int] = {}  # journal -> its size at our last compaction
         while not self._stopping.wait(self.interval):
             journal = current_journal()
@@ -194,7 +209,7 @@ def _compact_at_exit() -> None:
         return  # registered twice (see register_exit_hook_before_duckdb): once is enough
     _exiting = True
     if _background is not None and _background.pid == os.getpid():
-        _background.stop(timeout=2.0)  # it may hold the lock; let it finish first
+        _stop_before_exit(_background)
     journal = current_journal()
     if not journal.events_written:
         return
@@ -209,6 +224,18 @@ def _compact_at_exit() -> None:
         compact_quietly("at exit", timeout=2.0)
     elif mode == "detach":
         start_detached_compaction()
+
+
+def _stop_before_exit(thread: _Compactor) -> None:
+    """Stop the background thread; wait while it is inside DuckDB (:func:`folding`).
+
+    A thread waiting for the store's lock or for its child fold holds no DuckDB
+    state: the process may end under it.
+    """
+    thread.stop(timeout=0)
+    deadline = time.monotonic() + EXIT_WAIT_SECONDS
+    while thread.is_alive() and folding(thread) and time.monotonic() < deadline:
+        thread.join(0.02)
 
 
 def start_detached_compaction(paths: StorePaths | None = None) -> subprocess.Popen | None:
@@ -254,10 +281,10 @@ def compact_quietly(when: str, timeout: float | None = None) -> bool:
     try:
         compact(timeout=timeout)
     except Exception as exc:  # best effort by design; recorded below
-        if sys.is_finalizing() or (_exiting and when != "at exit"):
-            # Interrupted because this process is exiting: normal, and nothing is lost
-            # (the fold's transaction is rolled back; the next one imports the journal).
-            logger.debug("kernelflow: %s compaction stopped at exit: %s", when, exc)
+        if isinstance(exc, FoldStopped) or sys.is_finalizing() or (_exiting and when != "at exit"):
+            # Stopped, or interrupted because this process is exiting: normal, and nothing
+            # is lost (the fold's transaction is rolled back; the next one imports it).
+            logger.debug("kernelflow: %s compaction stopped: %s", when, exc)
             return False
         message = f"kernelflow: {when} compaction failed: {exc}"
         # The same failure every few seconds (a CLI holding the file) is logged once.

@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from store_workers import (
 )
 
 from kernelflow.store import compact, start_background_compaction
+from kernelflow.store import compactor as compactor_module
 from kernelflow.store import journal as journal_module
 from kernelflow.store.db import connect
 from kernelflow.store.journal import Journal, current_journal, record
@@ -720,6 +722,47 @@ class TestBackground:
         subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
 
         assert rows(paths, "SELECT id FROM task_runs") == [(run_id,)]  # no compact() here
+
+    def test_at_exit_a_background_fold_stops_before_its_next_batch_and_is_waited_for(
+        self, paths, monkeypatch
+    ):
+        # A daemon thread still in DuckDB's code when the interpreter ends is unwound
+        # through its C++ frames, which aborted the process now and then (SIGABRT, exit
+        # status 134, "FATAL: exception not rethrown"). The exit hook used to wait 2 s
+        # at most; it now stops the fold and waits while the thread is in it.
+        compact_module = sys.modules["kernelflow.store.compact"]
+        inside, release = threading.Event(), threading.Event()
+        real_import = compact_module.import_batch
+
+        def held_import(con, *args):
+            if not inside.is_set():  # the first batch, its connection open: held here
+                inside.set()
+                release.wait(60)
+            return real_import(con, *args)
+
+        monkeypatch.setattr(compact_module, "import_batch", held_import)
+        monkeypatch.setattr(compact_module, "BATCH_BYTES", 64)  # a batch per line
+        ids = [new_id() for _ in range(3)]
+        for run_id in ids:
+            record(task_run(run_id))
+        thread = start_background_compaction(interval=0.01)
+        assert inside.wait(60)
+        assert compact_module.folding(thread)
+
+        exiting = threading.Thread(target=compactor_module._stop_before_exit, args=(thread,))
+        exiting.start()
+        try:
+            exiting.join(0.5)
+            assert exiting.is_alive()  # it waits while the thread folds
+        finally:
+            release.set()
+        exiting.join(60)
+        assert not exiting.is_alive() and not thread.is_alive()
+        assert not compact_module.folding(thread)
+        # The fold stopped before its second batch and rolled back: nothing is lost.
+        assert count(paths, "task_runs") == 0
+        compact(paths)
+        assert sorted(rows(paths, "SELECT id FROM task_runs")) == sorted((i,) for i in ids)
 
     def test_by_default_a_detached_child_compacts_after_exit(self, paths):
         run_id = new_id()
