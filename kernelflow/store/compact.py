@@ -77,7 +77,6 @@ __all__ = [
     "call_when_duckdb_loads",
     "compact",
     "fold",
-    "folding",
     "pending_bytes",
 ]
 
@@ -98,25 +97,12 @@ BATCHES_PER_COMMIT = 8
 #: that ends a fold before its next batch (:class:`FoldStopped`).
 fold_pause = threading.local()
 
-#: Threads with a fold's database connection open: inside DuckDB (see :func:`folding`).
-_folding_threads: set[int] = set()
-
 
 class FoldStopped(Exception):
     """A fold ended before its next batch: the background compactor was stopped (at exit).
 
     Its open transaction was rolled back; the next fold reads those events again.
     """
-
-
-def folding(thread: threading.Thread) -> bool:
-    """Whether ``thread`` is in a fold, between opening the database and closing it.
-
-    The interpreter ends a daemon thread still in DuckDB's code at exit by unwinding
-    it through DuckDB's C++ frames, which aborts the whole process (SIGABRT, "FATAL:
-    exception not rethrown"): an exit hook waits while this is true.
-    """
-    return thread.ident in _folding_threads
 
 
 #: Called each time a fold has imported duckdb, before it opens the database: the
@@ -208,23 +194,16 @@ def compact(paths: StorePaths | None = None, *, timeout: float | None = None) ->
 
         from kernelflow.store.db import connect, translate_error
 
-        ident = threading.get_ident()
-        try:
-            with connect(paths, timeout=timeout) as con:
-                _folding_threads.add(ident)  # until the connection is closed
-                report.opened = True
-                try:
-                    fold(con, paths, report)
-                except duckdb.IOException as exc:  # e.g. the disk filled up mid-way
-                    raise translate_error(exc, paths) from None
-                except OSError as exc:  # writing a batch to its scratch file
-                    if exc.errno not in StoreFullError.ERRNOS:
-                        raise
-                    raise StoreFullError.writing(
-                        f"{_scratch(paths)} (a fold's batch)", exc
-                    ) from None
-        finally:
-            _folding_threads.discard(ident)
+        with connect(paths, timeout=timeout) as con:
+            report.opened = True
+            try:
+                fold(con, paths, report)
+            except duckdb.IOException as exc:  # e.g. the disk filled up mid-way
+                raise translate_error(exc, paths) from None
+            except OSError as exc:  # writing a batch to its scratch file
+                if exc.errno not in StoreFullError.ERRNOS:
+                    raise
+                raise StoreFullError.writing(f"{_scratch(paths)} (a fold's batch)", exc) from None
     report.seconds = time.perf_counter() - started
     return report
 

@@ -33,13 +33,7 @@ from pathlib import Path
 from kernelflow import settings
 from kernelflow.errors import ConfigurationError
 from kernelflow.settings import StorePaths
-from kernelflow.store.compact import (
-    FoldStopped,
-    call_when_duckdb_loads,
-    compact,
-    fold_pause,
-    folding,
-)
+from kernelflow.store.compact import FoldStopped, call_when_duckdb_loads, compact, fold_pause
 from kernelflow.store.journal import call_when_opened, current_journal
 from kernelflow.store.journals import pending_bytes
 
@@ -227,14 +221,18 @@ def _compact_at_exit() -> None:
 
 
 def _stop_before_exit(thread: _Compactor) -> None:
-    """Stop the background thread; wait while it is inside DuckDB (:func:`folding`).
+    """Stop the background thread; wait while it has the database open (in DuckDB).
 
-    A thread waiting for the store's lock or for its child fold holds no DuckDB
-    state: the process may end under it.
+    See :func:`kernelflow.store.db.connection_open_in`. A thread waiting for the
+    store's lock or for its child fold holds no DuckDB state: the process may end
+    under it.
     """
     thread.stop(timeout=0)
+    db = sys.modules.get("kernelflow.store.db")
+    if db is None:  # never imported here: no connection was ever opened (nor duckdb)
+        return
     deadline = time.monotonic() + EXIT_WAIT_SECONDS
-    while thread.is_alive() and folding(thread) and time.monotonic() < deadline:
+    while thread.is_alive() and db.connection_open_in(thread) and time.monotonic() < deadline:
         thread.join(0.02)
 
 

@@ -24,7 +24,9 @@ import errno
 import fcntl
 import os
 import re
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -46,6 +48,7 @@ __all__ = [
     "SANDBOX",
     "StoreBusy",
     "connect",
+    "connection_open_in",
     "lock_then",
     "lock_timeout",
     "retry_while_busy",
@@ -54,6 +57,21 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+
+#: Store connections open, per thread ident (see :func:`connection_open_in`).
+_open_in: Counter[int] = Counter()
+
+
+def connection_open_in(thread: threading.Thread) -> bool:
+    """Whether ``thread`` has a connection of :func:`connect` open (is in DuckDB's code).
+
+    The interpreter ends a daemon thread that comes back from DuckDB's code after the
+    interpreter began to end by unwinding it through DuckDB's C++ frames, which aborts
+    the whole process (SIGABRT, "FATAL: exception not rethrown"): an exit hook stopping
+    such a thread waits while this is true.
+    """
+    return thread.ident in _open_in
+
 
 _HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
 
@@ -134,8 +152,10 @@ def connect(
             pass
     migrated = False
     con: duckdb.DuckDBPyConnection | None
+    ident = threading.get_ident()
     while True:
         lock_fd, con = _open(paths, read_only, deadline, lock_held)
+        _open_in[ident] += 1  # until closed, below
         try:
             if read_only:
                 version = _call(paths, schema_version, con)
@@ -161,6 +181,9 @@ def connect(
                     _call(paths, con.close)
             finally:
                 _release(lock_fd, read_only)
+                _open_in[ident] -= 1
+                if not _open_in[ident]:
+                    del _open_in[ident]
 
 
 def _call(paths: StorePaths, fn: Callable[..., _T], *args: Any) -> _T:

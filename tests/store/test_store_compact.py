@@ -27,7 +27,7 @@ from store_workers import (
 from kernelflow.store import compact, start_background_compaction
 from kernelflow.store import compactor as compactor_module
 from kernelflow.store import journal as journal_module
-from kernelflow.store.db import connect
+from kernelflow.store.db import connect, connection_open_in
 from kernelflow.store.journal import Journal, current_journal, record
 
 REPO = Path(__file__).resolve().parents[2]
@@ -747,7 +747,7 @@ class TestBackground:
             record(task_run(run_id))
         thread = start_background_compaction(interval=0.01)
         assert inside.wait(60)
-        assert compact_module.folding(thread)
+        assert connection_open_in(thread)
 
         exiting = threading.Thread(target=compactor_module._stop_before_exit, args=(thread,))
         exiting.start()
@@ -758,7 +758,7 @@ class TestBackground:
             release.set()
         exiting.join(60)
         assert not exiting.is_alive() and not thread.is_alive()
-        assert not compact_module.folding(thread)
+        assert not connection_open_in(thread)
         # The fold stopped before its second batch and rolled back: nothing is lost.
         assert count(paths, "task_runs") == 0
         compact(paths)
