@@ -29,6 +29,11 @@ from kernelflow.store.repair import repair
 from kernelflow.store.schema import SCHEMA_VERSION
 from kernelflow.tasks import task_input_hash
 
+# Repair moves the database file aside and builds a new one: this process's background
+# compactor, which folds whichever store is current every few seconds, must not hold the
+# file meanwhile.
+pytestmark = pytest.mark.usefixtures("no_background_fold")
+
 TABLES = ("flow_runs", "task_runs", "logs", "states", "cache_entries", "processes", "deployments")
 #: The tables a repair copies from the old file.
 COPIED = (*TABLES, "deployment_fires", "deployment_attempts", "artifacts", "events", "variables")
